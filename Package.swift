@@ -1,0 +1,65 @@
+// swift-tools-version:6.1
+// Shoal: a multi-process io_uring WebSocket server with the 4D WebSocketServer API.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "Shoal",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Shoal", targets: ["Shoal"]),
+        .library(name: "ShoalWire", targets: ["ShoalWire"]),
+        .executable(name: "shoal", targets: ["shoal"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    ],
+    targets: [
+        // liburing, through pkg-config (Debian: liburing-dev), plus a shim for the macros Swift cannot import.
+        .systemLibrary(
+            name: "CLibUring",
+            pkgConfig: "liburing",
+            providers: [.apt(["liburing-dev"])]
+        ),
+        // Linux headers Glibc's module lacks (eventfd, memfd), as a C target.
+        .target(name: "CShoalSystem"),
+        // The only place besides the loop backends where raw syscalls live.
+        .target(name: "ShoalPosix", dependencies: ["CShoalSystem"], swiftSettings: strict),
+        // RFC 6455 and HTTP/1.1 upgrade: pure, no I/O.
+        .target(
+            name: "ShoalWire",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        // The event loop: io_uring backend behind a backend protocol.
+        .target(name: "ShoalRing", dependencies: ["CLibUring", "ShoalPosix"], swiftSettings: strict),
+        // The public 4D API and the web server it sits on.
+        .target(
+            name: "Shoal",
+            dependencies: [
+                "ShoalWire", "ShoalRing", "ShoalPosix",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Resources/public")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "shoal",
+            dependencies: [
+                "Shoal",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: strict),
+        .testTarget(name: "ShoalRingTests", dependencies: ["ShoalRing", "ShoalPosix"], swiftSettings: strict),
+        .testTarget(name: "ShoalTests", dependencies: ["Shoal", "ShoalWire"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,51 @@
+// The few pieces of liburing and the kernel ABI that Swift cannot import directly:
+// macros with expressions (flag bits), and field access into unions / flexible arrays.
+// Everything else is imported straight from liburing.h. Prefix: shoal_.
+#ifndef SHOAL_CLIBURING_SHIM_H
+#define SHOAL_CLIBURING_SHIM_H
+
+#include <liburing.h>
+
+/// IOSQE_BUFFER_SELECT is `1U << IOSQE_BUFFER_SELECT_BIT`, an expression Swift does not import.
+static inline unsigned shoal_iosqe_buffer_select(void) { return IOSQE_BUFFER_SELECT; }
+
+/// IORING_CQE_F_MORE: a multishot request stays armed after this completion.
+static inline unsigned shoal_cqe_f_more(void) { return IORING_CQE_F_MORE; }
+
+/// IORING_CQE_F_BUFFER: the completion carries a provided-buffer id in its upper flag bits.
+static inline unsigned shoal_cqe_f_buffer(void) { return IORING_CQE_F_BUFFER; }
+
+/// The provided-buffer id carried by a recv completion.
+static inline unsigned shoal_cqe_buffer_id(const struct io_uring_cqe *cqe) { return cqe->flags >> IORING_CQE_BUFFER_SHIFT; }
+
+/// Sets the buffer-group field of an SQE (a union member Swift cannot name reliably).
+static inline void shoal_sqe_set_buf_group(struct io_uring_sqe *sqe, unsigned short group) { sqe->buf_group = group; }
+
+/// Size in bytes of a provided-buffer ring with `entries` slots (the struct ends in a flexible array).
+static inline size_t shoal_buf_ring_size(unsigned entries) { return (size_t)entries * sizeof(struct io_uring_buf); }
+
+/// IORING_SETUP_* flags that may be absent from older headers; 0 when the header does not know them.
+static inline unsigned shoal_setup_single_issuer(void) {
+#ifdef IORING_SETUP_SINGLE_ISSUER
+    return IORING_SETUP_SINGLE_ISSUER;
+#else
+    return 0;
+#endif
+}
+static inline unsigned shoal_setup_coop_taskrun(void) {
+#ifdef IORING_SETUP_COOP_TASKRUN
+    return IORING_SETUP_COOP_TASKRUN;
+#else
+    return 0;
+#endif
+}
+static inline unsigned shoal_setup_submit_all(void) {
+#ifdef IORING_SETUP_SUBMIT_ALL
+    return IORING_SETUP_SUBMIT_ALL;
+#else
+    return 0;
+#endif
+}
+static inline unsigned shoal_setup_cqsize(void) { return IORING_SETUP_CQSIZE; }
+
+#endif

@@ -1,0 +1,53 @@
+// The contract every I/O backend of the event loop implements (io_uring today, epoll as the
+// fallback). It is completion-shaped: the loop prepares operations, submits them once per
+// turn, then consumes completions. A readiness backend emulates completions behind it.
+
+/// One finished operation, as the backend reports it.
+public struct Completion: Sendable {
+    /// The tag the loop gave the operation (see `UserData`).
+    public var userData: UInt64
+    /// Bytes transferred, a new descriptor (accept), 0 for end of stream, or a negated errno.
+    public var result: Int32
+    /// The operation stays armed and will complete again (multishot accept and receive).
+    public var hasMore: Bool
+    /// For receive completions: the provided buffer holding the bytes.
+    public var bufferID: UInt16?
+
+    public init(userData: UInt64, result: Int32, hasMore: Bool, bufferID: UInt16?) {
+        self.userData = userData
+        self.result = result
+        self.hasMore = hasMore
+        self.bufferID = bufferID
+    }
+}
+
+/// What an event-loop backend must implement. Operations are only *prepared* by the `prepare*`
+/// calls; nothing reaches the kernel before `submitAndWait`, so one loop turn costs one syscall.
+///
+/// Ownership: memory passed to `prepareSend`/`prepareRead` belongs to the kernel until that
+/// operation's completion has been drained. Receive buffers belong to the loop from the completion
+/// until `recycle(bufferID:)`.
+public protocol LoopBackend: AnyObject {
+    /// Short name for logs ("io_uring", "epoll").
+    var name: String { get }
+    /// Arms a multishot accept on a listening socket. Each completion carries a new descriptor.
+    func prepareAccept(listener: Int32, userData: UInt64)
+    /// Arms a multishot receive into provided buffers.
+    func prepareReceive(socket: Int32, userData: UInt64)
+    /// Sends `bytes` (a single attempt; the completion says how many went out).
+    func prepareSend(socket: Int32, bytes: UnsafeRawBufferPointer, userData: UInt64)
+    /// One read into caller-owned memory (used for the loop's eventfd).
+    func prepareRead(descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64)
+    /// Asks the kernel to cancel every operation on `socket` (it then completes with -ECANCELED).
+    func prepareCancel(socket: Int32, userData: UInt64)
+    /// Submits everything prepared and waits for at least one completion or the timeout.
+    func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemErrorValue)
+    /// Calls `body` for every completion ready now.
+    func drainCompletions(_ body: (Completion) -> Void)
+    /// The bytes of a receive completion, valid until `recycle(bufferID:)`.
+    func receivedBytes(bufferID: UInt16, count: Int) -> UnsafeMutableRawBufferPointer
+    /// Gives a receive buffer back to the kernel.
+    func recycle(bufferID: UInt16)
+    /// Releases the backend's kernel objects; no call may follow.
+    func shutdown()
+}

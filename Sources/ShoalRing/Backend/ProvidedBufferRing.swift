@@ -1,0 +1,76 @@
+// The kernel-shared ring of receive buffers that multishot receive picks from.
+// liburing 2.3 (Debian 12) has no io_uring_setup_buf_ring, so we map the ring ourselves and
+// register it with io_uring_register_buf_ring.
+import CLibUring
+import Glibc
+import ShoalPosix
+
+/// `count` buffers of `bufferSize` bytes, lent to the kernel through a registered buffer ring.
+///
+/// Ownership: a buffer belongs to the kernel while it sits in the ring; a receive completion
+/// hands it to the loop, which must `recycle` it once the bytes were consumed (the loop does
+/// so right after the socket's delegate returns).
+final class ProvidedBufferRing {
+    let group: UInt16
+    let count: Int
+    let bufferSize: Int
+    private let ring: UnsafeMutablePointer<io_uring_buf_ring>
+    private let ringBytes: Int
+    private let storage: UnsafeMutableRawPointer
+    private let mask: Int32
+
+    /// Maps and registers the ring. `count` must be a power of two (kernel requirement).
+    init(uring: UnsafeMutablePointer<io_uring>, group: UInt16, count: Int, bufferSize: Int) throws(SystemError) {
+        precondition(count > 0 && count & (count - 1) == 0 && count <= 32768, "buffer count must be a power of two ≤ 32768")
+        self.group = group
+        self.count = count
+        self.bufferSize = bufferSize
+        ringBytes = Int(shoal_buf_ring_size(UInt32(count)))
+        // Anonymous mappings are page aligned, as the kernel requires for the ring, and the buffer
+        // pages are only backed by memory once the kernel first writes into them.
+        guard let ringMemory = mmap(nil, ringBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              ringMemory != MAP_FAILED else { throw SystemError.last("mmap(buffer ring)") }
+        guard let bufferMemory = mmap(nil, count * bufferSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+              bufferMemory != MAP_FAILED else {
+            munmap(ringMemory, ringBytes)
+            throw SystemError.last("mmap(receive buffers)")
+        }
+        ring = ringMemory.assumingMemoryBound(to: io_uring_buf_ring.self)
+        storage = bufferMemory
+        mask = io_uring_buf_ring_mask(UInt32(count))
+
+        var registration = io_uring_buf_reg()
+        registration.ring_addr = UInt64(UInt(bitPattern: ringMemory))
+        registration.ring_entries = UInt32(count)
+        registration.bgid = group
+        let rc = io_uring_register_buf_ring(uring, &registration, 0)
+        guard rc == 0 else {
+            munmap(ringMemory, ringBytes)
+            munmap(bufferMemory, count * bufferSize)
+            throw SystemError("io_uring_register_buf_ring", errno: -rc)
+        }
+        io_uring_buf_ring_init(ring)
+        for id in 0..<count {
+            io_uring_buf_ring_add(ring, storage + id * bufferSize, UInt32(bufferSize), UInt16(id), mask, Int32(id))
+        }
+        io_uring_buf_ring_advance(ring, Int32(count))
+    }
+
+    /// The first `length` bytes of buffer `id`.
+    func bytes(id: UInt16, length: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: storage + Int(id) * bufferSize, count: length)
+    }
+
+    /// Puts buffer `id` back at the ring's tail so the kernel can fill it again.
+    func recycle(id: UInt16) {
+        io_uring_buf_ring_add(ring, storage + Int(id) * bufferSize, UInt32(bufferSize), id, mask, 0)
+        io_uring_buf_ring_advance(ring, 1)
+    }
+
+    /// Unregisters and unmaps; the ring must not be used afterwards.
+    func release(uring: UnsafeMutablePointer<io_uring>) {
+        _ = io_uring_unregister_buf_ring(uring, Int32(group))
+        munmap(UnsafeMutableRawPointer(ring), ringBytes)
+        munmap(storage, count * bufferSize)
+    }
+}

@@ -1,0 +1,75 @@
+// A connection's queue of bytes waiting for the kernel: a chain of pool chunks. Appends within a
+// loop turn land in the same chunk, so many small frames leave in one send.
+
+/// Per-socket outbound queue. Only the loop thread touches it.
+///
+/// While a send is in flight the kernel reads [head.start, inFlightEnd) of the head chunk; appends
+/// only ever write past `end`, so they never touch bytes the kernel is reading.
+struct SendQueue {
+    private(set) var head: UnsafeMutablePointer<ChunkHeader>?
+    private var tail: UnsafeMutablePointer<ChunkHeader>?
+    /// Bytes queued and not yet confirmed sent.
+    private(set) var queuedBytes = 0
+
+    var isEmpty: Bool { queuedBytes == 0 }
+
+    /// Reserves `count` contiguous bytes at the end of the queue, lets `body` fill them, and queues them.
+    mutating func append<R>(count: Int, pool: ChunkPool, _ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
+        let chunk: UnsafeMutablePointer<ChunkHeader>
+        if let last = tail, last.pointee.capacity - last.pointee.end >= count {
+            chunk = last
+        } else {
+            chunk = pool.take(minimum: count)
+            if let last = tail { last.pointee.next = chunk } else { head = chunk }
+            tail = chunk
+        }
+        let region = UnsafeMutableRawBufferPointer(start: ChunkHeader.data(chunk) + chunk.pointee.end, count: count)
+        let result = body(region)
+        chunk.pointee.end += count
+        queuedBytes += count
+        return result
+    }
+
+    /// Queues a copy of `bytes`, split over chunks as needed.
+    mutating func append(_ bytes: UnsafeRawBufferPointer, pool: ChunkPool) {
+        var offset = 0
+        while offset < bytes.count {
+            let room = tail.map { $0.pointee.capacity - $0.pointee.end } ?? 0
+            let piece = room > 0 ? min(room, bytes.count - offset) : min(pool.standardCapacity, bytes.count - offset)
+            append(count: piece, pool: pool) { region in
+                region.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + piece)]))
+            }
+            offset += piece
+        }
+    }
+
+    /// The bytes to hand to the kernel next: the unsent part of the head chunk.
+    var nextSendable: UnsafeRawBufferPointer? {
+        guard let chunk = head, chunk.pointee.end > chunk.pointee.start else { return nil }
+        return UnsafeRawBufferPointer(start: ChunkHeader.data(chunk) + chunk.pointee.start,
+                                      count: chunk.pointee.end - chunk.pointee.start)
+    }
+
+    /// Records that the kernel took `count` bytes from the head; frees chunks that are done.
+    mutating func consume(_ count: Int, pool: ChunkPool) {
+        guard let chunk = head else { return }
+        chunk.pointee.start += count
+        queuedBytes -= count
+        if chunk.pointee.start == chunk.pointee.end {
+            // A drained chunk goes back to the pool even when it is the tail: idle sockets hold nothing.
+            head = chunk.pointee.next
+            if head == nil { tail = nil }
+            pool.give(chunk)
+        }
+    }
+
+    /// Drops everything queued (the socket is gone).
+    mutating func discardAll(pool: ChunkPool) {
+        while let chunk = head {
+            head = chunk.pointee.next
+            pool.give(chunk)
+        }
+        tail = nil
+        queuedBytes = 0
+    }
+}

@@ -1,0 +1,448 @@
+// One event loop per worker thread: owns every socket slot, their send queues, the timers and the
+// cross-thread task queue, and drives a `LoopBackend`. Each turn: flush sends and re-arm
+// receives (prepared, not yet submitted), one submit-and-wait, then consume every completion.
+import Glibc
+import ShoalPosix
+
+/// How `close(_:mode:)` ends a socket.
+public enum CloseMode: Sendable {
+    /// Send what is queued, then FIN (shutdown of our side), then wait for the peer's FIN at most
+    /// `lingerNanoseconds` while discarding what it sends, so it reads our last bytes instead of an RST.
+    case graceful(lingerNanoseconds: UInt64)
+    /// Drop what is queued and close now.
+    case abort
+}
+
+/// A single-threaded event loop. Everything except `execute(_:)`, `stop()` and `inEventLoop` must be
+/// called on the loop thread.
+public final class EventLoop: @unchecked Sendable {
+    private enum SocketState { case open, flushing, lingering, aborting }
+
+    private struct Slot {
+        var fd: Int32 = -1
+        var generation: UInt32 = 0
+        var delegate: (any SocketDelegate)?
+        var sendQueue = SendQueue()
+        var state = SocketState.open
+        var receiving = false
+        var needsReceive = false
+        var sending = false
+        var onFlushList = false
+        var inUse = false
+    }
+
+    private struct Listener {
+        var fd: Int32
+        var delegate: any ListenerDelegate
+        var active: Bool
+    }
+
+    public let backend: any LoopBackend
+    private var slots: ContiguousArray<Slot> = []
+    private var freeSlots: [UInt32] = []
+    private var flushList: [UInt32] = []
+    private var listeners: [Listener] = []
+    private var timers = TimerHeap()
+    private let pool = ChunkPool()
+    private let tasks = TaskQueue()
+    private let wakeup: EventFD
+    private let wakeupBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
+    private var loopThread: pthread_t?
+    private var running = false
+    private var turnEndHooks: [() -> Void] = []
+    /// Monotonic time at the start of the current turn, in nanoseconds.
+    public private(set) var now: UInt64 = EventLoop.monotonicNanoseconds()
+
+    public init(backend: any LoopBackend) throws(SystemError) {
+        self.backend = backend
+        wakeup = try EventFD()
+    }
+
+    /// The loop's eventfd, for signal handlers that must wake it.
+    public var wakeupDescriptor: Int32 { wakeup.descriptor }
+
+    /// Number of sockets registered and not yet closed.
+    public private(set) var openSockets = 0
+
+    // MARK: Threads
+
+    /// True on the thread running `run()`.
+    public var inEventLoop: Bool {
+        guard let thread = loopThread else { return false }
+        return pthread_equal(thread, pthread_self()) != 0
+    }
+
+    /// Runs `task` on the loop thread at its next turn. Safe from any thread.
+    public func execute(_ task: @escaping @Sendable () -> Void) {
+        if tasks.push(task) { wakeup.signal() }
+    }
+
+    /// Makes `run()` return after the current turn. Safe from any thread.
+    public func stop() {
+        execute { [unowned self] in self.running = false }
+    }
+
+    /// Registers work to do at the end of every turn, after completions and before the next submit
+    /// (the place to coalesce what the turn produced).
+    public func addTurnEndHook(_ hook: @escaping () -> Void) {
+        turnEndHooks.append(hook)
+    }
+
+    // MARK: Listeners
+
+    /// Starts accepting on a listening socket the caller owns.
+    public func listen(socket fd: Int32, delegate: any ListenerDelegate) {
+        listeners.append(Listener(fd: fd, delegate: delegate, active: true))
+        backend.prepareAccept(listener: fd, userData: UserData(.accept, index: UInt32(listeners.count - 1)).raw)
+    }
+
+    /// Stops accepting on every listener (connections already accepted stay).
+    public func stopAccepting() {
+        for i in listeners.indices where listeners[i].active {
+            listeners[i].active = false
+            backend.prepareCancel(socket: listeners[i].fd, userData: UserData(.cancel, index: UInt32(i)).raw)
+        }
+    }
+
+    // MARK: Sockets
+
+    /// Takes ownership of a connected socket and starts receiving on it.
+    @discardableResult
+    public func register(socket fd: Int32, delegate: any SocketDelegate) -> SocketHandle {
+        let index: UInt32
+        if let reused = freeSlots.popLast() {
+            index = reused
+        } else {
+            index = UInt32(slots.count)
+            slots.append(Slot())
+        }
+        slots.withUnsafeMutableBufferPointer { all in
+            let generation = all[Int(index)].generation
+            all[Int(index)] = Slot(fd: fd, generation: generation, delegate: delegate, inUse: true)
+            all[Int(index)].needsReceive = true
+        }
+        openSockets += 1
+        flushList.append(index)
+        slots[Int(index)].onFlushList = true
+        return SocketHandle(index: index, generation: slots[Int(index)].generation)
+    }
+
+    /// Replaces the delegate of an open socket (an HTTP connection that upgrades to WebSocket).
+    public func setDelegate(_ delegate: any SocketDelegate, for handle: SocketHandle) {
+        guard isCurrent(handle) else { return }
+        slots[Int(handle.index)].delegate = delegate
+    }
+
+    /// Whether the handle still names an open socket that accepts writes.
+    public func isWritable(_ handle: SocketHandle) -> Bool {
+        isCurrent(handle) && slots[Int(handle.index)].state == .open
+    }
+
+    /// Bytes queued on the socket and not yet taken by the kernel.
+    public func bufferedAmount(_ handle: SocketHandle) -> Int {
+        isCurrent(handle) ? slots[Int(handle.index)].sendQueue.queuedBytes : 0
+    }
+
+    /// Queues a copy of `bytes`. They leave with the socket's other bytes at the end of the turn.
+    public func write(_ handle: SocketHandle, _ bytes: UnsafeRawBufferPointer) {
+        guard isWritable(handle), bytes.count > 0 else { return }
+        let i = Int(handle.index)
+        slots[i].sendQueue.append(bytes, pool: pool)
+        scheduleFlush(handle.index)
+    }
+
+    /// Reserves `count` contiguous bytes in the socket's send queue and lets `fill` write them
+    /// (a frame header and its payload, written once, straight into send memory).
+    /// Returns false when the socket no longer accepts writes.
+    @discardableResult
+    public func write(_ handle: SocketHandle, reserving count: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
+        guard isWritable(handle) else { return false }
+        let i = Int(handle.index)
+        slots[i].sendQueue.append(count: count, pool: pool, fill)
+        scheduleFlush(handle.index)
+        return true
+    }
+
+    /// Ends a socket. The delegate's `closed(on:)` comes once the kernel has let go of it.
+    public func close(_ handle: SocketHandle, mode: CloseMode) {
+        guard isCurrent(handle) else { return }
+        let i = Int(handle.index)
+        switch (mode, slots[i].state) {
+        case (_, .aborting):
+            return
+        case (.graceful, .open):
+            if case .graceful(let linger) = mode {
+                slots[i].state = .flushing
+                timers.insert(deadline: now &+ linger, .socket(index: handle.index, generation: handle.generation, kind: Self.lingerTimerKind))
+                if slots[i].sendQueue.isEmpty && !slots[i].sending { beginLinger(i) }
+            }
+        case (.graceful, _):
+            return
+        case (.abort, _):
+            abortSlot(i)
+        }
+    }
+
+    /// Fires the delegate's `timerFired(on:kind:)` after `nanoseconds`, unless the socket is gone by then.
+    /// `kind` 255 is reserved by the loop.
+    public func setTimer(_ handle: SocketHandle, after nanoseconds: UInt64, kind: UInt8) {
+        guard isCurrent(handle) else { return }
+        timers.insert(deadline: now &+ nanoseconds, .socket(index: handle.index, generation: handle.generation, kind: kind))
+    }
+
+    /// Runs `body` on the loop after `nanoseconds`.
+    public func schedule(after nanoseconds: UInt64, _ body: @escaping () -> Void) {
+        timers.insert(deadline: now &+ nanoseconds, .closure(body))
+    }
+
+    private static let lingerTimerKind: UInt8 = 255
+
+    private func isCurrent(_ handle: SocketHandle) -> Bool {
+        let i = Int(handle.index)
+        return i < slots.count && slots[i].inUse && slots[i].generation == handle.generation
+    }
+
+    private func handle(of index: Int) -> SocketHandle {
+        SocketHandle(index: UInt32(index), generation: slots[index].generation)
+    }
+
+    private func scheduleFlush(_ index: UInt32) {
+        if !slots[Int(index)].onFlushList {
+            slots[Int(index)].onFlushList = true
+            flushList.append(index)
+        }
+    }
+
+    private func beginLinger(_ i: Int) {
+        slots[i].state = .lingering
+        Socket.shutdown(slots[i].fd, read: false, write: true)
+    }
+
+    private func abortSlot(_ i: Int) {
+        slots[i].state = .aborting
+        slots[i].sendQueue.discardAll(pool: pool)
+        slots[i].needsReceive = false
+        if slots[i].receiving || slots[i].sending {
+            // The kernel still holds operations on this socket; cancel them and finish on their completions.
+            Socket.shutdown(slots[i].fd, read: true, write: true)
+            backend.prepareCancel(socket: slots[i].fd, userData: UserData(.cancel, generation: slots[i].generation, index: UInt32(i)).raw)
+        }
+        finishIfIdle(i)
+    }
+
+    /// Closes the descriptor and frees the slot once no operation is in flight on it.
+    private func finishIfIdle(_ i: Int) {
+        guard slots[i].inUse, slots[i].state == .aborting, !slots[i].receiving, !slots[i].sending else { return }
+        let handle = handle(of: i)
+        Socket.close(slots[i].fd)
+        let delegate = slots[i].delegate
+        slots[i].delegate = nil
+        slots[i].fd = -1
+        slots[i].inUse = false
+        slots[i].generation = (slots[i].generation &+ 1) & UserData.generationMask
+        freeSlots.append(UInt32(i))
+        openSockets -= 1
+        delegate?.closed(on: handle)
+    }
+
+    // MARK: Running
+
+    /// Runs turns until `stop()`.
+    public func run() throws(SystemError) {
+        loopThread = pthread_self()
+        running = true
+        armWakeup()
+        while running {
+            flush()
+            var timeout: Int64? = nil
+            if let deadline = timers.earliestDeadline {
+                timeout = deadline > now ? Int64(deadline - now) : 0
+            }
+            try backend.submitAndWait(timeoutNanoseconds: timeout)
+            now = Self.monotonicNanoseconds()
+            backend.drainCompletions { completion in self.complete(completion) }
+            runDueTimers()
+            runTasks()
+            for hook in turnEndHooks { hook() }
+        }
+        flush()
+        try backend.submitAndWait(timeoutNanoseconds: 0)
+        loopThread = nil
+    }
+
+    /// Prepares the sends and receives the turn produced; they reach the kernel with the next submit.
+    private func flush() {
+        guard !flushList.isEmpty else { return }
+        for index in flushList {
+            let i = Int(index)
+            slots[i].onFlushList = false
+            guard slots[i].inUse else { continue }
+            let userDataGeneration = slots[i].generation
+            if slots[i].needsReceive && !slots[i].receiving && slots[i].state != .aborting {
+                slots[i].needsReceive = false
+                slots[i].receiving = true
+                backend.prepareReceive(socket: slots[i].fd, userData: UserData(.receive, generation: userDataGeneration, index: index).raw)
+            }
+            if !slots[i].sending, let bytes = slots[i].sendQueue.nextSendable {
+                slots[i].sending = true
+                backend.prepareSend(socket: slots[i].fd, bytes: bytes, userData: UserData(.send, generation: userDataGeneration, index: index).raw)
+            }
+        }
+        flushList.removeAll(keepingCapacity: true)
+    }
+
+    private func complete(_ completion: Completion) {
+        guard let tag = UserData(raw: completion.userData) else { return }
+        switch tag.operation {
+        case .receive: completeReceive(tag, completion)
+        case .send: completeSend(tag, completion)
+        case .accept: completeAccept(tag, completion)
+        case .wakeup: armWakeup()
+        case .cancel: break
+        }
+    }
+
+    private func completeReceive(_ tag: UserData, _ completion: Completion) {
+        let i = Int(tag.index)
+        let current = i < slots.count && slots[i].inUse && slots[i].generation == tag.generation
+        guard current else {
+            if let id = completion.bufferID { backend.recycle(bufferID: id) }
+            return
+        }
+        let handle = SocketHandle(index: tag.index, generation: tag.generation)
+        if completion.result > 0, let id = completion.bufferID {
+            if slots[i].state == .open || slots[i].state == .flushing, let delegate = slots[i].delegate {
+                delegate.received(backend.receivedBytes(bufferID: id, count: Int(completion.result)), on: handle)
+            }
+            backend.recycle(bufferID: id)
+            guard isCurrent(handle) else { return }
+            if !completion.hasMore {
+                slots[i].receiving = false
+                slots[i].needsReceive = slots[i].state != .aborting
+                scheduleFlush(tag.index)
+            }
+        } else if completion.result == -ENOBUFS {
+            // Every provided buffer was in use; receive again once this turn has recycled them.
+            slots[i].receiving = completion.hasMore
+            if !completion.hasMore && slots[i].state != .aborting {
+                slots[i].needsReceive = true
+                scheduleFlush(tag.index)
+            }
+        } else {
+            if !completion.hasMore { slots[i].receiving = false }
+            let error: Int32? = completion.result < 0 && completion.result != -ECANCELED ? -completion.result : nil
+            switch slots[i].state {
+            case .open, .flushing:
+                if let delegate = slots[i].delegate {
+                    delegate.readEnded(on: handle, error: error)
+                }
+                if isCurrent(handle) && slots[i].state != .aborting && !slots[i].receiving && slots[i].state != .open {
+                    // Nothing more will come in; a flushing socket ends once its sends complete or the linger timer fires.
+                }
+            case .lingering:
+                abortSlot(i)
+            case .aborting:
+                break
+            }
+        }
+        if isCurrent(handle) { finishIfIdle(i) }
+    }
+
+    private func completeSend(_ tag: UserData, _ completion: Completion) {
+        let i = Int(tag.index)
+        guard i < slots.count, slots[i].inUse, slots[i].generation == tag.generation else { return }
+        slots[i].sending = false
+        let handle = SocketHandle(index: tag.index, generation: tag.generation)
+        if completion.result < 0 {
+            if completion.result == -EAGAIN || completion.result == -EINTR {
+                scheduleFlush(tag.index)
+                return
+            }
+            if slots[i].state != .aborting {
+                slots[i].sendQueue.discardAll(pool: pool)
+                slots[i].delegate?.readEnded(on: handle, error: -completion.result)
+                if isCurrent(handle) && slots[i].state != .aborting { abortSlot(i) }
+            }
+            if isCurrent(handle) { finishIfIdle(i) }
+            return
+        }
+        slots[i].sendQueue.consume(Int(completion.result), pool: pool)
+        if !slots[i].sendQueue.isEmpty {
+            scheduleFlush(tag.index)
+        } else {
+            switch slots[i].state {
+            case .flushing: beginLinger(i)
+            case .open: slots[i].delegate?.drained(on: handle)
+            case .lingering, .aborting: break
+            }
+        }
+        if isCurrent(handle) { finishIfIdle(i) }
+    }
+
+    private func completeAccept(_ tag: UserData, _ completion: Completion) {
+        let l = Int(tag.index)
+        guard l < listeners.count else { return }
+        if completion.result >= 0 {
+            let fd = completion.result
+            if listeners[l].active, let delegate = listeners[l].delegate.accepted(socket: fd, on: self) {
+                Socket.configureAccepted(fd)
+                register(socket: fd, delegate: delegate)
+            } else {
+                Socket.close(fd)
+            }
+        }
+        if !completion.hasMore && listeners[l].active {
+            // Multishot accept ended (EMFILE, ENFILE, ...): re-arm after a pause so a descriptor
+            // shortage does not become a busy loop.
+            let pause: UInt64 = completion.result < 0 ? 100_000_000 : 0
+            schedule(after: pause) { [unowned self] in
+                if self.listeners[l].active {
+                    self.backend.prepareAccept(listener: self.listeners[l].fd, userData: UserData(.accept, index: UInt32(l)).raw)
+                }
+            }
+        }
+    }
+
+    private func runDueTimers() {
+        while let action = timers.popDue(now: now) {
+            switch action {
+            case .closure(let body):
+                body()
+            case .socket(let index, let generation, let kind):
+                let handle = SocketHandle(index: index, generation: generation)
+                guard isCurrent(handle) else { continue }
+                if kind == Self.lingerTimerKind {
+                    if slots[Int(index)].state == .flushing || slots[Int(index)].state == .lingering { abortSlot(Int(index)) }
+                } else {
+                    slots[Int(index)].delegate?.timerFired(on: handle, kind: kind)
+                }
+            }
+        }
+    }
+
+    private func runTasks() {
+        for task in tasks.takeAll() { task() }
+    }
+
+    private func armWakeup() {
+        backend.prepareRead(descriptor: wakeup.descriptor, into: wakeupBuffer, userData: UserData(.wakeup, index: 0).raw)
+    }
+
+    /// CLOCK_MONOTONIC in nanoseconds.
+    public static func monotonicNanoseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    /// Releases the backend. Call after `run()` returned, when no socket is left.
+    public func shutdown() {
+        for i in slots.indices where slots[i].inUse {
+            Socket.close(slots[i].fd)
+            slots[i].sendQueue.discardAll(pool: pool)
+        }
+        backend.shutdown()
+        wakeup.close()
+        wakeupBuffer.deallocate()
+    }
+}

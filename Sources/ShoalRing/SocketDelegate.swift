@@ -1,0 +1,35 @@
+// How the loop talks to the layer above it (HTTP, WebSocket): a listener delegate decides what
+// to do with accepted sockets, a socket delegate gets bytes, timer events and the final close.
+
+/// A socket registered with a loop: its slot index plus the slot's generation, so a handle kept
+/// after the socket closed can never act on the next socket that reuses the slot.
+public struct SocketHandle: Hashable, Sendable {
+    public let index: UInt32
+    public let generation: UInt32
+}
+
+/// Receives accepted connections of a listener.
+public protocol ListenerDelegate: AnyObject {
+    /// A new connection; return its delegate, or nil to close it at once.
+    func accepted(socket fd: Int32, on loop: EventLoop) -> (any SocketDelegate)?
+}
+
+/// Events of one socket. All calls happen on the loop thread.
+public protocol SocketDelegate: AnyObject {
+    /// Bytes arrived. `bytes` is the loop's receive buffer and is valid only during the call;
+    /// the delegate may modify it (unmask in place) and must copy what it keeps.
+    func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle)
+    /// The peer ended its side of the stream (EOF) or the connection failed (`error` is the errno).
+    func readEnded(on handle: SocketHandle, error: Int32?)
+    /// A timer set with `EventLoop.setTimer(_:after:kind:)` fired.
+    func timerFired(on handle: SocketHandle, kind: UInt8)
+    /// Everything queued for sending was taken by the kernel.
+    func drained(on handle: SocketHandle)
+    /// The socket is closed and its handle is dead; the last call for this handle.
+    func closed(on handle: SocketHandle)
+}
+
+extension SocketDelegate {
+    public func timerFired(on handle: SocketHandle, kind: UInt8) {}
+    public func drained(on handle: SocketHandle) {}
+}
