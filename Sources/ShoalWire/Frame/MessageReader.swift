@@ -1,0 +1,251 @@
+// Turns client bytes into complete messages and control events: fragmentation, interleaved control
+// frames, UTF-8 and size limits on top of FrameParser. It lives in every connection, so it keeps its
+// stored state small and allocates only for messages that do not arrive in one piece.
+
+/// Incremental reader of client frames: input may be split at any byte.
+///
+/// A struct holding an optional reference to its reassembly buffer: the buffer is allocated the first
+/// time a message spans frames or reads, reused afterwards, and freed when the reader is dropped or
+/// after a message that made it grow beyond 64 KiB.
+public struct MessageReader {
+    /// Data bytes of the message in progress (plus, while a control frame is split across reads, that
+    /// frame's payload after them). Nil until a message needs reassembly.
+    private var buffer: ReassemblyBuffer?
+    private let maxMessageSize: Int
+    /// Announced data bytes of the message in progress, current frame included. At a frame boundary it
+    /// equals the data bytes held in `buffer`, because only whole single-frame messages skip the buffer.
+    private var messageSize = 0
+    private var parser = FrameParser()
+    /// Carries UTF-8 state from one fragment or read to the next for text messages.
+    private var utf8 = UTF8Validator()
+    private var message = MessageState.none
+    private let requireMasking: Bool
+
+    private enum MessageState: UInt8 {
+        case none, text, binary
+        /// A close frame was delivered; everything after it is ignored.
+        case closed
+    }
+
+    /// Creates a reader. `requireMasking` is true for a server (clients must mask, RFC 6455 §5.1);
+    /// false accepts masked and unmasked frames, for reading a server's frames as a client.
+    public init(maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true) {
+        self.maxMessageSize = maxMessageSize
+        self.requireMasking = requireMasking
+    }
+
+    /// Consumes bytes of `input` from `offset` (advancing it), unmasking in place. Returns the next complete
+    /// event, or nil once every byte of `input` was consumed and more input is needed.
+    /// After it throws, the reader must not be used again.
+    ///
+    /// A single-frame message (or control frame) whose payload lies wholly in `input` is returned as a
+    /// view into `input`; anything else as a view into the reader's buffer. Call again until it returns
+    /// nil: the next call is also what recycles the buffer behind the previous event.
+    public mutating func next(
+        _ input: UnsafeMutableRawBufferPointer,
+        _ offset: inout Int
+    ) throws(ProtocolViolation) -> InboundEvent? {
+        if message == .closed {
+            offset = input.count
+            return nil
+        }
+        if parser.phase == .byte0 {
+            recycleBuffer()
+        }
+        while true {
+            if parser.phase != .payload {
+                guard offset < input.count else { return nil }
+                let byte = input[offset]
+                offset += 1
+                switch try parser.consumeHeaderByte(byte, requireMasking: requireMasking) {
+                case .partial:
+                    continue
+                case .opcodeKnown:
+                    try checkFragmentation()
+                    continue
+                case .lengthKnown:
+                    try checkLength()
+                    continue
+                case .complete:
+                    try checkLength()
+                    startFrame()
+                }
+            }
+            if let event = try consumePayload(input, &offset) {
+                return event
+            }
+            if parser.phase == .payload {
+                return nil  // input exhausted mid-payload
+            }
+        }
+    }
+
+    // MARK: - Payload
+
+    /// Consumes payload bytes of the current frame. Returns an event when the frame completes one.
+    private mutating func consumePayload(
+        _ input: UnsafeMutableRawBufferPointer,
+        _ offset: inout Int
+    ) throws(ProtocolViolation) -> InboundEvent? {
+        let header = parser.header
+        let opcode = header.opcode!  // FrameParser rejects unknown opcodes
+        let available = input.count - offset
+        let frameLength = parser.frameLength
+
+        // Fast path: the whole payload of a control frame or single-frame message is here; hand out a
+        // view into `input` and copy nothing.
+        if parser.atPayloadStart && available >= frameLength
+            && (opcode.isControl || (header.fin && opcode != .continuation))
+        {
+            let payload = UnsafeMutableRawBufferPointer(rebasing: input[offset..<offset + frameLength])
+            offset += frameLength
+            if header.masked {
+                Masking.apply(maskKey: parser.maskKey, keyOffset: 0, to: payload)
+            }
+            parser.finishFrame()
+            if opcode == .text {
+                try validateText(UnsafeRawBufferPointer(payload))
+            }
+            return try complete(opcode, UnsafeRawBufferPointer(payload))
+        }
+
+        let chunkLength = min(available, parser.frameRemaining)
+        let chunk = UnsafeMutableRawBufferPointer(rebasing: input[offset..<offset + chunkLength])
+        if header.masked {
+            Masking.apply(maskKey: parser.maskKey, keyOffset: parser.keyOffset, to: chunk)
+        }
+        offset += chunkLength
+        parser.frameRemaining -= chunkLength
+        if !opcode.isControl && message == .text {
+            // Validate as bytes arrive so a bad byte fails the connection before the rest is read.
+            try validateText(UnsafeRawBufferPointer(chunk))
+        }
+        if chunkLength > 0 {
+            storage(reserving: opcode.isControl ? frameLength : min(messageSize, ReassemblyBuffer.retainLimit))
+                .append(UnsafeRawBufferPointer(chunk))
+        }
+        guard parser.frameRemaining == 0 else { return nil }
+        parser.finishFrame()
+        if !opcode.isControl && !header.fin {
+            return nil
+        }
+        // Control payloads sit after the data bytes of a message they interrupted.
+        let start = opcode.isControl ? messageSize : 0
+        let view = buffer.map { $0.view(start..<$0.count) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
+        return try complete(opcode, view)
+    }
+
+    /// Builds the event for a frame whose payload is complete; nil never happens for a FIN frame.
+    private mutating func complete(
+        _ opcode: Opcode,
+        _ payload: UnsafeRawBufferPointer
+    ) throws(ProtocolViolation) -> InboundEvent {
+        switch opcode {
+        case .ping:
+            return .ping(payload)
+        case .pong:
+            return .pong(payload)
+        case .close:
+            return try closeEvent(payload)
+        case .text, .binary, .continuation:
+            let isText = message == .text
+            if isText && !utf8.isAtBoundary {
+                throw ProtocolViolation(
+                    closeCode: CloseCode.invalidPayload, reason: "text message ends inside a UTF-8 sequence")
+            }
+            message = .none
+            messageSize = 0
+            utf8.reset()
+            return isText ? .text(payload) : .binary(payload)
+        }
+    }
+
+    private mutating func closeEvent(_ payload: UnsafeRawBufferPointer) throws(ProtocolViolation) -> InboundEvent {
+        guard payload.count >= 2 else {
+            // A 1-byte payload was rejected from the header already.
+            message = .closed
+            return .close(code: nil, reason: payload)
+        }
+        let code = UInt16(payload[0]) << 8 | UInt16(payload[1])
+        guard CloseCode.isValidOnWire(code) else {
+            throw .protocolError("close code \(code) may not be sent")
+        }
+        let reason = UnsafeRawBufferPointer(rebasing: payload[2...])
+        var validator = UTF8Validator()
+        guard validator.feed(reason) && validator.isAtBoundary else {
+            throw ProtocolViolation(closeCode: CloseCode.invalidPayload, reason: "close reason is not valid UTF-8")
+        }
+        message = .closed
+        return .close(code: code, reason: reason)
+    }
+
+    private mutating func validateText(_ bytes: UnsafeRawBufferPointer) throws(ProtocolViolation) {
+        guard utf8.feed(bytes) else {
+            throw ProtocolViolation(closeCode: CloseCode.invalidPayload, reason: "text message is not valid UTF-8")
+        }
+    }
+
+    // MARK: - Header rules
+
+    /// Fragmentation rules, checked as soon as byte 0 is in (RFC 6455 §5.4).
+    private func checkFragmentation() throws(ProtocolViolation) {
+        switch parser.header.opcode! {
+        case .continuation:
+            guard message == .text || message == .binary else {
+                throw .protocolError("continuation frame without a message in progress")
+            }
+        case .text, .binary:
+            guard message == .none else {
+                throw .protocolError("new message while a fragmented message is in progress")
+            }
+        case .close, .ping, .pong:
+            break
+        }
+    }
+
+    /// Length rules, checked once the length is known and before any payload byte is read.
+    private func checkLength() throws(ProtocolViolation) {
+        let opcode = parser.header.opcode!
+        if opcode == .close && parser.frameLength == 1 {
+            throw .protocolError("close frame with a 1-byte payload")
+        }
+        // Subtracting avoids overflow with lengths near 2^63.
+        if !opcode.isControl && parser.frameLength > maxMessageSize - messageSize {
+            throw ProtocolViolation(
+                closeCode: CloseCode.messageTooBig, reason: "message larger than \(maxMessageSize) bytes")
+        }
+    }
+
+    private mutating func startFrame() {
+        switch parser.header.opcode! {
+        case .text: message = .text
+        case .binary: message = .binary
+        default: break
+        }
+        if !parser.header.opcode!.isControl {
+            messageSize += parser.frameLength
+        }
+    }
+
+    // MARK: - Buffer
+
+    private mutating func storage(reserving hint: Int) -> ReassemblyBuffer {
+        if let buffer {
+            return buffer
+        }
+        let created = ReassemblyBuffer(capacity: hint)
+        buffer = created
+        return created
+    }
+
+    /// Called at a frame boundary: drops what the previous event pointed at, keeping only the data of
+    /// a message still in progress, and frees a buffer that a large message left behind.
+    private mutating func recycleBuffer() {
+        guard let buffer else { return }
+        let keep = message == .none ? 0 : messageSize
+        buffer.count = keep
+        if keep == 0 && buffer.capacity > ReassemblyBuffer.retainLimit {
+            self.buffer = nil
+        }
+    }
+}

@@ -1,0 +1,174 @@
+// Incremental parser for an HTTP/1.x request head (RFC 9112 §2-5), fed whatever the socket delivers.
+// It scans each byte once to find the end of the head, then parses the lines in one pass: linear time,
+// no backtracking, bounded memory (maxHeadSize).
+
+/// Parses one request head at a time; after `.complete` it is ready for the next (pipelined) request.
+public struct HTTPHeadParser {
+    /// The outcome of one `feed` call.
+    public enum Result {
+        /// The head is not complete yet; every byte given was consumed.
+        case needMore
+        /// The head is complete. `consumed` = bytes of THIS call's input used; the rest belongs to what
+        /// follows the head (a body or the first WebSocket frames).
+        case complete(HTTPRequestHead, consumed: Int)
+    }
+
+    private let maxHeadSize: Int
+    private let maxHeaderCount: Int
+    /// The head so far, from the request line on (leading blank lines are dropped).
+    private var head: [UInt8] = []
+    /// Index in `head` where the line being received starts.
+    private var lineStart = 0
+    /// Bytes counted against `maxHeadSize`, leading blank lines included so they cannot be sent forever.
+    private var received = 0
+    /// Complete lines in `head`, request line included.
+    private var lineCount = 0
+
+    /// Creates a parser with bounds on the head's size and number of header fields.
+    public init(maxHeadSize: Int = Limits.defaultMaxHeadSize, maxHeaderCount: Int = Limits.defaultMaxHeaderCount) {
+        self.maxHeadSize = maxHeadSize
+        self.maxHeaderCount = maxHeaderCount
+    }
+
+    /// Feeds the next bytes. Throws 400 for a malformed request line or header (obs-fold, bad
+    /// characters, missing colon), 505 for a version other than HTTP/1.x, and 431 when the head is
+    /// larger than `maxHeadSize` or has more than `maxHeaderCount` fields. Lines may end in CRLF or a
+    /// bare LF; blank lines before the request line are ignored (RFC 9112 §2.2).
+    public mutating func feed(_ bytes: UnsafeRawBufferPointer) throws(HTTPError) -> Result {
+        var index = 0
+        while index < bytes.count {
+            let rest = bytes[index...]
+            guard let lineFeed = rest.firstIndex(of: UInt8(ascii: "\n")) else {
+                try count(rest.count)
+                head.append(contentsOf: rest)
+                return .needMore
+            }
+            try count(lineFeed + 1 - index)
+            head.append(contentsOf: bytes[index...lineFeed])
+            index = lineFeed + 1
+            var lineEnd = head.count - 1
+            if lineEnd > lineStart && head[lineEnd - 1] == UInt8(ascii: "\r") {
+                lineEnd -= 1
+            }
+            if lineEnd > lineStart {
+                lineCount += 1
+                // The request line is not a header field.
+                if lineCount - 1 > maxHeaderCount {
+                    throw HTTPError(status: 431, reason: "Too many header fields")
+                }
+                lineStart = head.count
+            } else if lineCount == 0 {
+                head.removeAll(keepingCapacity: true)
+                lineStart = 0
+            } else {
+                let parsed = try Self.parse(head, lineCount: lineCount)
+                self = HTTPHeadParser(maxHeadSize: maxHeadSize, maxHeaderCount: maxHeaderCount)
+                return .complete(parsed, consumed: index)
+            }
+        }
+        return .needMore
+    }
+
+    private mutating func count(_ byteCount: Int) throws(HTTPError) {
+        received += byteCount
+        if received > maxHeadSize {
+            throw HTTPError(status: 431, reason: "Request header fields too large")
+        }
+    }
+
+    // MARK: - Parsing a complete head
+
+    private static func parse(_ head: [UInt8], lineCount: Int) throws(HTTPError) -> HTTPRequestHead {
+        var lines: [ArraySlice<UInt8>] = []
+        lines.reserveCapacity(lineCount + 1)
+        var start = 0
+        for index in head.indices where head[index] == UInt8(ascii: "\n") {
+            var end = index
+            if end > start && head[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+            lines.append(head[start..<end])
+            start = index + 1
+        }
+        var request = try parseRequestLine(lines[0])
+        for line in lines.dropFirst() where !line.isEmpty {
+            let (name, value) = try parseHeaderLine(line)
+            request.headers.add(name: name, value: value)
+        }
+        return request
+    }
+
+    private static func parseRequestLine(_ line: ArraySlice<UInt8>) throws(HTTPError) -> HTTPRequestHead {
+        let space = UInt8(ascii: " ")
+        guard let firstSpace = line.firstIndex(of: space) else {
+            throw .badRequest("Malformed request line")
+        }
+        let method = line[..<firstSpace]
+        let afterMethod = line[(firstSpace + 1)...]
+        guard let secondSpace = afterMethod.firstIndex(of: space) else {
+            throw .badRequest("Malformed request line")
+        }
+        let target = afterMethod[..<secondSpace]
+        let version = afterMethod[(secondSpace + 1)...]
+        guard !method.isEmpty, method.allSatisfy(isTokenByte) else {
+            throw .badRequest("Malformed request line: invalid method")
+        }
+        guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw .badRequest("Malformed request line: invalid request target")
+        }
+        let v = Array(version)
+        guard v.count == 8, v[0..<5].elementsEqual("HTTP/".utf8), isDigit(v[5]), v[6] == UInt8(ascii: "."),
+            isDigit(v[7])
+        else {
+            throw .badRequest("Malformed request line: invalid HTTP version")
+        }
+        guard v[5] == UInt8(ascii: "1") else {
+            throw HTTPError(status: 505, reason: "Only HTTP/1.x is supported")
+        }
+        return HTTPRequestHead(
+            method: String(decoding: method, as: UTF8.self),
+            target: String(decoding: target, as: UTF8.self),
+            versionMajor: 1,
+            versionMinor: Int(v[7] - UInt8(ascii: "0")))
+    }
+
+    private static func parseHeaderLine(_ line: ArraySlice<UInt8>) throws(HTTPError) -> (String, String) {
+        if line.first == UInt8(ascii: " ") || line.first == UInt8(ascii: "\t") {
+            // RFC 9112 §5.2: a server that does not unfold must reject obs-fold with 400.
+            throw .badRequest("Obsolete line folding in header")
+        }
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+            throw .badRequest("Header line without a colon")
+        }
+        let name = line[..<colon]
+        // Includes whitespace before the colon, which RFC 9112 §5.1 requires rejecting.
+        guard !name.isEmpty, name.allSatisfy(isTokenByte) else {
+            throw .badRequest("Invalid header name")
+        }
+        var value = line[(colon + 1)...]
+        while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
+        while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
+        // field-vchar, SP, HTAB and obs-text; CR, NUL and other controls are not allowed.
+        guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
+            throw .badRequest("Invalid character in header value")
+        }
+        return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+    }
+
+    /// tchar of RFC 9110 §5.6.2.
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"):
+            true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
+            true
+        default:
+            false
+        }
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool {
+        byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
+    }
+}

@@ -1,0 +1,66 @@
+// Base64 (RFC 4648 §4) for Sec-WebSocket-Key and Sec-WebSocket-Accept, without Foundation.
+
+/// Standard-alphabet Base64 with padding.
+public enum Base64 {
+    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
+
+    /// Encodes `bytes` with padding.
+    public static func encode(_ bytes: some Collection<UInt8>) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var iterator = bytes.makeIterator()
+        while let b0 = iterator.next() {
+            let b1 = iterator.next()
+            let b2 = iterator.next()
+            output.append(alphabet[Int(b0 >> 2)])
+            output.append(alphabet[Int((b0 & 0x03) << 4 | (b1 ?? 0) >> 4)])
+            output.append(b1.map { alphabet[Int(($0 & 0x0F) << 2 | (b2 ?? 0) >> 6)] } ?? UInt8(ascii: "="))
+            output.append(b2.map { alphabet[Int($0 & 0x3F)] } ?? UInt8(ascii: "="))
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Decodes strictly: padding required, no whitespace, no characters outside the alphabet, and the
+    /// unused bits of the last group must be zero (so every byte string has exactly one encoding).
+    public static func decode(_ s: String) -> [UInt8]? {
+        let input = Array(s.utf8)
+        guard input.count % 4 == 0 else { return nil }
+        var output: [UInt8] = []
+        output.reserveCapacity(input.count / 4 * 3)
+        var index = 0
+        while index < input.count {
+            let isLast = index + 4 == input.count
+            let c2 = input[index + 2]
+            let c3 = input[index + 3]
+            let padding = isLast ? (c3 == UInt8(ascii: "=") ? (c2 == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
+            guard let v0 = value(input[index]), let v1 = value(input[index + 1]) else { return nil }
+            let v2 = padding >= 2 ? 0 : value(c2)
+            let v3 = padding >= 1 ? 0 : value(c3)
+            guard let v2, let v3 else { return nil }
+            output.append(v0 << 2 | v1 >> 4)
+            switch padding {
+            case 2:
+                guard v1 & 0x0F == 0 else { return nil }
+            case 1:
+                guard v2 & 0x03 == 0 else { return nil }
+                output.append(v1 << 4 | v2 >> 2)
+            default:
+                output.append(v1 << 4 | v2 >> 2)
+                output.append(v2 << 6 | v3)
+            }
+            index += 4
+        }
+        return output
+    }
+
+    private static func value(_ character: UInt8) -> UInt8? {
+        switch character {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"): character - UInt8(ascii: "A")
+        case UInt8(ascii: "a")...UInt8(ascii: "z"): character - UInt8(ascii: "a") + 26
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): character - UInt8(ascii: "0") + 52
+        case UInt8(ascii: "+"): 62
+        case UInt8(ascii: "/"): 63
+        default: nil
+        }
+    }
+}

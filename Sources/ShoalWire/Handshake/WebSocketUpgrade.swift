@@ -1,0 +1,63 @@
+// The server side of the opening handshake (RFC 6455 §4.2): decides whether a request is a valid
+// WebSocket upgrade, says which HTTP error to answer otherwise, and computes Sec-WebSocket-Accept.
+
+import Crypto
+
+/// Validation of WebSocket upgrade requests and the accept key.
+public enum WebSocketUpgrade {
+    /// The GUID appended to the client's key before hashing (RFC 6455 §1.3).
+    public static let guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    /// true when the request asks for a WebSocket (Upgrade header has token "websocket").
+    public static func isUpgradeRequest(_ head: HTTPRequestHead) -> Bool {
+        head.headers.containsToken("websocket", in: "Upgrade")
+    }
+
+    /// Checks method GET (else 405 with Allow: GET), HTTP/1.1 or later (else 400), Host present (else 400), Upgrade token websocket, Connection token upgrade (else 400),
+    /// Sec-WebSocket-Version 13 (else 426 with header ("Sec-WebSocket-Version","13")), Sec-WebSocket-Key present exactly once and base64 of 16 bytes (else 400).
+    /// Every error carries a human reason. Returns the key.
+    public static func validate(_ head: HTTPRequestHead) throws(HTTPError) -> String {
+        guard head.method == "GET" else {
+            throw HTTPError(status: 405, reason: "WebSocket upgrade requires GET", headers: [("Allow", "GET")])
+        }
+        guard head.versionMajor > 1 || (head.versionMajor == 1 && head.versionMinor >= 1) else {
+            throw .badRequest("WebSocket upgrade requires HTTP/1.1")
+        }
+        guard head.headers["Host"] != nil else {
+            throw .badRequest("Missing Host header")
+        }
+        guard isUpgradeRequest(head) else {
+            throw .badRequest("Upgrade header must contain \"websocket\"")
+        }
+        guard head.headers.containsToken("upgrade", in: "Connection") else {
+            throw .badRequest("Connection header must contain \"Upgrade\"")
+        }
+        let versions = head.headers.values("Sec-WebSocket-Version")
+        guard versions.count == 1, trimmed(versions[0]) == "13" else {
+            throw HTTPError(
+                status: 426, reason: "Unsupported WebSocket version; only 13 is supported",
+                headers: [("Sec-WebSocket-Version", "13")])
+        }
+        let keys = head.headers.values("Sec-WebSocket-Key")
+        guard keys.count == 1 else {
+            throw .badRequest(keys.isEmpty ? "Missing Sec-WebSocket-Key header" : "Repeated Sec-WebSocket-Key header")
+        }
+        let key = trimmed(keys[0])
+        guard let decoded = Base64.decode(key), decoded.count == 16 else {
+            throw .badRequest("Sec-WebSocket-Key must be the base64 encoding of 16 bytes")
+        }
+        return key
+    }
+
+    /// base64(SHA1(key + guid)), the value of Sec-WebSocket-Accept (RFC 6455 §4.2.2).
+    public static func acceptValue(forKey key: String) -> String {
+        // SHA-1 is what the RFC mandates here; it proves the server understood the handshake, it is not
+        // used for security.
+        let digest = Insecure.SHA1.hash(data: Array((key + guid).utf8))
+        return Base64.encode(Array(digest))
+    }
+
+    private static func trimmed(_ value: String) -> String {
+        String(Substring(trimmingOWS(value.utf8[...])))
+    }
+}
