@@ -1,0 +1,404 @@
+"""The probe handler: the 4D API seen from outside (request, ids, status, connections,
+terminate codes, onTerminate/onError events)."""
+
+import asyncio
+
+import pytest
+
+from helpers import (OP_BINARY, OP_CLOSE, OP_TEXT, RawWS, client_frame, connect, expect_closed, expect_refused,
+                     recv, recv_json, run, run_node, ws_url)
+
+
+@pytest.fixture
+def probe(shoal):
+    return shoal("--handler", "probe")
+
+
+async def join(port, path="/", **kw):
+    """Connect and read the hello event; returns (ws, id)."""
+    ws = await connect(port, path, **kw)
+    hello = await recv_json(ws)
+    assert hello.get("event") == "hello", hello
+    assert set(hello) == {"event", "id"}, hello
+    cid = hello["id"]
+    assert isinstance(cid, int) and not isinstance(cid, bool) and cid > 0, hello
+    return ws, cid
+
+
+async def ask(ws, command):
+    await ws.send(command)
+    return await recv_json(ws)
+
+
+async def next_event(ws, event, cid, skip=()):
+    """Next JSON message from ws must be `event` for connection `cid`; events named in
+    `skip` (for the same cid) may come first and are returned in the list."""
+    skipped = []
+    while True:
+        m = await recv_json(ws)
+        if m.get("event") in skip and m.get("id") == cid:
+            skipped.append(m)
+            continue
+        assert m.get("event") == event and m.get("id") == cid, f"expected {event} for id {cid}, got {m}"
+        return m, skipped
+
+
+def test_hello_id_status(probe):
+    async def main():
+        ws, cid = await join(probe.port)
+        assert await ask(ws, "id") == {"id": cid}
+        assert await ask(ws, "status") == {"status": "Connected"}
+        assert await ask(ws, "whatever else") == {"echo": "whatever else"}
+        assert await ask(ws, "") == {"echo": ""}
+        await ws.send(b"\x00\xffbin")
+        got = await recv(ws)
+        assert got == b"\x00\xffbin"
+        await ws.close()
+    run(main())
+
+
+def test_ids_unique_and_open_events(probe):
+    async def main():
+        a, ida = await join(probe.port)
+        b, idb = await join(probe.port)
+        m, _ = await next_event(a, "open", idb)
+        assert m == {"event": "open", "id": idb}
+        c, idc = await join(probe.port)
+        assert (await next_event(a, "open", idc))[0] == {"event": "open", "id": idc}
+        assert (await next_event(b, "open", idc))[0] == {"event": "open", "id": idc}
+        assert len({ida, idb, idc}) == 3
+        for ws in (a, b, c):
+            await ws.close()
+    run(main())
+
+
+def test_count_and_ids_follow_clients(probe):
+    async def main():
+        a, ida = await join(probe.port)
+        assert await ask(a, "count") == {"count": 1}
+        assert await ask(a, "ids") == {"ids": [ida]}
+
+        b, idb = await join(probe.port)
+        await next_event(a, "open", idb)
+        assert await ask(a, "count") == {"count": 2}
+        assert await ask(b, "count") == {"count": 2}
+        ids = (await ask(a, "ids"))["ids"]
+        assert sorted(ids) == sorted([ida, idb])
+
+        c, idc = await join(probe.port)
+        await next_event(a, "open", idc)
+        await next_event(b, "open", idc)
+        assert await ask(c, "count") == {"count": 3}
+        assert sorted((await ask(b, "ids"))["ids"]) == sorted([ida, idb, idc])
+
+        await b.close()
+        m, _ = await next_event(a, "terminate", idb)
+        await next_event(c, "terminate", idb)
+        assert await ask(a, "count") == {"count": 2}
+        assert sorted((await ask(c, "ids"))["ids"]) == sorted([ida, idc])
+
+        await c.close()
+        await next_event(a, "terminate", idc)
+        assert await ask(a, "count") == {"count": 1}
+        assert await ask(a, "ids") == {"ids": [ida]}
+
+        d, idd = await join(probe.port)
+        assert idd not in (ida, idb, idc)
+        await next_event(a, "open", idd)
+        assert await ask(d, "count") == {"count": 2}
+        await a.close()
+        await d.close()
+    run(main())
+
+
+def test_url(probe):
+    async def main():
+        ws, _ = await join(probe.port, "/p?x=1")
+        assert await ask(ws, "url") == {"url": "/p?x=1"}
+        ws2, _ = await join(probe.port, "/some/deeper/path")
+        assert await ask(ws2, "url") == {"url": "/some/deeper/path"}
+        await ws.close()
+        await ws2.close()
+    run(main())
+
+
+def test_query_decoding(probe):
+    async def main():
+        ws, _ = await join(probe.port, "/q?a=1&b=hello%20world&c=%C3%A9t%C3%A9&empty=")
+        assert await ask(ws, "query") == {
+            "query": [["a", "1"], ["b", "hello world"], ["c", "été"], ["empty", ""]]}
+        ws2, _ = await join(probe.port, "/q")
+        assert await ask(ws2, "query") == {"query": []}
+        await ws.close()
+        await ws2.close()
+    run(main())
+
+
+def test_remote_address(probe):
+    async def main():
+        ws, _ = await join(probe.port)
+        assert await ask(ws, "remote") == {"remote": "127.0.0.1"}
+        ws2, _ = await join(probe.port, source="127.0.0.3")
+        assert await ask(ws2, "remote") == {"remote": "127.0.0.3"}
+        await ws.close()
+        await ws2.close()
+    run(main())
+
+
+def test_repeated_header(probe):
+    ws = RawWS(probe.port, "/h", extra=[("X-Test", "a"), ("X-Single", "only"), ("X-Test", "b")])
+    try:
+        hello = ws.recv_json()
+        assert hello["event"] == "hello"
+        ws.send_text("header x-test")
+        assert ws.recv_json() == {"header": "x-test", "values": ["a", "b"]}
+        ws.send_text("header x-single")
+        assert ws.recv_json() == {"header": "x-single", "values": ["only"]}
+        # header names are case-insensitive
+        ws.send_text("header X-Test")
+        assert ws.recv_json()["values"] == ["a", "b"]
+        ws.send_text("header host")
+        assert ws.recv_json()["values"] == [f"127.0.0.1:{probe.port}"]
+        ws.send_close(1000)
+        f = ws.recv_frame()
+        assert f.opcode == OP_CLOSE
+    finally:
+        ws.close()
+
+
+def test_refuse_by_query(probe):
+    async def main():
+        await expect_refused(probe.port, "/?refuse=1", status=403)
+        await expect_refused(probe.port, "/x?a=1&refuse", status=403)
+        ws, _ = await join(probe.port, "/?refused_not=1")
+        await ws.close()
+    run(main())
+
+
+def test_refuse_by_address(shoal):
+    srv = shoal("--handler", "probe", "--refuse-address", "127.0.0.2")
+
+    async def main():
+        await expect_refused(srv.port, "/", source="127.0.0.2", status=403)
+        ws, _ = await join(srv.port, source="127.0.0.1")
+        assert await ask(ws, "remote") == {"remote": "127.0.0.1"}
+        await ws.close()
+    run(main())
+
+
+def test_refuse_by_address_node(shoal):
+    srv = shoal("--handler", "probe", "--refuse-address", "127.0.0.2")
+    r = run_node("client.js", "connect", ws_url(srv.port, "/"), "127.0.0.2")
+    assert r.get("status") == 403 and not r.get("open"), r
+    r = run_node("client.js", "connect", ws_url(srv.port, "/"), "127.0.0.1")
+    assert r.get("open"), r
+    assert r["first"]["isBinary"] is False and '"hello"' in r["first"]["data"], r
+
+
+def test_refused_client_does_not_count(probe):
+    async def main():
+        a, ida = await join(probe.port)
+        await expect_refused(probe.port, "/?refuse=yes", status=403)
+        b, idb = await join(probe.port)
+        # a sees exactly one open event: b's (none for the refused client)
+        assert (await next_event(a, "open", idb))[0] == {"event": "open", "id": idb}
+        assert await ask(a, "count") == {"count": 2}
+        await a.close()
+        await b.close()
+    run(main())
+
+
+# ---------------------------------------------------------------- terminate
+
+
+def test_terminate_with_code_and_message(probe):
+    async def main():
+        obs, _ = await join(probe.port)
+        ws, cid = await join(probe.port)
+        await next_event(obs, "open", cid)
+        await ws.send("terminate 4000 bye")
+        assert await expect_closed(ws) == (4000, "bye")
+        m, _ = await next_event(obs, "after-terminate", cid)
+        assert m == {"event": "after-terminate", "id": cid, "status": "Closing"}
+        m, _ = await next_event(obs, "terminate", cid)
+        # the client echoed the server's close frame: code 4000, reason "bye"
+        assert m == {"event": "terminate", "id": cid, "code": 4000, "reason": "bye", "status": "Closed"}
+        assert await ask(obs, "count") == {"count": 1}
+        await obs.close()
+    run(main())
+
+
+def test_terminate_message_with_spaces(probe):
+    async def main():
+        ws, _ = await join(probe.port)
+        await ws.send("terminate 3001 going away now")
+        assert await expect_closed(ws) == (3001, "going away now")
+    run(main())
+
+
+@pytest.mark.parametrize("code", [2000, 1000, 3000, 5000])
+def test_terminate_code_out_of_range_sends_no_status(probe, code):
+    async def main():
+        obs, _ = await join(probe.port)
+        ws, cid = await join(probe.port)
+        await next_event(obs, "open", cid)
+        await ws.send(f"terminate {code} nope")
+        assert await expect_closed(ws) == (1005, "")
+        m, _ = await next_event(obs, "after-terminate", cid)
+        assert m["status"] == "Closing", m
+        m, _ = await next_event(obs, "terminate", cid)
+        assert m == {"event": "terminate", "id": cid, "code": 1005, "reason": None, "status": "Closed"}
+        await obs.close()
+    run(main())
+
+
+def test_terminate_without_arguments(probe):
+    async def main():
+        obs, _ = await join(probe.port)
+        ws, cid = await join(probe.port)
+        await next_event(obs, "open", cid)
+        await ws.send("terminate")
+        assert await expect_closed(ws) == (1005, "")
+        m, _ = await next_event(obs, "after-terminate", cid)
+        assert m == {"event": "after-terminate", "id": cid, "status": "Closing"}
+        m, _ = await next_event(obs, "terminate", cid)
+        assert m == {"event": "terminate", "id": cid, "code": 1005, "reason": None, "status": "Closed"}
+        await obs.close()
+    run(main())
+
+
+def test_terminate_long_message_truncated(probe):
+    async def main():
+        ws, _ = await join(probe.port)
+        await ws.send("terminate 4001 " + "é" * 100)  # 200 bytes: must be cut to fit 123 on a UTF-8 boundary
+        code, reason = await expect_closed(ws)
+        assert code == 4001
+        assert 0 < len(reason.encode()) <= 123 and "é" * len(reason) == reason
+    run(main())
+
+
+# ---------------------------------------------------------------- client-side close
+
+
+def test_client_close_with_code_and_reason(probe):
+    async def main():
+        obs, _ = await join(probe.port)
+        ws, cid = await join(probe.port)
+        await next_event(obs, "open", cid)
+        await ws.close(4321, "client says bye")
+        assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 4321
+        m, _ = await next_event(obs, "terminate", cid)
+        assert m == {"event": "terminate", "id": cid, "code": 4321, "reason": "client says bye",
+                     "status": "Closed"}
+        await ws.close()
+        await obs.close()
+    run(main())
+
+
+def test_client_close_normal(probe):
+    async def main():
+        obs, _ = await join(probe.port)
+        ws, cid = await join(probe.port)
+        await next_event(obs, "open", cid)
+        await ws.close()
+        m, _ = await next_event(obs, "terminate", cid)
+        assert m["code"] == 1000 and m["status"] == "Closed" and m["reason"] in (None, ""), m
+        await obs.close()
+    run(main())
+
+
+def test_client_close_without_code_is_1005(probe):
+    async def main():
+        obs, _ = await join(probe.port)
+        raw = RawWS(probe.port)
+        cid = raw.recv_json()["id"]
+        await next_event(obs, "open", cid)
+        raw.send_close()  # close frame with an empty payload
+        f = raw.recv_frame()
+        assert f.opcode == OP_CLOSE, f
+        raw.close()
+        m, _ = await next_event(obs, "terminate", cid)
+        assert m == {"event": "terminate", "id": cid, "code": 1005, "reason": None, "status": "Closed"}
+        await obs.close()
+    run(main())
+
+
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_tcp_drop_without_close_frame_is_1006(probe, how):
+    async def main():
+        obs, _ = await join(probe.port)
+        raw = RawWS(probe.port)
+        cid = raw.recv_json()["id"]
+        await next_event(obs, "open", cid)
+        if how == "rst":
+            raw.reset()
+        else:
+            raw.close()
+        m, skipped = await next_event(obs, "terminate", cid, skip=("error",))
+        assert m == {"event": "terminate", "id": cid, "code": 1006, "reason": None, "status": "Closed"}
+        assert await ask(obs, "count") == {"count": 1}
+        await obs.close()
+    run(main())
+
+
+def test_protocol_error_events(probe):
+    """Invalid UTF-8 in a text frame: close 1007 to the client, onError then onTerminate."""
+    async def main():
+        obs, _ = await join(probe.port)
+        raw = RawWS(probe.port)
+        cid = raw.recv_json()["id"]
+        await next_event(obs, "open", cid)
+        raw.send(client_frame(OP_TEXT, b"\xc3\x28 invalid"))
+        f = raw.recv_frame()
+        assert f.opcode == OP_CLOSE and f.close_code == 1007, f
+        raw.send_close(1007)
+        raw.close()
+        m, _ = await next_event(obs, "error", cid)
+        assert set(m) == {"event", "id", "message"} and isinstance(m["message"], str) and m["message"], m
+        m, _ = await next_event(obs, "terminate", cid)
+        assert m["status"] == "Closed", m
+        await obs.close()
+    run(main())
+
+
+def test_unmasked_frame_is_protocol_error(probe):
+    raw = RawWS(probe.port)
+    try:
+        raw.recv_json()
+        raw.send(bytes([0x81, 0x05]) + b"hello")  # unmasked text frame from a client
+        f = raw.recv_frame()
+        assert f.opcode == OP_CLOSE and f.close_code == 1002, f
+    finally:
+        raw.close()
+
+
+def test_binary_echo_raw(probe):
+    raw = RawWS(probe.port)
+    try:
+        raw.recv_json()
+        raw.send(client_frame(OP_BINARY, b"\x00\x01\x02"))
+        f = raw.recv_frame()
+        assert (f.opcode, f.payload) == (OP_BINARY, b"\x00\x01\x02")
+    finally:
+        raw.close()
+
+
+def test_terminate_observed_by_many(probe):
+    async def main():
+        observers = []
+        for _ in range(4):
+            o, oid = await join(probe.port)
+            for prev in observers:
+                await next_event(prev, "open", oid)
+            observers.append(o)
+        ws, cid = await join(probe.port)
+        for o in observers:
+            await next_event(o, "open", cid)
+        await ws.send("terminate 4999 last")
+        assert await expect_closed(ws) == (4999, "last")
+        for o in observers:
+            assert (await next_event(o, "after-terminate", cid))[0]["status"] == "Closing"
+            m, _ = await next_event(o, "terminate", cid)
+            assert (m["code"], m["reason"], m["status"]) == (4999, "last", "Closed")
+        await asyncio.gather(*(o.close() for o in observers))
+    run(main())
