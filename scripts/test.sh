@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Run every test of Shoal on this machine:
+#   1. scripts/install-deps.sh        (idempotent)
+#   2. swift build                    (debug)
+#   3. swift test                     (all unit tests)
+#   4. swift build -c release --product shoal
+#   5. pytest Tests/IntegrationTests  (real binary, Python websockets + Node ws clients)
+#   6. Autobahn|Testsuite sections 1-10 against `shoal serve --handler echo`, --strict-close
+# Last line: "N passed, M failed" (tests summed over the stages; a stage that fails
+# without reporting test counts counts as one failure). Exit 0 only if everything passed.
+#
+# Environment: SHOAL_SKIP="unit autobahn" skips stages (names: build unit release
+# integration autobahn); PYTEST_ARGS adds pytest arguments (e.g. "-k probe");
+# SHOAL_AUTOBAHN_ARGS replaces the rig's extra arguments (default "--strict-close").
+set -uo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+  export PATH="/opt/swift/usr/bin:$PATH"
+fi
+VENV="${SHOAL_VENV:-$HOME/.cache/shoal-venv}"
+AUTOBAHN_DIR="${SHOAL_AUTOBAHN_DIR:-$REPO/../shared/autobahn}"
+SKIP=" ${SHOAL_SKIP:-} "
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/shoal-test.XXXXXX")"
+PIDFILE="$WORK/servers.pids"
+: >"$PIDFILE"
+export SHOAL_PIDFILE="$PIDFILE"
+
+PASSED=0
+FAILED=0
+SUMMARY=()
+
+# --- cleanup: stop every server this script (or pytest) started, even on failure ---
+cleanup() {
+  local pid
+  while read -r pid; do
+    [ -n "$pid" ] || continue
+    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null; fi
+  done <"$PIDFILE"
+  sleep 1
+  while read -r pid; do
+    [ -n "$pid" ] || continue
+    # each server runs in its own process group (pgid = its pid): sweep workers too
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done <"$PIDFILE"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'echo "test.sh: interrupted" >&2; exit 130' INT TERM
+
+stage() { echo; echo "=== $* ==="; }
+skipped() { case "$SKIP" in *" $1 "*) echo "(skipped: SHOAL_SKIP)"; return 0 ;; esac; return 1; }
+record() { # record NAME PASSED FAILED
+  PASSED=$((PASSED + $2)); FAILED=$((FAILED + $3))
+  SUMMARY+=("$(printf '%-12s %5d passed, %d failed' "$1" "$2" "$3")")
+}
+record_rc() { # record_rc NAME RC   (a stage without test counts: 1 pass or 1 failure)
+  if [ "$2" = 0 ]; then record "$1" 1 0; else record "$1" 0 1; fi
+}
+finish() {
+  echo
+  echo "=== summary ==="
+  printf '%s\n' "${SUMMARY[@]}"
+  echo "$PASSED passed, $FAILED failed"
+  if [ "$FAILED" -gt 0 ] || [ "$PASSED" = 0 ]; then exit 1; fi
+  exit 0
+}
+
+# --- 1. dependencies ---
+stage "install dependencies"
+if ! timeout 1200 "$REPO/scripts/install-deps.sh"; then
+  record_rc deps 1
+  finish
+fi
+
+# --- 2. debug build ---
+stage "swift build"
+BUILD_OK=1
+if ! skipped build; then
+  timeout -k 30 2400 swift build; rc=$?
+  record_rc build $rc
+  [ $rc = 0 ] || BUILD_OK=0
+fi
+
+# --- 3. unit tests ---
+stage "swift test"
+if ! skipped unit; then
+  if [ $BUILD_OK = 1 ]; then
+    timeout -k 30 2400 swift test 2>&1 | tee "$WORK/unit.log"; rc=${PIPESTATUS[0]}
+    # XCTest: "Executed N tests, with M failures"; Swift Testing: "Test run with N tests ... passed|failed"
+    read -r up uf < <(python3 - "$WORK/unit.log" <<'EOF'
+import re, sys
+text = open(sys.argv[1], errors="replace").read()
+p = f = 0
+xc = re.findall(r"Executed (\d+) tests?, with (\d+) failures?", text)
+if xc:
+    n, m = map(int, xc[-1]); p += n - m; f += m
+st = re.findall(r"Test run with (\d+) tests?\b.*?(passed|failed)", text)
+if st:
+    n = int(st[-1][0])
+    m = len(set(re.findall(r"Test (?!run with)(\S+(?:\(.*?\))?) (?:recorded an issue|failed)", text)))
+    m = min(m, n) if st[-1][1] == "failed" else 0
+    if st[-1][1] == "failed" and m == 0:
+        m = 1
+    p += n - m; f += m
+print(p, f)
+EOF
+    )
+    if [ $rc != 0 ] && [ "${uf:-0}" = 0 ]; then uf=1; fi
+    if [ $rc = 0 ] && [ "${up:-0}" = 0 ] && [ "${uf:-0}" = 0 ]; then up=1; fi
+    record unit "${up:-0}" "${uf:-1}"
+  else
+    echo "(not run: build failed)"; record unit 0 1
+  fi
+fi
+
+# --- 4. release binary ---
+stage "swift build -c release --product shoal"
+BIN="$REPO/.build/release/shoal"
+RELEASE_OK=0
+if ! skipped release; then
+  timeout -k 30 2400 swift build -c release --product shoal; rc=$?
+  record_rc release $rc
+  if [ $rc = 0 ] && [ -x "$BIN" ]; then RELEASE_OK=1; fi
+elif [ -x "$BIN" ]; then
+  RELEASE_OK=1
+fi
+
+# --- 5. integration tests ---
+stage "integration tests (pytest)"
+if ! skipped integration; then
+  if [ $RELEASE_OK = 1 ]; then
+    # shellcheck disable=SC2086
+    SHOAL_BIN="$BIN" timeout -k 30 1800 "$VENV/bin/python" -m pytest "$REPO/Tests/IntegrationTests" \
+      -p no:cacheprovider -rfE --tb=short --junitxml="$WORK/pytest.xml" ${PYTEST_ARGS:-}; rc=$?
+    read -r ip if_ < <("$VENV/bin/python" - "$WORK/pytest.xml" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 0); sys.exit()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+t = sum(int(s.get("tests", 0)) for s in suites)
+bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+skip = sum(int(s.get("skipped", 0)) for s in suites)
+print(t - bad - skip, bad)
+EOF
+    )
+    if [ $rc != 0 ] && [ "${if_:-0}" = 0 ]; then if_=1; fi
+    record integration "${ip:-0}" "${if_:-1}"
+  else
+    echo "(not run: no release binary)"; record integration 0 1
+  fi
+fi
+
+# --- 6. Autobahn ---
+stage "Autobahn|Testsuite (sections 1-10) against shoal serve --handler echo"
+if ! skipped autobahn; then
+  if [ $RELEASE_OK = 1 ]; then
+    PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+    setsid "$BIN" serve --host 127.0.0.1 --port "$PORT" --handler echo --log-level warning \
+      >"$WORK/autobahn-server.log" 2>&1 </dev/null &
+    SPID=$!
+    echo "$SPID" >>"$PIDFILE"
+    ready=0
+    for _ in $(seq 1 300); do
+      if ! kill -0 "$SPID" 2>/dev/null; then break; fi
+      if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$PORT),1).close()" 2>/dev/null; then
+        ready=1; break
+      fi
+      sleep 0.1
+    done
+    if [ $ready = 1 ]; then
+      # shellcheck disable=SC2086
+      timeout -k 30 1200 "$AUTOBAHN_DIR/run.sh" "ws://127.0.0.1:$PORT" ${SHOAL_AUTOBAHN_ARGS:---strict-close} \
+        --outdir "$WORK/autobahn" 2>&1 | tee "$WORK/autobahn.log"; rc=${PIPESTATUS[0]}
+      read -r ap af < <(sed -n 's/^autobahn: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$WORK/autobahn.log" | tail -n1)
+      if [ $rc != 0 ] && [ "${af:-0}" = 0 ]; then af=1; fi
+      record autobahn "${ap:-0}" "${af:-1}"
+    else
+      echo "shoal did not start for Autobahn:"; tail -n 30 "$WORK/autobahn-server.log"
+      record autobahn 0 1
+    fi
+    kill -TERM "$SPID" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$SPID" 2>/dev/null; then
+      echo "shoal (Autobahn server) did not stop on SIGTERM; killing it"; kill -KILL -- "-$SPID" 2>/dev/null
+    fi
+    wait "$SPID" 2>/dev/null; src=$?
+    if [ "$src" != 0 ]; then
+      echo "shoal (Autobahn server) exited with status $src after SIGTERM; log tail:"
+      tail -n 30 "$WORK/autobahn-server.log"
+    fi
+  else
+    echo "(not run: no release binary)"; record autobahn 0 1
+  fi
+fi
+
+finish
