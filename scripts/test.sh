@@ -10,7 +10,7 @@
 # without reporting test counts counts as one failure). Exit 0 only if everything passed.
 #
 # Environment: SHOAL_SKIP="unit autobahn" skips stages (names: build unit release
-# integration autobahn); PYTEST_ARGS adds pytest arguments (e.g. "-k probe");
+# integration autobahn); SHOAL_BIN tests another binary (with the release stage skipped); PYTEST_ARGS adds pytest arguments (e.g. "-k probe");
 # SHOAL_AUTOBAHN_ARGS replaces the rig's extra arguments (default "--strict-close").
 set -uo pipefail
 
@@ -117,7 +117,7 @@ fi
 
 # --- 4. release binary ---
 stage "swift build -c release --product shoal"
-BIN="$REPO/.build/release/shoal"
+BIN="${SHOAL_BIN:-$REPO/.build/release/shoal}"
 RELEASE_OK=0
 if ! skipped release; then
   timeout -k 30 2400 swift build -c release --product shoal; rc=$?
@@ -160,7 +160,7 @@ if ! skipped autobahn; then
   if [ $RELEASE_OK = 1 ]; then
     PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     setsid "$BIN" serve --host 127.0.0.1 --port "$PORT" --handler echo --log-level warning \
-      >"$WORK/autobahn-server.log" 2>&1 </dev/null &
+      >"$REPO/.build/autobahn-server.log" 2>&1 </dev/null &
     SPID=$!
     echo "$SPID" >>"$PIDFILE"
     ready=0
@@ -174,12 +174,12 @@ if ! skipped autobahn; then
     if [ $ready = 1 ]; then
       # shellcheck disable=SC2086
       timeout -k 30 1200 "$AUTOBAHN_DIR/run.sh" "ws://127.0.0.1:$PORT" ${SHOAL_AUTOBAHN_ARGS:---strict-close} \
-        --outdir "$WORK/autobahn" 2>&1 | tee "$WORK/autobahn.log"; rc=${PIPESTATUS[0]}
+        --outdir "$REPO/.build/autobahn-report" 2>&1 | tee "$WORK/autobahn.log"; rc=${PIPESTATUS[0]}
       read -r ap af < <(sed -n 's/^autobahn: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$WORK/autobahn.log" | tail -n1)
       if [ $rc != 0 ] && [ "${af:-0}" = 0 ]; then af=1; fi
       record autobahn "${ap:-0}" "${af:-1}"
     else
-      echo "shoal did not start for Autobahn:"; tail -n 30 "$WORK/autobahn-server.log"
+      echo "shoal did not start for Autobahn:"; tail -n 30 "$REPO/.build/autobahn-server.log"
       record autobahn 0 1
     fi
     kill -TERM "$SPID" 2>/dev/null
@@ -190,7 +190,7 @@ if ! skipped autobahn; then
     wait "$SPID" 2>/dev/null; src=$?
     if [ "$src" != 0 ]; then
       echo "shoal (Autobahn server) exited with status $src after SIGTERM; log tail:"
-      tail -n 30 "$WORK/autobahn-server.log"
+      tail -n 30 "$REPO/.build/autobahn-server.log"
     fi
   else
     echo "(not run: no release binary)"; record autobahn 0 1
