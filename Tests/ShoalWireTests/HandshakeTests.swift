@@ -1,0 +1,178 @@
+// The opening handshake: accept key, Base64, every validation failure, targets and response heads.
+
+import ShoalWire
+import Testing
+
+@Suite struct WebSocketUpgradeTests {
+    private func request(
+        method: String = "GET", minor: Int = 1, dropping: Set<String> = [], extra: [(String, String)] = [],
+        replacing: [String: String] = [:]
+    ) -> HTTPRequestHead {
+        let base: [(String, String)] = [
+            ("Host", "server.example.com"), ("Upgrade", "websocket"), ("Connection", "keep-alive, Upgrade"),
+            ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13"),
+        ]
+        let pairs = base.filter { !dropping.contains($0.0) }.map { ($0.0, replacing[$0.0] ?? $0.1) } + extra
+        return HTTPRequestHead(method: method, target: "/chat", versionMinor: minor, headers: HTTPHeaders(pairs))
+    }
+
+    @Test func computesTheRFCExampleAcceptValue() {
+        // RFC 6455 §1.3 and §4.2.2: SHA-1 b37a4f2c c0624f16 90f64606 cf385945 b2bec4ea, base64 below.
+        // ("s3pPLMBiTxaQ9kK4C3gzOo2oU1k=", sometimes quoted for this key, is not what the RFC computes.)
+        #expect(WebSocketUpgrade.acceptValue(forKey: "dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        let rfcDigest: [UInt8] = [
+            0xb3, 0x7a, 0x4f, 0x2c, 0xc0, 0x62, 0x4f, 0x16, 0x90, 0xf6, 0x46, 0x06, 0xcf, 0x38, 0x59, 0x45, 0xb2, 0xbe,
+            0xc4, 0xea,
+        ]
+        #expect(Base64.encode(rfcDigest) == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+    }
+
+    @Test func acceptsAValidUpgradeAndReturnsTheKey() throws {
+        #expect(try WebSocketUpgrade.validate(request()) == "dGhlIHNhbXBsZSBub25jZQ==")
+        #expect(WebSocketUpgrade.isUpgradeRequest(request()))
+        #expect(!WebSocketUpgrade.isUpgradeRequest(request(dropping: ["Upgrade"])))
+        // Tokens are case-insensitive.
+        let shouty = request(replacing: ["Upgrade": "WebSocket", "Connection": "UPGRADE"])
+        #expect(try WebSocketUpgrade.validate(shouty) == "dGhlIHNhbXBsZSBub25jZQ==")
+    }
+
+    private func failure(_ head: HTTPRequestHead) -> HTTPError? {
+        do {
+            _ = try WebSocketUpgrade.validate(head)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func rejectsOtherMethodsWith405AndAllowGet() throws {
+        let error = try #require(failure(request(method: "POST")))
+        #expect(error.status == 405)
+        #expect(error.headers.contains { $0.0 == "Allow" && $0.1 == "GET" })
+    }
+
+    @Test func rejectsHTTP10With400() {
+        #expect(failure(request(minor: 0))?.status == 400)
+    }
+
+    @Test(arguments: ["Host", "Upgrade", "Connection", "Sec-WebSocket-Key"])
+    func rejectsAMissingRequiredHeaderWith400(_ name: String) {
+        #expect(failure(request(dropping: [name]))?.status == 400)
+    }
+
+    @Test func rejectsWrongUpgradeOrConnectionTokensWith400() {
+        #expect(failure(request(replacing: ["Upgrade": "h2c"]))?.status == 400)
+        #expect(failure(request(replacing: ["Connection": "keep-alive"]))?.status == 400)
+    }
+
+    @Test(arguments: [nil, "8", "12, 13x", ""] as [String?])
+    func rejectsOtherVersionsWith426AndAdvertises13(_ version: String?) throws {
+        let head =
+            version.map { request(replacing: ["Sec-WebSocket-Version": $0]) }
+            ?? request(dropping: ["Sec-WebSocket-Version"])
+        let error = try #require(failure(head))
+        #expect(error.status == 426)
+        #expect(error.headers.contains { $0.0 == "Sec-WebSocket-Version" && $0.1 == "13" })
+    }
+
+    @Test func rejectsARepeatedKeyWith400() {
+        #expect(failure(request(extra: [("Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAAAA==")]))?.status == 400)
+    }
+
+    @Test(arguments: ["", "not base64!", "AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAAAAAA"])
+    func rejectsAKeyThatIsNotBase64Of16BytesWith400(_ key: String) {
+        #expect(failure(request(replacing: ["Sec-WebSocket-Key": key]))?.status == 400)
+    }
+
+    @Test func givesEveryErrorAHumanReason() {
+        let heads = [
+            request(method: "PUT"), request(minor: 0), request(dropping: ["Host"]), request(dropping: ["Upgrade"]),
+            request(dropping: ["Connection"]), request(replacing: ["Sec-WebSocket-Version": "7"]),
+            request(dropping: ["Sec-WebSocket-Key"]), request(replacing: ["Sec-WebSocket-Key": "abc"]),
+        ]
+        for head in heads {
+            #expect(failure(head).map { !$0.reason.isEmpty } == true)
+        }
+    }
+}
+
+@Suite struct Base64Tests {
+    @Test(arguments: [
+        ("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="),
+        ("foobar", "Zm9vYmFy"),
+    ])
+    func encodesAndDecodesTheRFC4648Vectors(_ plain: String, _ encoded: String) {
+        #expect(Base64.encode(Array(plain.utf8)) == encoded)
+        #expect(Base64.decode(encoded) == Array(plain.utf8))
+    }
+
+    @Test func roundTripsEveryByteValue() {
+        let bytes = (0...255).map { UInt8($0) }
+        #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+        #expect(Base64.encode([0xFB, 0xFF]) == "+/8=")
+    }
+
+    @Test(arguments: ["Zg", "Zg=", "Zm9v\n", "Z===", "Zg==Zg==", "Zh==", "Zm9=", "Zm 9v", "Zm9v=", "====", "Zm-_"])
+    func rejectsNonStrictInput(_ text: String) {
+        #expect(Base64.decode(text) == nil)
+    }
+}
+
+@Suite struct RequestTargetTests {
+    @Test func splitsPathAndQueryKeepingOrderAndRepeats() {
+        let target = RequestTarget("/chat/room?b=2&a=1&b=3&flag&&empty=")
+        #expect(target.raw == "/chat/room?b=2&a=1&b=3&flag&&empty=")
+        #expect(target.path == "/chat/room")
+        #expect(target.query.map { [$0.key, $0.value] } == [["b", "2"], ["a", "1"], ["b", "3"], ["flag", ""], ["empty", ""]])
+    }
+
+    @Test func percentDecodesPathAndQueryAndReadsPlusAsSpaceOnlyInTheQuery() {
+        let target = RequestTarget("/a%20b+c/%C3%A9?name=J%C3%BCrgen+M%26M&x%3Dy=1%2B1")
+        #expect(target.path == "/a b+c/é")
+        #expect(target.query.map { [$0.key, $0.value] } == [["name", "Jürgen M&M"], ["x=y", "1+1"]])
+    }
+
+    @Test func leavesInvalidEscapesAsTheyAre() {
+        let target = RequestTarget("/100%/%zz/%4?q=%g1&r=50%")
+        #expect(target.path == "/100%/%zz/%4")
+        #expect(target.query.map { [$0.key, $0.value] } == [["q", "%g1"], ["r", "50%"]])
+    }
+
+    @Test func replacesEscapedBytesThatAreNotUTF8() {
+        #expect(RequestTarget("/%FF").path == "/\u{FFFD}")
+    }
+
+    @Test func handlesAbsoluteFormAndEmptyPaths() {
+        #expect(RequestTarget("http://example.com:8080/ws?x=1").path == "/ws")
+        #expect(RequestTarget("http://example.com:8080/ws?x=1").query.first?.value == "1")
+        #expect(RequestTarget("http://example.com").path == "/")
+        #expect(RequestTarget("/").path == "/")
+        #expect(RequestTarget("/?").query.isEmpty)
+        #expect(RequestTarget("*").path == "*")
+    }
+}
+
+@Suite struct HTTPResponseTests {
+    @Test func writesStatusLineHeadersAndContentLength() {
+        let head = HTTPResponse.head(status: 426, headers: [("Sec-WebSocket-Version", "13")], bodyLength: 5)
+        #expect(
+            String(decoding: head, as: UTF8.self)
+                == "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Length: 5\r\n\r\n")
+    }
+
+    @Test func omitsContentLengthWithoutABody() {
+        let head = HTTPResponse.head(
+            status: 101, headers: [("Upgrade", "websocket"), ("Connection", "Upgrade")], bodyLength: nil)
+        #expect(
+            String(decoding: head, as: UTF8.self)
+                == "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+    }
+
+    @Test func knowsTheReasonPhrasesTheServerUses() {
+        #expect(HTTPResponse.reasonPhrase(400) == "Bad Request")
+        #expect(HTTPResponse.reasonPhrase(405) == "Method Not Allowed")
+        #expect(HTTPResponse.reasonPhrase(431) == "Request Header Fields Too Large")
+        #expect(HTTPResponse.reasonPhrase(505) == "HTTP Version Not Supported")
+        #expect(HTTPResponse.reasonPhrase(799) == "Unknown")
+    }
+}
