@@ -15,8 +15,14 @@ import Testing
     }
 
     @Test func writesTheRFCExampleHeaders() {
-        #expect(FrameWriter.frame(opcode: .text, payload: Array("Hello".utf8)) == [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f])
-        #expect(Array(FrameWriter.frame(opcode: .binary, payload: [UInt8](repeating: 0, count: 256)).prefix(4)) == [0x82, 0x7E, 0x01, 0x00])
+        #expect(
+            FrameWriter.frame(opcode: .text, payload: Array("Hello".utf8)) == [
+                0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f,
+            ])
+        #expect(
+            Array(FrameWriter.frame(opcode: .binary, payload: [UInt8](repeating: 0, count: 256)).prefix(4)) == [
+                0x82, 0x7E, 0x01, 0x00,
+            ])
         #expect(
             Array(FrameWriter.frame(opcode: .binary, payload: [UInt8](repeating: 0, count: 65536)).prefix(10))
                 == [0x82, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00])
@@ -43,7 +49,8 @@ import Testing
         #expect(readEverySplit(masked, everyOffsetLimit: 512) == ReadOutcome(events: [.binary(payload)]))
         let unmasked = FrameWriter.frame(opcode: .binary, payload: payload)
         #expect(
-            readEverySplit(unmasked, requireMasking: false, everyOffsetLimit: 512) == ReadOutcome(events: [.binary(payload)]))
+            readEverySplit(unmasked, requireMasking: false, everyOffsetLimit: 512)
+                == ReadOutcome(events: [.binary(payload)]))
     }
 
     @Test func buildsNoClosePayloadWithoutACode() {

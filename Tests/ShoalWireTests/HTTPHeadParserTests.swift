@@ -49,10 +49,20 @@ import Testing
     @Test func returnsConsumedRelativeToTheCallsInput() throws {
         var parser = HTTPHeadParser()
         let bytes = Array("GET / HTTP/1.1\r\n\r\nXYZ".utf8)
-        let first = try bytes.withUnsafeBytes { raw throws(HTTPError) in try parser.feed(UnsafeRawBufferPointer(rebasing: raw[..<5])) }
-        guard case .needMore = first else { Issue.record("expected needMore"); return }
-        let second = try bytes.withUnsafeBytes { raw throws(HTTPError) in try parser.feed(UnsafeRawBufferPointer(rebasing: raw[5...])) }
-        guard case .complete(_, let consumed) = second else { Issue.record("expected complete"); return }
+        let first = try bytes.withUnsafeBytes { raw throws(HTTPError) in
+            try parser.feed(UnsafeRawBufferPointer(rebasing: raw[..<5]))
+        }
+        guard case .needMore = first else {
+            Issue.record("expected needMore")
+            return
+        }
+        let second = try bytes.withUnsafeBytes { raw throws(HTTPError) in
+            try parser.feed(UnsafeRawBufferPointer(rebasing: raw[5...]))
+        }
+        guard case .complete(_, let consumed) = second else {
+            Issue.record("expected complete")
+            return
+        }
         #expect(consumed == bytes.count - 5 - 3)
     }
 
@@ -104,7 +114,9 @@ import Testing
 
     @Test func rejectsMoreHeaderFieldsThanAllowedWith431() {
         let text = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"
-        #expect(parseHeadsEverySplit(text, maxHeaderCount: 2).error == HTTPError(status: 431, reason: "Too many header fields"))
+        #expect(
+            parseHeadsEverySplit(text, maxHeaderCount: 2).error
+                == HTTPError(status: 431, reason: "Too many header fields"))
         #expect(parseHeadsEverySplit(text, maxHeaderCount: 3).error == nil)
     }
 
@@ -156,8 +168,14 @@ import Testing
 
     @Test func decidesKeepAliveByVersionAndConnectionHeader() {
         #expect(HTTPRequestHead(method: "GET", target: "/", versionMinor: 1).keepAlive)
-        #expect(!HTTPRequestHead(method: "GET", target: "/", versionMinor: 1, headers: HTTPHeaders([("Connection", "Close")])).keepAlive)
+        #expect(
+            !HTTPRequestHead(
+                method: "GET", target: "/", versionMinor: 1, headers: HTTPHeaders([("Connection", "Close")])
+            ).keepAlive)
         #expect(!HTTPRequestHead(method: "GET", target: "/", versionMinor: 0).keepAlive)
-        #expect(HTTPRequestHead(method: "GET", target: "/", versionMinor: 0, headers: HTTPHeaders([("Connection", "keep-alive")])).keepAlive)
+        #expect(
+            HTTPRequestHead(
+                method: "GET", target: "/", versionMinor: 0, headers: HTTPHeaders([("Connection", "keep-alive")])
+            ).keepAlive)
     }
 }

@@ -79,7 +79,9 @@ import Testing
         #expect(failure(request(extra: [("Sec-WebSocket-Key", "AAAAAAAAAAAAAAAAAAAAAA==")]))?.status == 400)
     }
 
-    @Test(arguments: ["", "not base64!", "AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAAAAAA"])
+    @Test(arguments: [
+        "", "not base64!", "AAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAAAAAA",
+    ])
     func rejectsAKeyThatIsNotBase64Of16BytesWith400(_ key: String) {
         #expect(failure(request(replacing: ["Sec-WebSocket-Key": key]))?.status == 400)
     }
@@ -123,7 +125,10 @@ import Testing
         let target = RequestTarget("/chat/room?b=2&a=1&b=3&flag&&empty=")
         #expect(target.raw == "/chat/room?b=2&a=1&b=3&flag&&empty=")
         #expect(target.path == "/chat/room")
-        #expect(target.query.map { [$0.key, $0.value] } == [["b", "2"], ["a", "1"], ["b", "3"], ["flag", ""], ["empty", ""]])
+        #expect(
+            target.query.map { [$0.key, $0.value] } == [
+                ["b", "2"], ["a", "1"], ["b", "3"], ["flag", ""], ["empty", ""],
+            ])
     }
 
     @Test func percentDecodesPathAndQueryAndReadsPlusAsSpaceOnlyInTheQuery() {

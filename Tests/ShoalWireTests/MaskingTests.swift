@@ -22,7 +22,9 @@ import Testing
                             maskKey: key, keyOffset: keyOffset,
                             to: UnsafeMutableRawBufferPointer(rebasing: raw[alignment..<(alignment + length)]))
                     }
-                    #expect(Array(storage[alignment..<(alignment + length)]) == naive(payload, key: key, keyOffset: keyOffset))
+                    #expect(
+                        Array(storage[alignment..<(alignment + length)])
+                            == naive(payload, key: key, keyOffset: keyOffset))
                     #expect(next == (keyOffset + length) % 4)
                     // Bytes around the buffer are untouched.
                     #expect(storage.prefix(alignment).allSatisfy { $0 == 0xEE } && storage.last == 0xEE)
@@ -38,7 +40,8 @@ import Testing
         masked.withUnsafeMutableBytes { raw in
             var offset = 0
             for range in [0..<3, 3..<4, 4..<21, 21..<53] {
-                offset = Masking.apply(maskKey: key, keyOffset: offset, to: UnsafeMutableRawBufferPointer(rebasing: raw[range]))
+                offset = Masking.apply(
+                    maskKey: key, keyOffset: offset, to: UnsafeMutableRawBufferPointer(rebasing: raw[range]))
             }
         }
         #expect(masked == payload)

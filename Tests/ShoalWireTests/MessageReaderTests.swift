@@ -106,7 +106,8 @@ import Testing
     }
 
     @Test func readsEmptyMessagesAndControlFrames() {
-        let input = clientFrame(.text, []) + clientFrame(.binary, []) + clientFrame(.ping, [])
+        let input =
+            clientFrame(.text, []) + clientFrame(.binary, []) + clientFrame(.ping, [])
             + clientFrame(.pong, []) + clientFrame(.text, [], fin: false) + clientFrame(.continuation, [])
         #expect(
             readEverySplit(input)
@@ -123,7 +124,8 @@ import Testing
 
 @Suite struct MessageReaderFragmentation {
     @Test func deliversAPingInterleavedInAFragmentedMessageFirst() {
-        let input = clientFrame(.text, "Hel", fin: false) + clientFrame(.ping, "ping!")
+        let input =
+            clientFrame(.text, "Hel", fin: false) + clientFrame(.ping, "ping!")
             + clientFrame(.continuation, "l", fin: false) + clientFrame(.pong, "")
             + clientFrame(.continuation, "o")
         #expect(
@@ -132,7 +134,8 @@ import Testing
     }
 
     @Test func deliversACloseInterleavedInAFragmentedMessageAndIgnoresTheRest() {
-        let input = clientFrame(.binary, [1, 2], fin: false)
+        let input =
+            clientFrame(.binary, [1, 2], fin: false)
             + clientFrame(.close, FrameWriter.closePayload(code: 1000, reason: "bye"))
             + clientFrame(.continuation, [3])
         #expect(readEverySplit(input) == ReadOutcome(events: [.close(1000, Array("bye".utf8))]))
@@ -149,7 +152,8 @@ import Testing
 
     @Test func reusesItsBufferForConsecutiveFragmentedMessagesAfterALargeOne() {
         let big = [UInt8](repeating: 0x61, count: 70_000)
-        var input = clientFrame(.text, Array(big[..<35_000]), fin: false) + clientFrame(.continuation, Array(big[35_000...]))
+        var input =
+            clientFrame(.text, Array(big[..<35_000]), fin: false) + clientFrame(.continuation, Array(big[35_000...]))
         input += clientFrame(.text, "a", fin: false) + clientFrame(.continuation, "b")
         input += clientFrame(.binary, [9], fin: false) + clientFrame(.ping, [7]) + clientFrame(.continuation, [8])
         let outcome = readEverySplit(input, everyOffsetLimit: 0)
@@ -160,7 +164,8 @@ import Testing
 @Suite struct MessageReaderUTF8 {
     @Test func acceptsACodePointSplitAcrossFragments() {
         let euro: [UInt8] = [0xE2, 0x82, 0xAC]
-        let input = clientFrame(.text, [0x41, euro[0]], fin: false) + clientFrame(.continuation, [euro[1]], fin: false)
+        let input =
+            clientFrame(.text, [0x41, euro[0]], fin: false) + clientFrame(.continuation, [euro[1]], fin: false)
             + clientFrame(.continuation, [euro[2], 0x42])
         #expect(readEverySplit(input) == ReadOutcome(events: [.text("A€B")]))
     }
@@ -171,7 +176,8 @@ import Testing
 
     @Test func rejectsABadContinuationSplitAcrossFragmentsBeforeTheLastFrameArrives() {
         // E2 82 opens a 3-byte sequence; 28 cannot continue it. The final frame never arrives.
-        let input = clientFrame(.text, [0x41, 0xE2, 0x82], fin: false) + clientFrame(.continuation, [0x28, 0x41], fin: false)
+        let input =
+            clientFrame(.text, [0x41, 0xE2, 0x82], fin: false) + clientFrame(.continuation, [0x28, 0x41], fin: false)
         let outcome = readEverySplit(input)
         #expect(protocolError(outcome) == 1007)
         #expect(outcome.events.isEmpty)
@@ -207,13 +213,15 @@ import Testing
     }
 
     @Test func rejectsAFragmentedMessageWhoseSumExceedsTheLimitWith1009() {
-        let input = clientFrame(.binary, [UInt8](repeating: 1, count: 6), fin: false)
+        let input =
+            clientFrame(.binary, [UInt8](repeating: 1, count: 6), fin: false)
             + Array(clientFrame(.continuation, [UInt8](repeating: 2, count: 5)).prefix(2))
         #expect(protocolError(readEverySplit(input, maxMessageSize: 10)) == 1009)
     }
 
     @Test func acceptsAMessageExactlyAtTheLimit() {
-        let input = clientFrame(.binary, [UInt8](repeating: 1, count: 6), fin: false)
+        let input =
+            clientFrame(.binary, [UInt8](repeating: 1, count: 6), fin: false)
             + clientFrame(.continuation, [UInt8](repeating: 2, count: 4))
         let outcome = readEverySplit(input, maxMessageSize: 10)
         #expect(outcome.error == nil)
@@ -221,9 +229,13 @@ import Testing
     }
 
     @Test func doesNotCountControlFramesAgainstTheMessageLimit() {
-        let input = clientFrame(.text, "abc", fin: false) + clientFrame(.ping, [UInt8](repeating: 0, count: 100))
+        let input =
+            clientFrame(.text, "abc", fin: false) + clientFrame(.ping, [UInt8](repeating: 0, count: 100))
             + clientFrame(.continuation, "d")
-        #expect(readEverySplit(input, maxMessageSize: 4).events == [.ping([UInt8](repeating: 0, count: 100)), .text("abcd")])
+        #expect(
+            readEverySplit(input, maxMessageSize: 4).events == [
+                .ping([UInt8](repeating: 0, count: 100)), .text("abcd"),
+            ])
     }
 
     @Test func staysSmallEnoughToLiveInEveryConnection() {
@@ -244,7 +256,9 @@ import Testing
 
     @Test(arguments: [UInt16(0), 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535])
     func rejectsCloseCodesNotAllowedOnTheWireWith1002(_ code: UInt16) {
-        #expect(protocolError(readEverySplit(clientFrame(.close, FrameWriter.closePayload(code: code, reason: "")))) == 1002)
+        #expect(
+            protocolError(readEverySplit(clientFrame(.close, FrameWriter.closePayload(code: code, reason: "")))) == 1002
+        )
     }
 
     @Test func rejectsAOneByteClosePayloadWith1002() {
@@ -256,7 +270,8 @@ import Testing
     }
 
     @Test func ignoresEverythingAfterAClose() {
-        let input = clientFrame(.close, FrameWriter.closePayload(code: 1001, reason: "")) + [0xFF, 0x00, 0x12]
+        let input =
+            clientFrame(.close, FrameWriter.closePayload(code: 1001, reason: "")) + [0xFF, 0x00, 0x12]
             + clientFrame(.continuation, "x")
         #expect(readEverySplit(input) == ReadOutcome(events: [.close(1001, [])]))
     }

@@ -48,7 +48,8 @@ public enum FrameWriter {
         return written
     }
 
-    /// Close frame payload: 2-byte code + reason truncated to fit 125 bytes in all, cut on a UTF-8 boundary; empty when code is nil.
+    /// Close frame payload: 2-byte code + reason truncated to fit 125 bytes in all, cut on a UTF-8
+    /// boundary; empty when code is nil.
     public static func closePayload(code: UInt16?, reason: String) -> [UInt8] {
         guard let code else { return [] }
         var payload: [UInt8] = [UInt8(code >> 8), UInt8(code & 0xFF)]

@@ -3,8 +3,9 @@
 
 /// XOR masking of frame payloads.
 public enum Masking {
-    /// XORs `buffer` with the 4-byte key (network order bytes of maskKey as they appear on the wire), starting at key index `keyOffset % 4`;
-    /// word-wise (8 bytes at a time). Returns the key offset for the byte after the buffer.
+    /// XORs `buffer` with the 4-byte key (network order bytes of maskKey as they appear on the wire),
+    /// starting at key index `keyOffset % 4`; word-wise (8 bytes at a time). Returns the key offset for
+    /// the byte after the buffer.
     ///
     /// Masking is its own inverse, so the same call masks and unmasks. `keyOffset` lets a payload split
     /// across reads be unmasked chunk by chunk.
@@ -30,7 +31,8 @@ public enum Masking {
         var keyIndex = start
         while index < count {
             let keyByte = UInt8(truncatingIfNeeded: maskKey >> (24 - 8 * UInt32(keyIndex)))
-            base.storeBytes(of: base.load(fromByteOffset: index, as: UInt8.self) ^ keyByte, toByteOffset: index, as: UInt8.self)
+            base.storeBytes(
+                of: base.load(fromByteOffset: index, as: UInt8.self) ^ keyByte, toByteOffset: index, as: UInt8.self)
             index += 1
             keyIndex = (keyIndex + 1) & 3
         }

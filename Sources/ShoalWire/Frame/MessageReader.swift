@@ -6,7 +6,8 @@
 ///
 /// A struct holding an optional reference to its reassembly buffer: the buffer is allocated the first
 /// time a message spans frames or reads, reused afterwards, and freed when the reader is dropped or
-/// after a message that made it grow beyond 64 KiB.
+/// after a message that made it grow beyond 64 KiB. Copies share that buffer, so keep exactly one
+/// reader per connection and do not copy it while in use.
 public struct MessageReader {
     /// Data bytes of the message in progress (plus, while a control frame is split across reads, that
     /// frame's payload after them). Nil until a message needs reassembly.

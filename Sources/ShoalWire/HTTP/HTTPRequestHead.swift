@@ -15,7 +15,10 @@ public struct HTTPRequestHead: Sendable {
     public var headers: HTTPHeaders
 
     /// Creates a head, for instance in tests of code that consumes heads.
-    public init(method: String, target: String, versionMajor: Int = 1, versionMinor: Int = 1, headers: HTTPHeaders = HTTPHeaders()) {
+    public init(
+        method: String, target: String, versionMajor: Int = 1, versionMinor: Int = 1,
+        headers: HTTPHeaders = HTTPHeaders()
+    ) {
         self.method = method
         self.target = target
         self.versionMajor = versionMajor

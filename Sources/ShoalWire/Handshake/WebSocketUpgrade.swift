@@ -13,8 +13,10 @@ public enum WebSocketUpgrade {
         head.headers.containsToken("websocket", in: "Upgrade")
     }
 
-    /// Checks method GET (else 405 with Allow: GET), HTTP/1.1 or later (else 400), Host present (else 400), Upgrade token websocket, Connection token upgrade (else 400),
-    /// Sec-WebSocket-Version 13 (else 426 with header ("Sec-WebSocket-Version","13")), Sec-WebSocket-Key present exactly once and base64 of 16 bytes (else 400).
+    /// Checks method GET (else 405 with Allow: GET), HTTP/1.1 or later (else 400), Host present
+    /// (else 400), Upgrade token websocket, Connection token upgrade (else 400), Sec-WebSocket-Version 13
+    /// (else 426 with header ("Sec-WebSocket-Version","13")), Sec-WebSocket-Key present exactly once and
+    /// base64 of 16 bytes (else 400).
     /// Every error carries a human reason. Returns the key.
     public static func validate(_ head: HTTPRequestHead) throws(HTTPError) -> String {
         guard head.method == "GET" else {

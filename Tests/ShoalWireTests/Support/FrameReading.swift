@@ -72,7 +72,8 @@ func readEverySplit(
     _ input: [UInt8], maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true,
     everyOffsetLimit: Int = 2048, sourceLocation: SourceLocation = #_sourceLocation
 ) -> ReadOutcome {
-    expectSameOutcomeForEverySplit(input, everyOffsetLimit: everyOffsetLimit, sourceLocation: sourceLocation) { chunks in
+    expectSameOutcomeForEverySplit(input, everyOffsetLimit: everyOffsetLimit, sourceLocation: sourceLocation) {
+        chunks in
         read(chunks, maxMessageSize: maxMessageSize, requireMasking: requireMasking)
     }
 }
