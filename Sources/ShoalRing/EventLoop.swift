@@ -124,7 +124,9 @@ public final class EventLoop: @unchecked Sendable {
         openSockets += 1
         flushList.append(index)
         slots[Int(index)].onFlushList = true
-        return SocketHandle(index: index, generation: slots[Int(index)].generation)
+        let handle = SocketHandle(index: index, generation: slots[Int(index)].generation)
+        delegate.opened(on: handle)
+        return handle
     }
 
     /// Replaces the delegate of an open socket (an HTTP connection that upgrades to WebSocket).
@@ -333,12 +335,8 @@ public final class EventLoop: @unchecked Sendable {
             let error: Int32? = completion.result < 0 && completion.result != -ECANCELED ? -completion.result : nil
             switch slots[i].state {
             case .open, .flushing:
-                if let delegate = slots[i].delegate {
-                    delegate.readEnded(on: handle, error: error)
-                }
-                if isCurrent(handle) && slots[i].state != .aborting && !slots[i].receiving && slots[i].state != .open {
-                    // Nothing more will come in; a flushing socket ends once its sends complete or the linger timer fires.
-                }
+                // A flushing socket still ends once its sends complete or its linger timer fires.
+                slots[i].delegate?.readEnded(on: handle, error: error)
             case .lingering:
                 abortSlot(i)
             case .aborting:

@@ -16,6 +16,8 @@ public protocol ListenerDelegate: AnyObject {
 
 /// Events of one socket. All calls happen on the loop thread.
 public protocol SocketDelegate: AnyObject {
+    /// The socket was registered; `handle` names it from now on.
+    func opened(on handle: SocketHandle)
     /// Bytes arrived. `bytes` is the loop's receive buffer and is valid only during the call;
     /// the delegate may modify it (unmask in place) and must copy what it keeps.
     func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle)
@@ -30,6 +32,7 @@ public protocol SocketDelegate: AnyObject {
 }
 
 extension SocketDelegate {
+    public func opened(on handle: SocketHandle) {}
     public func timerFired(on handle: SocketHandle, kind: UInt8) {}
     public func drained(on handle: SocketHandle) {}
 }

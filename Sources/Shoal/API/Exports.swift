@@ -1,0 +1,2 @@
+// Types from ShoalWire that appear in the public API, re-exported so users import only Shoal.
+@_exported public import struct ShoalWire.HTTPHeaders

@@ -1,0 +1,36 @@
+// The two handler protocols of the 4D API. Only onConnection and onMessage are required;
+// the extensions give the others empty defaults, as 4D treats them as optional.
+
+/// 4D's WSSHandler: server-level callbacks. Called on the worker's loop thread.
+public protocol WebSocketServerHandler: AnyObject {
+    /// A client finished its opening handshake (before the 101 is sent). Return a connection
+    /// handler to accept it, or nil to refuse it with 403.
+    func onConnection(_ wss: WebSocketServer, _ event: WebSocketConnectionEvent) -> (any WebSocketConnectionHandler)?
+    /// The server started.
+    func onOpen(_ wss: WebSocketServer, _ event: WebSocketServerEvent)
+    /// The server was terminated (or the web server under it stopped).
+    func onTerminate(_ wss: WebSocketServer, _ event: WebSocketServerEvent)
+    /// An error happened at server level (a refused handshake, for instance).
+    func onError(_ wss: WebSocketServer, _ event: WebSocketServerErrorEvent)
+}
+
+extension WebSocketServerHandler {
+    public func onOpen(_ wss: WebSocketServer, _ event: WebSocketServerEvent) {}
+    public func onTerminate(_ wss: WebSocketServer, _ event: WebSocketServerEvent) {}
+    public func onError(_ wss: WebSocketServer, _ event: WebSocketServerErrorEvent) {}
+}
+
+/// 4D's connectionHandler: per-connection callbacks. Called on the worker's loop thread,
+/// never concurrently for one worker.
+public protocol WebSocketConnectionHandler: AnyObject {
+    func onMessage(_ ws: WebSocketConnection, _ event: WebSocketMessageEvent)
+    func onOpen(_ ws: WebSocketConnection, _ event: WebSocketOpenEvent)
+    func onTerminate(_ ws: WebSocketConnection, _ event: WebSocketTerminateEvent)
+    func onError(_ ws: WebSocketConnection, _ event: WebSocketErrorEvent)
+}
+
+extension WebSocketConnectionHandler {
+    public func onOpen(_ ws: WebSocketConnection, _ event: WebSocketOpenEvent) {}
+    public func onTerminate(_ ws: WebSocketConnection, _ event: WebSocketTerminateEvent) {}
+    public func onError(_ ws: WebSocketConnection, _ event: WebSocketErrorEvent) {}
+}

@@ -1,0 +1,25 @@
+// Which data frame a message travels in, and how a frame is written straight into a socket's
+// send queue: header and payload copied once into send memory, nothing else allocated.
+import ShoalRing
+import ShoalWire
+
+/// Text or binary frame.
+public enum FrameKind: Sendable {
+    case text, binary
+
+    var opcode: Opcode { self == .text ? .text : .binary }
+}
+
+extension EventLoop {
+    /// Queues one unmasked frame (server to client) on `socket`. Returns false if the socket is gone.
+    @discardableResult
+    func writeFrame(_ socket: SocketHandle, opcode: Opcode, payload: UnsafeRawBufferPointer) -> Bool {
+        let headerSize = FrameWriter.headerSize(payloadLength: payload.count)
+        return write(socket, reserving: headerSize + payload.count) { region in
+            let written = FrameWriter.writeHeader(opcode: opcode, payloadLength: payload.count, into: region.baseAddress!)
+            if payload.count > 0 {
+                UnsafeMutableRawBufferPointer(rebasing: region[written...]).copyMemory(from: payload)
+            }
+        }
+    }
+}

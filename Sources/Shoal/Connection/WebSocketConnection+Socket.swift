@@ -1,0 +1,105 @@
+// The loop's side of a WebSocket connection: bytes in, events out, and the closing handshake
+// (RFC 6455 §5.5.1, §7): the server closes TCP first, after both close frames crossed.
+import ShoalRing
+import ShoalWire
+
+extension WebSocketConnection: SocketDelegate {
+    /// Joins the server and runs onOpen; `leftover` is what the client sent right after its handshake.
+    func start(leftover: UnsafeMutableRawBufferPointer) {
+        wss.connectionOpened(self)
+        handler?.onOpen(self, WebSocketOpenEvent())
+        if leftover.count > 0 { received(leftover, on: socket) }
+    }
+
+    public func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle) {
+        var offset = 0
+        while phase == .open || phase == .closeSent {
+            let event: InboundEvent?
+            do {
+                event = try reader.next(bytes, &offset)
+            } catch {
+                fail(error)
+                return
+            }
+            guard let event else { return }
+            switch event {
+            case .text(let payload):
+                if phase == .open { deliverText(payload) }
+            case .binary(let payload):
+                if phase == .open { handler?.onMessage(self, WebSocketMessageEvent(data: .blob(Array(payload)), isBinary: true)) }
+            case .ping(let payload):
+                if phase == .open { loop.writeFrame(socket, opcode: .pong, payload: payload) }
+            case .pong:
+                break
+            case .close(let code, let reason):
+                peerClosed(code: code, reason: reason)
+                return
+            }
+        }
+    }
+
+    private func deliverText(_ payload: UnsafeRawBufferPointer) {
+        let data: WebSocketData
+        switch wss.dataType {
+        case .text:
+            data = .text(String(decoding: payload, as: UTF8.self))
+        case .blob:
+            data = .blob(Array(payload))
+        case .object:
+            do {
+                data = .object(try JSONParser.parse(payload))
+            } catch {
+                // The message is dropped, the connection stays open: a bad document is the
+                // application's problem, not the protocol's.
+                handler?.onError(self, WebSocketErrorEvent(code: 0, errors: [
+                    WebSocketErrorInfo(errCode: 1007, message: error.description)]))
+                return
+            }
+        }
+        handler?.onMessage(self, WebSocketMessageEvent(data: data, isBinary: false))
+    }
+
+    /// The peer's close frame: answer it (if we have not closed first) and end the TCP connection.
+    private func peerClosed(code: UInt16?, reason: UnsafeRawBufferPointer) {
+        if terminateCode == nil {
+            terminateCode = code.map(Int.init) ?? 1005
+            terminateReason = reason.isEmpty ? nil : String(decoding: reason, as: UTF8.self)
+        }
+        if phase == .open {
+            writeCloseFrame(code: code, reason: "")
+        }
+        phase = .closeReceived
+        loop.close(socket, mode: .graceful(lingerNanoseconds: wss.options.closeTimeoutNanoseconds))
+    }
+
+    /// A protocol violation: onError, our close frame with the RFC code, then the TCP close.
+    private func fail(_ violation: ProtocolViolation) {
+        terminateCode = terminateCode ?? 1006
+        if phase == .open {
+            writeCloseFrame(code: violation.closeCode, reason: violation.reason)
+        }
+        // Closing before onError: the connection is failed, so what the handler sends from onError is dropped.
+        phase = .closeReceived
+        loop.close(socket, mode: .graceful(lingerNanoseconds: wss.options.closeTimeoutNanoseconds))
+        handler?.onError(self, WebSocketErrorEvent(code: Int(violation.closeCode), errors: [
+            WebSocketErrorInfo(errCode: Int(violation.closeCode), message: violation.reason)]))
+    }
+
+    public func readEnded(on handle: SocketHandle, error: Int32?) {
+        // TCP ended without a close frame from the peer (or after it): nothing more to wait for.
+        loop.close(socket, mode: .abort)
+    }
+
+    public func timerFired(on handle: SocketHandle, kind: UInt8) {
+        if kind == TimerKind.closeHandshake && phase == .closeSent {
+            loop.close(socket, mode: .abort)
+        }
+    }
+
+    public func closed(on handle: SocketHandle) {
+        phase = .closed
+        wss.connectionClosed(self)
+        wss.web.connectionEnded(self)
+        handler?.onTerminate(self, WebSocketTerminateEvent(code: terminateCode ?? 1006, reason: terminateReason))
+    }
+}

@@ -1,0 +1,131 @@
+// 4D's WebSocketConnection: the public face of one client (id, handler, status, send,
+// terminate, wss). `send` and `terminate` may be called from any thread; everything else
+// belongs to the worker's loop thread, where the callbacks run.
+import ShoalRing
+import ShoalWire
+
+/// One accepted WebSocket client.
+public final class WebSocketConnection: @unchecked Sendable {
+    /// Where the connection is in its life; `status` is its 4D name.
+    enum Phase {
+        case open
+        /// We sent a close frame and wait for the peer's.
+        case closeSent
+        /// The peer's close frame arrived (and ours is queued); the TCP connection is ending.
+        case closeReceived
+        case closed
+    }
+
+    /// Unique identifier of the connection (4D: `id`).
+    public let id: Int
+    /// The connection handler onConnection returned (4D: `handler`).
+    public let handler: (any WebSocketConnectionHandler)?
+    /// The server this connection belongs to: the worker's own server object (4D: `wss`).
+    public let wss: WebSocketServer
+    /// The client's upgrade request.
+    public let request: WebSocketRequest
+
+    let loop: EventLoop
+    let socket: SocketHandle
+    var reader: MessageReader
+    var phase = Phase.open
+    /// What onTerminate will report; set when the peer's close frame (or a failure) decides it.
+    var terminateCode: Int?
+    var terminateReason: String?
+    /// Position in the server's live list (see `WebSocketServer.connectionClosed`).
+    var indexInServer = -1
+
+    init(id: Int, handler: any WebSocketConnectionHandler, wss: WebSocketServer, request: WebSocketRequest,
+         loop: EventLoop, socket: SocketHandle) {
+        self.id = id
+        self.handler = handler
+        self.wss = wss
+        self.request = request
+        self.loop = loop
+        self.socket = socket
+        reader = MessageReader(maxMessageSize: wss.options.maxMessageSize)
+    }
+
+    /// "Connected", "Closing" or "Closed" (4D: `status`).
+    public var status: String {
+        switch phase {
+        case .open: return "Connected"
+        case .closeSent, .closeReceived: return "Closing"
+        case .closed: return "Closed"
+        }
+    }
+
+    /// Bytes queued for this client and not yet taken by the kernel.
+    public var bufferedAmount: Int { loop.bufferedAmount(socket) }
+
+    // MARK: Sending (any thread)
+
+    /// Sends a text message (4D: `send(Text)`).
+    public func send(_ message: String) {
+        onLoop { me in
+            var text = message
+            text.withUTF8 { me.sendFrame(.text, UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    /// Sends a binary message (4D: `send(Blob)`).
+    public func send(_ message: [UInt8]) {
+        onLoop { me in message.withUnsafeBytes { me.sendFrame(.binary, $0) } }
+    }
+
+    /// Sends a JSON text message (4D: `send(Object)`, the same text as JSON Stringify).
+    public func send(_ message: JSONValue) {
+        var encoded: [UInt8] = []
+        message.write(into: &encoded)
+        let bytes = encoded
+        onLoop { me in bytes.withUnsafeBytes { me.sendFrame(.text, $0) } }
+    }
+
+    /// Closes the connection (4D: `terminate({code; message})`). With a code in 3001...4999 the close
+    /// frame carries the code and the message (cut to fit 123 bytes on a character boundary);
+    /// otherwise it carries no status and the message is not sent.
+    public func terminate(code: Int? = nil, message: String? = nil) {
+        onLoop { me in
+            if let code, (3001...4999).contains(code) {
+                me.close(code: UInt16(code), reason: message ?? "")
+            } else {
+                me.close(code: nil, reason: "")
+            }
+        }
+    }
+
+    /// Runs `body` now when on the loop thread, else hands it to the loop.
+    private func onLoop(_ body: @escaping @Sendable (WebSocketConnection) -> Void) {
+        if loop.inEventLoop {
+            body(self)
+        } else {
+            loop.execute { body(self) }
+        }
+    }
+
+    // MARK: Loop side
+
+    /// Queues one data frame if the connection is open (sending after terminate does nothing).
+    func sendFrame(_ kind: FrameKind, _ payload: UnsafeRawBufferPointer) {
+        guard phase == .open else { return }
+        loop.writeFrame(socket, opcode: kind.opcode, payload: payload)
+    }
+
+    /// Starts the closing handshake with our close frame.
+    func close(code: UInt16?, reason: String) {
+        guard phase == .open else { return }
+        writeCloseFrame(code: code, reason: reason)
+        phase = .closeSent
+        loop.setTimer(socket, after: wss.options.closeTimeoutNanoseconds, kind: TimerKind.closeHandshake)
+    }
+
+    func writeCloseFrame(code: UInt16?, reason: String) {
+        FrameWriter.closePayload(code: code, reason: reason).withUnsafeBytes {
+            _ = loop.writeFrame(socket, opcode: .close, payload: $0)
+        }
+    }
+
+    enum TimerKind {
+        static let closeHandshake: UInt8 = 1
+    }
+}

@@ -1,0 +1,162 @@
+// The HTTP/1.1 side of a connection until it upgrades: keep-alive requests for static files
+// and /healthz, and the opening handshake that hands the socket to a WebSocketConnection.
+import ShoalPosix
+import ShoalRing
+import ShoalWire
+
+/// One TCP connection speaking HTTP/1.1.
+final class HTTPSession: SocketDelegate {
+    private unowned let web: WebServer
+    private let fd: Int32
+    private var socket: SocketHandle?
+    private var parser: HTTPHeadParser
+    /// A response that ends the connection was queued; ignore what follows.
+    private var ending = false
+    /// Bytes of a request head received and not yet complete (for 408 versus a silent idle close).
+    private var partialBytes = 0
+    /// When the current request must be complete (handshake deadline / keep-alive idle time).
+    private var deadline: UInt64 = 0
+
+    private enum TimerKind { static let deadline: UInt8 = 1 }
+
+    init(web: WebServer, fd: Int32) {
+        self.web = web
+        self.fd = fd
+        parser = HTTPHeadParser(maxHeadSize: web.configuration.maxHeadSize, maxHeaderCount: web.configuration.maxHeaderCount)
+    }
+
+    func opened(on handle: SocketHandle) {
+        socket = handle
+        armDeadline()
+    }
+
+    private func armDeadline() {
+        guard let socket else { return }
+        let timeout = web.configuration.requestTimeoutNanoseconds
+        deadline = web.loop.now &+ timeout
+        web.loop.setTimer(socket, after: timeout, kind: TimerKind.deadline)
+    }
+
+    func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle) {
+        var rest = bytes
+        while rest.count > 0 && !ending {
+            let result: HTTPHeadParser.Result
+            do {
+                result = try parser.feed(UnsafeRawBufferPointer(rest))
+            } catch {
+                respond(status: error.status, extraHeaders: error.headers, body: error.reason + "\n", keepAlive: false)
+                return
+            }
+            switch result {
+            case .needMore:
+                partialBytes += rest.count
+                return
+            case .complete(let head, let consumed):
+                partialBytes = 0
+                let leftover = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
+                if answer(head, leftover: leftover) { return }  // upgraded: the socket has a new owner
+                rest = leftover
+                parser = HTTPHeadParser(maxHeadSize: web.configuration.maxHeadSize, maxHeaderCount: web.configuration.maxHeaderCount)
+                armDeadline()
+            }
+        }
+    }
+
+    /// Answers one request. Returns true when the connection became a WebSocket.
+    private func answer(_ head: HTTPRequestHead, leftover: UnsafeMutableRawBufferPointer) -> Bool {
+        let target = RequestTarget(head.target)
+        // We never read request bodies; a request that has one cannot be followed on this connection.
+        let hasBody = (head.headers["content-length"].map { $0 != "0" } ?? false) || head.headers["transfer-encoding"] != nil
+        let keepAlive = head.keepAlive && !hasBody
+
+        if WebSocketUpgrade.isUpgradeRequest(head) {
+            guard let server = web.server(forPath: target.path) else {
+                respond(status: 404, body: "No WebSocket server at \(target.path)\n", keepAlive: false)
+                return false
+            }
+            return upgrade(head, target: target, server: server, leftover: leftover)
+        }
+        if web.hasWebSocketServer(exactly: target.path) {
+            respond(status: 426, extraHeaders: [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
+                    body: "This path speaks WebSocket: send an Upgrade request\n", keepAlive: keepAlive)
+            return false
+        }
+        guard head.method == "GET" || head.method == "HEAD" else {
+            respond(status: 405, extraHeaders: [("Allow", "GET, HEAD")], body: "Method not allowed\n", keepAlive: false)
+            return false
+        }
+        let isHead = head.method == "HEAD"
+        if target.path == "/healthz" {
+            respond(status: 200, body: "ok\n", keepAlive: keepAlive, omitBody: isHead)
+            return false
+        }
+        if let file = web.staticFiles?.file(at: target.path) {
+            respond(status: 200, extraHeaders: [("Content-Type", file.contentType)], bodyBytes: file.bytes, keepAlive: keepAlive, omitBody: isHead)
+        } else {
+            respond(status: 404, body: "Not found: \(target.path)\n", keepAlive: keepAlive, omitBody: isHead)
+        }
+        return false
+    }
+
+    private func upgrade(_ head: HTTPRequestHead, target: RequestTarget, server: WebSocketServer,
+                         leftover: UnsafeMutableRawBufferPointer) -> Bool {
+        guard let socket else { return false }
+        let key: String
+        do {
+            key = try WebSocketUpgrade.validate(head)
+        } catch {
+            respond(status: error.status, extraHeaders: error.headers, body: error.reason + "\n", keepAlive: false)
+            return false
+        }
+        let request = WebSocketRequest(head: head, target: target, remoteAddress: Socket.peerAddress(fd))
+        guard let connectionHandler = server.handler.onConnection(server, WebSocketConnectionEvent(request: request)) else {
+            respond(status: 403, body: "Connection refused by the server\n", keepAlive: false)
+            return false
+        }
+        let response = HTTPResponse.head(status: 101, headers: [
+            ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", WebSocketUpgrade.acceptValue(forKey: key)),
+        ], bodyLength: nil)
+        response.withUnsafeBytes { web.loop.write(socket, $0) }
+        let connection = WebSocketConnection(id: web.ids.nextID(), handler: connectionHandler, wss: server,
+                                             request: request, loop: web.loop, socket: socket)
+        web.loop.setDelegate(connection, for: socket)
+        web.connectionStarted(connection)
+        connection.start(leftover: leftover)
+        return true
+    }
+
+    private func respond(status: Int, extraHeaders: [(String, String)] = [], body: String, keepAlive: Bool, omitBody: Bool = false) {
+        respond(status: status, extraHeaders: extraHeaders + [("Content-Type", "text/plain; charset=utf-8")],
+                bodyBytes: Array(body.utf8), keepAlive: keepAlive, omitBody: omitBody)
+    }
+
+    private func respond(status: Int, extraHeaders: [(String, String)], bodyBytes: [UInt8], keepAlive: Bool, omitBody: Bool = false) {
+        guard let socket else { return }
+        var headers = extraHeaders
+        headers.append(("Server", "shoal"))
+        if !keepAlive { headers.append(("Connection", "close")) }
+        var bytes = HTTPResponse.head(status: status, headers: headers, bodyLength: bodyBytes.count)
+        if !omitBody { bytes += bodyBytes }
+        bytes.withUnsafeBytes { web.loop.write(socket, $0) }
+        if !keepAlive {
+            ending = true
+            web.loop.close(socket, mode: .graceful(lingerNanoseconds: web.configuration.lingerNanoseconds))
+        }
+    }
+
+    func readEnded(on handle: SocketHandle, error: Int32?) {
+        web.loop.close(handle, mode: .abort)
+    }
+
+    func timerFired(on handle: SocketHandle, kind: UInt8) {
+        guard kind == TimerKind.deadline, !ending, web.loop.now >= deadline else { return }
+        if partialBytes > 0 {
+            respond(status: 408, body: "Request head not complete in time\n", keepAlive: false)
+        } else {
+            web.loop.close(handle, mode: .abort)
+        }
+    }
+
+    func closed(on handle: SocketHandle) {}
+}

@@ -1,0 +1,37 @@
+// Settings of the web server a worker runs: where it listens, what it serves, and the limits
+// that keep one client from costing the others. Each default says why it is what it is.
+
+/// Configuration of one worker's web server.
+public struct WebServerConfiguration: Sendable {
+    /// Address to listen on. "0.0.0.0" serves every interface, as nginx does by default.
+    public var host: String
+    /// TCP port; every worker listens on it with SO_REUSEPORT.
+    public var port: Int
+    /// Folder of static files; nil serves the bundled demo page.
+    public var publicDirectory: String?
+    /// Largest request head: 16 KiB, like nginx's large_client_header_buffers; no browser sends more.
+    public var maxHeadSize: Int
+    /// Most header fields in one request: 100, as Node caps them (ws CVE-2024-37890 came from no cap).
+    public var maxHeaderCount: Int
+    /// Time for a request head to arrive, and for an idle keep-alive connection to send its next
+    /// request: 10 s, long enough for slow mobile links, short enough against slow-header attacks.
+    public var requestTimeoutNanoseconds: UInt64
+    /// After our last bytes, how long we wait for the peer to close before dropping the socket: 2 s.
+    public var lingerNanoseconds: UInt64
+    /// On SIGTERM/SIGINT, how long clients get to answer the 1001 close before the worker exits: 5 s.
+    public var drainTimeoutNanoseconds: UInt64
+
+    public init(host: String = "0.0.0.0", port: Int = 8080, publicDirectory: String? = nil,
+                maxHeadSize: Int = 16 * 1024, maxHeaderCount: Int = 100,
+                requestTimeoutNanoseconds: UInt64 = 10_000_000_000, lingerNanoseconds: UInt64 = 2_000_000_000,
+                drainTimeoutNanoseconds: UInt64 = 5_000_000_000) {
+        self.host = host
+        self.port = port
+        self.publicDirectory = publicDirectory
+        self.maxHeadSize = maxHeadSize
+        self.maxHeaderCount = maxHeaderCount
+        self.requestTimeoutNanoseconds = requestTimeoutNanoseconds
+        self.lingerNanoseconds = lingerNanoseconds
+        self.drainTimeoutNanoseconds = drainTimeoutNanoseconds
+    }
+}

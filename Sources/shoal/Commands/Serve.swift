@@ -1,0 +1,55 @@
+// `shoal serve`: a web server with one WebSocket server running a built-in handler.
+import ArgumentParser
+import Logging
+import Shoal
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve the demo page and a WebSocket server.")
+
+    enum HandlerName: String, ExpressibleByArgument, CaseIterable {
+        case echo, uppercase, chat, probe
+    }
+
+    @Option(help: "Address to listen on.") var host = "0.0.0.0"
+    @Option(help: "TCP port.") var port = 8080
+    @Option(help: "Built-in handler: \(HandlerName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var handler: HandlerName = .chat
+    @Option(help: "Path of the WebSocket server (default: every upgrade request).") var path: String?
+    @Option(help: "Form of received text messages: text, blob or object.") var dataType = "text"
+    @Option(help: "Refuse WebSocket clients from this address (403); repeatable.") var refuseAddress: [String] = []
+    @Option(name: .customLong("public"), help: "Folder of static files (default: the bundled demo page).") var publicDirectory: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+
+    func validate() throws {
+        guard WebSocketDataType(rawValue: dataType) != nil else {
+            throw ValidationError("--data-type must be text, blob or object, not \"\(dataType)\"")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        if let path, !path.hasPrefix("/") { throw ValidationError("--path must start with /") }
+    }
+
+    func run() throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "shoal")
+        let options = WebSocketServerOptions(path: path, dataType: WebSocketDataType(rawValue: dataType) ?? .text)
+        let refused = Set(refuseAddress)
+        let configuration = WebServerConfiguration(host: host, port: port, publicDirectory: publicDirectory)
+        let choice = handler
+        try Shoal.run(configuration, logger: logger) { web in
+            let serverHandler: any WebSocketServerHandler
+            switch choice {
+            case .echo: serverHandler = EchoServer()
+            case .uppercase: serverHandler = UppercaseServer()
+            case .chat: serverHandler = ChatServer(refusedAddresses: refused)
+            case .probe: serverHandler = ProbeServer(refusedAddresses: refused)
+            }
+            _ = WebSocketServer(on: web, handler: serverHandler, options: options)
+            logger.info("WebSocket server \"\(choice.rawValue)\" on \(options.path ?? "every path"), dataType \(options.dataType.rawValue)")
+        }
+    }
+}

@@ -1,0 +1,27 @@
+// `echo`: sends every message back as it came: text as text, binary as binary, and with
+// dataType "object" the parsed JSON re-serialized.
+import Shoal
+
+final class EchoServer: WebSocketServerHandler {
+    func onConnection(_ wss: WebSocketServer, _ event: WebSocketConnectionEvent) -> (any WebSocketConnectionHandler)? {
+        EchoConnection()
+    }
+}
+
+final class EchoConnection: WebSocketConnectionHandler {
+    func onMessage(_ ws: WebSocketConnection, _ event: WebSocketMessageEvent) {
+        switch event.data {
+        case .text(let text): ws.send(text)
+        case .blob(let bytes) where event.isBinary: ws.send(bytes)
+        case .blob(let bytes): ws.send(String(decoding: bytes, as: UTF8.self))
+        case .object(let value): ws.send(value)
+        }
+    }
+
+    func onError(_ ws: WebSocketConnection, _ event: WebSocketErrorEvent) {
+        // Tell the client what was wrong with its message (protocol errors, code ≠ 0, close the connection instead).
+        if event.code == 0 {
+            ws.send(JSONValue.object(["error": .string(event.message)]))
+        }
+    }
+}

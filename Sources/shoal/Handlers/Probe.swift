@@ -1,0 +1,77 @@
+// `probe`: a handler that makes the API observable from outside, for the integration tests.
+// Each command answers with one JSON message; every lifecycle event is reported to the other
+// clients, so a test can watch what onTerminate saw for a connection that is gone.
+import Shoal
+
+final class ProbeServer: WebSocketServerHandler {
+    let refusedAddresses: Set<String>
+
+    init(refusedAddresses: Set<String>) {
+        self.refusedAddresses = refusedAddresses
+    }
+
+    func onConnection(_ wss: WebSocketServer, _ event: WebSocketConnectionEvent) -> (any WebSocketConnectionHandler)? {
+        if event.request.queryItems.contains(where: { $0.key == "refuse" }) { return nil }
+        if refusedAddresses.contains(event.request.remoteAddress) { return nil }
+        return ProbeConnection()
+    }
+}
+
+final class ProbeConnection: WebSocketConnectionHandler {
+    func onOpen(_ ws: WebSocketConnection, _ event: WebSocketOpenEvent) {
+        ws.send(JSONValue.object(["event": "hello", "id": .integer(Int64(ws.id))]))
+        tellOthers(of: ws, ["event": "open", "id": .integer(Int64(ws.id))])
+    }
+
+    func onMessage(_ ws: WebSocketConnection, _ event: WebSocketMessageEvent) {
+        if event.isBinary, let bytes = event.data.blob {
+            ws.send(bytes)
+            return
+        }
+        let text: String
+        switch event.data {
+        case .text(let t): text = t
+        case .blob(let b): text = String(decoding: b, as: UTF8.self)
+        case .object(let o): text = o.jsonString
+        }
+        let words = text.split(separator: " ", maxSplits: 2).map(String.init)
+        let request = ws.request
+        switch words.first ?? "" {
+        case "id": ws.send(JSONValue.object(["id": .integer(Int64(ws.id))]))
+        case "status": ws.send(JSONValue.object(["status": .string(ws.status)]))
+        case "count": ws.send(JSONValue.object(["count": .integer(Int64(ws.wss.connections.count))]))
+        case "ids": ws.send(JSONValue.object(["ids": .array(ws.wss.connections.map { .integer(Int64($0.id)) })]))
+        case "url": ws.send(JSONValue.object(["url": .string(request.url)]))
+        case "remote": ws.send(JSONValue.object(["remote": .string(request.remoteAddress)]))
+        case "query":
+            ws.send(JSONValue.object(["query": .array(request.queryItems.map { .array([.string($0.key), .string($0.value)]) })]))
+        case "header" where words.count > 1:
+            ws.send(JSONValue.object(["header": .string(words[1]), "values": .array(request.headers.values(words[1]).map { .string($0) })]))
+        case "terminate":
+            if words.count > 1, let code = Int(words[1]) {
+                ws.terminate(code: code, message: words.count > 2 ? words[2] : nil)
+            } else {
+                ws.terminate()
+            }
+            tellOthers(of: ws, ["event": "after-terminate", "id": .integer(Int64(ws.id)), "status": .string(ws.status)])
+        default:
+            ws.send(JSONValue.object(["echo": .string(text)]))
+        }
+    }
+
+    func onTerminate(_ ws: WebSocketConnection, _ event: WebSocketTerminateEvent) {
+        tellOthers(of: ws, ["event": "terminate", "id": .integer(Int64(ws.id)), "code": .integer(Int64(event.code)),
+                            "reason": event.reason.map(JSONValue.string) ?? .null, "status": .string(ws.status)])
+    }
+
+    func onError(_ ws: WebSocketConnection, _ event: WebSocketErrorEvent) {
+        tellOthers(of: ws, ["event": "error", "id": .integer(Int64(ws.id)), "message": .string(event.message)])
+    }
+
+    private func tellOthers(of ws: WebSocketConnection, _ object: JSONObject) {
+        let message = JSONValue.object(object)
+        for client in ws.wss.connections where client.id != ws.id {
+            client.send(message)
+        }
+    }
+}

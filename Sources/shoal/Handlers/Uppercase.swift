@@ -1,0 +1,19 @@
+// `uppercase`: the first example of 4D's WebSocketServer documentation, in Swift:
+// onMessage does ws.send(Uppercase(event.data)).
+import Shoal
+
+final class UppercaseServer: WebSocketServerHandler {
+    func onConnection(_ wss: WebSocketServer, _ event: WebSocketConnectionEvent) -> (any WebSocketConnectionHandler)? {
+        UppercaseConnection()
+    }
+}
+
+final class UppercaseConnection: WebSocketConnectionHandler {
+    func onMessage(_ ws: WebSocketConnection, _ event: WebSocketMessageEvent) {
+        if let text = event.data.text {
+            ws.send(text.uppercased())
+        } else if let bytes = event.data.blob {
+            ws.send(String(decoding: bytes, as: UTF8.self).uppercased())
+        }
+    }
+}
