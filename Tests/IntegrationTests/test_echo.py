@@ -5,8 +5,9 @@ import json
 import os
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 
-from helpers import OP_CLOSE, OP_TEXT, RawWS, client_frame, connect, recv, recv_json, run, run_node, ws_url
+from helpers import OP_CLOSE, OP_TEXT, RawWS, client_frame, connect, expect_closed, recv, recv_json, run, run_node, ws_url
 
 BIG = 10 * 1024 * 1024
 
@@ -187,3 +188,19 @@ def test_echo_blob_mirrors_kinds(shoal):
             await ws.send(b"\x01\x02")
             assert await recv(ws) == b"\x01\x02"
     run(main())
+
+
+def test_echo_message_over_16_mib_closes_1009(echo):
+    """DESIGN.md: default max message size 16 MiB; bigger -> close 1009, server unharmed."""
+    async def main():
+        async with await connect(echo.port, max_size=None, compression=None) as ws:
+            try:
+                await ws.send(b"\x00" * (17 * 1024 * 1024))
+            except ConnectionClosed:
+                pass
+            code, _ = await expect_closed(ws, timeout=60)
+            assert code == 1009, f"close code {code}"
+        async with await connect(echo.port) as ws:
+            await ws.send("still serving")
+            assert await recv(ws) == "still serving"
+    run(main(), timeout=120)

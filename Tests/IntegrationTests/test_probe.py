@@ -402,3 +402,22 @@ def test_terminate_observed_by_many(probe):
             assert (m["code"], m["reason"], m["status"]) == (4999, "last", "Closed")
         await asyncio.gather(*(o.close() for o in observers))
     run(main())
+
+
+def test_ids_unique_across_many_connections(probe):
+    async def one():
+        ws = await connect(probe.port)
+        hello = await recv_json(ws)
+        assert hello.get("event") == "hello", hello
+        return ws, hello["id"]
+
+    async def main():
+        pairs = await asyncio.gather(*(one() for _ in range(30)))
+        ids = [cid for _, cid in pairs]
+        assert len(set(ids)) == 30, ids
+        assert all(isinstance(i, int) and i > 0 for i in ids), ids
+        last, lid = await join(probe.port)  # the newest client gets no open events after its hello
+        assert lid not in ids
+        assert await ask(last, "count") == {"count": 31}
+        await asyncio.gather(*(ws.close() for ws, _ in pairs), last.close())
+    run(main(), timeout=120)
