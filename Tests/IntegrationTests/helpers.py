@@ -247,6 +247,13 @@ class RawWS(RawConn):
         assert self.response.status == 101, self.response
         assert self.response.header("Sec-WebSocket-Accept") == accept_for(key), self.response
 
+    @classmethod
+    def adopt(cls, conn: RawConn) -> "RawWS":
+        """A RawWS over a RawConn whose handshake the caller did by hand."""
+        ws = cls.__new__(cls)
+        ws.sock, ws.buf = conn.sock, conn.buf
+        return ws
+
     def send_text(self, text: str) -> None:
         self.send(client_frame(OP_TEXT, text.encode()))
 
