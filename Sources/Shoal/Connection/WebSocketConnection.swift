@@ -62,44 +62,34 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     /// Sends a text message (4D: `send(Text)`).
     public func send(_ message: String) {
-        onLoop { me in
-            var text = message
-            text.withUTF8 { me.sendFrame(.text, UnsafeRawBufferPointer($0)) }
-        }
+        guard loop.inEventLoop else { return loop.execute { self.send(message) } }
+        var text = message
+        text.withUTF8 { sendFrame(.text, UnsafeRawBufferPointer($0)) }
     }
 
     /// Sends a binary message (4D: `send(Blob)`).
     public func send(_ message: [UInt8]) {
-        onLoop { me in message.withUnsafeBytes { me.sendFrame(.binary, $0) } }
+        guard loop.inEventLoop else { return loop.execute { self.send(message) } }
+        message.withUnsafeBytes { sendFrame(.binary, $0) }
     }
 
     /// Sends a JSON text message (4D: `send(Object)`, the same text as JSON Stringify).
     public func send(_ message: JSONValue) {
+        guard loop.inEventLoop else { return loop.execute { self.send(message) } }
         var encoded: [UInt8] = []
         message.write(into: &encoded)
-        let bytes = encoded
-        onLoop { me in bytes.withUnsafeBytes { me.sendFrame(.text, $0) } }
+        encoded.withUnsafeBytes { sendFrame(.text, $0) }
     }
 
     /// Closes the connection (4D: `terminate({code; message})`). With a code in 3001...4999 the close
     /// frame carries the code and the message (cut to fit 123 bytes on a character boundary);
     /// otherwise it carries no status and the message is not sent.
     public func terminate(code: Int? = nil, message: String? = nil) {
-        onLoop { me in
-            if let code, (3001...4999).contains(code) {
-                me.close(code: UInt16(code), reason: message ?? "")
-            } else {
-                me.close(code: nil, reason: "")
-            }
-        }
-    }
-
-    /// Runs `body` now when on the loop thread, else hands it to the loop.
-    private func onLoop(_ body: @escaping @Sendable (WebSocketConnection) -> Void) {
-        if loop.inEventLoop {
-            body(self)
+        guard loop.inEventLoop else { return loop.execute { self.terminate(code: code, message: message) } }
+        if let code, (3001...4999).contains(code) {
+            close(code: UInt16(code), reason: message ?? "")
         } else {
-            loop.execute { body(self) }
+            close(code: nil, reason: "")
         }
     }
 

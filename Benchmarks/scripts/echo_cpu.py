@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Echo throughput and server CPU per message, measured with an independent load client.
+
+The client is uWebSockets' benchmarks/load_test.c (one message in flight per connection,
+prints "Msg/sec: N" every 4 s). It is not part of this repository: build it from the public
+uWebSockets + uSockets sources in a scratch folder and pass its path with --load-test.
+
+Each server runs pinned to CPU 0 and the client to CPU 1. After one warm-up window the
+script reads the server's CPU time (user+sys of its whole process tree, from /proc) and the
+client's, collects --windows windows of Msg/sec, and reads both CPU times again. A figure is
+messages per server CPU-second plus wall-clock messages per second; every server is measured
+--runs times, interleaved, and the median and spread are printed. When the client used more
+than 90 % of its core the row is flagged: the client, not the server, was the limit.
+
+usage: echo_cpu.py --load-test PATH [--connections 100] [--size 32] [--windows 3] [--runs 3]
+                   --server NAME='CMD with {port}' [--server ...]
+"""
+import argparse
+import os
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+TICK = os.sysconf("SC_CLK_TCK")
+WINDOW_SECONDS = 4  # LIBUS_TIMEOUT_GRANULARITY in uSockets
+
+
+def tree_cpu_seconds(pid):
+    """user+sys CPU seconds of pid and all its descendants."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                children.setdefault(int(fields[1]), []).append(int(entry))
+            except OSError:
+                pass
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+        stack.extend(children.get(p, []))
+    return total / TICK
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not come up")
+
+
+def measure(name, command, args):
+    port = free_port()
+    server = subprocess.Popen(["taskset", "-c", "0"] + shlex.split(command.format(port=port)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_port(port)
+        client = subprocess.Popen(["taskset", "-c", "1", "stdbuf", "-oL", args.load_test, str(args.connections),
+                                   "127.0.0.1", str(port), "0", "0", str(args.size)],
+                                  stdout=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            rates, start = [], None
+            deadline = time.time() + 30 + WINDOW_SECONDS * (args.windows + 2)
+            for line in client.stdout:
+                if time.time() > deadline:
+                    raise RuntimeError("load client produced no figures in time")
+                if not line.startswith("Msg/sec:"):
+                    continue
+                now = time.time()
+                if start is None:  # end of the warm-up window
+                    start = (now, tree_cpu_seconds(server.pid), tree_cpu_seconds(client.pid))
+                    continue
+                rates.append(float(line.split()[1]))
+                if len(rates) == args.windows:
+                    end = (now, tree_cpu_seconds(server.pid), tree_cpu_seconds(client.pid))
+                    break
+        finally:
+            os.killpg(client.pid, signal.SIGKILL)
+            client.wait()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+    wall = end[0] - start[0]
+    messages = statistics.mean(rates) * wall
+    server_cpu = end[1] - start[1]
+    client_cpu = end[2] - start[2]
+    return {
+        "msgs_per_s": messages / wall,
+        "msgs_per_server_cpu_s": messages / server_cpu if server_cpu > 0 else float("inf"),
+        "server_cpu_s_per_million": server_cpu / messages * 1e6,
+        "server_cpu_share": server_cpu / wall,
+        "client_cpu_share": client_cpu / wall,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--load-test", required=True)
+    parser.add_argument("--connections", type=int, default=100)
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--windows", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--server", action="append", required=True, help="NAME=COMMAND with {port}")
+    args = parser.parse_args()
+    servers = [s.split("=", 1) for s in args.server]
+    results = {name: [] for name, _ in servers}
+    for run in range(args.runs):
+        for name, command in servers:
+            r = measure(name, command, args)
+            results[name].append(r)
+            print(f"run {run + 1} {name}: {r['msgs_per_s']:.0f} msg/s, {r['msgs_per_server_cpu_s']:.0f} msg/server-CPU-s, "
+                  f"server CPU {r['server_cpu_share']:.0%}, client CPU {r['client_cpu_share']:.0%}", file=sys.stderr)
+
+    print(f"\necho, {args.connections} connections, {args.size}-byte messages, one in flight per connection; "
+          f"median of {args.runs} runs (min..max)")
+    print(f"| server | msgs/s (wall) | msgs per server CPU-s | server CPU-s per 1M msgs | server CPU | client CPU |")
+    print("|---|---|---|---|---|---|")
+    baseline = None
+    for name, _ in servers:
+        rs = results[name]
+        med = lambda k: statistics.median(r[k] for r in rs)
+        span = lambda k: f"{min(r[k] for r in rs):.0f}..{max(r[k] for r in rs):.0f}"
+        flag = " (client-bound!)" if med("client_cpu_share") > 0.9 else ""
+        print(f"| {name}{flag} | {med('msgs_per_s'):.0f} ({span('msgs_per_s')}) | {med('msgs_per_server_cpu_s'):.0f} "
+              f"({span('msgs_per_server_cpu_s')}) | {med('server_cpu_s_per_million'):.2f} | {med('server_cpu_share'):.0%} "
+              f"| {med('client_cpu_share'):.0%} |")
+        baseline = baseline or med("msgs_per_server_cpu_s")
+    if len(servers) > 1:
+        first = servers[0][0]
+        for name, _ in servers[1:]:
+            ratio = statistics.median(r["msgs_per_server_cpu_s"] for r in results[first]) / \
+                statistics.median(r["msgs_per_server_cpu_s"] for r in results[name])
+            print(f"{first} / {name} (msgs per server CPU-s): {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
