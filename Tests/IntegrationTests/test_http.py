@@ -184,3 +184,30 @@ def test_server_survives_bad_clients(srv):
     c.send(os.urandom(4096))
     c.close()
     assert http_get(srv.port, "/healthz").status == 200
+
+
+def test_head_has_no_body_and_keeps_the_stream_in_sync(srv):
+    with RawConn(srv.port) as c:
+        c.send((f"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                f"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                f"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"
+                f"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").encode())
+        r = c.read_response(head_only=True)
+        assert r.status == 200 and r.header("Content-Length") == "3", r
+        r = c.read_response()
+        assert r.status == 200 and r.body.strip() == b"ok", r
+        r = c.read_response(head_only=True)
+        assert r.status == 200 and "text/html" in (r.header("Content-Type") or ""), r
+        r = c.read_response()
+        assert r.status == 200 and r.body.strip() == b"ok", r
+
+
+def test_http11_without_host_400(srv):
+    # RFC 9112 section 3.2: a server MUST respond 400 to an HTTP/1.1 request without Host
+    r = http_raw(srv.port, b"GET /healthz HTTP/1.1\r\n\r\n")
+    assert r.status == 400, r
+
+
+def test_method_not_allowed_on_ws_path(srv):
+    r = http_raw(srv.port, upgrade_request(srv.port, WS).replace(b"GET", b"POST", 1))
+    assert r.status in (400, 405), r

@@ -199,3 +199,12 @@ def test_many_messages_in_flight(echo):
             await task
             assert got == msgs
     run(main(), timeout=120)
+
+
+def test_incomplete_handshake_is_timed_out(echo):
+    """DESIGN.md: max handshake time (10 s by default). The server answers 408 or just
+    closes; the test only bounds the wait (no timing asserted)."""
+    with RawConn(echo.port, timeout=60) as c:
+        c.send(b"GET /ws HTTP/1.1\r\nHost: x\r\n")
+        data = c.read_until_close()
+        assert data == b"" or data.startswith(b"HTTP/1.1 408") or data.startswith(b"HTTP/1.1 400"), data
