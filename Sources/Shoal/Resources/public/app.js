@@ -16,6 +16,7 @@
 
   var ws = null;
   var retry = 0;
+  var everOpen = false;
   var timer = null;
 
   function time() {
@@ -57,6 +58,8 @@
     }
     ws.binaryType = 'arraybuffer';
     ws.onopen = function () {
+      if (everOpen) add('system', 'reconnected');
+      everOpen = true;
       retry = 0;
       setStatus('open', 'connected');
     };
@@ -65,9 +68,10 @@
       else add('them', '[' + ev.data.byteLength + ' bytes of binary]');
     };
     ws.onclose = function (ev) {
+      var wasOpen = !input.disabled;
       ws = null;
-      var why = 'disconnected (code ' + ev.code + (ev.reason ? ': ' + ev.reason : '') + ')';
-      add('system', why);
+      // log the drop once; failed reconnection attempts only show in the status badge
+      if (wasOpen) add('system', 'disconnected (code ' + ev.code + (ev.reason ? ': ' + ev.reason : '') + ')');
       schedule();
     };
     ws.onerror = function () { /* onclose follows and reconnects */ };
