@@ -211,3 +211,14 @@ def test_http11_without_host_400(srv):
 def test_method_not_allowed_on_ws_path(srv):
     r = http_raw(srv.port, upgrade_request(srv.port, WS).replace(b"GET", b"POST", 1))
     assert r.status in (400, 405), r
+
+
+def test_without_path_every_path_upgrades_and_http_still_works(shoal):
+    srv = shoal("--handler", "echo")
+    for path in ("/", "/anything", "/a/b?c=d"):
+        r = http_raw(srv.port, upgrade_request(srv.port, path))
+        assert r.status == 101, (path, r)
+    assert http_get(srv.port, "/healthz").status == 200
+    assert http_get(srv.port, "/no/such/file").status == 404
+    r = http_get(srv.port, "/")
+    assert r.status == 200 and b"<html" in r.body.lower(), r

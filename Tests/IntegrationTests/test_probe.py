@@ -421,3 +421,27 @@ def test_ids_unique_across_many_connections(probe):
         assert await ask(last, "count") == {"count": 31}
         await asyncio.gather(*(ws.close() for ws, _ in pairs), last.close())
     run(main(), timeout=120)
+
+
+def test_refuse_several_addresses(shoal):
+    srv = shoal("--handler", "probe", "--refuse-address", "127.0.0.2", "--refuse-address", "127.0.0.3")
+
+    async def main():
+        await expect_refused(srv.port, "/", source="127.0.0.2", status=403)
+        await expect_refused(srv.port, "/", source="127.0.0.3", status=403)
+        ws, _ = await join(srv.port, source="127.0.0.4")
+        assert await ask(ws, "remote") == {"remote": "127.0.0.4"}
+        await ws.close()
+    run(main())
+
+
+def test_probe_with_path(shoal):
+    srv = shoal("--handler", "probe", "--path", "/api/ws")
+
+    async def main():
+        ws, _ = await join(srv.port, "/api/ws?k=v%2Bw")
+        assert await ask(ws, "url") == {"url": "/api/ws?k=v%2Bw"}
+        assert await ask(ws, "query") == {"query": [["k", "v+w"]]}
+        await expect_refused(srv.port, "/api/other", status=404)
+        await ws.close()
+    run(main())
