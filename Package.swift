@@ -39,11 +39,13 @@ let package = Package(
         ),
         // The event loop: io_uring backend behind a backend protocol.
         .target(name: "ShoalRing", dependencies: ["CLibUring", "ShoalPosix"], swiftSettings: strict),
+        // Supervisor, worker spawn, shared-memory segment (ids, registry, stats), Unix-socket bus.
+        .target(name: "ShoalCluster", dependencies: ["CShoalSystem", "ShoalPosix", "ShoalRing", "ShoalWire"], swiftSettings: strict),
         // The public 4D API and the web server it sits on.
         .target(
             name: "Shoal",
             dependencies: [
-                "ShoalWire", "ShoalRing", "ShoalPosix",
+                "ShoalWire", "ShoalRing", "ShoalPosix", "ShoalCluster",
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Resources/public")],
@@ -60,6 +62,7 @@ let package = Package(
         ),
         .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: strict),
         .testTarget(name: "ShoalRingTests", dependencies: ["ShoalRing", "ShoalPosix"], swiftSettings: strict),
+        .testTarget(name: "ShoalClusterTests", dependencies: ["ShoalCluster", "ShoalPosix"], swiftSettings: strict),
         .testTarget(name: "ShoalTests", dependencies: ["Shoal", "ShoalWire"], swiftSettings: strict),
     ]
 )

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "SharedMemory.h"
 
 static inline int shoal_eventfd(unsigned int initial, int flags) { return eventfd(initial, flags); }
 static inline int shoal_efd_nonblock(void) { return EFD_NONBLOCK; }
