@@ -9,6 +9,8 @@
 # Last line: "N passed, M failed" (tests summed over the stages; a stage that fails
 # without reporting test counts counts as one failure). Exit 0 only if everything passed.
 #
+# Stages 5 and 6 run once per backend in SHOAL_BACKENDS (default "default epoll": the
+# default loop, then SHOAL_BACKEND=epoll).
 # Environment: SHOAL_SKIP="unit autobahn" skips stages (names: build unit release
 # integration autobahn); SHOAL_BIN tests another binary (with the release stage skipped); PYTEST_ARGS adds pytest arguments (e.g. "-k probe");
 # SHOAL_AUTOBAHN_ARGS replaces the rig's extra arguments (default "--strict-close").
@@ -53,7 +55,7 @@ stage() { echo; echo "=== $* ==="; }
 skipped() { case "$SKIP" in *" $1 "*) echo "(skipped: SHOAL_SKIP)"; return 0 ;; esac; return 1; }
 record() { # record NAME PASSED FAILED
   PASSED=$((PASSED + $2)); FAILED=$((FAILED + $3))
-  SUMMARY+=("$(printf '%-12s %5d passed, %d failed' "$1" "$2" "$3")")
+  SUMMARY+=("$(printf '%-18s %5d passed, %d failed' "$1" "$2" "$3")")
 }
 record_rc() { # record_rc NAME RC   (a stage without test counts: 1 pass or 1 failure)
   if [ "$2" = 0 ]; then record "$1" 1 0; else record "$1" 0 1; fi
@@ -128,13 +130,15 @@ elif [ -x "$BIN" ]; then
 fi
 
 # --- 5. integration tests ---
-stage "integration tests (pytest)"
-if ! skipped integration; then
-  if [ $RELEASE_OK = 1 ]; then
-    # shellcheck disable=SC2086
-    SHOAL_BIN="$BIN" timeout -k 30 1800 "$VENV/bin/python" -m pytest "$REPO/Tests/IntegrationTests" \
-      -p no:cacheprovider -rfE --tb=short --junitxml="$WORK/pytest.xml" ${PYTEST_ARGS:-}; rc=$?
-    read -r ip if_ < <("$VENV/bin/python" - "$WORK/pytest.xml" <<'EOF'
+run_integration() { # run_integration NAME   (SHOAL_BACKEND already set or unset by the caller)
+  local name=$1 rc ip if_
+  stage "integration tests (pytest) [$name]"
+  if skipped integration; then return; fi
+  if [ $RELEASE_OK != 1 ]; then echo "(not run: no release binary)"; record "$name" 0 1; return; fi
+  # shellcheck disable=SC2086
+  SHOAL_BIN="$BIN" timeout -k 30 1800 "$VENV/bin/python" -m pytest "$REPO/Tests/IntegrationTests" \
+    -p no:cacheprovider -rfE --tb=short --junitxml="$WORK/pytest.xml" ${PYTEST_ARGS:-}; rc=$?
+  read -r ip if_ < <("$VENV/bin/python" - "$WORK/pytest.xml" <<'EOF'
 import sys, xml.etree.ElementTree as ET
 try:
     root = ET.parse(sys.argv[1]).getroot()
@@ -146,55 +150,67 @@ bad = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
 skip = sum(int(s.get("skipped", 0)) for s in suites)
 print(t - bad - skip, bad)
 EOF
-    )
-    if [ $rc != 0 ] && [ "${if_:-0}" = 0 ]; then if_=1; fi
-    record integration "${ip:-0}" "${if_:-1}"
-  else
-    echo "(not run: no release binary)"; record integration 0 1
-  fi
-fi
+  )
+  rm -f "$WORK/pytest.xml"
+  if [ $rc != 0 ] && [ "${if_:-0}" = 0 ]; then if_=1; fi
+  record "$name" "${ip:-0}" "${if_:-1}"
+}
 
 # --- 6. Autobahn ---
-stage "Autobahn|Testsuite (sections 1-10) against shoal serve --handler echo"
-if ! skipped autobahn; then
-  if [ $RELEASE_OK = 1 ]; then
-    PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-    setsid "$BIN" serve --host 127.0.0.1 --port "$PORT" --handler echo --log-level warning \
-      >"$REPO/.build/autobahn-server.log" 2>&1 </dev/null &
-    SPID=$!
-    echo "$SPID" >>"$PIDFILE"
-    ready=0
-    for _ in $(seq 1 300); do
-      if ! kill -0 "$SPID" 2>/dev/null; then break; fi
-      if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$PORT),1).close()" 2>/dev/null; then
-        ready=1; break
-      fi
-      sleep 0.1
-    done
-    if [ $ready = 1 ]; then
-      # shellcheck disable=SC2086
-      timeout -k 30 1200 "$AUTOBAHN_DIR/run.sh" "ws://127.0.0.1:$PORT" ${SHOAL_AUTOBAHN_ARGS:---strict-close} \
-        --outdir "$REPO/.build/autobahn-report" 2>&1 | tee "$WORK/autobahn.log"; rc=${PIPESTATUS[0]}
-      read -r ap af < <(sed -n 's/^autobahn: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$WORK/autobahn.log" | tail -n1)
-      if [ $rc != 0 ] && [ "${af:-0}" = 0 ]; then af=1; fi
-      record autobahn "${ap:-0}" "${af:-1}"
-    else
-      echo "shoal did not start for Autobahn:"; tail -n 30 "$REPO/.build/autobahn-server.log"
-      record autobahn 0 1
+run_autobahn() { # run_autobahn NAME
+  local name=$1 rc ap af src ready port spid tag log
+  tag="${name//\//-}"
+  log="$REPO/.build/$tag-server.log"
+  stage "Autobahn|Testsuite (sections 1-10) against shoal serve --handler echo [$name]"
+  if skipped autobahn; then return; fi
+  if [ $RELEASE_OK != 1 ]; then echo "(not run: no release binary)"; record "$name" 0 1; return; fi
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  setsid "$BIN" serve --host 127.0.0.1 --port "$port" --handler echo --log-level warning \
+    >"$log" 2>&1 </dev/null &
+  spid=$!
+  echo "$spid" >>"$PIDFILE"
+  ready=0
+  for _ in $(seq 1 300); do
+    if ! kill -0 "$spid" 2>/dev/null; then break; fi
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1).close()" 2>/dev/null; then
+      ready=1; break
     fi
-    kill -TERM "$SPID" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$SPID" 2>/dev/null; then
-      echo "shoal (Autobahn server) did not stop on SIGTERM; killing it"; kill -KILL -- "-$SPID" 2>/dev/null
-    fi
-    wait "$SPID" 2>/dev/null; src=$?
-    if [ "$src" != 0 ]; then
-      echo "shoal (Autobahn server) exited with status $src after SIGTERM; log tail:"
-      tail -n 30 "$REPO/.build/autobahn-server.log"
-    fi
+    sleep 0.1
+  done
+  if [ $ready = 1 ]; then
+    # shellcheck disable=SC2086
+    timeout -k 30 1200 "$AUTOBAHN_DIR/run.sh" "ws://127.0.0.1:$port" ${SHOAL_AUTOBAHN_ARGS:---strict-close} \
+      --outdir "$REPO/.build/$tag-report" 2>&1 | tee "$WORK/autobahn.log"; rc=${PIPESTATUS[0]}
+    read -r ap af < <(sed -n 's/^autobahn: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$WORK/autobahn.log" | tail -n1)
+    if [ $rc != 0 ] && [ "${af:-0}" = 0 ]; then af=1; fi
+    record "$name" "${ap:-0}" "${af:-1}"
   else
-    echo "(not run: no release binary)"; record autobahn 0 1
+    echo "shoal did not start for Autobahn:"; tail -n 30 "$log"
+    record "$name" 0 1
   fi
-fi
+  kill -TERM "$spid" 2>/dev/null
+  for _ in $(seq 1 100); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$spid" 2>/dev/null; then
+    echo "shoal (Autobahn server) did not stop on SIGTERM; killing it"; kill -KILL -- "-$spid" 2>/dev/null
+  fi
+  wait "$spid" 2>/dev/null; src=$?
+  if [ "$src" != 0 ]; then
+    echo "shoal (Autobahn server) exited with status $src after SIGTERM; log tail:"
+    tail -n 30 "$log"
+  fi
+}
+
+# Each backend in turn: the default (io_uring, or epoll where io_uring is unavailable),
+# then the epoll fallback forced with SHOAL_BACKEND=epoll (DESIGN.md: same behaviour).
+for backend in ${SHOAL_BACKENDS:-default epoll}; do
+  if [ "$backend" = default ]; then
+    unset SHOAL_BACKEND; suffix=""
+  else
+    export SHOAL_BACKEND="$backend"; suffix="/$backend"
+  fi
+  run_integration "integration$suffix"
+  run_autobahn "autobahn$suffix"
+done
+unset SHOAL_BACKEND
 
 finish

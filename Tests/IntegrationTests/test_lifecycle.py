@@ -57,6 +57,16 @@ def test_sigterm_idle_server_exits_0(shoal):
     assert srv.wait(20) == 0, srv.log()
 
 
+def test_sigterm_as_soon_as_the_port_accepts(shoal):
+    """The port accepting is the readiness signal: a SIGTERM from then on must be a
+    graceful stop (exit 0), not the default action of the signal (killed, status -15)."""
+    for i in range(10):
+        srv = shoal("--handler", "echo")
+        srv.signal(signal.SIGTERM)
+        rc = srv.wait(20)
+        assert rc == 0, f"attempt {i}: exit status {rc} (negative = killed by that signal)\n{srv.log()}"
+
+
 def test_stop_while_http_keepalive_open(shoal):
     """An idle keep-alive HTTP connection must not hold the shutdown forever."""
     from helpers import RawConn
