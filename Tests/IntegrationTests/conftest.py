@@ -60,8 +60,9 @@ def group_members(pgid: int) -> list[str]:
 
 
 class Server:
-    def __init__(self, args: list[str], log_path: str):
+    def __init__(self, args: list[str], log_path: str, poll: float = 0.05):
         self.args = args
+        self.poll = poll  # seconds between two connection attempts while waiting for the port
         self.log_path = log_path
         self.host = "127.0.0.1"
         self.port = 0
@@ -108,7 +109,7 @@ class Server:
                 with socket.create_connection((self.host, self.port), timeout=1.0):
                     return True
             except OSError:
-                time.sleep(0.05)
+                time.sleep(self.poll)
         self.kill()
         raise AssertionError(f"shoal did not accept on port {self.port} within {START_TIMEOUT}s:\n{self.log()}")
 
@@ -171,8 +172,8 @@ def pytest_runtest_makereport(item, call):
 def shoal(request, tmp_path):
     servers: list[Server] = []
 
-    def start(*args: str) -> Server:
-        s = Server(list(args), str(tmp_path / f"shoal-{len(servers)}.log"))
+    def start(*args: str, poll: float = 0.05) -> Server:
+        s = Server(list(args), str(tmp_path / f"shoal-{len(servers)}.log"), poll=poll)
         servers.append(s)
         s.start()
         return s

@@ -61,7 +61,7 @@ def test_sigterm_as_soon_as_the_port_accepts(shoal):
     """The port accepting is the readiness signal: a SIGTERM from then on must be a
     graceful stop (exit 0), not the default action of the signal (killed, status -15)."""
     for i in range(10):
-        srv = shoal("--handler", "echo")
+        srv = shoal("--handler", "echo", poll=0.001)  # notice the port as early as possible
         srv.signal(signal.SIGTERM)
         rc = srv.wait(20)
         assert rc == 0, f"attempt {i}: exit status {rc} (negative = killed by that signal)\n{srv.log()}"
