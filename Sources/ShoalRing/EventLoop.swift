@@ -218,6 +218,9 @@ public final class EventLoop: @unchecked Sendable {
     private func beginLinger(_ i: Int) {
         slots[i].state = .lingering
         Socket.shutdown(slots[i].fd, read: false, write: true)
+        // The peer's FIN already came (its receive ended and was not re-armed): nothing is left to
+        // wait for, and no receive completion would ever end the linger before its timer.
+        if !slots[i].receiving && !slots[i].needsReceive { abortSlot(i) }
     }
 
     private func abortSlot(_ i: Int) {

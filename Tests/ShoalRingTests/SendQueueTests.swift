@@ -1,0 +1,155 @@
+// The outbound queue and its chunk pool, without a loop: chunk boundaries, dedicated chunks for
+// large reservations, freeing on consume, the pool's retention bound and discarding.
+import Testing
+
+@testable import ShoalRing
+
+@Suite struct SendQueueTests {
+    /// Takes every byte out of `queue` the way the loop does: the next sendable span, then consume.
+    private func drain(_ queue: inout SendQueue, pool: ChunkPool, step: Int = .max) -> [UInt8] {
+        var sent: [UInt8] = []
+        while let span = queue.nextSendable {
+            let n = min(step, span.count)
+            sent += span.prefix(n)
+            queue.consume(n, pool: pool)
+        }
+        return sent
+    }
+
+    @Test func splitsAnAppendLargerThanAChunkAcrossChunksInOrder() {
+        let pool = ChunkPool(standardCapacity: 16, maxRetained: 8)
+        var queue = SendQueue()
+        let bytes = pattern(40, seed: 1)
+        bytes.withUnsafeBytes { queue.append($0, pool: pool) }
+        #expect(queue.queuedBytes == 40)
+        #expect(pool.outstanding == 3)
+        #expect(queue.nextSendable?.count == 16)
+        #expect(drain(&queue, pool: pool) == bytes)
+        #expect(queue.isEmpty && queue.nextSendable == nil)
+        #expect(pool.outstanding == 0)
+    }
+
+    @Test func fillsTheTailChunkBeforeTakingANewOne() {
+        let pool = ChunkPool(standardCapacity: 16, maxRetained: 8)
+        var queue = SendQueue()
+        let first = pattern(10, seed: 2), second = pattern(10, seed: 3)
+        first.withUnsafeBytes { queue.append($0, pool: pool) }
+        second.withUnsafeBytes { queue.append($0, pool: pool) }
+        // 6 bytes complete the first chunk, 4 start the second.
+        #expect(pool.outstanding == 2)
+        #expect(queue.nextSendable?.count == 16)
+        #expect(drain(&queue, pool: pool) == first + second)
+    }
+
+    @Test func manySmallAppendsShareOneChunk() {
+        let pool = ChunkPool()
+        var queue = SendQueue()
+        var expected: [UInt8] = []
+        for i in 0..<1000 {
+            let piece = [UInt8(i & 0xFF), UInt8(i >> 8), 0xA5]
+            expected += piece
+            piece.withUnsafeBytes { queue.append($0, pool: pool) }
+        }
+        #expect(pool.outstanding == 1)
+        #expect(queue.nextSendable?.count == 3000)
+        #expect(drain(&queue, pool: pool) == expected)
+    }
+
+    @Test func givesALargeReservationADedicatedChunkThatIsFreedNotPooled() {
+        let pool = ChunkPool(standardCapacity: 16, maxRetained: 8)
+        var queue = SendQueue()
+        let bytes = pattern(100, seed: 4)
+        queue.append(count: 100, pool: pool) { region in
+            #expect(region.count == 100)
+            region.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count))
+        }
+        #expect(pool.outstanding == 1)
+        // Contiguous: the whole reservation leaves in one send.
+        #expect(queue.nextSendable.map { Array($0) } == bytes)
+        queue.consume(100, pool: pool)
+        #expect(pool.outstanding == 0)
+        #expect(pool.retained == 0)
+    }
+
+    @Test func startsANewChunkForAReservationThatDoesNotFitTheTail() {
+        let pool = ChunkPool(standardCapacity: 16, maxRetained: 8)
+        var queue = SendQueue()
+        let first = pattern(10, seed: 5), second = pattern(10, seed: 6)
+        first.withUnsafeBytes { queue.append($0, pool: pool) }
+        queue.append(count: 10, pool: pool) { $0.copyMemory(from: UnsafeRawBufferPointer(start: second, count: 10)) }
+        #expect(pool.outstanding == 2)
+        #expect(queue.nextSendable?.count == 10)
+        #expect(drain(&queue, pool: pool) == first + second)
+    }
+
+    @Test func partialConsumesAdvanceTheHeadAndFreeChunksOnlyWhenDone() {
+        let pool = ChunkPool(standardCapacity: 16, maxRetained: 8)
+        var queue = SendQueue()
+        let bytes = pattern(32, seed: 7)
+        bytes.withUnsafeBytes { queue.append($0, pool: pool) }
+        queue.consume(5, pool: pool)
+        #expect(queue.queuedBytes == 27)
+        #expect(queue.nextSendable.map { Array($0) } == Array(bytes[5..<16]))
+        #expect(pool.outstanding == 2)
+        queue.consume(11, pool: pool)
+        #expect(pool.outstanding == 1)
+        #expect(pool.retained == 1)
+        #expect(drain(&queue, pool: pool, step: 3) == Array(bytes[16...]))
+        #expect(pool.outstanding == 0 && pool.retained == 2)
+    }
+
+    @Test func appendsWhileASendIsInFlightDoNotDisturbTheInFlightBytes() {
+        let pool = ChunkPool(standardCapacity: 64, maxRetained: 8)
+        var queue = SendQueue()
+        let first = pattern(20, seed: 8), second = pattern(20, seed: 9)
+        first.withUnsafeBytes { queue.append($0, pool: pool) }
+        let inFlight = queue.nextSendable!
+        second.withUnsafeBytes { queue.append($0, pool: pool) }
+        #expect(Array(inFlight) == first)
+        queue.consume(inFlight.count, pool: pool)
+        #expect(queue.nextSendable.map { Array($0) } == second)
+        #expect(drain(&queue, pool: pool) == second)
+    }
+
+    @Test func aDrainedQueueHoldsNoChunk() {
+        let pool = ChunkPool()
+        var queue = SendQueue()
+        pattern(100, seed: 10).withUnsafeBytes { queue.append($0, pool: pool) }
+        _ = drain(&queue, pool: pool)
+        #expect(queue.head == nil)
+        #expect(pool.outstanding == 0 && pool.retained == 1)
+        // The next append reuses the retained chunk.
+        pattern(5, seed: 11).withUnsafeBytes { queue.append($0, pool: pool) }
+        #expect(pool.retained == 0 && pool.outstanding == 1)
+        queue.discardAll(pool: pool)
+    }
+
+    @Test func thePoolRetainsAtMostItsBoundOfFreeChunks() {
+        let pool = ChunkPool(standardCapacity: 16, maxRetained: 2)
+        let chunks = (0..<5).map { _ in pool.take(minimum: 8) }
+        #expect(pool.outstanding == 5)
+        for chunk in chunks { pool.give(chunk) }
+        #expect(pool.outstanding == 0)
+        #expect(pool.retained == 2)
+        // Dedicated chunks are never retained.
+        pool.give(pool.take(minimum: 17))
+        #expect(pool.retained == 2)
+    }
+
+    @Test func discardAllDropsEveryChunkAndLeavesAnEmptyReusableQueue() {
+        let pool = ChunkPool(standardCapacity: 16, maxRetained: 8)
+        var queue = SendQueue()
+        pattern(40, seed: 12).withUnsafeBytes { queue.append($0, pool: pool) }
+        queue.append(count: 100, pool: pool) { $0.initializeMemory(as: UInt8.self, repeating: 1) }
+        queue.consume(3, pool: pool)
+        #expect(pool.outstanding == 4)
+        queue.discardAll(pool: pool)
+        #expect(queue.isEmpty && queue.queuedBytes == 0)
+        #expect(queue.nextSendable == nil && queue.head == nil)
+        #expect(pool.outstanding == 0)
+        #expect(pool.retained == 3)
+        let again = pattern(20, seed: 13)
+        again.withUnsafeBytes { queue.append($0, pool: pool) }
+        #expect(drain(&queue, pool: pool) == again)
+    }
+}
