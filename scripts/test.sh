@@ -43,8 +43,9 @@ cleanup() {
   sleep 1
   while read -r pid; do
     [ -n "$pid" ] || continue
-    # each server runs in its own process group (pgid = its pid): sweep workers too
-    kill -KILL -- "-$pid" 2>/dev/null || true
+    # still alive after SIGTERM: each server leads its own process group (pgid = its pid),
+    # so kill the group, workers included (only while the leader lives: no reused ids)
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
   done <"$PIDFILE"
   rm -rf "$WORK"
 }
