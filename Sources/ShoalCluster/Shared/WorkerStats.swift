@@ -1,0 +1,128 @@
+// One worker slot's 128-byte statistics block in the shared segment: what /metrics, /healthz and
+// the supervisor's watchdog read about a worker without asking it.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Layout of a block (offsets from the block's start; all u64 unless noted, every field atomic):
+//
+//   0    pid                    worker's pid (0: no worker yet)
+//   8    generation             reload generation of the worker in the slot
+//   16   heartbeatNanoseconds   CLOCK_MONOTONIC at the worker's last loop turn
+//   24   accepting              1 while the worker accepts new connections, else 0
+//   32   connections            live connections of the worker (signed, stored as its bit pattern)
+//   40   messagesIn             monotonic counters, added with relaxed fetch-adds
+//   48   messagesOut
+//   56   bytesIn
+//   64   bytesOut
+//   72   drops                  messages dropped by the slow-consumer policy or a full bus
+//   80   restarts               written by the supervisor only; survives reset()
+//   88   reserved
+//   96   registry high-water u32  owned by Registry: entries [0, hw) of partition `slot` may be live
+//   100  registry live u32        owned by Registry: live entries of the partition
+//   104  reserved (24 bytes)
+//
+// Writers: the worker in the slot, except `restarts` (supervisor) and the registry words (see
+// Registry.swift: the owner, and the supervisor's sweep).
+
+/// A view of one 128-byte stats block (layout above). Copies are views of the same memory.
+public struct WorkerStats: Sendable {
+    enum Field {
+        static let pid = 0
+        static let generation = 8
+        static let heartbeat = 16
+        static let accepting = 24
+        static let connections = 32
+        static let messagesIn = 40
+        static let messagesOut = 48
+        static let bytesIn = 56
+        static let bytesOut = 64
+        static let drops = 72
+        static let restarts = 80
+        /// Registry words, not statistics: reset() leaves them alone.
+        static let registryHighWater = 96
+        static let registryLive = 100
+        /// The fields reset() zeroes: pid through drops.
+        static let resettable = [pid, generation, heartbeat, accepting, connections, messagesIn, messagesOut,
+                                 bytesIn, bytesOut, drops]
+    }
+
+    let memory: SharedMemory
+    /// Byte offset of the block in the segment.
+    let offset: Int
+
+    init(memory: SharedMemory, offset: Int) {
+        self.memory = memory
+        self.offset = offset
+    }
+
+    private func load(_ field: Int) -> Int { Int(truncatingIfNeeded: memory.load64(offset + field)) }
+    private func store(_ field: Int, _ value: Int) { memory.store64(offset + field, UInt64(truncatingIfNeeded: value)) }
+
+    public var pid: Int {
+        get { load(Field.pid) }
+        nonmutating set { store(Field.pid, newValue) }
+    }
+
+    public var generation: Int {
+        get { load(Field.generation) }
+        nonmutating set { store(Field.generation, newValue) }
+    }
+
+    /// CLOCK_MONOTONIC (nanoseconds) of the worker's last loop turn; the same clock in every process.
+    public var heartbeatNanoseconds: UInt64 {
+        get { memory.load64(offset + Field.heartbeat) }
+        nonmutating set { memory.store64(offset + Field.heartbeat, newValue) }
+    }
+
+    /// Stores the current CLOCK_MONOTONIC time as the heartbeat.
+    public func beat() { heartbeatNanoseconds = Self.monotonicNanoseconds() }
+
+    /// CLOCK_MONOTONIC now, in nanoseconds (what `heartbeatNanoseconds` is compared against).
+    public static func monotonicNanoseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
+    }
+
+    public var accepting: Bool {
+        get { load(Field.accepting) != 0 }
+        nonmutating set { store(Field.accepting, newValue ? 1 : 0) }
+    }
+
+    public var connections: Int {
+        get { load(Field.connections) }
+        nonmutating set { store(Field.connections, newValue) }
+    }
+
+    /// Adds to the traffic counters (relaxed: nobody synchronises on them). No allocation: hot path.
+    public func add(messagesIn: Int = 0, messagesOut: Int = 0, bytesIn: Int = 0, bytesOut: Int = 0, drops: Int = 0) {
+        if messagesIn != 0 { increment(Field.messagesIn, messagesIn) }
+        if messagesOut != 0 { increment(Field.messagesOut, messagesOut) }
+        if bytesIn != 0 { increment(Field.bytesIn, bytesIn) }
+        if bytesOut != 0 { increment(Field.bytesOut, bytesOut) }
+        if drops != 0 { increment(Field.drops, drops) }
+    }
+
+    private func increment(_ field: Int, _ amount: Int) {
+        _ = memory.fetchAddRelaxed64(offset + field, UInt64(truncatingIfNeeded: amount))
+    }
+
+    public var messagesIn: Int { load(Field.messagesIn) }
+    public var messagesOut: Int { load(Field.messagesOut) }
+    public var bytesIn: Int { load(Field.bytesIn) }
+    public var bytesOut: Int { load(Field.bytesOut) }
+    public var drops: Int { load(Field.drops) }
+
+    /// Times the supervisor restarted a worker in this slot (written by the supervisor only).
+    public var restarts: Int {
+        get { load(Field.restarts) }
+        nonmutating set { store(Field.restarts, newValue) }
+    }
+
+    /// Zeroes every statistic except `restarts` (a new worker in the slot). The registry words
+    /// (high-water mark, live count) are the registry's: `Registry.adopt(slot:)` resets those.
+    public func reset() {
+        for field in Field.resettable { store(field, 0) }
+    }
+}

@@ -1,0 +1,225 @@
+// The shared segment's layout, checked byte by byte against the memfd (the table in
+// SharedSegment.swift), and attach's refusal of descriptors that are not a usable segment.
+import Foundation
+import Glibc
+import ShoalCluster
+import Testing
+
+@Suite("Shared segment layout and attach")
+struct SharedSegmentTests {
+    @Test("the header holds magic, version, sizes and the creator's pid at the documented offsets")
+    func headerFields() throws {
+        let segment = try SharedSegment.create(workerSlots: 3, registryCapacity: 10)
+        defer { segment.unmap(); segment.closeDescriptor() }
+        let fd = segment.descriptor
+
+        #expect(readBytes(fd, at: 0, count: 8) == Array("SHOALSEG".utf8))
+        #expect(readU64(fd, at: SegmentLayout.magicOffset) == SharedSegment.magic)
+        #expect(readU32(fd, at: 8) == SharedSegment.version)
+        #expect(readU32(fd, at: 12) == 3)
+        #expect(readU32(fd, at: 16) == 10)
+        #expect(readU32(fd, at: 20) == 0, "padding before segmentSize")
+        #expect(readU64(fd, at: 24) == UInt64(segment.segmentSize))
+        #expect(readU32(fd, at: 32) == UInt32(getpid()))
+        #expect(segment.supervisorPID == Int(getpid()))
+        #expect(readBytes(fd, at: 36, count: 92).allSatisfy { $0 == 0 }, "reserved header bytes")
+        #expect(segment.workerSlots == 3 && segment.registryCapacity == 10)
+
+        var info = stat()
+        #expect(fstat(fd, &info) == 0)
+        #expect(Int(info.st_size) == segment.segmentSize)
+    }
+
+    @Test("every block starts on a 128-byte boundary at the documented offset")
+    func blockOffsets() throws {
+        #expect(SegmentLayout.headerSize == 128)
+        #expect(SegmentLayout.counterOffset == 128)
+        #expect(SegmentLayout.statsOffset == 256)
+        #expect(SegmentLayout.statsStride == 128)
+        #expect(SegmentLayout.entrySize == 32)
+        for slots in [1, 2, 3, 7, 64] {
+            let registry = SegmentLayout.registryOffset(workerSlots: slots)
+            #expect(registry == 256 + 128 * slots)
+            #expect(registry % 128 == 0)
+            for capacity in [1, 3, 4, 1000] {
+                #expect(SegmentLayout.partitionOffset(slot: 1, workerSlots: slots, registryCapacity: capacity)
+                    == registry + 32 * capacity)
+                #expect(SegmentLayout.layoutEnd(workerSlots: slots, registryCapacity: capacity)
+                    == registry + slots * capacity * 32)
+            }
+        }
+        let segment = try SharedSegment.create(workerSlots: 2, registryCapacity: 1000)
+        defer { segment.unmap(); segment.closeDescriptor() }
+        let end = SegmentLayout.layoutEnd(workerSlots: 2, registryCapacity: 1000)
+        #expect(end == 256 + 2 * 128 + 2 * 1000 * 32)
+        #expect(segment.segmentSize >= end)
+        #expect(segment.segmentSize % Int(sysconf(Int32(_SC_PAGESIZE))) == 0)
+        #expect(segment.segmentSize - end < Int(sysconf(Int32(_SC_PAGESIZE))), "rounded up to one page at most")
+    }
+
+    @Test("the id counter is the u64 at byte 128, alone on its line")
+    func counterOffset() throws {
+        let segment = try SharedSegment.create(workerSlots: 1, registryCapacity: 1)
+        defer { segment.unmap(); segment.closeDescriptor() }
+        #expect(readU64(segment.descriptor, at: 128) == 0)
+        for _ in 0..<3 { _ = segment.nextConnectionID() }
+        #expect(readU64(segment.descriptor, at: 128) == 3)
+        #expect(segment.lastConnectionID == 3)
+        #expect(readBytes(segment.descriptor, at: 136, count: 120).allSatisfy { $0 == 0 })
+    }
+
+    @Test("worker statistics land at their documented offsets in their own slot's block")
+    func statsOffsets() throws {
+        let segment = try SharedSegment.create(workerSlots: 3, registryCapacity: 2)
+        defer { segment.unmap(); segment.closeDescriptor() }
+        let fd = segment.descriptor
+        let stats = segment.stats(slot: 1)
+        stats.pid = 4242
+        stats.generation = 7
+        stats.heartbeatNanoseconds = 123_456_789
+        stats.accepting = true
+        stats.connections = 12
+        stats.add(messagesIn: 1, messagesOut: 2, bytesIn: 3, bytesOut: 4, drops: 5)
+        stats.add(messagesIn: 10, bytesOut: 40)
+        stats.restarts = 6
+
+        let block = 256 + 128
+        let expected: [(Int, UInt64)] = [(0, 4242), (8, 7), (16, 123_456_789), (24, 1), (32, 12),
+                                         (40, 11), (48, 2), (56, 3), (64, 44), (72, 5), (80, 6)]
+        for (field, value) in expected {
+            #expect(readU64(fd, at: block + field) == value, "field at +\(field)")
+        }
+        #expect(readBytes(fd, at: 256, count: 128).allSatisfy { $0 == 0 }, "slot 0 untouched")
+        #expect(readBytes(fd, at: 256 + 256, count: 128).allSatisfy { $0 == 0 }, "slot 2 untouched")
+        #expect(stats.messagesIn == 11 && stats.messagesOut == 2 && stats.bytesIn == 3)
+        #expect(stats.bytesOut == 44 && stats.drops == 5 && stats.accepting)
+
+        let before = WorkerStats.monotonicNanoseconds()
+        stats.beat()
+        #expect(stats.heartbeatNanoseconds >= before)
+
+        stats.reset()
+        #expect(stats.restarts == 6, "reset keeps the supervisor's restart count")
+        #expect(stats.pid == 0 && stats.generation == 0 && stats.heartbeatNanoseconds == 0)
+        #expect(!stats.accepting && stats.connections == 0 && stats.messagesIn == 0 && stats.drops == 0)
+        #expect(readBytes(fd, at: block, count: 80).allSatisfy { $0 == 0 })
+    }
+
+    @Test("a registry entry lands at its partition's offset with id, server and status")
+    func registryOffsets() throws {
+        let segment = try SharedSegment.create(workerSlots: 3, registryCapacity: 5)
+        defer { segment.unmap(); segment.closeDescriptor() }
+        let fd = segment.descriptor
+        let first = try #require(segment.registry.insert(id: 77, server: 9, slot: 2))
+        let second = try #require(segment.registry.insert(id: 78, server: 4, slot: 2))
+        segment.registry.setStatus(second, .closing)
+        #expect(first.index == 0 && second.index == 1)
+
+        let partition = SegmentLayout.partitionOffset(slot: 2, workerSlots: 3, registryCapacity: 5)
+        #expect(partition == 256 + 3 * 128 + 2 * 5 * 32)
+        #expect(readU64(fd, at: partition) == 77)
+        #expect(readU32(fd, at: partition + 8) == 9)
+        #expect(readU32(fd, at: partition + 12) == Registry.Status.connected.rawValue)
+        #expect(readU64(fd, at: partition + 32) == 78)
+        #expect(readU32(fd, at: partition + 40) == 4)
+        #expect(readU32(fd, at: partition + 44) == Registry.Status.closing.rawValue)
+        // The partition's high-water mark and live count, in its stats block's reserved bytes.
+        #expect(readU32(fd, at: 256 + 2 * 128 + 96) == 2)
+        #expect(readU32(fd, at: 256 + 2 * 128 + 100) == 2)
+        let otherPartitions = SegmentLayout.registryOffset(workerSlots: 3)
+        #expect(readBytes(fd, at: otherPartitions, count: 2 * 5 * 32).allSatisfy { $0 == 0 })
+    }
+
+    @Test("attach in the same process maps the same segment and shares the counter")
+    func attachSharesCounter() throws {
+        let segment = try SharedSegment.create(workerSlots: 2, registryCapacity: 4)
+        defer { segment.unmap(); segment.closeDescriptor() }
+        #expect(segment.nextConnectionID() == 1)
+        #expect(segment.nextConnectionID() == 2)
+
+        let attached = try SharedSegment.attach(descriptor: dup(segment.descriptor))
+        defer { attached.unmap(); attached.closeDescriptor() }
+        #expect(attached.workerSlots == 2 && attached.registryCapacity == 4)
+        #expect(attached.segmentSize == segment.segmentSize)
+        #expect(attached.nextConnectionID() == 3)
+        #expect(segment.nextConnectionID() == 4)
+        #expect(attached.nextConnectionID() == 5)
+
+        segment.stats(slot: 1).connections = 3
+        #expect(attached.stats(slot: 1).connections == 3)
+        _ = try #require(segment.registry.insert(id: 4, server: 1, slot: 1))
+        #expect(attached.registry.status(id: 4, slot: 1) == .connected)
+        #expect(attached.registry.count(server: 1, excludingSlot: 0) == 1)
+    }
+
+    /// Attaches `fd` expecting a refusal of `kind` whose message mentions `phrase`.
+    private func expectRefusal(_ fd: Int32, _ kind: SegmentError.Kind, mentioning phrase: String,
+                               sourceLocation: SourceLocation = #_sourceLocation) {
+        do {
+            let segment = try SharedSegment.attach(descriptor: fd)
+            segment.unmap()
+            Issue.record("attach accepted a bad descriptor (expected \(kind))", sourceLocation: sourceLocation)
+        } catch let error as SegmentError {
+            #expect(error.kind == kind, sourceLocation: sourceLocation)
+            #expect(error.description.contains(phrase), "message: \(error)", sourceLocation: sourceLocation)
+            #expect(error.description.contains("fd \(fd)"), sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("expected a SegmentError, got \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
+    @Test("attach refuses a descriptor shorter than the header")
+    func attachRefusesShort() {
+        let fd = makeMemfd(size: 16)
+        defer { close(fd) }
+        expectRefusal(fd, .tooSmall, mentioning: "smaller than the 128-byte header")
+
+        var ends: [Int32] = [0, 0]
+        #expect(pipe(&ends) == 0)
+        defer { close(ends[0]); close(ends[1]) }
+        expectRefusal(ends[0], .tooSmall, mentioning: "0 bytes")
+    }
+
+    @Test("attach refuses a descriptor that is not a Shoal segment")
+    func attachRefusesForeign() {
+        let zeros = makeMemfd(size: 4096)
+        defer { close(zeros) }
+        expectRefusal(zeros, .wrongMagic, mentioning: "not a Shoal segment")
+
+        let text = makeMemfd(size: 4096, contents: Array("#!/bin/sh\necho hello\n".utf8))
+        defer { close(text) }
+        expectRefusal(text, .wrongMagic, mentioning: "expected \"SHOALSEG\"")
+    }
+
+    @Test("attach refuses a segment of another layout version")
+    func attachRefusesVersion() throws {
+        let segment = try SharedSegment.create(workerSlots: 1, registryCapacity: 1)
+        defer { segment.unmap(); segment.closeDescriptor() }
+        writeInteger(segment.descriptor, at: SegmentLayout.versionOffset, 99, size: 4)
+        expectRefusal(segment.descriptor, .versionMismatch, mentioning: "layout version 99, this binary needs version 1")
+    }
+
+    @Test("attach refuses a segment truncated below its header's size")
+    func attachRefusesTruncated() throws {
+        let segment = try SharedSegment.create(workerSlots: 2, registryCapacity: 1000)
+        defer { segment.unmap(); segment.closeDescriptor() }
+        let copy = makeMemfd(size: 4096, contents: readBytes(segment.descriptor, at: 0, count: 4096))
+        defer { close(copy) }
+        expectRefusal(copy, .tooSmall, mentioning: "4096 bytes, header says \(segment.segmentSize)")
+    }
+
+    @Test("attach refuses a header whose sizes are impossible")
+    func attachRefusesCorrupt() throws {
+        let segment = try SharedSegment.create(workerSlots: 2, registryCapacity: 8)
+        defer { segment.unmap(); segment.closeDescriptor() }
+        let noSlots = makeMemfd(size: 4096, contents: readBytes(segment.descriptor, at: 0, count: 128))
+        defer { close(noSlots) }
+        writeInteger(noSlots, at: SegmentLayout.workerSlotsOffset, 0, size: 4)
+        expectRefusal(noSlots, .corruptHeader, mentioning: "0 worker slots")
+
+        let tooManyEntries = makeMemfd(size: 4096, contents: readBytes(segment.descriptor, at: 0, count: 128))
+        defer { close(tooManyEntries) }
+        writeInteger(tooManyEntries, at: SegmentLayout.registryCapacityOffset, 1_000_000, size: 4)
+        expectRefusal(tooManyEntries, .corruptHeader, mentioning: "below the")
+    }
+}

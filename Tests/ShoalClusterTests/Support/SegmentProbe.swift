@@ -1,0 +1,154 @@
+// What the shared-segment tests use to look at the segment from outside its API: raw reads and
+// writes of the memfd at byte offsets (pread/pwrite, so the layout is checked against the file
+// itself), threads that really run at once, and a C helper process compiled at test time.
+import CShoalSystem
+import Dispatch
+import Foundation
+import Glibc
+import ShoalCluster
+import Synchronization
+
+/// Reads `count` bytes of the file behind `descriptor` at `offset`.
+func readBytes(_ descriptor: Int32, at offset: Int, count: Int) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: count)
+    let read = bytes.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, count, off_t(offset)) }
+    precondition(read == count, "pread at \(offset): \(read)")
+    return bytes
+}
+
+/// Little-endian integer of `size` bytes at `offset`.
+func readInteger(_ descriptor: Int32, at offset: Int, size: Int) -> UInt64 {
+    readBytes(descriptor, at: offset, count: size).reversed().reduce(0) { $0 << 8 | UInt64($1) }
+}
+
+func readU64(_ descriptor: Int32, at offset: Int) -> UInt64 { readInteger(descriptor, at: offset, size: 8) }
+func readU32(_ descriptor: Int32, at offset: Int) -> UInt32 { UInt32(readInteger(descriptor, at: offset, size: 4)) }
+
+/// Writes `value` as `size` little-endian bytes at `offset` (forging or corrupting a segment).
+func writeInteger(_ descriptor: Int32, at offset: Int, _ value: UInt64, size: Int) {
+    let bytes = (0..<size).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64($0))) }
+    let written = bytes.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, size, off_t(offset)) }
+    precondition(written == size, "pwrite at \(offset): \(written)")
+}
+
+/// A memfd of `size` bytes holding `contents` at its start (a foreign descriptor for attach).
+func makeMemfd(size: Int, contents: [UInt8] = []) -> Int32 {
+    let fd = shoal_memfd_create("shoal-test-foreign")
+    precondition(fd >= 0 && ftruncate(fd, off_t(size)) == 0)
+    if !contents.isEmpty {
+        _ = contents.withUnsafeBytes { pwrite(fd, $0.baseAddress, contents.count, 0) }
+    }
+    return fd
+}
+
+/// Runs every body on its own thread, all at once, and returns when all have finished.
+func runOnThreads(_ bodies: [@Sendable () -> Void]) {
+    let group = DispatchGroup()
+    for body in bodies {
+        group.enter()
+        let thread = Thread {
+            body()
+            group.leave()
+        }
+        thread.start()
+    }
+    group.wait()
+}
+
+/// A counter several threads share.
+final class SharedCounter: Sendable {
+    let value = Atomic<Int>(0)
+    func load() -> Int { value.load(ordering: .acquiring) }
+    func store(_ newValue: Int) { value.store(newValue, ordering: .releasing) }
+    func add(_ amount: Int) { value.add(amount, ordering: .relaxed) }
+}
+
+/// A value shared between threads, behind a lock.
+final class Locked<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value
+
+    init(_ value: Value) { stored = value }
+
+    func withLock<R>(_ body: (inout Value) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&stored)
+    }
+}
+
+/// The C compiler the multi-process tests build their helper with, if there is one.
+let cCompiler: String? = {
+    let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+    for directory in path.split(separator: ":") {
+        for name in ["cc", "gcc", "clang"] {
+            let candidate = "\(directory)/\(name)"
+            if access(candidate, X_OK) == 0 { return candidate }
+        }
+    }
+    return nil
+}()
+
+/// A fresh directory under the system's temporary directory.
+func makeTemporaryDirectory() throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("shoal-segment-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+struct HelperFailure: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Runs `executable` with `arguments` to completion (bounded: killed after `seconds`); throws
+/// with its output when it fails.
+func runToCompletion(_ executable: String, _ arguments: [String], seconds: Double = 120) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    let text = output.fileHandleForReading.readDataToEndOfFile()
+    try wait(for: process, seconds: seconds)
+    guard process.terminationStatus == 0 else {
+        throw HelperFailure(description: "\(executable) \(arguments) failed (\(process.terminationStatus)): "
+            + (String(data: text, encoding: .utf8) ?? ""))
+    }
+}
+
+/// Waits for `process` to exit, polling; terminates it and throws after `seconds`.
+func wait(for process: Process, seconds: Double) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while process.isRunning {
+        if Date() > deadline {
+            process.terminate()
+            throw HelperFailure(description: "process \(process.processIdentifier) still running after \(seconds) s")
+        }
+        usleep(1000)
+    }
+}
+
+/// nil when `ids` hold every id of 1...total exactly once, else a short account of what is wrong
+/// (a short message: expectations on half a million ids would print them all).
+func exactlyOnceProblem(_ ids: [Int], total: Int) -> String? {
+    var times = [UInt8](repeating: 0, count: total + 1)
+    var outside: [Int] = []
+    for id in ids {
+        if id >= 1 && id <= total { times[id] &+= 1 } else { outside.append(id) }
+    }
+    let duplicated = (1...total).filter { times[$0] > 1 }
+    let missing = (1...total).filter { times[$0] == 0 }
+    if outside.isEmpty && duplicated.isEmpty && missing.isEmpty { return nil }
+    return "\(ids.count) ids for 1...\(total): \(duplicated.count) duplicated (first \(duplicated.prefix(5))), "
+        + "\(missing.count) missing (first \(missing.prefix(5))), \(outside.count) outside (first \(outside.prefix(5)))"
+}
+
+/// nil when `ids` strictly increase, else where they do not.
+func increaseProblem(_ ids: [Int]) -> String? {
+    for index in ids.indices.dropFirst() where ids[index] <= ids[index - 1] {
+        return "ids[\(index - 1)] = \(ids[index - 1]), ids[\(index)] = \(ids[index])"
+    }
+    return nil
+}
