@@ -4,6 +4,26 @@
 #ifndef SHOAL_CLIBURING_SHIM_H
 #define SHOAL_CLIBURING_SHIM_H
 
+// liburing.h defines _XOPEN_SOURCE and _GNU_SOURCE before it includes system headers. Included
+// first, under those macros, the system headers would define types (fd_set, sigset_t) differently
+// from Swift's Glibc module, and a clean build fails on the mismatch. So the system headers come
+// first, with the same macros as Glibc's module; liburing's own includes then hit their guards.
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/swab.h>
 #include <liburing.h>
 
 /// IOSQE_BUFFER_SELECT is `1U << IOSQE_BUFFER_SELECT_BIT`, an expression Swift does not import.
