@@ -40,7 +40,11 @@ let package = Package(
         // The event loop: io_uring backend behind a backend protocol.
         .target(name: "ShoalRing", dependencies: ["CLibUring", "ShoalPosix"], swiftSettings: strict),
         // Supervisor, worker spawn, shared-memory segment (ids, registry, stats), Unix-socket bus.
-        .target(name: "ShoalCluster", dependencies: ["CShoalSystem", "ShoalPosix", "ShoalRing", "ShoalWire"], swiftSettings: strict),
+        .target(
+            name: "ShoalCluster",
+            dependencies: ["CShoalSystem", "ShoalPosix", "ShoalRing", "ShoalWire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // The public 4D API and the web server it sits on.
         .target(
             name: "Shoal",
@@ -58,6 +62,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        // The library used from a user's own program: the 4D examples served by a cluster (docs/cluster.md).
+        .executableTarget(
+            name: "shoal-example",
+            dependencies: ["Shoal", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: strict),

@@ -1,6 +1,9 @@
-// The entry point a program calls to serve: build the loop, listen, let the caller create its
-// WebSocket servers, run until SIGINT/SIGTERM, drain, return.
+// The entry point a program calls to serve. Started by hand it becomes the supervisor, which
+// spawns workers by re-running the same executable; started by the supervisor it is a worker:
+// it builds its loop on the inherited listener, lets the program create its WebSocket servers,
+// and runs until SIGINT/SIGTERM.
 public import Logging
+import ShoalCluster
 import ShoalPosix
 import ShoalRing
 #if canImport(Glibc)
@@ -9,32 +12,69 @@ import Glibc
 
 /// Running Shoal from a program.
 public enum Shoal {
-    /// Serves until SIGINT or SIGTERM, then closes every WebSocket with 1001 and returns once they
-    /// are gone (or the drain timeout passed). `setup` creates the WebSocket servers on the worker's
-    /// web server, as a 4D program calls `4D.WebSocketServer.new` once the web server runs.
+    /// Serves until SIGINT or SIGTERM with `configuration.workers` worker processes (one per CPU by
+    /// default). `setup` runs in every worker and creates the WebSocket servers on the worker's web
+    /// server, as a 4D program calls `4D.WebSocketServer.new` once the web server runs; it must
+    /// create the same servers in the same order in every worker.
+    ///
+    /// Returns when the cluster has stopped (in the supervisor) and when this worker has drained
+    /// (in a worker): the caller simply exits.
     public static func run(_ configuration: WebServerConfiguration, logger: Logger,
                            setup: (WebServer) throws -> Void) throws {
-        let backend: any LoopBackend
-        do {
-            backend = try URingBackend()
-        } catch {
-            logger.critical("io_uring is not available (\(error)); check kernel.io_uring_disabled and the container's seccomp profile")
-            throw error
+        if let role = WorkerRole.fromEnvironment(environment()) {
+            var workerLogger = logger
+            workerLogger[metadataKey: "worker"] = "\(role.slot)"
+            try runWorker(role: role, configuration, logger: workerLogger, setup: setup)
+        } else {
+            let workers = configuration.workers ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            let supervisor = try Supervisor(configuration: .init(
+                workers: workers, host: configuration.host, port: configuration.port,
+                registryCapacity: configuration.registryCapacity,
+                drainTimeoutSeconds: Double(configuration.drainTimeoutNanoseconds) / 1e9), logger: logger)
+            _ = try supervisor.run()
         }
-        let loop = try EventLoop(backend: backend)
-        let listener = try Socket.listen(host: configuration.host, port: configuration.port, reusePort: true)
-        let web = WebServer(loop: loop, configuration: configuration, logger: logger)
-        loop.listen(socket: listener, delegate: web)
-        try setup(web)
+    }
 
+    /// Serves on `listener` in this process alone, without supervisor or shared memory (tests,
+    /// embedding). Returns after SIGINT/SIGTERM and the drain.
+    public static func runSingleProcess(_ configuration: WebServerConfiguration, logger: Logger,
+                                        setup: (WebServer) throws -> Void) throws {
+        let listener = try Socket.listen(host: configuration.host, port: configuration.port, reusePort: true)
+        try serve(listener: listener, configuration, logger: logger, node: nil, setup: setup)
+        Socket.close(listener)
+    }
+
+    private static func runWorker(role: WorkerRole, _ configuration: WebServerConfiguration, logger: Logger,
+                                  setup: (WebServer) throws -> Void) throws {
+        let node = try WorkerNode.attach(role: role)
+        try serve(listener: node.listener, configuration, logger: logger, node: node, setup: setup)
+    }
+
+    private static func serve(listener: Int32, _ configuration: WebServerConfiguration, logger: Logger,
+                              node: WorkerNode?, setup: (WebServer) throws -> Void) throws {
+        let backend = try BackendProbe.makeBackend { logger.notice("\($0)") }
+        let loop = try EventLoop(backend: backend)
+        let web = WebServer(loop: loop, configuration: configuration, logger: logger)
+        if let node { web.join(node) }
         Signals.install([SIGINT, SIGTERM], wakeFD: loop.wakeupDescriptor)
         loop.addTurnEndHook {
             if !Signals.take().isEmpty { web.beginShutdown() }
         }
-        logger.info("listening on http://\(configuration.host):\(Socket.localPort(listener)) (\(backend.name) loop)")
+        try setup(web)
+        loop.listen(socket: listener, delegate: web)
+        node?.stats.accepting = true
+        logger.info("listening on http://\(configuration.host):\(Socket.localPort(listener)) (\(backend.name) loop, pid \(getpid()))")
         try loop.run()
-        Socket.close(listener)
         loop.shutdown()
         logger.info("stopped")
+    }
+
+    private static func environment() -> [String: String] {
+        var result: [String: String] = [:]
+        for entry in Spawn.currentEnvironment() {
+            guard let equals = entry.firstIndex(of: "=") else { continue }
+            result[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        }
+        return result
     }
 }

@@ -356,7 +356,7 @@ public final class EventLoop: @unchecked Sendable {
         let handle = SocketHandle(index: tag.index, generation: tag.generation)
         if completion.result < 0 {
             if completion.result == -EAGAIN || completion.result == -EINTR {
-                scheduleFlush(tag.index)
+                if slots[i].state == .aborting { finishIfIdle(i) } else { scheduleFlush(tag.index) }
                 return
             }
             if slots[i].state != .aborting {

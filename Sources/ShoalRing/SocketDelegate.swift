@@ -6,6 +6,12 @@
 public struct SocketHandle: Hashable, Sendable {
     public let index: UInt32
     public let generation: UInt32
+
+    /// A handle; one that the loop did not hand out names no socket and every call with it is ignored.
+    public init(index: UInt32, generation: UInt32) {
+        self.index = index
+        self.generation = generation
+    }
 }
 
 /// Receives accepted connections of a listener.

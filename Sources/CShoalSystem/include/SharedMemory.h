@@ -23,4 +23,10 @@ static inline uint32_t shoal_atomic_load_u32(const uint32_t *p) { return __atomi
 static inline void shoal_atomic_store_u32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint32_t shoal_atomic_fetch_add_u32(uint32_t *p, uint32_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 
+#include <sys/prctl.h>
+#include <signal.h>
+/// Asks the kernel to send `signal` to this process when its parent dies (a worker whose
+/// supervisor was killed must not live on, orphaned).
+static inline int shoal_set_parent_death_signal(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
+
 #endif

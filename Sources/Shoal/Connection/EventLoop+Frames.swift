@@ -1,14 +1,7 @@
-// Which data frame a message travels in, and how a frame is written straight into a socket's
-// send queue: header and payload copied once into send memory, nothing else allocated.
+// How a frame is written straight into a socket's send queue: header and payload copied once into
+// send memory, nothing else allocated.
 import ShoalRing
 import ShoalWire
-
-/// Text or binary frame.
-public enum FrameKind: Sendable {
-    case text, binary
-
-    var opcode: Opcode { self == .text ? .text : .binary }
-}
 
 extension EventLoop {
     /// Queues one unmasked frame (server to client) on `socket`. Returns false if the socket is gone.

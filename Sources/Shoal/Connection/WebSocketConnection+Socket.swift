@@ -1,5 +1,6 @@
 // The loop's side of a WebSocket connection: bytes in, events out, and the closing handshake
 // (RFC 6455 §5.5.1, §7): the server closes TCP first, after both close frames crossed.
+import ShoalCluster
 import ShoalRing
 import ShoalWire
 
@@ -12,6 +13,7 @@ extension WebSocketConnection: SocketDelegate {
     }
 
     public func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle) {
+        wss.web.counters.bytesIn += bytes.count
         var offset = 0
         while phase == .open || phase == .closeSent {
             let event: InboundEvent?
@@ -24,8 +26,10 @@ extension WebSocketConnection: SocketDelegate {
             guard let event else { return }
             switch event {
             case .text(let payload):
+                wss.web.counters.messagesIn += 1
                 if phase == .open { deliverText(payload) }
             case .binary(let payload):
+                wss.web.counters.messagesIn += 1
                 if phase == .open { handler?.onMessage(self, WebSocketMessageEvent(data: .blob(Array(payload)), isBinary: true)) }
             case .ping(let payload):
                 if phase == .open { loop.writeFrame(socket, opcode: .pong, payload: payload) }
@@ -68,7 +72,7 @@ extension WebSocketConnection: SocketDelegate {
         if phase == .open {
             writeCloseFrame(code: code, reason: "")
         }
-        phase = .closeReceived
+        enterClosing(.closeReceived)
         loop.close(socket, mode: .graceful(lingerNanoseconds: wss.options.closeTimeoutNanoseconds))
     }
 
@@ -79,7 +83,7 @@ extension WebSocketConnection: SocketDelegate {
             writeCloseFrame(code: violation.closeCode, reason: violation.reason)
         }
         // Closing before onError: the connection is failed, so what the handler sends from onError is dropped.
-        phase = .closeReceived
+        enterClosing(.closeReceived)
         loop.close(socket, mode: .graceful(lingerNanoseconds: wss.options.closeTimeoutNanoseconds))
         handler?.onError(self, WebSocketErrorEvent(code: Int(violation.closeCode), errors: [
             WebSocketErrorInfo(errCode: Int(violation.closeCode), message: violation.reason)]))
@@ -98,6 +102,7 @@ extension WebSocketConnection: SocketDelegate {
 
     public func closed(on handle: SocketHandle) {
         phase = .closed
+        if let entry = registryEntry { wss.web.cluster?.registry.remove(entry) }
         wss.connectionClosed(self)
         wss.web.connectionEnded(self)
         handler?.onTerminate(self, WebSocketTerminateEvent(code: terminateCode ?? 1006, reason: terminateReason))

@@ -1,11 +1,13 @@
 // 4D's WebSocketConnection: the public face of one client (id, handler, status, send,
 // terminate, wss). `send` and `terminate` may be called from any thread; everything else
-// belongs to the worker's loop thread, where the callbacks run.
+// belongs to the worker's loop thread, where the callbacks run. A connection owned by another
+// worker appears as a `RemoteConnection` (a subclass) in `wss.connections`.
+import ShoalCluster
 import ShoalRing
 import ShoalWire
 
-/// One accepted WebSocket client.
-public final class WebSocketConnection: @unchecked Sendable {
+/// One WebSocket client of a server.
+public class WebSocketConnection: @unchecked Sendable {
     /// Where the connection is in its life; `status` is its 4D name.
     enum Phase {
         case open
@@ -16,14 +18,15 @@ public final class WebSocketConnection: @unchecked Sendable {
         case closed
     }
 
-    /// Unique identifier of the connection (4D: `id`).
+    /// Unique identifier of the connection across every worker (4D: `id`).
     public let id: Int
-    /// The connection handler onConnection returned (4D: `handler`).
+    /// The connection handler onConnection returned (4D: `handler`); nil for a connection owned
+    /// by another worker process (its handler lives there).
     public let handler: (any WebSocketConnectionHandler)?
     /// The server this connection belongs to: the worker's own server object (4D: `wss`).
     public let wss: WebSocketServer
-    /// The client's upgrade request.
-    public let request: WebSocketRequest
+    /// The client's upgrade request; nil for a connection owned by another worker.
+    public let request: WebSocketRequest?
 
     let loop: EventLoop
     let socket: SocketHandle
@@ -34,8 +37,10 @@ public final class WebSocketConnection: @unchecked Sendable {
     var terminateReason: String?
     /// Position in the server's live list (see `WebSocketServer.connectionClosed`).
     var indexInServer = -1
+    /// The connection's registry entry when running in a cluster.
+    var registryEntry: Registry.Entry?
 
-    init(id: Int, handler: any WebSocketConnectionHandler, wss: WebSocketServer, request: WebSocketRequest,
+    init(id: Int, handler: (any WebSocketConnectionHandler)?, wss: WebSocketServer, request: WebSocketRequest?,
          loop: EventLoop, socket: SocketHandle) {
         self.id = id
         self.handler = handler
@@ -96,16 +101,19 @@ public final class WebSocketConnection: @unchecked Sendable {
     // MARK: Loop side
 
     /// Queues one data frame if the connection is open (sending after terminate does nothing).
-    func sendFrame(_ kind: FrameKind, _ payload: UnsafeRawBufferPointer) {
+    func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) {
         guard phase == .open else { return }
-        loop.writeFrame(socket, opcode: kind.opcode, payload: payload)
+        if loop.writeFrame(socket, opcode: opcode, payload: payload) {
+            wss.web.counters.messagesOut += 1
+            wss.web.counters.bytesOut += payload.count
+        }
     }
 
     /// Starts the closing handshake with our close frame.
     func close(code: UInt16?, reason: String) {
         guard phase == .open else { return }
         writeCloseFrame(code: code, reason: reason)
-        phase = .closeSent
+        enterClosing(.closeSent)
         loop.setTimer(socket, after: wss.options.closeTimeoutNanoseconds, kind: TimerKind.closeHandshake)
     }
 
@@ -113,6 +121,14 @@ public final class WebSocketConnection: @unchecked Sendable {
         FrameWriter.closePayload(code: code, reason: reason).withUnsafeBytes {
             _ = loop.writeFrame(socket, opcode: .close, payload: $0)
         }
+    }
+
+    /// Moves to a closing phase and tells the other workers (status "Closing" in their listings).
+    func enterClosing(_ next: Phase) {
+        if phase == .open, let entry = registryEntry {
+            wss.web.cluster?.registry.setStatus(entry, .closing)
+        }
+        phase = next
     }
 
     enum TimerKind {

@@ -1,5 +1,6 @@
 // The HTTP/1.1 side of a connection until it upgrades: keep-alive requests for static files
 // and /healthz, and the opening handshake that hands the socket to a WebSocketConnection.
+import ShoalCluster
 import ShoalPosix
 import ShoalRing
 import ShoalWire
@@ -64,12 +65,20 @@ final class HTTPSession: SocketDelegate {
 
     /// Answers one request. Returns true when the connection became a WebSocket.
     private func answer(_ head: HTTPRequestHead, leftover: UnsafeMutableRawBufferPointer) -> Bool {
+        // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host field gets 400.
+        if head.versionMajor == 1 && head.versionMinor >= 1 && head.headers.values("host").count != 1 {
+            respond(status: 400, body: "HTTP/1.1 requests need exactly one Host header\n", keepAlive: false)
+            return false
+        }
         let target = RequestTarget(head.target)
         // We never read request bodies; a request that has one cannot be followed on this connection.
         let hasBody = (head.headers["content-length"].map { $0 != "0" } ?? false) || head.headers["transfer-encoding"] != nil
         let keepAlive = head.keepAlive && !hasBody
 
         if WebSocketUpgrade.isUpgradeRequest(head) {
+            if web.stopping, web.server(forPath: target.path) == nil, web.stoppedServer(forPath: target.path) != nil {
+                return goAway(head)
+            }
             guard let server = web.server(forPath: target.path) else {
                 respond(status: 404, body: "No WebSocket server at \(target.path)\n", keepAlive: false)
                 return false
@@ -87,7 +96,14 @@ final class HTTPSession: SocketDelegate {
         }
         let isHead = head.method == "HEAD"
         if target.path == "/healthz" {
-            respond(status: 200, body: "ok\n", keepAlive: keepAlive, omitBody: isHead)
+            let problem = web.healthProblem()
+            respond(status: problem == nil ? 200 : 503, body: problem.map { "unhealthy: \($0)\n" } ?? "ok\n",
+                    keepAlive: keepAlive, omitBody: isHead)
+            return false
+        }
+        if target.path == "/metrics" {
+            respond(status: 200, extraHeaders: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                    bodyBytes: Array(web.metricsText().utf8), keepAlive: keepAlive, omitBody: isHead)
             return false
         }
         if let file = web.staticFiles?.file(at: target.path) {
@@ -113,16 +129,49 @@ final class HTTPSession: SocketDelegate {
             respond(status: 403, body: "Connection refused by the server\n", keepAlive: false)
             return false
         }
+        let id = web.ids.nextID()
+        var entry: Registry.Entry?
+        if let cluster = web.cluster {
+            // A full registry share refuses the client before the upgrade, never corrupts the table.
+            guard let claimed = cluster.registry.insert(id: id, server: server.index, slot: cluster.slot) else {
+                respond(status: 503, extraHeaders: [("Retry-After", "1")],
+                        body: "Too many connections on this worker (registry full)\n", keepAlive: false)
+                return false
+            }
+            entry = claimed
+        }
+        writeSwitchingProtocols(key: key, on: socket)
+        let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server,
+                                             request: request, loop: web.loop, socket: socket)
+        connection.registryEntry = entry
+        web.loop.setDelegate(connection, for: socket)
+        web.connectionStarted(connection)
+        connection.start(leftover: leftover)
+        return true
+    }
+
+    private func writeSwitchingProtocols(key: String, on socket: SocketHandle) {
         let response = HTTPResponse.head(status: 101, headers: [
             ("Upgrade", "websocket"), ("Connection", "Upgrade"),
             ("Sec-WebSocket-Accept", WebSocketUpgrade.acceptValue(forKey: key)),
         ], bodyLength: nil)
         response.withUnsafeBytes { web.loop.write(socket, $0) }
-        let connection = WebSocketConnection(id: web.ids.nextID(), handler: connectionHandler, wss: server,
-                                             request: request, loop: web.loop, socket: socket)
-        web.loop.setDelegate(connection, for: socket)
-        web.connectionStarted(connection)
-        connection.start(leftover: leftover)
+    }
+
+    /// An upgrade that reached a worker which is stopping (the instant of a reload when the old
+    /// generation still held it): complete the handshake and close at once with 1001 "going away",
+    /// which a client handles as "reconnect", instead of refusing it.
+    private func goAway(_ head: HTTPRequestHead) -> Bool {
+        guard let socket, let key = try? WebSocketUpgrade.validate(head) else {
+            respond(status: 503, extraHeaders: [("Retry-After", "0")], body: "Restarting\n", keepAlive: false)
+            return false
+        }
+        writeSwitchingProtocols(key: key, on: socket)
+        FrameWriter.closePayload(code: 1001, reason: "server restarting").withUnsafeBytes {
+            _ = web.loop.writeFrame(socket, opcode: .close, payload: $0)
+        }
+        ending = true
+        web.loop.close(socket, mode: .graceful(lingerNanoseconds: web.configuration.lingerNanoseconds))
         return true
     }
 

@@ -2,42 +2,74 @@
 // the WebSocket servers registered on it by path (4D: WebSocket servers share the web server's port).
 public import Logging
 public import ShoalRing
+import ShoalCluster
 
 /// The HTTP/1.1 server one worker runs, with its WebSocket servers.
 public final class WebServer: ListenerDelegate, @unchecked Sendable {
     public let loop: EventLoop
     public let configuration: WebServerConfiguration
     public let logger: Logger
-    let ids: any ConnectionIDSource
+    private(set) var ids: any ConnectionIDSource = LocalConnectionIDs()
     let staticFiles: StaticFiles?
+    /// Set when this worker is part of a cluster.
+    private(set) var cluster: ClusterLink?
+    /// Every server ever created here, by index (terminated ones included, so indexes stay stable).
+    private var createdServers: [WebSocketServer] = []
+    /// The servers that take upgrades.
     private var servers: [WebSocketServer] = []
+    private var localConnections: [Int: WebSocketConnection] = [:]
     /// Open WebSocket connections of every server (for drain on shutdown).
     public private(set) var openWebSockets = 0
-    private var stopping = false
+    private(set) var stopping = false
 
-    public init(loop: EventLoop, configuration: WebServerConfiguration, logger: Logger,
-                ids: any ConnectionIDSource = LocalConnectionIDs()) {
+    /// What this worker moved; plain integers bumped on the loop thread and published to the shared
+    /// segment once per turn by the cluster link.
+    struct Counters {
+        var messagesIn = 0
+        var messagesOut = 0
+        var bytesIn = 0
+        var bytesOut = 0
+    }
+    var counters = Counters()
+
+    /// A web server; alone (connection ids from a local counter) until `join` makes it a cluster worker.
+    public init(loop: EventLoop, configuration: WebServerConfiguration, logger: Logger) {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
-        self.ids = ids
         let root = configuration.publicDirectory ?? BundledResources.publicDirectory
         staticFiles = root.map(StaticFiles.init(root:))
     }
 
-    /// The WebSocket servers currently registered.
+    /// Makes this web server a worker of a cluster: shared ids, registry, statistics and the bus.
+    func join(_ node: WorkerNode) {
+        let link = ClusterLink(node: node, web: self)
+        cluster = link
+        ids = link
+        link.start()
+    }
+
+    /// The WebSocket servers currently taking upgrades.
     public var webSocketServers: [WebSocketServer] { servers }
 
     public func accepted(socket fd: Int32, on loop: EventLoop) -> (any SocketDelegate)? {
-        stopping ? nil : HTTPSession(web: self, fd: fd)
+        HTTPSession(web: self, fd: fd)
     }
 
+    /// The index the next server created here gets.
+    var nextServerIndex: Int { createdServers.count }
+
     func add(_ server: WebSocketServer) {
+        createdServers.append(server)
         servers.append(server)
     }
 
     func remove(_ server: WebSocketServer) {
         servers.removeAll { $0 === server }
+    }
+
+    func server(index: Int) -> WebSocketServer? {
+        index >= 0 && index < createdServers.count ? createdServers[index] : nil
     }
 
     /// The server for an upgrade on `path`: the one registered with exactly that path, else one
@@ -46,16 +78,27 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         servers.first { $0.path == path } ?? servers.first { $0.path == nil }
     }
 
+    /// A server for `path` that was terminated (routing of upgrades that arrive during a stop).
+    func stoppedServer(forPath path: String) -> WebSocketServer? {
+        createdServers.first { $0.terminated && ($0.path == path || $0.path == nil) }
+    }
+
     func hasWebSocketServer(exactly path: String) -> Bool {
         servers.contains { $0.path == path }
     }
 
+    func localConnection(id: Int) -> WebSocketConnection? {
+        localConnections[id]
+    }
+
     func connectionStarted(_ connection: WebSocketConnection) {
         openWebSockets += 1
+        localConnections[connection.id] = connection
     }
 
     func connectionEnded(_ connection: WebSocketConnection) {
         openWebSockets -= 1
+        localConnections[connection.id] = nil
     }
 
     /// Graceful stop: no new connections, close 1001 to every client, then `loop.stop()` once they
@@ -63,9 +106,12 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     public func beginShutdown() {
         guard !stopping else { return }
         stopping = true
+        cluster?.node.stats.accepting = false
         logger.info("stopping: closing \(openWebSockets) WebSocket connection(s) with 1001")
         loop.stopAccepting()
-        for server in servers { server.terminate() }
+        // Local only: on stop or reload every worker drains its own clients; terminating the servers
+        // cluster-wide would also close the clients of a new generation during a reload.
+        for server in servers { server.terminateLocally() }
         let deadline = loop.now &+ configuration.drainTimeoutNanoseconds
         loop.addTurnEndHook { [unowned self] in
             if self.openWebSockets == 0 || self.loop.now >= deadline { self.loop.stop() }

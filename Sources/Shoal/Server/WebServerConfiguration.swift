@@ -20,11 +20,17 @@ public struct WebServerConfiguration: Sendable {
     public var lingerNanoseconds: UInt64
     /// On SIGTERM/SIGINT, how long clients get to answer the 1001 close before the worker exits: 5 s.
     public var drainTimeoutNanoseconds: UInt64
+    /// Worker processes; nil: one per CPU, as nginx's `worker_processes auto`.
+    public var workers: Int?
+    /// Registry entries for the whole cluster, split evenly between 2 × workers slots (two
+    /// generations overlap during a reload). 262,144 by default: 32 bytes each, 8 MiB of shared
+    /// memory, only touched as connections arrive. A worker whose share is full answers 503.
+    public var registryCapacity: Int
 
     public init(host: String = "0.0.0.0", port: Int = 8080, publicDirectory: String? = nil,
                 maxHeadSize: Int = 16 * 1024, maxHeaderCount: Int = 100,
                 requestTimeoutNanoseconds: UInt64 = 10_000_000_000, lingerNanoseconds: UInt64 = 2_000_000_000,
-                drainTimeoutNanoseconds: UInt64 = 5_000_000_000) {
+                drainTimeoutNanoseconds: UInt64 = 5_000_000_000, workers: Int? = nil, registryCapacity: Int = 262_144) {
         self.host = host
         self.port = port
         self.publicDirectory = publicDirectory
@@ -33,5 +39,7 @@ public struct WebServerConfiguration: Sendable {
         self.requestTimeoutNanoseconds = requestTimeoutNanoseconds
         self.lingerNanoseconds = lingerNanoseconds
         self.drainTimeoutNanoseconds = drainTimeoutNanoseconds
+        self.workers = workers
+        self.registryCapacity = registryCapacity
     }
 }

@@ -1,5 +1,8 @@
 // 4D's WebSocketServer: one logical server per path. Each worker holds its own shard of it
-// (its own object, its own connections); `ws.wss` is always the worker's own object.
+// (its own object, its own connections); `ws.wss` is always the worker's own object, and
+// `connections` lists the connections of every worker.
+import ShoalCluster
+import ShoalWire
 
 /// A WebSocket server attached to a worker's web server, told apart from others by its path.
 /// Use it on the loop thread (handler callbacks run there).
@@ -14,8 +17,11 @@ public final class WebSocketServer: @unchecked Sendable {
     public private(set) var terminated = false
     public let options: WebSocketServerOptions
     unowned let web: WebServer
+    /// Position in creation order: the same server on every worker has the same index (each worker
+    /// runs the same setup), which is how the bus names it.
+    let index: Int
 
-    /// Live connections, in an array with swap-remove so joining and leaving are O(1).
+    /// This worker's live connections, in an array with swap-remove so joining and leaving are O(1).
     private var live: ContiguousArray<WebSocketConnection> = []
 
     /// Creates and starts a server on `web` (4D: `4D.WebSocketServer.new(handler; options)`).
@@ -24,15 +30,33 @@ public final class WebSocketServer: @unchecked Sendable {
         self.handler = handler
         self.options = options
         self.web = web
+        index = web.nextServerIndex
         web.add(self)
         handler.onOpen(self, WebSocketServerEvent(type: "open"))
     }
 
-    /// Every connection of this server that is not yet Closed (4D: `connections`).
-    public var connections: Connections { Connections(elements: live) }
+    /// Every connection of this server that is not yet Closed, on every worker (4D: `connections`).
+    /// This worker's connections are the real objects; the others are light proxies made when an
+    /// element is accessed (`handler` nil, `send`/`terminate` over the bus, `status` from the registry).
+    public var connections: Connections {
+        var remote: ContiguousArray<Connections.RemoteEntry> = []
+        if let cluster = web.cluster {
+            cluster.registry.forEach(server: index, excludingSlot: cluster.slot) { id, slot, _ in
+                remote.append(Connections.RemoteEntry(id: id, slot: slot))
+            }
+        }
+        return Connections(server: self, local: live, remote: remote)
+    }
 
-    /// Closes every connection with 1001 (going away) and stops accepting upgrades (4D: `terminate()`).
+    /// Closes every connection with 1001 (going away) and stops accepting upgrades, on every
+    /// worker (4D: `terminate()`).
     public func terminate() {
+        guard !terminated else { return }
+        web.cluster?.bus.postToAll(.terminateServer(server: UInt32(index)))
+        terminateLocally()
+    }
+
+    func terminateLocally() {
         guard !terminated else { return }
         terminated = true
         web.remove(self)
@@ -40,11 +64,11 @@ public final class WebSocketServer: @unchecked Sendable {
         handler.onTerminate(self, WebSocketServerEvent(type: "terminate"))
     }
 
-    /// Sends `text` to every connection except the one with id `except` (Shoal's addition to 4D:
-    /// the frame is encoded once per worker and shared by every recipient).
+    /// Sends `text` to every connection on every worker except the one with id `except` (Shoal's
+    /// addition to 4D: one bus message per worker, the frame written once per recipient locally).
     public func broadcast(_ text: String, except: Int? = nil) {
         var copy = text
-        copy.withUTF8 { bytes in broadcastFrame(.text, UnsafeRawBufferPointer(bytes), except: except) }
+        copy.withUTF8 { broadcastFrame(.text, UnsafeRawBufferPointer($0), except: except) }
     }
 
     /// Binary version of `broadcast(_:except:)`.
@@ -52,9 +76,15 @@ public final class WebSocketServer: @unchecked Sendable {
         bytes.withUnsafeBytes { broadcastFrame(.binary, $0, except: except) }
     }
 
-    private func broadcastFrame(_ kind: FrameKind, _ payload: UnsafeRawBufferPointer, except: Int?) {
+    private func broadcastFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, except: Int?) {
+        web.cluster?.bus.broadcast(server: index, except: except ?? 0, opcode: opcode.rawValue, payload: payload)
+        broadcastLocally(opcode, payload, except: except ?? 0)
+    }
+
+    /// The local part of a broadcast (also what a broadcast from another worker becomes here).
+    func broadcastLocally(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, except: Int) {
         for connection in live where connection.id != except {
-            connection.sendFrame(kind, payload)
+            connection.sendFrame(opcode, payload)
         }
     }
 
@@ -74,11 +104,25 @@ public final class WebSocketServer: @unchecked Sendable {
         connection.indexInServer = -1
     }
 
-    /// A snapshot of the live connections (cheap: shares storage until the server changes).
+    /// A snapshot of the server's connections: this worker's objects, then the other workers'
+    /// connections as (id, owner) pairs turned into proxies only when accessed, so listing a large
+    /// cluster allocates one array of small values, not one object per connection.
     public struct Connections: RandomAccessCollection {
-        let elements: ContiguousArray<WebSocketConnection>
-        public var startIndex: Int { elements.startIndex }
-        public var endIndex: Int { elements.endIndex }
-        public subscript(position: Int) -> WebSocketConnection { elements[position] }
+        struct RemoteEntry {
+            let id: Int
+            let slot: Int
+        }
+
+        let server: WebSocketServer
+        let local: ContiguousArray<WebSocketConnection>
+        let remote: ContiguousArray<RemoteEntry>
+
+        public var startIndex: Int { 0 }
+        public var endIndex: Int { local.count + remote.count }
+        public subscript(position: Int) -> WebSocketConnection {
+            if position < local.count { return local[position] }
+            let entry = remote[position - local.count]
+            return RemoteConnection(id: entry.id, ownerSlot: entry.slot, wss: server)
+        }
     }
 }

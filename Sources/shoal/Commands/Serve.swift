@@ -19,6 +19,9 @@ struct Serve: ParsableCommand {
     @Option(help: "Refuse WebSocket clients from this address (403); repeatable.") var refuseAddress: [String] = []
     @Option(name: .customLong("public"), help: "Folder of static files (default: the bundled demo page).") var publicDirectory: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "Worker processes (default: one per CPU).") var workers: Int?
+    @Option(help: "Registry entries for the whole cluster (split between 2 × workers slots).") var registryCapacity = 262_144
+    @Option(help: "Seconds clients get to answer the 1001 close on stop or reload.") var drainTimeout = 5.0
 
     func validate() throws {
         guard WebSocketDataType(rawValue: dataType) != nil else {
@@ -26,6 +29,9 @@ struct Serve: ParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let path, !path.hasPrefix("/") { throw ValidationError("--path must start with /") }
+        if let workers, workers < 1 || workers > 256 { throw ValidationError("--workers must be between 1 and 256") }
+        guard registryCapacity >= 1 else { throw ValidationError("--registry-capacity must be at least 1") }
+        guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
     }
 
     func run() throws {
@@ -38,7 +44,9 @@ struct Serve: ParsableCommand {
         let logger = Logger(label: "shoal")
         let options = WebSocketServerOptions(path: path, dataType: WebSocketDataType(rawValue: dataType) ?? .text)
         let refused = Set(refuseAddress)
-        let configuration = WebServerConfiguration(host: host, port: port, publicDirectory: publicDirectory)
+        let configuration = WebServerConfiguration(
+            host: host, port: port, publicDirectory: publicDirectory,
+            drainTimeoutNanoseconds: UInt64(drainTimeout * 1e9), workers: workers, registryCapacity: registryCapacity)
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler

@@ -35,7 +35,7 @@ final class ProbeConnection: WebSocketConnectionHandler {
         case .object(let o): text = o.jsonString
         }
         let words = text.split(separator: " ", maxSplits: 2).map(String.init)
-        let request = ws.request
+        guard let request = ws.request else { return }
         switch words.first ?? "" {
         case "id": ws.send(JSONValue.object(["id": .integer(Int64(ws.id))]))
         case "status": ws.send(JSONValue.object(["status": .string(ws.status)]))

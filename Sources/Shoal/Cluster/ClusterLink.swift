@@ -1,0 +1,57 @@
+// The glue between a worker's web server and the cluster: ids from the shared counter, the
+// registry kept in step with connections, statistics published each turn, and bus messages
+// from other workers carried out on local connections.
+import ShoalCluster
+import ShoalRing
+import ShoalWire
+
+/// A worker's membership in the cluster.
+final class ClusterLink: ConnectionIDSource, BusReceiver {
+    let node: WorkerNode
+    private(set) var bus: Bus!
+    private unowned let web: WebServer
+    private var published = WebServer.Counters()
+
+    init(node: WorkerNode, web: WebServer) {
+        self.node = node
+        self.web = web
+    }
+
+    /// Registers the bus channels on the loop and starts publishing statistics and heartbeats.
+    func start() {
+        bus = Bus(loop: web.loop, segment: node.segment, role: node.role, receiver: self)
+        web.loop.addTurnEndHook { [unowned self] in self.publish() }
+    }
+
+    var slot: Int { node.role.slot }
+    var registry: Registry { node.segment.registry }
+
+    func nextID() -> Int { node.segment.nextConnectionID() }
+
+    /// Publishes what changed since the last turn; plain counters on the hot path, one batch of
+    /// atomic adds per turn here.
+    private func publish() {
+        let stats = node.stats
+        let now = web.counters
+        stats.add(messagesIn: now.messagesIn - published.messagesIn, messagesOut: now.messagesOut - published.messagesOut,
+                  bytesIn: now.bytesIn - published.bytesIn, bytesOut: now.bytesOut - published.bytesOut)
+        published = now
+        stats.connections = web.openWebSockets
+        stats.heartbeatNanoseconds = web.loop.now
+    }
+
+    func busDelivered(_ message: BusMessage, from slot: Int) {
+        switch message {
+        case .broadcast(let server, let except, let opcode, let payload):
+            guard let wss = web.server(index: Int(server)) else { return }
+            payload.withUnsafeBytes { wss.broadcastLocally(Opcode(rawValue: opcode) ?? .binary, $0, except: Int(except)) }
+        case .send(let connection, let opcode, let payload):
+            guard let ws = web.localConnection(id: Int(connection)) else { return }
+            payload.withUnsafeBytes { ws.sendFrame(Opcode(rawValue: opcode) ?? .binary, $0) }
+        case .terminate(let connection, let code, let reason):
+            web.localConnection(id: Int(connection))?.close(code: code, reason: reason)
+        case .terminateServer(let server):
+            web.server(index: Int(server))?.terminateLocally()
+        }
+    }
+}

@@ -1,0 +1,77 @@
+// The worker side of the bus: routes broadcasts, sends and terminates to the worker slots that
+// own the connections. Everything sent to one slot goes through one FIFO channel, so messages
+// from this worker to a connection keep their order whatever path they took; everything sent in
+// one loop turn leaves in one send per destination (the channel's chunk coalesces it).
+import ShoalRing
+
+/// The bus as seen by one worker.
+public final class Bus {
+    private let loop: EventLoop
+    private let segment: SharedSegment
+    private let ownSlot: Int
+    private var channels: [BusChannel?]
+    /// Bytes a channel may hold queued for a slow or stuck peer before messages to it are dropped
+    /// (and counted): 64 MiB, four maximum-size messages, so one stuck worker costs bounded memory.
+    public var maxQueuedBytes = 64 * 1024 * 1024
+
+    /// Registers the bus descriptors this worker inherited with its loop.
+    public init(loop: EventLoop, segment: SharedSegment, role: WorkerRole, receiver: any BusReceiver) {
+        self.loop = loop
+        self.segment = segment
+        ownSlot = role.slot
+        channels = Array(repeating: nil, count: role.slotCount)
+        for slot in 0..<role.slotCount where slot != role.slot {
+            let channel = BusChannel(peerSlot: slot, generation: UInt32(truncatingIfNeeded: role.generation))
+            channel.receiver = receiver
+            loop.register(socket: ClusterDescriptors.bus(toSlot: slot), delegate: channel)
+            channels[slot] = channel
+        }
+    }
+
+    /// Slots other than ours with a worker running (pid set by the supervisor).
+    public var liveSlots: [Int] {
+        (0..<channels.count).filter { $0 != ownSlot && segment.stats(slot: $0).pid != 0 }
+    }
+
+    /// A data frame for every connection of `server` on every other worker, except `except`.
+    public func broadcast(server: Int, except: Int, opcode: UInt8, payload: UnsafeRawBufferPointer) {
+        for slot in liveSlots {
+            enqueue(slot, size: payload.count) { generation, emit in
+                BusEncoder.encodeBroadcast(server: UInt32(server), except: Int64(except), opcode: opcode,
+                                           payload: payload, generation: generation, emit: emit)
+            }
+        }
+    }
+
+    /// A data frame for connection `connection`, owned by the worker in `slot`.
+    public func send(toSlot slot: Int, connection: Int, opcode: UInt8, payload: UnsafeRawBufferPointer) {
+        enqueue(slot, size: payload.count) { generation, emit in
+            BusEncoder.encodeSend(connection: Int64(connection), opcode: opcode, payload: payload, generation: generation, emit: emit)
+        }
+    }
+
+    /// Any other message (terminate a connection, terminate a server) to one slot.
+    public func post(_ message: BusMessage, toSlot slot: Int) {
+        enqueue(slot, size: 0) { generation, emit in BusEncoder.encode(message, generation: generation, emit: emit) }
+    }
+
+    /// The same message to every other live worker.
+    public func postToAll(_ message: BusMessage) {
+        for slot in liveSlots { post(message, toSlot: slot) }
+    }
+
+    private typealias Emit = (_ frameSize: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) -> Void
+
+    private func enqueue(_ slot: Int, size: Int, _ encode: (UInt32, Emit) -> Void) {
+        guard slot < channels.count, let channel = channels[slot], let handle = channel.handle else { return }
+        let stats = segment.stats(slot: ownSlot)
+        if loop.bufferedAmount(handle) + size > maxQueuedBytes {
+            stats.add(drops: 1)
+            return
+        }
+        let generation = UInt32(truncatingIfNeeded: segment.stats(slot: slot).generation)
+        encode(generation) { frameSize, fill in
+            loop.write(handle, reserving: frameSize, fill)
+        }
+    }
+}
