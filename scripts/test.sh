@@ -115,7 +115,7 @@ if xc:
 st = re.findall(r"Test run with (\d+) tests?\b.*?(passed|failed)", text)
 if st:
     n = int(st[-1][0])
-    m = len(set(re.findall(r"Test (?!run with)(\S+(?:\(.*?\))?) (?:recorded an issue|failed)", text)))
+    m = len(set(re.findall(r"Test (?!run with)(\"[^\"]*\"|\S+(?:\(.*?\))?) (?:recorded an issue|failed)", text)))
     m = min(m, n) if st[-1][1] == "failed" else 0
     if st[-1][1] == "failed" and m == 0:
         m = 1
