@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
-"""Echo throughput and server CPU per message, measured with an independent load client.
+"""Server throughput and server CPU per message, measured with an independent load client.
 
-The client is uWebSockets' benchmarks/load_test.c (one message in flight per connection,
-prints "Msg/sec: N" every 4 s). It is not part of this repository: build it from the public
-uWebSockets + uSockets sources in a scratch folder and pass its path with --load-test.
+The clients are uWebSockets' benchmarks programs, not part of this repository (build them
+from the public uWebSockets + uSockets sources in a scratch folder, pass the path):
+  --scenario echo       load_test.c: one message in flight per connection, prints
+                        "Msg/sec: N" every 4 s; figure = echoed messages.
+  --scenario broadcast  broadcast_test.c: every client sends one 20-byte message, waits for
+                        the N*N deliveries, repeats; prints "Iterations/second (N clients): X"
+                        every 4 s; figure = deliveries = X * N * N. The server must send each
+                        message to every client, the sender included (shoal: --handler broadcast).
 
 Each server runs pinned to CPU 0 and the client to CPU 1. After one warm-up window the
 script reads the server's CPU time (user+sys of its whole process tree, from /proc) and the
@@ -12,8 +17,8 @@ messages per server CPU-second plus wall-clock messages per second; every server
 --runs times, interleaved, and the median and spread are printed. When the client used more
 than 90 % of its core the row is flagged: the client, not the server, was the limit.
 
-usage: echo_cpu.py --load-test PATH [--connections 100] [--size 32] [--windows 3] [--runs 3]
-                   --server NAME='CMD with {port}' [--server ...]
+usage: uws_client_cpu.py --client PATH [--scenario echo|broadcast] [--connections 100] [--size 32]
+                         [--windows 3] [--runs 3] --server NAME='CMD with {port}' [--server ...]
 """
 import argparse
 import os
@@ -76,8 +81,13 @@ def measure(name, command, args):
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_port(port)
-        client = subprocess.Popen(["taskset", "-c", "1", "stdbuf", "-oL", args.load_test, str(args.connections),
-                                   "127.0.0.1", str(port), "0", "0", str(args.size)],
+        if args.scenario == "echo":
+            argv = [args.client, str(args.connections), "127.0.0.1", str(port), "0", "0", str(args.size)]
+            marker, per_window = "Msg/sec:", 1
+        else:
+            argv = [args.client, str(args.connections), "127.0.0.1", str(port), "0"]
+            marker, per_window = "Iterations/second", args.connections * args.connections
+        client = subprocess.Popen(["taskset", "-c", "1", "stdbuf", "-oL"] + argv,
                                   stdout=subprocess.PIPE, text=True, start_new_session=True)
         try:
             rates, start = [], None
@@ -85,13 +95,13 @@ def measure(name, command, args):
             for line in client.stdout:
                 if time.time() > deadline:
                     raise RuntimeError("load client produced no figures in time")
-                if not line.startswith("Msg/sec:"):
+                if not line.startswith(marker):
                     continue
                 now = time.time()
                 if start is None:  # end of the warm-up window
                     start = (now, tree_cpu_seconds(server.pid), tree_cpu_seconds(client.pid))
                     continue
-                rates.append(float(line.split()[1]))
+                rates.append(float(line.split()[-1]) * per_window)
                 if len(rates) == args.windows:
                     end = (now, tree_cpu_seconds(server.pid), tree_cpu_seconds(client.pid))
                     break
@@ -119,7 +129,8 @@ def measure(name, command, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--load-test", required=True)
+    parser.add_argument("--client", required=True, help="path of load_test or broadcast_test")
+    parser.add_argument("--scenario", choices=["echo", "broadcast"], default="echo")
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--windows", type=int, default=3)
@@ -135,8 +146,10 @@ def main():
             print(f"run {run + 1} {name}: {r['msgs_per_s']:.0f} msg/s, {r['msgs_per_server_cpu_s']:.0f} msg/server-CPU-s, "
                   f"server CPU {r['server_cpu_share']:.0%}, client CPU {r['client_cpu_share']:.0%}", file=sys.stderr)
 
-    print(f"\necho, {args.connections} connections, {args.size}-byte messages, one in flight per connection; "
-          f"median of {args.runs} runs (min..max)")
+    what = (f"echo, {args.connections} connections, {args.size}-byte messages, one in flight per connection"
+            if args.scenario == "echo" else
+            f"broadcast, {args.connections} clients each sending one 20-byte message per round to all; msgs = deliveries")
+    print(f"\n{what}; median of {args.runs} runs (min..max)")
     print(f"| server | msgs/s (wall) | msgs per server CPU-s | server CPU-s per 1M msgs | server CPU | client CPU |")
     print("|---|---|---|---|---|---|")
     baseline = None
