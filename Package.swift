@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // liburing, through pkg-config (Debian: liburing-dev), plus a shim for the macros Swift cannot import.
@@ -68,6 +69,17 @@ let package = Package(
         .executableTarget(
             name: "shoal-example",
             dependencies: ["Shoal", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // The load generator (docs/shoal-bench.md): one io_uring loop driving many client connections.
+        .executableTarget(
+            name: "shoal-bench",
+            dependencies: [
+                "ShoalRing", "ShoalWire", "ShoalPosix",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/ShoalBench",
             swiftSettings: strict
         ),
         .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: strict),

@@ -1,0 +1,229 @@
+// `broadcast`: P publishers each send R messages per second, S subscribers (and the publishers)
+// receive what the server fans out. Every payload starts with 16 ASCII hex digits: 12 for the send
+// time (CLOCK_MONOTONIC ns since the bench started) and 4 for the publisher id, so deliveries are
+// timed end to end and a sender can recognise its own message. Works against `shoal serve --handler
+// chat` (relays to every other client) and against servers that echo to all, the sender included
+// (those deliveries count too, and are reported as "own"). Other messages (a welcome text) are ignored.
+import ArgumentParser
+import Histogram
+import ShoalRing
+import ShoalWire
+
+struct Broadcast: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Fan-out: deliveries per second and end-to-end latency.")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Connections that only receive.") var subscribers = 100
+    @Option(help: "Connections that send (they receive too).") var publishers = 1
+    @Option(help: "Messages per second per publisher.") var rate = 100.0
+    @Option(help: "Payload bytes per message (at least 16: send time and publisher id).") var size = 32
+    @Flag(help: "Binary messages (default: text).") var binary = false
+    @Option(help: "Seconds per measured run.") var duration = 5.0
+    @Option(help: "Seconds of load before the first run, not measured.") var warmup = 1.0
+
+    func validate() throws {
+        guard subscribers >= 0, publishers >= 1 else { throw ValidationError("need at least one publisher") }
+        guard publishers <= 0xFFFF else { throw ValidationError("at most 65535 publishers") }
+        guard size >= 16 else { throw ValidationError("--size must be at least 16 (the payload carries a timestamp and the publisher id)") }
+        guard rate > 0 else { throw ValidationError("--rate must be positive") }
+        guard duration > 0 else { throw ValidationError("--duration must be positive") }
+    }
+
+    func run() throws {
+        let setup = try BenchSetup(common)
+        guard subscribers + publishers + 64 <= setup.descriptorLimit else {
+            throw ValidationError("\(subscribers + publishers) connections need more descriptors than RLIMIT_NOFILE allows (\(setup.descriptorLimit))")
+        }
+        try execute(BroadcastScenario(setup, self), rateTitle: "deliveries/s", extraColumns: [
+            ("sent_per_second", "sent/s", grouped),
+            ("fanout", "fan-out", { fixed($0, 1) }),
+            ("own_deliveries", "own", grouped),
+        ])
+    }
+}
+
+final class BroadcastScenario: Scenario {
+    private let options: Broadcast
+    private let opcode: Opcode
+    private let template: UnsafeMutableRawBufferPointer
+    private var clients: [ClientConnection?] = []
+    /// Time zero of the payload clock (12 hex digits of ns: 78 hours).
+    private let epoch = monotonicNanoseconds()
+    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+    private var resolved = 0
+    private var phasesStarted = false
+    private var sending = false
+    private var measuring = false
+    private var paceStart: UInt64 = 0
+    /// Messages each publisher has sent since paceStart (all publishers keep the same pace).
+    private var sentPerPublisher = 0
+    private var sent = 0
+    private var deliveries = 0
+    private var own = 0
+    private var totalDeliveries = 0
+    private var foreign = 0
+    private var pacingSkips = 0
+    private var histogram = makeLatencyHistogram()
+    private var allLatency = makeLatencyHistogram()
+    private static let tick: UInt64 = 1_000_000
+
+    init(_ setup: BenchSetup, _ options: Broadcast) {
+        self.options = options
+        opcode = options.binary ? .binary : .text
+        template = .allocate(byteCount: options.size, alignment: 8)
+        for i in 0..<options.size { template[i] = UInt8(97 + i % 26) }
+        super.init(setup, scenario: "broadcast", unit: "deliveries", parameters: [
+            "subscribers": String(options.subscribers), "publishers": String(options.publishers),
+            "rate": String(options.rate), "size": String(options.size), "type": options.binary ? "binary" : "text",
+            "duration": String(options.duration), "warmup": String(options.warmup),
+        ])
+    }
+
+    private var total: Int { options.publishers + options.subscribers }
+
+    override func start() {
+        for tag in 0..<total {
+            let connection = connect(tag: tag)
+            clients.append(connection)
+            if connection == nil { resolved += 1 }
+        }
+        checkResolved()
+        loop.schedule(after: 10_000_000_000) { [unowned self] in self.beginPhases() }
+    }
+
+    override var progressCount: Int { totalDeliveries }
+
+    override func progressText(rate: Double) -> String {
+        let phase = measuring ? "run \(report.runs.count + 1)/\(common.runs)" : (sending ? "warm-up" : "closing")
+        return "[broadcast] \(phase)  \(grouped(rate)) deliveries/s  open \(live.count)  errors \(errorTotal)"
+    }
+
+    private func checkResolved() {
+        if resolved == total { beginPhases() }
+    }
+
+    private func beginPhases() {
+        guard !phasesStarted else { return }
+        phasesStarted = true
+        guard report.connectionsOpened > 0 else {
+            closeAll { [unowned self] in self.finish() }
+            return
+        }
+        startProgress()
+        sending = true
+        paceStart = monotonicNanoseconds()
+        publish()
+        loop.schedule(after: nanoseconds(options.warmup)) { [unowned self] in self.beginRun() }
+    }
+
+    /// Sends what the pace says is due, then comes back next millisecond.
+    private func publish() {
+        guard sending else { return }
+        let now = monotonicNanoseconds()
+        var due = Int(Double(now &- paceStart) * options.rate / 1e9) - sentPerPublisher
+        let oneSecond = max(1, Int(options.rate))
+        if due > oneSecond {
+            // More than a second behind (the bench stalled): skip instead of bursting.
+            pacingSkips += due - oneSecond
+            sentPerPublisher += due - oneSecond
+            due = oneSecond
+        }
+        if due > 0 {
+            for p in 0..<options.publishers {
+                guard let publisher = clients[p], publisher.isOpen else { continue }
+                for _ in 0..<due { send(from: publisher) }
+            }
+            sentPerPublisher += due
+        }
+        loop.schedule(after: Self.tick) { [unowned self] in self.publish() }
+    }
+
+    @inline(__always)
+    private func send(from publisher: ClientConnection) {
+        let stamp = monotonicNanoseconds() &- epoch
+        let id = UInt64(publisher.tag)
+        let template = UnsafeRawBufferPointer(template)
+        publisher.send(opcode, payloadLength: options.size) { out in
+            out.copyMemory(from: template)
+            for i in 0..<12 { out[i] = Self.hex[Int(truncatingIfNeeded: (stamp >> UInt64(4 * (11 - i))) & 0xF)] }
+            for i in 0..<4 { out[12 + i] = Self.hex[Int(truncatingIfNeeded: (id >> UInt64(4 * (3 - i))) & 0xF)] }
+        }
+        if measuring { sent += 1 }
+    }
+
+    private func beginRun() {
+        histogram.reset()
+        sent = 0
+        deliveries = 0
+        own = 0
+        measuring = true
+        beginWindow()
+        loop.schedule(after: nanoseconds(options.duration)) { [unowned self] in self.endRun() }
+    }
+
+    private func endRun() {
+        measuring = false
+        _ = endWindow(count: Double(deliveries), latency: histogram, extra: [
+            "sent_per_second": 0, "own_deliveries": Double(own),
+            "fanout": sent > 0 ? Double(deliveries) / Double(sent) : 0,
+        ])
+        let seconds = report.runs[report.runs.count - 1].seconds
+        report.runs[report.runs.count - 1].extra["sent_per_second"] = Double(sent) / seconds
+        allLatency.add(histogram)
+        if report.runs.count < common.runs {
+            beginRun()
+        } else {
+            sending = false
+            report.latency = LatencySummary(allLatency)
+            report.parameters["expected_fanout"] = "\(total - 1) (relay to others) or \(total) (echo to all)"
+            if pacingSkips > 0 { report.warnings.append("the bench fell behind its pace and skipped \(pacingSkips) message(s) per publisher") }
+            if foreign > 0 { report.parameters["other_messages_ignored"] = String(foreign) }
+            // Let the last deliveries arrive before closing, so the server sees no error.
+            loop.schedule(after: 200_000_000) { [unowned self] in self.closeAll { [unowned self] in self.finish() } }
+        }
+    }
+
+    override func connectionOpened(_ connection: ClientConnection) {
+        super.connectionOpened(connection)
+        resolved += 1
+        checkResolved()
+    }
+
+    override func connectionReceived(_ connection: ClientConnection, _ payload: UnsafeRawBufferPointer, binary: Bool) {
+        guard payload.count == options.size, let (stamp, publisher) = Self.decode(payload) else {
+            foreign += 1
+            return
+        }
+        totalDeliveries += 1
+        guard measuring else { return }
+        deliveries += 1
+        if publisher == connection.tag { own += 1 }
+        let now = monotonicNanoseconds() &- epoch
+        _ = histogram.record(now > stamp ? now - stamp : 0)
+    }
+
+    /// The send time and publisher id of a bench payload, nil when it is not one.
+    @inline(__always)
+    private static func decode(_ payload: UnsafeRawBufferPointer) -> (UInt64, Int)? {
+        var value: UInt64 = 0
+        for i in 0..<16 {
+            let c = payload[i]
+            let digit: UInt8
+            switch c {
+            case 48...57: digit = c - 48
+            case 97...102: digit = c - 87
+            default: return nil
+            }
+            value = value << 4 | UInt64(digit)
+        }
+        return (value >> 16, Int(value & 0xFFFF))
+    }
+
+    override func connectionClosed(_ connection: ClientConnection) {
+        super.connectionClosed(connection)
+        if !connection.handshakeDone && !phasesStarted {
+            resolved += 1
+            checkResolved()
+        }
+    }
+}

@@ -1,0 +1,161 @@
+// `idle`: hold N connections open and idle, spread over several 127.0.0.x source addresses (so N
+// is not bounded by one address's ephemeral ports), and with --server-pid report the server's
+// resident memory (VmRSS summed over its process tree) before and after, per connection.
+// Kernel socket buffers are not in VmRSS: the figure is what the server process itself holds.
+import ArgumentParser
+import Glibc
+import ShoalRing
+
+struct Idle: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Idle connections: server memory per connection.")
+
+    @OptionGroup var common: CommonOptions
+    @Option(help: "Connections to hold.") var connections = 1000
+    @Option(name: .customLong("source-addresses"),
+            help: "Connect from 127.0.0.1 ... 127.0.0.K, round robin (loopback targets only; default: one per 16,000 connections, at least 4).")
+    var sourceAddresses: Int?
+    @Option(help: "Handshakes in flight while opening.") var concurrency = 200
+    @Option(help: "Seconds to hold the connections open, idle, before the second reading.") var duration = 3.0
+
+    func validate() throws {
+        guard connections >= 1 else { throw ValidationError("--connections must be at least 1") }
+        guard concurrency >= 1 else { throw ValidationError("--concurrency must be at least 1") }
+        if let k = sourceAddresses { guard (1...254).contains(k) else { throw ValidationError("--source-addresses must be 1...254") } }
+    }
+
+    func run() throws {
+        let setup = try BenchSetup(common)
+        let needed = connections + 64
+        guard needed <= setup.descriptorLimit else {
+            throw ValidationError("--connections \(connections) needs about \(needed) file descriptors, but this process may open "
+                + "only \(setup.descriptorLimit) (RLIMIT_NOFILE hard limit); raise it (ulimit -Hn, limits.conf) or lower --connections")
+        }
+        let k = sourceAddresses ?? max(4, (connections + 15_999) / 16_000)
+        try execute(IdleScenario(setup, self, sources: setup.target.isLoopbackIPv4 ? Connector.loopbackSources(count: k) : []),
+                    rateTitle: "", extraColumns: [
+                        ("open_seconds", "open s", { fixed($0, 2) }),
+                        ("server_rss_before", "server RSS before", bytesText),
+                        ("server_rss_after", "server RSS after", bytesText),
+                        ("server_rss_per_connection", "server RSS/conn", bytesText),
+                        ("client_rss_per_connection", "bench RSS/conn", bytesText),
+                    ])
+    }
+}
+
+final class IdleScenario: Scenario {
+    private let options: Idle
+    private let sources: [UInt32]
+    private var launched = 0
+    private var resolved = 0
+    private var handshaking = 0
+    private var openedThisRun = 0
+    private var holding = false
+    /// Between the start of a run and the moment every attempt has resolved.
+    private var opening = false
+    private var openStarted: UInt64 = 0
+    private var openSeconds = 0.0
+    private var serverBefore = 0
+    private var clientBefore = 0
+
+    init(_ setup: BenchSetup, _ options: Idle, sources: [UInt32]) {
+        self.options = options
+        self.sources = sources
+        super.init(setup, scenario: "idle", unit: "connections", parameters: [
+            "connections": String(options.connections), "concurrency": String(options.concurrency),
+            "duration": String(options.duration),
+            "source_addresses": sources.isEmpty ? "default (target is not 127.x)" : "127.0.0.1-127.0.0.\(sources.count)",
+        ])
+    }
+
+    override func start() {
+        startProgress()
+        beginRun()
+    }
+
+    override var progressCount: Int { report.connectionsOpened }
+
+    override func progressText(rate: Double) -> String {
+        let phase = "run \(report.runs.count + 1)/\(common.runs) " + (holding ? "holding" : opening ? "opening" : "closing")
+        return "[idle] \(phase)  open \(live.count)/\(options.connections)  \(grouped(rate)) handshakes/s  errors \(errorTotal)"
+    }
+
+    private func serverRSS() -> Int {
+        common.serverPIDs.isEmpty ? 0 : ProcessStats.residentBytes(ProcessStats.tree(common.serverPIDs))
+    }
+
+    private func beginRun() {
+        launched = 0
+        resolved = 0
+        handshaking = 0
+        openedThisRun = 0
+        holding = false
+        serverBefore = serverRSS()
+        clientBefore = ProcessStats.residentBytes(of: getpid())
+        openStarted = monotonicNanoseconds()
+        opening = true
+        launch()
+    }
+
+    private func launch() {
+        while launched < options.connections && handshaking < options.concurrency {
+            let source = sources.isEmpty ? nil : sources[launched % sources.count]
+            launched += 1
+            if connect(tag: launched, source: source) != nil {
+                handshaking += 1
+            } else {
+                resolved += 1
+            }
+        }
+        if opening && resolved == options.connections { allOpen() }
+    }
+
+    private func allOpen() {
+        opening = false
+        holding = true
+        openSeconds = Double(monotonicNanoseconds() - openStarted) / 1e9
+        beginWindow()
+        loop.schedule(after: nanoseconds(options.duration)) { [unowned self] in self.endRun() }
+    }
+
+    private func endRun() {
+        let held = live.values.filter(\.isOpen).count
+        let serverAfter = serverRSS()
+        let clientAfter = ProcessStats.residentBytes(of: getpid())
+        var extra = ["open_seconds": openSeconds, "client_rss_per_connection": held > 0 ? Double(clientAfter - clientBefore) / Double(held) : 0]
+        if !common.serverPIDs.isEmpty {
+            extra["server_rss_before"] = Double(serverBefore)
+            extra["server_rss_after"] = Double(serverAfter)
+            extra["server_rss_per_connection"] = held > 0 ? Double(serverAfter - serverBefore) / Double(held) : 0
+        }
+        _ = endWindow(count: Double(held), rated: false, extra: extra)
+        if held < options.connections {
+            report.warnings.append("run \(report.runs.count): only \(held) of \(options.connections) connections were open at the end")
+        }
+        holding = false
+        closeAll { [unowned self] in
+            if self.report.runs.count < self.common.runs {
+                // Give the server a moment to release what the closed connections held.
+                self.loop.schedule(after: 500_000_000) { [unowned self] in self.beginRun() }
+            } else {
+                self.finish()
+            }
+        }
+    }
+
+    override func connectionOpened(_ connection: ClientConnection) {
+        super.connectionOpened(connection)
+        handshaking -= 1
+        resolved += 1
+        openedThisRun += 1
+        launch()
+    }
+
+    override func connectionClosed(_ connection: ClientConnection) {
+        if !connection.handshakeDone {
+            handshaking -= 1
+            resolved += 1
+        }
+        super.connectionClosed(connection)
+        if opening { launch() }
+    }
+}

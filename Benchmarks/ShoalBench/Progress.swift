@@ -1,0 +1,39 @@
+// The live progress line on stderr: rewritten in place once a second on a terminal, one line per
+// second when --progress forces it elsewhere, silent otherwise.
+import Glibc
+
+final class ProgressLine {
+    let enabled: Bool
+    private let terminal: Bool
+    private var shown = false
+
+    init(forced: Bool) {
+        terminal = isatty(2) != 0
+        enabled = forced || terminal
+    }
+
+    func show(_ text: String) {
+        guard enabled else { return }
+        writeStandardError(terminal ? "\r\u{1B}[K" + text : text + "\n")
+        shown = true
+    }
+
+    /// Ends the line so the final table starts on a fresh one.
+    func finish() {
+        if enabled && terminal && shown { writeStandardError("\r\u{1B}[K") }
+        shown = false
+    }
+}
+
+/// Writes to stderr without the C `stderr` global (not concurrency-safe in Swift 6).
+func writeStandardError(_ text: String) {
+    var text = text
+    text.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(2, bytes.baseAddress! + offset, bytes.count - offset)
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}

@@ -1,0 +1,202 @@
+// What a scenario measured: one record per run, the spread over runs (median, min..max), latency
+// percentiles, errors and warnings; printed as a human table or as JSON (--json).
+import Foundation
+import Histogram
+
+/// Latency percentiles in microseconds.
+struct LatencySummary: Codable {
+    var count: UInt64
+    var p50: Double
+    var p99: Double
+    var p999: Double
+    var max: Double
+    var mean: Double
+
+    init?(_ histogram: Histogram<UInt64>) {
+        guard histogram.totalCount > 0 else { return nil }
+        count = histogram.totalCount
+        p50 = Double(histogram.valueAtPercentile(50)) / 1000
+        p99 = Double(histogram.valueAtPercentile(99)) / 1000
+        p999 = Double(histogram.valueAtPercentile(99.9)) / 1000
+        max = Double(histogram.max) / 1000
+        mean = histogram.mean / 1000
+    }
+}
+
+/// A latency histogram in nanoseconds, from 1 ns to 60 s, 3 significant digits.
+func makeLatencyHistogram() -> Histogram<UInt64> {
+    Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+}
+
+/// The figures of one measured window.
+struct RunFigures: Codable {
+    var run: Int
+    var seconds: Double
+    /// Messages (echo), deliveries (broadcast), handshakes (connect), connections held (idle).
+    var count: Double
+    /// count per wall-clock second (nil for idle).
+    var perSecond: Double?
+    /// user+sys of the server's process tree over the window (nil without --server-pid).
+    var serverCPUSeconds: Double?
+    /// serverCPUSeconds / seconds.
+    var serverCPUShare: Double?
+    /// count per server CPU-second; nil without --server-pid and when the client was the bottleneck.
+    var perServerCPUSecond: Double?
+    var clientCPUSeconds: Double
+    /// The bench's CPU over the window as a share of one core.
+    var clientCPUShare: Double
+    /// The bench used ≥ 90 % of a core: the figure would measure the client, not the server.
+    var clientBound: Bool
+    var latency: LatencySummary?
+    /// Scenario-specific figures (sent, own deliveries, RSS...).
+    var extra: [String: Double] = [:]
+}
+
+/// Median and range of a figure over runs.
+struct Spread: Codable {
+    var median: Double
+    var min: Double
+    var max: Double
+
+    init?(_ values: [Double]) {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted()
+        let n = sorted.count
+        median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2
+        min = sorted[0]
+        max = sorted[n - 1]
+    }
+}
+
+/// Everything one invocation of shoal-bench reports.
+struct Report: Codable {
+    var scenario: String
+    var url: String
+    /// The bench's loop backend ("io_uring", or "epoll" when forced or unavailable).
+    var backend: String
+    /// What `count` counts.
+    var unit: String
+    var parameters: [String: String]
+    var serverPIDs: [Int32]
+    var connectionsOpened: Int
+    var runs: [RunFigures]
+    /// Spread over runs of perSecond, perServerCPUSecond, clientCPUShare, serverCPUShare and each extra.
+    var summary: [String: Spread]
+    /// Latency over all runs together.
+    var latency: LatencySummary?
+    var errors: [String: Int]
+    var errorSamples: [String]
+    var warnings: [String]
+
+    mutating func summarize() {
+        func spread(_ values: [Double?]) -> Spread? { Spread(values.compactMap { $0 }) }
+        summary["per_second"] = spread(runs.map(\.perSecond))
+        summary["per_server_cpu_second"] = spread(runs.map(\.perServerCPUSecond))
+        summary["server_cpu_share"] = spread(runs.map(\.serverCPUShare))
+        summary["client_cpu_share"] = spread(runs.map(\.clientCPUShare))
+        summary["count"] = spread(runs.map(\.count))
+        for key in Set(runs.flatMap(\.extra.keys)) {
+            summary[key] = spread(runs.map { $0.extra[key] })
+        }
+        for run in runs where run.clientBound {
+            warnings.append("run \(run.run): WARNING the client used \(percent(run.clientCPUShare)) of a core: "
+                + "it, not the server, was the bottleneck; no per-server-CPU figure for this run "
+                + "(fewer connections per bench, or run the bench on a faster/idle core)")
+        }
+        if runs.count < 3 { warnings.append("only \(runs.count) run(s): use --runs 3 or more for a figure worth quoting") }
+        if !errors.isEmpty { warnings.append("errors: " + errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }
+    }
+
+    func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        guard let data = try? encoder.encode(self) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The human table. `extraColumns` are (key in `extra`, column title, formatter).
+    func table(rateTitle: String, extraColumns: [(String, String, (Double) -> String)] = []) -> String {
+        var out = "shoal-bench \(scenario)  \(url)  [client loop: \(backend)]\n"
+        out += parameters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: "  ") + "\n\n"
+        var header = ["run", "seconds", unit]
+        let rated = runs.contains { $0.perSecond != nil }
+        if rated { header.append(rateTitle) }
+        let hasServer = runs.contains { $0.serverCPUSeconds != nil }
+        if hasServer { header.append("server CPU") }
+        if hasServer && rated { header.append("\(unit)/server-CPU-s") }
+        header.append("bench CPU")
+        let hasLatency = runs.contains { $0.latency != nil }
+        if hasLatency { header += ["p50 µs", "p99 µs", "p99.9 µs", "max µs"] }
+        header += extraColumns.map(\.1)
+        var rows: [[String]] = [header]
+        for r in runs {
+            var row = ["\(r.run)", String(format: "%.2f", r.seconds), grouped(r.count)]
+            if rated { row.append(r.perSecond.map(grouped) ?? "-") }
+            if hasServer { row.append(r.serverCPUShare.map(percent) ?? "-") }
+            if hasServer && rated { row.append(r.clientBound ? "WARNING: client-bound" : (r.perServerCPUSecond.map(grouped) ?? "-")) }
+            row.append(percent(r.clientCPUShare))
+            if hasLatency {
+                if let l = r.latency { row += [l.p50, l.p99, l.p999, l.max].map { String(format: "%.1f", $0) } } else { row += ["-", "-", "-", "-"] }
+            }
+            row += extraColumns.map { column in r.extra[column.0].map(column.2) ?? "-" }
+            rows.append(row)
+        }
+        func spreadCell(_ key: String, _ format: (Double) -> String) -> String {
+            guard let s = summary[key] else { return "-" }
+            return runs.count > 1 ? "\(format(s.median)) (\(format(s.min))..\(format(s.max)))" : format(s.median)
+        }
+        var medianRow = ["median", "", spreadCell("count", grouped)]
+        if rated { medianRow.append(spreadCell("per_second", grouped)) }
+        if hasServer { medianRow.append(spreadCell("server_cpu_share", percent)) }
+        if hasServer && rated {
+            medianRow.append(summary["per_server_cpu_second"] == nil ? "WARNING: client-bound" : spreadCell("per_server_cpu_second", grouped))
+        }
+        medianRow.append(spreadCell("client_cpu_share", percent))
+        if hasLatency, let l = latency { medianRow += [l.p50, l.p99, l.p999, l.max].map { String(format: "%.1f", $0) } } else if hasLatency { medianRow += ["-", "-", "-", "-"] }
+        medianRow += extraColumns.map { spreadCell($0.0, $0.2) }
+        rows.append(medianRow)
+        var widths = [Int](repeating: 0, count: header.count)
+        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = Swift.max(widths[i], cell.count) } }
+        for (n, row) in rows.enumerated() {
+            out += row.enumerated().map { i, cell in
+                i == 0 ? cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[i] - cell.count) + cell
+            }.joined(separator: "  ") + "\n"
+            if n == 0 || n == rows.count - 2 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
+        }
+        if hasLatency { out += "(median row: latency over all runs together; other cells: median (min..max) over \(runs.count) run(s))\n" }
+        out += errors.isEmpty ? "errors: none\n" : "errors: " + errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
+        for sample in errorSamples { out += "  e.g. \(sample)\n" }
+        for warning in warnings where !warning.hasPrefix("errors:") { out += "\(warning)\n" }
+        return out
+    }
+}
+
+/// 1234567.8 → "1,234,568".
+func grouped(_ value: Double) -> String {
+    guard value.isFinite else { return "\(value)" }
+    let digits = String(Int(value.rounded()))
+    let negative = digits.hasPrefix("-")
+    var body = Array(negative ? digits.dropFirst() : digits[...])
+    var i = body.count - 3
+    while i > 0 {
+        body.insert(",", at: i)
+        i -= 3
+    }
+    return (negative ? "-" : "") + String(body)
+}
+
+func percent(_ share: Double) -> String { String(format: "%.0f%%", share * 100) }
+
+func bytesText(_ value: Double) -> String {
+    switch abs(value) {
+    case ..<10_000: return String(format: "%.0f B", value)
+    case ..<10_000_000: return String(format: "%.1f KiB", value / 1024)
+    default: return String(format: "%.1f MiB", value / 1048576)
+    }
+}
+
+/// `value` with `digits` decimals.
+func fixed(_ value: Double, _ digits: Int) -> String { String(format: "%.\(digits)f", value) }

@@ -1,0 +1,175 @@
+// What every scenario shares: the loop and the target, opening connections, error bookkeeping,
+// measurement windows (wall clock, bench CPU, server CPU), the progress line, closing everything.
+// A scenario subclass opens its connections in `start()`, drives them from the ConnectionOwner
+// callbacks and loop timers, appends one RunFigures per run, and calls `finish()`.
+import Histogram
+import ShoalPosix
+import ShoalRing
+
+/// Built once per invocation: the parsed target, the loop, the handshake keys.
+struct BenchSetup {
+    let common: CommonOptions
+    let target: Target
+    let loop: EventLoop
+    let keys: HandshakeKeys
+    let descriptorLimit: Int
+
+    init(_ common: CommonOptions) throws {
+        self.common = common
+        descriptorLimit = Connector.raiseDescriptorLimit()
+        target = try Target(url: common.url)
+        var chosen = ""
+        let backend = try BackendProbe.makeBackend { line in chosen = line }
+        if backend.name != "io_uring" { writeStandardError("shoal-bench: \(chosen)\n") }
+        loop = try EventLoop(backend: backend)
+        keys = HandshakeKeys(target: target)
+    }
+}
+
+class Scenario: ConnectionOwner {
+    let loop: EventLoop
+    let target: Target
+    let keys: HandshakeKeys
+    let common: CommonOptions
+    let descriptorLimit: Int
+    let progress: ProgressLine
+    var report: Report
+    /// Every connection not yet closed.
+    var live: [ObjectIdentifier: ClientConnection] = [:]
+    private var errorCounts: [String: Int] = [:]
+    private var samples: [String] = []
+    /// Start of the window being measured.
+    private var window: Snapshot?
+    private var closeAllDone: (() -> Void)?
+    private var progressLast: (wall: UInt64, count: Int)?
+
+    init(_ setup: BenchSetup, scenario: String, unit: String, parameters: [String: String]) {
+        loop = setup.loop
+        target = setup.target
+        keys = setup.keys
+        common = setup.common
+        descriptorLimit = setup.descriptorLimit
+        progress = ProgressLine(forced: setup.common.progress)
+        var parameters = parameters
+        parameters["runs"] = String(setup.common.runs)
+        report = Report(scenario: scenario, url: setup.target.url, backend: setup.loop.backend.name, unit: unit,
+                        parameters: parameters, serverPIDs: setup.common.serverPIDs, connectionsOpened: 0, runs: [],
+                        summary: [:], latency: nil, errors: [:], errorSamples: [], warnings: [])
+    }
+
+    /// Opens the scenario's connections and schedules its phases. Called before the loop runs.
+    func start() {}
+
+    /// A total that only grows (messages, deliveries, handshakes), for the progress line's rate.
+    var progressCount: Int { 0 }
+    /// The progress line's text, given the rate of `progressCount` over the last second.
+    func progressText(rate: Double) -> String { "" }
+
+    // MARK: Connections
+
+    /// Connects (blocking, microseconds on loopback) and registers a new connection; nil when
+    /// connect failed, which is counted as an error.
+    func connect(tag: Int, source: UInt32? = nil) -> ClientConnection? {
+        let started = monotonicNanoseconds()
+        do {
+            let fd = try Connector.connect(to: target, source: source)
+            let connection = ClientConnection(fd: fd, owner: self, loop: loop, tag: tag, keys: keys, startedAt: started)
+            live[ObjectIdentifier(connection)] = connection
+            return connection
+        } catch {
+            recordError(.connect, error.description)
+            return nil
+        }
+    }
+
+    func recordError(_ kind: FailureKind, _ detail: String) {
+        errorCounts[kind.rawValue, default: 0] += 1
+        if samples.count < 5 { samples.append("\(kind.rawValue): \(detail)") }
+    }
+
+    var errorTotal: Int { errorCounts.values.reduce(0, +) }
+
+    func connectionOpened(_ connection: ClientConnection) {
+        report.connectionsOpened += 1
+    }
+
+    func connectionReceived(_ connection: ClientConnection, _ payload: UnsafeRawBufferPointer, binary: Bool) {}
+
+    func connectionFailed(_ connection: ClientConnection, _ kind: FailureKind, _ detail: String) {
+        recordError(kind, detail)
+    }
+
+    func connectionClosed(_ connection: ClientConnection) {
+        live.removeValue(forKey: ObjectIdentifier(connection))
+        if live.isEmpty, let done = closeAllDone {
+            closeAllDone = nil
+            done()
+        }
+    }
+
+    /// Closes every connection (closing handshake), then calls `done` once all are closed, or after
+    /// a grace period in which case the rest are dropped.
+    func closeAll(then done: @escaping () -> Void) {
+        closeAllDone = done
+        if live.isEmpty {
+            closeAllDone = nil
+            done()
+            return
+        }
+        for connection in Array(live.values) { connection.close() }
+        loop.schedule(after: ClientConnection.closeTimeout + 1_000_000_000) { [unowned self] in
+            guard let done = self.closeAllDone else { return }
+            self.closeAllDone = nil
+            for connection in Array(self.live.values) { connection.abort() }
+            done()
+        }
+    }
+
+    // MARK: Windows
+
+    func beginWindow() {
+        window = Snapshot.take(serverPIDs: common.serverPIDs)
+    }
+
+    /// Ends the window begun last and turns it into a run's figures.
+    func endWindow(count: Double, rated: Bool = true, latency: Histogram<UInt64>? = nil, extra: [String: Double] = [:]) -> RunFigures {
+        let end = Snapshot.take(serverPIDs: common.serverPIDs)
+        let start = window ?? end
+        let seconds = max(Double(end.wall &- start.wall) / 1e9, 1e-9)
+        let clientCPU = end.clientCPU - start.clientCPU
+        let clientShare = clientCPU / seconds
+        let serverCPU = end.serverCPU.flatMap { e in start.serverCPU.map { e - $0 } }
+        let clientBound = rated && clientShare >= 0.9
+        var figures = RunFigures(
+            run: report.runs.count + 1, seconds: seconds, count: count, perSecond: rated ? count / seconds : nil,
+            serverCPUSeconds: serverCPU, serverCPUShare: serverCPU.map { $0 / seconds }, perServerCPUSecond: nil,
+            clientCPUSeconds: clientCPU, clientCPUShare: clientShare, clientBound: clientBound,
+            latency: latency.flatMap(LatencySummary.init), extra: extra)
+        if rated, !clientBound, let serverCPU, serverCPU > 0 { figures.perServerCPUSecond = count / serverCPU }
+        report.runs.append(figures)
+        return figures
+    }
+
+    // MARK: Progress and the end
+
+    /// Prints the progress line once a second until the loop stops.
+    func startProgress() {
+        guard progress.enabled else { return }
+        loop.schedule(after: 1_000_000_000) { [unowned self] in
+            let now = monotonicNanoseconds()
+            let count = self.progressCount
+            var rate = 0.0
+            if let last = self.progressLast, now > last.wall { rate = Double(count - last.count) / (Double(now - last.wall) / 1e9) }
+            self.progressLast = (now, count)
+            self.progress.show(self.progressText(rate: rate))
+            self.startProgress()
+        }
+    }
+
+    /// Stops the loop; `run()` then returns and the report is printed.
+    func finish() {
+        report.errors = errorCounts
+        report.errorSamples = samples
+        loop.stop()
+    }
+}
