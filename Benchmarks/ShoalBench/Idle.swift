@@ -2,6 +2,7 @@
 // is not bounded by one address's ephemeral ports), and with --server-pid report the server's
 // resident memory (VmRSS summed over its process tree) before and after, per connection.
 // Kernel socket buffers are not in VmRSS: the figure is what the server process itself holds.
+// The "before" reading is taken once, before the first run; start a fresh server for a fair figure.
 import ArgumentParser
 import Glibc
 import ShoalRing
@@ -89,8 +90,12 @@ final class IdleScenario: Scenario {
         handshaking = 0
         openedThisRun = 0
         holding = false
-        serverBefore = serverRSS()
-        clientBefore = ProcessStats.residentBytes(of: getpid())
+        // The baseline is read once, before the first run: a server keeps some of what the previous
+        // run's connections used, so every run is compared with the server as it was before any.
+        if report.runs.isEmpty {
+            serverBefore = serverRSS()
+            clientBefore = ProcessStats.residentBytes(of: getpid())
+        }
         openStarted = monotonicNanoseconds()
         opening = true
         launch()

@@ -77,7 +77,7 @@ struct Report: Codable {
     /// What `count` counts.
     var unit: String
     var parameters: [String: String]
-    var serverPIDs: [Int32]
+    var serverPids: [Int32]
     var connectionsOpened: Int
     var runs: [RunFigures]
     /// Spread over runs of perSecond, perServerCPUSecond, clientCPUShare, serverCPUShare and each extra.

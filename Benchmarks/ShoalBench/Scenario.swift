@@ -53,7 +53,7 @@ class Scenario: ConnectionOwner {
         var parameters = parameters
         parameters["runs"] = String(setup.common.runs)
         report = Report(scenario: scenario, url: setup.target.url, backend: setup.loop.backend.name, unit: unit,
-                        parameters: parameters, serverPIDs: setup.common.serverPIDs, connectionsOpened: 0, runs: [],
+                        parameters: parameters, serverPids: setup.common.serverPIDs, connectionsOpened: 0, runs: [],
                         summary: [:], latency: nil, errors: [:], errorSamples: [], warnings: [])
     }
 
