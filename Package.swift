@@ -39,7 +39,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // The event loop: io_uring backend behind a backend protocol.
-        .target(name: "ShoalRing", dependencies: ["CLibUring", "ShoalPosix"], swiftSettings: strict),
+        .target(name: "ShoalRing", dependencies: ["CLibUring", "CShoalSystem", "ShoalPosix"], swiftSettings: strict),
         // Supervisor, worker spawn, shared-memory segment (ids, registry, stats), Unix-socket bus.
         .target(
             name: "ShoalCluster",

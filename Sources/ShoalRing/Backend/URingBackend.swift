@@ -3,6 +3,7 @@
 // multishot receive; `URingBackend.init` throws when the kernel refuses, and the loop's
 // factory falls back to epoll.
 import CLibUring
+import CShoalSystem
 import Glibc
 import ShoalPosix
 
@@ -71,10 +72,68 @@ public final class URingBackend: LoopBackend {
         return sqe
     }
 
+    /// Accept is readiness-based: a multishot poll on the listener, then accept4 in this process.
+    /// An io_uring accept (multishot or not) takes connections off the queue inside the kernel, and
+    /// those a worker's ring took in the instant it was killed are reset with it; with a poll, a
+    /// connection leaves the shared listener's queue only when a live worker calls accept4, so a
+    /// crashed worker's replacement finds every queued connection still there.
     public func prepareAccept(listener: Int32, userData: UInt64) {
+        let index = listenerPolls.firstIndex { $0.listener == listener } ?? {
+            listenerPolls.append((listener, userData))
+            return listenerPolls.count - 1
+        }()
+        listenerPolls[index].userData = userData
         let sqe = nextSubmission()
-        io_uring_prep_multishot_accept(sqe, listener, nil, nil, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
-        io_uring_sqe_set_data64(sqe, userData)
+        io_uring_prep_poll_multishot(sqe, listener, UInt32(POLLIN))
+        io_uring_sqe_set_data64(sqe, Self.acceptPollTag | UInt64(index))
+    }
+
+    /// Listeners with a poll armed, and the tag the loop gave their accept.
+    private var listenerPolls: [(listener: Int32, userData: UInt64)] = []
+    /// Listener polls we removed ourselves (after EMFILE and the like), whose -ECANCELED is ours.
+    private var removedPolls: [Int] = []
+    /// Top byte of our own poll tags: the loop's operations use small numbers there (see UserData).
+    private static let acceptPollTag: UInt64 = 0xFE << 56
+    /// Connections accepted per readiness event before the others get their turn.
+    private static let acceptsPerWakeup = 256
+
+    /// Turns a listener's readiness into accept completions in the loop's terms.
+    private func acceptReady(_ cqe: io_uring_cqe, _ body: (Completion) -> Void) {
+        let index = Int(cqe.user_data & 0xFFFF_FFFF)
+        guard index < listenerPolls.count else { return }
+        let (listener, userData) = listenerPolls[index]
+        let pollArmed = cqe.flags & shoal_cqe_f_more() != 0
+        if cqe.res == -ECANCELED, let removed = removedPolls.firstIndex(of: index) {
+            removedPolls.remove(at: removed)  // our own removal below: the loop was told already
+            return
+        }
+        guard cqe.res >= 0 else {
+            body(Completion(userData: userData, result: cqe.res, hasMore: false, bufferID: nil))
+            return
+        }
+        for _ in 0..<Self.acceptsPerWakeup {
+            let fd = shoal_accept4(listener, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
+            if fd >= 0 {
+                body(Completion(userData: userData, result: fd, hasMore: true, bufferID: nil))
+                continue
+            }
+            let error = errno
+            if error == EAGAIN || error == EWOULDBLOCK { break }
+            if error == EINTR || error == ECONNABORTED || error == EPROTO { continue }
+            // EMFILE, ENFILE, ENOBUFS...: stop polling; the loop re-arms after a pause.
+            if pollArmed {
+                removedPolls.append(index)
+                let sqe = nextSubmission()
+                io_uring_prep_poll_remove(sqe, cqe.user_data)
+                io_uring_sqe_set_data64(sqe, Self.acceptPollTag | 0xFFFF_FFFF)
+            }
+            body(Completion(userData: userData, result: -error, hasMore: false, bufferID: nil))
+            return
+        }
+        if !pollArmed {
+            // The kernel ended the multishot poll (it may, e.g. on overflow): arm it again.
+            prepareAccept(listener: listener, userData: userData)
+        }
     }
 
     public func prepareReceive(socket: Int32, userData: UInt64) {
@@ -124,6 +183,10 @@ public final class URingBackend: LoopBackend {
             if n == 0 { return }
             for i in 0..<n {
                 let cqe = completionBatch[i]!.pointee
+                if cqe.user_data >> 56 == Self.acceptPollTag >> 56 {
+                    acceptReady(cqe, body)
+                    continue
+                }
                 let hasBuffer = cqe.flags & shoal_cqe_f_buffer() != 0
                 body(Completion(userData: cqe.user_data, result: cqe.res,
                                 hasMore: cqe.flags & shoal_cqe_f_more() != 0,

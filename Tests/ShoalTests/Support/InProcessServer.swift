@@ -91,7 +91,9 @@ final class TestClient {
         var head: [UInt8] = []
         while !head.ends(with: [13, 10, 13, 10]) {
             var byte: UInt8 = 0
-            guard recv(fd, &byte, 1, 0) == 1 else { break }
+            let n = recv(fd, &byte, 1, 0)
+            if n < 0 && errno == EINTR { continue }
+            guard n == 1 else { break }
             head.append(byte)
         }
         responseHead = String(decoding: head, as: UTF8.self)
@@ -124,6 +126,9 @@ final class TestClient {
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = recv(fd, &chunk, chunk.count, 0)
+            // Other suites in this process spawn children: a signal may interrupt the wait
+            // (recv with SO_RCVTIMEO is not restarted), which is not the server closing.
+            if n < 0 && errno == EINTR { continue }
             if n <= 0 { return .eof }
             pending += chunk[0..<n]
         }
@@ -135,6 +140,7 @@ final class TestClient {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
             if n <= 0 { return }
             done += n
         }
