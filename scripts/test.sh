@@ -3,7 +3,7 @@
 #   1. scripts/install-deps.sh        (idempotent)
 #   2. swift build                    (debug)
 #   3. swift test                     (all unit tests)
-#   4. swift build -c release --product shoal
+#   4. swift build -c release (shoal, shoal-bench for its smoke tests, shoal-example)
 #   5. pytest Tests/IntegrationTests  (real binary, Python websockets + Node ws clients)
 #   6. Autobahn|Testsuite sections 1-10 against `shoal serve --handler echo`, --strict-close
 # Last line: "N passed, M failed" (tests summed over the stages; a stage that fails
@@ -132,11 +132,11 @@ EOF
 fi
 
 # --- 4. release binary ---
-stage "swift build -c release --product shoal"
+stage "swift build -c release (shoal, shoal-bench, shoal-example)"
 BIN="${SHOAL_BIN:-$REPO/.build/release/shoal}"
 RELEASE_OK=0
 if ! skipped release; then
-  swiftpm build -c release --product shoal; rc=$?
+  swiftpm build -c release; rc=$?
   record_rc release $rc
   if [ $rc = 0 ] && [ -x "$BIN" ]; then RELEASE_OK=1; fi
 elif [ -x "$BIN" ]; then
