@@ -44,6 +44,10 @@ struct Broadcast: ParsableCommand {
 
 final class BroadcastScenario: Scenario {
     private let options: Broadcast
+    /// Copies of the options read per message (ArgumentParser's property wrappers are slow to read).
+    private let size: Int
+    private let rate: Double
+    private let publishers: Int
     private let opcode: Opcode
     private let template: UnsafeMutableRawBufferPointer
     private var clients: [ClientConnection?] = []
@@ -69,6 +73,9 @@ final class BroadcastScenario: Scenario {
 
     init(_ setup: BenchSetup, _ options: Broadcast) {
         self.options = options
+        size = options.size
+        rate = options.rate
+        publishers = options.publishers
         opcode = options.binary ? .binary : .text
         template = .allocate(byteCount: options.size, alignment: 8)
         for i in 0..<options.size { template[i] = UInt8(97 + i % 26) }
@@ -120,8 +127,8 @@ final class BroadcastScenario: Scenario {
     private func publish() {
         guard sending else { return }
         let now = monotonicNanoseconds()
-        var due = Int(Double(now &- paceStart) * options.rate / 1e9) - sentPerPublisher
-        let oneSecond = max(1, Int(options.rate))
+        var due = Int(Double(now &- paceStart) * rate / 1e9) - sentPerPublisher
+        let oneSecond = max(1, Int(rate))
         if due > oneSecond {
             // More than a second behind (the bench stalled): skip instead of bursting.
             pacingSkips += due - oneSecond
@@ -129,7 +136,7 @@ final class BroadcastScenario: Scenario {
             due = oneSecond
         }
         if due > 0 {
-            for p in 0..<options.publishers {
+            for p in 0..<publishers {
                 guard let publisher = clients[p], publisher.isOpen else { continue }
                 for _ in 0..<due { send(from: publisher) }
             }
@@ -143,7 +150,7 @@ final class BroadcastScenario: Scenario {
         let stamp = monotonicNanoseconds() &- epoch
         let id = UInt64(publisher.tag)
         let template = UnsafeRawBufferPointer(template)
-        publisher.send(opcode, payloadLength: options.size) { out in
+        publisher.send(opcode, payloadLength: size) { out in
             out.copyMemory(from: template)
             for i in 0..<12 { out[i] = Self.hex[Int(truncatingIfNeeded: (stamp >> UInt64(4 * (11 - i))) & 0xF)] }
             for i in 0..<4 { out[12 + i] = Self.hex[Int(truncatingIfNeeded: (id >> UInt64(4 * (3 - i))) & 0xF)] }
@@ -190,7 +197,7 @@ final class BroadcastScenario: Scenario {
     }
 
     override func connectionReceived(_ connection: ClientConnection, _ payload: UnsafeRawBufferPointer, binary: Bool) {
-        guard payload.count == options.size, let (stamp, publisher) = Self.decode(payload) else {
+        guard payload.count == size, let (stamp, publisher) = Self.decode(payload) else {
             foreign += 1
             return
         }

@@ -35,6 +35,9 @@ struct Echo: ParsableCommand {
 
 final class EchoScenario: Scenario {
     private let options: Echo
+    /// Copies of the options read per message (ArgumentParser's property wrappers are slow to read).
+    private let size: Int
+    private let inFlight: Int
     private let opcode: Opcode
     /// The payload every message carries, in clear (text: ASCII letters, so valid UTF-8).
     private let template: UnsafeMutableRawBufferPointer
@@ -54,6 +57,8 @@ final class EchoScenario: Scenario {
 
     init(_ setup: BenchSetup, _ options: Echo) {
         self.options = options
+        size = options.size
+        inFlight = options.inFlight
         opcode = options.binary ? .binary : .text
         template = .allocate(byteCount: max(options.size, 1), alignment: 8)
         for i in 0..<options.size { template[i] = options.binary ? UInt8(truncatingIfNeeded: i &* 31 &+ 7) : UInt8(97 + i % 26) }
@@ -72,7 +77,7 @@ final class EchoScenario: Scenario {
     }
 
     private var payload: UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: template.baseAddress, count: options.size)
+        UnsafeRawBufferPointer(start: template.baseAddress, count: size)
     }
 
     override func start() {
@@ -130,7 +135,7 @@ final class EchoScenario: Scenario {
     @inline(__always)
     private func sendOne(_ connection: ClientConnection, at now: UInt64) {
         let tag = connection.tag
-        let k = options.inFlight
+        let k = inFlight
         sentAt[tag * k + (ringHead[tag] + ringCount[tag]) % k] = now
         ringCount[tag] += 1
         connection.send(opcode, copying: payload)
@@ -140,7 +145,7 @@ final class EchoScenario: Scenario {
         super.connectionOpened(connection)
         resolved += 1
         let now = monotonicNanoseconds()
-        for _ in 0..<options.inFlight { sendOne(connection, at: now) }
+        for _ in 0..<inFlight { sendOne(connection, at: now) }
         checkResolved()
     }
 
@@ -151,7 +156,7 @@ final class EchoScenario: Scenario {
             return
         }
         let now = monotonicNanoseconds()
-        let k = options.inFlight
+        let k = inFlight
         let sent = sentAt[tag * k + ringHead[tag]]
         ringHead[tag] = (ringHead[tag] + 1) % k
         ringCount[tag] -= 1
@@ -160,8 +165,8 @@ final class EchoScenario: Scenario {
             messages += 1
             _ = histogram.record(now &- sent)
         }
-        if payload.count != options.size {
-            recordError(.unexpectedSize, "echo of \(payload.count) bytes, sent \(options.size)")
+        if payload.count != size {
+            recordError(.unexpectedSize, "echo of \(payload.count) bytes, sent \(size)")
         }
         if sending { sendOne(connection, at: now) }
     }

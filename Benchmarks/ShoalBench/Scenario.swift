@@ -84,7 +84,8 @@ class Scenario: ConnectionOwner {
 
     func recordError(_ kind: FailureKind, _ detail: String) {
         errorCounts[kind.rawValue, default: 0] += 1
-        if samples.count < 5 { samples.append("\(kind.rawValue): \(detail)") }
+        let sample = "\(kind.rawValue): \(detail)"
+        if samples.count < 5 && !samples.contains(sample) { samples.append(sample) }
     }
 
     var errorTotal: Int { errorCounts.values.reduce(0, +) }
