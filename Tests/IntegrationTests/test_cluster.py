@@ -60,6 +60,26 @@ async def open_chat_clients(port: int, workers: int, minimum: int, per_worker: i
         assert len(clients) < cap, f"{len(clients)} clients and still not {per_worker} on each worker: {per}"
 
 
+async def open_probe_clients(port: int, pids: list[int], minimum: int = 8, per_worker: int = 3, cap: int = 40):
+    """Open probe clients one after the other until there are at least `minimum` of them and
+    /proc shows at least `per_worker` on every worker in `pids` (pids[s] being slot s's worker);
+    then /metrics must count them all, at least `per_worker` on each slot.
+    Returns (clients, ids, owners), owners[i] being the pid that holds client i."""
+    clients, ids, owners = [], [], []
+    while True:
+        ws, cid = await probe_join(port)
+        clients.append(ws)
+        ids.append(cid)
+        if len(clients) >= minimum:
+            owners = await owners_of_clients(port, clients, pids)
+            if all(owners.count(p) >= per_worker for p in pids):
+                break
+        assert len(clients) < cap, f"clients not spread over the workers: {owners}"
+    per = await wait_counts(port, len(clients))
+    assert all(per.get(s, 0) >= per_worker for s in range(len(pids))), per
+    return clients, ids, owners
+
+
 async def echo_round(ws, text: str) -> None:
     await ws.send(text)
     got = await recv(ws)
@@ -212,18 +232,7 @@ def test_kill_worker_during_traffic(shoal):
     async def main():
         slots = wait_workers(sup, [0, 1])
         pids = [slots[0], slots[1]]
-        clients, ids = [], []
-        while True:
-            ws, cid = await probe_join(srv.port)
-            clients.append(ws)
-            ids.append(cid)
-            if len(clients) >= 8:
-                owners = await owners_of_clients(srv.port, clients, pids)
-                if all(owners.count(p) >= 3 for p in pids):
-                    break
-            assert len(clients) < 40, f"clients not spread over both workers: {owners}"
-        per = await wait_counts(srv.port, len(clients))
-        assert per.get(0, 0) >= 3 and per.get(1, 0) >= 3, per
+        clients, ids, owners = await open_probe_clients(srv.port, pids)
         n = len(clients)
         victim = slots[0]
         dead = [i for i in range(n) if owners[i] == victim]
@@ -452,18 +461,7 @@ def test_connections_span_workers(shoal):
     async def main():
         slots = wait_workers(sup, [0, 1])
         pids = [slots[0], slots[1]]
-        clients, ids = [], []
-        while True:
-            ws, cid = await probe_join(srv.port)
-            clients.append(ws)
-            ids.append(cid)
-            if len(clients) >= 8:
-                owners = await owners_of_clients(srv.port, clients, pids)
-                if all(owners.count(p) >= 3 for p in pids):
-                    break
-            assert len(clients) < 40, owners
-        per = await wait_counts(srv.port, len(clients))
-        assert per.get(0, 0) >= 3 and per.get(1, 0) >= 3, per
+        clients, ids, owners = await open_probe_clients(srv.port, pids)
         n = len(clients)
         for i, ws in enumerate(clients):
             assert await probe_ask(ws, "count") == {"count": n}, f"client {i} (pid {owners[i]})"

@@ -43,6 +43,36 @@ async def next_event(ws, event, cid, skip=()):
         return m, skipped
 
 
+async def join_observed(port):
+    """An observer, then a client whose open event the observer sees; returns (observer, ws, id)."""
+    obs, _ = await join(port)
+    ws, cid = await join(port)
+    await next_event(obs, "open", cid)
+    return obs, ws, cid
+
+
+async def join_raw_observed(port):
+    """An observer, then a raw client whose open event the observer sees; returns (observer, raw, id)."""
+    obs, _ = await join(port)
+    raw = RawWS(port)
+    cid = raw.recv_json()["id"]
+    await next_event(obs, "open", cid)
+    return obs, raw, cid
+
+
+def terminated(cid, code, reason):
+    """The terminate event of connection `cid` once it is closed."""
+    return {"event": "terminate", "id": cid, "code": code, "reason": reason, "status": "Closed"}
+
+
+async def expect_server_terminated(obs, cid, code, reason):
+    """After the server terminated `cid`, `obs` sees after-terminate (still Closing), then terminate."""
+    m, _ = await next_event(obs, "after-terminate", cid)
+    assert m == {"event": "after-terminate", "id": cid, "status": "Closing"}, m
+    m, _ = await next_event(obs, "terminate", cid)
+    assert m == terminated(cid, code, reason), m
+
+
 def test_hello_id_status(probe):
     async def main():
         ws, cid = await join(probe.port)
@@ -213,16 +243,11 @@ def test_refused_client_does_not_count(probe):
 
 def test_terminate_with_code_and_message(probe):
     async def main():
-        obs, _ = await join(probe.port)
-        ws, cid = await join(probe.port)
-        await next_event(obs, "open", cid)
+        obs, ws, cid = await join_observed(probe.port)
         await ws.send("terminate 4000 bye")
         assert await expect_closed(ws) == (4000, "bye")
-        m, _ = await next_event(obs, "after-terminate", cid)
-        assert m == {"event": "after-terminate", "id": cid, "status": "Closing"}
-        m, _ = await next_event(obs, "terminate", cid)
         # the client echoed the server's close frame: code 4000, reason "bye"
-        assert m == {"event": "terminate", "id": cid, "code": 4000, "reason": "bye", "status": "Closed"}
+        await expect_server_terminated(obs, cid, 4000, "bye")
         assert await ask(obs, "count") == {"count": 1}
         await obs.close()
     run(main())
@@ -236,33 +261,15 @@ def test_terminate_message_with_spaces(probe):
     run(main())
 
 
-@pytest.mark.parametrize("code", [2000, 1000, 3000, 5000])
-def test_terminate_code_out_of_range_sends_no_status(probe, code):
+@pytest.mark.parametrize("command", ["terminate 2000 nope", "terminate 1000 nope", "terminate 3000 nope",
+                                     "terminate 5000 nope", "terminate"])
+def test_terminate_without_a_valid_code_sends_no_status(probe, command):
+    """A code out of range, or none at all: the close frame carries no status (1005)."""
     async def main():
-        obs, _ = await join(probe.port)
-        ws, cid = await join(probe.port)
-        await next_event(obs, "open", cid)
-        await ws.send(f"terminate {code} nope")
+        obs, ws, cid = await join_observed(probe.port)
+        await ws.send(command)
         assert await expect_closed(ws) == (1005, "")
-        m, _ = await next_event(obs, "after-terminate", cid)
-        assert m["status"] == "Closing", m
-        m, _ = await next_event(obs, "terminate", cid)
-        assert m == {"event": "terminate", "id": cid, "code": 1005, "reason": None, "status": "Closed"}
-        await obs.close()
-    run(main())
-
-
-def test_terminate_without_arguments(probe):
-    async def main():
-        obs, _ = await join(probe.port)
-        ws, cid = await join(probe.port)
-        await next_event(obs, "open", cid)
-        await ws.send("terminate")
-        assert await expect_closed(ws) == (1005, "")
-        m, _ = await next_event(obs, "after-terminate", cid)
-        assert m == {"event": "after-terminate", "id": cid, "status": "Closing"}
-        m, _ = await next_event(obs, "terminate", cid)
-        assert m == {"event": "terminate", "id": cid, "code": 1005, "reason": None, "status": "Closed"}
+        await expect_server_terminated(obs, cid, 1005, None)
         await obs.close()
     run(main())
 
@@ -282,14 +289,11 @@ def test_terminate_long_message_truncated(probe):
 
 def test_client_close_with_code_and_reason(probe):
     async def main():
-        obs, _ = await join(probe.port)
-        ws, cid = await join(probe.port)
-        await next_event(obs, "open", cid)
+        obs, ws, cid = await join_observed(probe.port)
         await ws.close(4321, "client says bye")
         assert ws.protocol.close_rcvd is not None and ws.protocol.close_rcvd.code == 4321
         m, _ = await next_event(obs, "terminate", cid)
-        assert m == {"event": "terminate", "id": cid, "code": 4321, "reason": "client says bye",
-                     "status": "Closed"}
+        assert m == terminated(cid, 4321, "client says bye")
         await ws.close()
         await obs.close()
     run(main())
@@ -297,9 +301,7 @@ def test_client_close_with_code_and_reason(probe):
 
 def test_client_close_normal(probe):
     async def main():
-        obs, _ = await join(probe.port)
-        ws, cid = await join(probe.port)
-        await next_event(obs, "open", cid)
+        obs, ws, cid = await join_observed(probe.port)
         await ws.close()
         m, _ = await next_event(obs, "terminate", cid)
         assert m["code"] == 1000 and m["status"] == "Closed" and m["reason"] in (None, ""), m
@@ -309,16 +311,13 @@ def test_client_close_normal(probe):
 
 def test_client_close_without_code_is_1005(probe):
     async def main():
-        obs, _ = await join(probe.port)
-        raw = RawWS(probe.port)
-        cid = raw.recv_json()["id"]
-        await next_event(obs, "open", cid)
+        obs, raw, cid = await join_raw_observed(probe.port)
         raw.send_close()  # close frame with an empty payload
         f = raw.recv_frame()
         assert f.opcode == OP_CLOSE, f
         raw.close()
         m, _ = await next_event(obs, "terminate", cid)
-        assert m == {"event": "terminate", "id": cid, "code": 1005, "reason": None, "status": "Closed"}
+        assert m == terminated(cid, 1005, None)
         await obs.close()
     run(main())
 
@@ -326,16 +325,13 @@ def test_client_close_without_code_is_1005(probe):
 @pytest.mark.parametrize("how", ["fin", "rst"])
 def test_tcp_drop_without_close_frame_is_1006(probe, how):
     async def main():
-        obs, _ = await join(probe.port)
-        raw = RawWS(probe.port)
-        cid = raw.recv_json()["id"]
-        await next_event(obs, "open", cid)
+        obs, raw, cid = await join_raw_observed(probe.port)
         if how == "rst":
             raw.reset()
         else:
             raw.close()
         m, skipped = await next_event(obs, "terminate", cid, skip=("error",))
-        assert m == {"event": "terminate", "id": cid, "code": 1006, "reason": None, "status": "Closed"}
+        assert m == terminated(cid, 1006, None)
         assert await ask(obs, "count") == {"count": 1}
         await obs.close()
     run(main())
@@ -344,10 +340,7 @@ def test_tcp_drop_without_close_frame_is_1006(probe, how):
 def test_protocol_error_events(probe):
     """Invalid UTF-8 in a text frame: close 1007 to the client, onError then onTerminate."""
     async def main():
-        obs, _ = await join(probe.port)
-        raw = RawWS(probe.port)
-        cid = raw.recv_json()["id"]
-        await next_event(obs, "open", cid)
+        obs, raw, cid = await join_raw_observed(probe.port)
         raw.send(client_frame(OP_TEXT, b"\xc3\x28 invalid"))
         f = raw.recv_frame()
         assert f.opcode == OP_CLOSE and f.close_code == 1007, f
@@ -397,9 +390,7 @@ def test_terminate_observed_by_many(probe):
         await ws.send("terminate 4999 last")
         assert await expect_closed(ws) == (4999, "last")
         for o in observers:
-            assert (await next_event(o, "after-terminate", cid))[0]["status"] == "Closing"
-            m, _ = await next_event(o, "terminate", cid)
-            assert (m["code"], m["reason"], m["status"]) == (4999, "last", "Closed")
+            await expect_server_terminated(o, cid, 4999, "last")
         await asyncio.gather(*(o.close() for o in observers))
     run(main())
 

@@ -119,26 +119,14 @@ import Testing
 
         let clientCount = 6
         let size = 128 * 1024
-        let results = Locked([Bool](repeating: false, count: clientCount))
         let clients = try (0..<clientCount).map { _ in try TestClient(port: server.port) }
         defer { for client in clients { client.close() } }
-        let unchecked = Unchecked(value: clients)
-        let start = DispatchSemaphore(value: 0)
-        let done = DispatchGroup()
-        for index in 0..<clientCount {
-            done.enter()
-            Thread {
-                start.wait()
-                let client = unchecked.value[index]
-                let message = pattern(size, seed: index)
-                let ok = client.send(message) && client.receive(exactly: size) == message
-                results.withLock { $0[index] = ok }
-                done.leave()
-            }.start()
+        let results = concurrently(clients, seconds: 60) { index, client in
+            let message = pattern(size, seed: index)
+            return client.send(message) && client.receive(exactly: size) == message
         }
-        for _ in 0..<clientCount { start.signal() }
-        #expect(done.wait(timeout: .now() + 60) == .success)
-        #expect(results.value == [Bool](repeating: true, count: clientCount))
+        #expect(results != nil, "every client finished within 60 s")
+        #expect(results == [Bool](repeating: true, count: clientCount))
         // The ring did run dry, and receive was armed again each time.
         let counts = backend.counts.value
         #expect(counts.noBufferCompletions > 0)

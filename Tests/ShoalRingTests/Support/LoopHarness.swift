@@ -1,5 +1,6 @@
-// What the loop tests drive: a real io_uring `EventLoop` on its own thread serving a loopback
-// listener, a recording delegate per accepted socket, and blocking POSIX clients on the test thread.
+// What the loop tests drive: a real `EventLoop` (io_uring by default, or the backend a test gives,
+// such as an `EpollBackend`) on its own thread serving a loopback listener, a recording delegate per
+// accepted socket, and blocking POSIX clients on the test thread.
 // Every wait is bounded, so a broken loop fails a test instead of hanging the run.
 import Dispatch
 import Foundation
@@ -37,6 +38,27 @@ func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
         usleep(1000)
     }
     return true
+}
+
+/// Runs `body(index, client)` for every client at once, each on its own thread, and returns what each
+/// returned, or nil when they did not all finish within `seconds`.
+func concurrently(_ clients: [TestClient], seconds: Double = 60, _ body: @escaping (Int, TestClient) -> Bool) -> [Bool]? {
+    let results = Locked([Bool](repeating: false, count: clients.count))
+    let shared = Unchecked(value: (clients: clients, body: body))
+    let start = DispatchSemaphore(value: 0)
+    let done = DispatchGroup()
+    for index in clients.indices {
+        done.enter()
+        Thread {
+            start.wait()
+            let ok = shared.value.body(index, shared.value.clients[index])
+            results.withLock { $0[index] = ok }
+            done.leave()
+        }.start()
+    }
+    for _ in clients { start.signal() }
+    guard done.wait(timeout: .now() + seconds) == .success else { return nil }
+    return results.value
 }
 
 /// `count` bytes that differ from those of any other `seed` and repeat only every 251 bytes.
@@ -115,7 +137,7 @@ final class Connection: SocketDelegate, @unchecked Sendable {
     }
 }
 
-/// A `LoopBackend` that forwards to the io_uring backend and counts what passes through it.
+/// A `LoopBackend` that forwards to another one (io_uring unless told) and counts what passes through it.
 final class CountingBackend: LoopBackend {
     struct Counts {
         var sends = 0
@@ -123,12 +145,16 @@ final class CountingBackend: LoopBackend {
         var noBufferCompletions = 0
     }
 
-    let base: URingBackend
+    let base: any LoopBackend
     let counts = Locked(Counts())
     var name: String { base.name }
 
-    init(configuration: URingConfiguration = .init()) throws {
+    init(configuration: URingConfiguration = .init()) throws(SystemError) {
         base = try URingBackend(configuration: configuration)
+    }
+
+    init(wrapping base: any LoopBackend) {
+        self.base = base
     }
 
     func prepareAccept(listener: Int32, userData: UInt64) { base.prepareAccept(listener: listener, userData: userData) }
@@ -170,6 +196,7 @@ final class CountingBackend: LoopBackend {
 }
 
 /// An event loop running on its own thread, optionally serving a listener on 127.0.0.1 (port 0).
+/// The loop runs on `backend`, or on a new `URingBackend` when none is given.
 /// Call `shutDown()` at the end of every test: it stops the loop, releases it and closes the listener.
 final class LoopHarness: ListenerDelegate, @unchecked Sendable {
     let loop: EventLoop
@@ -234,6 +261,16 @@ final class LoopHarness: ListenerDelegate, @unchecked Sendable {
     /// How many times `closed(on:)` was called for `handle`.
     func closedCount(_ handle: SocketHandle) -> Int {
         log.filter { $0 == .closed(handle) }.count
+    }
+
+    /// How many times `closed(on:)` was called, over all sockets.
+    var closedTotal: Int {
+        log.filter { if case .closed = $0 { true } else { false } }.count
+    }
+
+    /// How many times `drained(on:)` was called, over all sockets.
+    var drainedTotal: Int {
+        log.filter { if case .drained = $0 { true } else { false } }.count
     }
 
     /// Runs `body` on the loop thread and returns its result, or nil when the loop did not run it in time.
