@@ -10,7 +10,8 @@ from the public uWebSockets + uSockets sources in a scratch folder, pass the pat
                         every 4 s; figure = deliveries = X * N * N. The server must send each
                         message to every client, the sender included (shoal: --handler broadcast).
 
-Each server runs pinned to CPU 0 and the client to CPU 1. After one warm-up window the
+Each server runs pinned to CPU 0 and the client to CPU 1 (--server-cpus/--client-cpus change
+that, e.g. to compare 1 and 2 workers with both CPUs open to everyone). After one warm-up window the
 script reads the server's CPU time (user+sys of its whole process tree, from /proc) and the
 client's, collects --windows windows of Msg/sec, and reads both CPU times again. A figure is
 messages per server CPU-second plus wall-clock messages per second; every server is measured
@@ -77,7 +78,7 @@ def wait_port(port, timeout=10):
 
 def measure(name, command, args):
     port = free_port()
-    server = subprocess.Popen(["taskset", "-c", "0"] + shlex.split(command.format(port=port)),
+    server = subprocess.Popen(["taskset", "-c", args.server_cpus] + shlex.split(command.format(port=port)),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_port(port)
@@ -87,7 +88,7 @@ def measure(name, command, args):
         else:
             argv = [args.client, str(args.connections), "127.0.0.1", str(port), "0"]
             marker, per_window = "Iterations/second", args.connections * args.connections
-        client = subprocess.Popen(["taskset", "-c", "1", "stdbuf", "-oL"] + argv,
+        client = subprocess.Popen(["taskset", "-c", args.client_cpus, "stdbuf", "-oL"] + argv,
                                   stdout=subprocess.PIPE, text=True, start_new_session=True)
         try:
             rates, start = [], None
@@ -135,6 +136,8 @@ def main():
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--server-cpus", default="0", help="taskset list for the server tree (default 0)")
+    parser.add_argument("--client-cpus", default="1", help="taskset list for the client (default 1)")
     parser.add_argument("--server", action="append", required=True, help="NAME=COMMAND with {port}")
     args = parser.parse_args()
     servers = [s.split("=", 1) for s in args.server]
