@@ -43,7 +43,8 @@ public final class EventLoop: @unchecked Sendable {
     private var flushList: [UInt32] = []
     private var listeners: [Listener] = []
     private var timers = TimerHeap()
-    private let pool = ChunkPool()
+    /// Send memory: a connection's first chunk holds 1 KiB (one small frame), later ones 16 KiB.
+    private let pool = ChunkPool(smallCapacity: 1024 - MemoryLayout<ChunkHeader>.stride)
     private let tasks = TaskQueue()
     private let wakeup: EventFD
     private let wakeupBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)

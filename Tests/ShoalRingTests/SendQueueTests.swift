@@ -152,4 +152,22 @@ import Testing
         again.withUnsafeBytes { queue.append($0, pool: pool) }
         #expect(drain(&queue, pool: pool) == again)
     }
+
+    @Test func aQueuesFirstChunkIsSmallAndLaterOnesAreStandardSoIdleSocketsPinLittleMemory() {
+        let pool = ChunkPool(standardCapacity: 64, maxRetained: 8, smallCapacity: 16)
+        var queue = SendQueue()
+        queue.append(count: 10, pool: pool) { $0.initializeMemory(as: UInt8.self, repeating: 1) }
+        #expect(queue.head?.pointee.capacity == 16)
+        // What no longer fits the small chunk goes to a standard one.
+        queue.append(count: 10, pool: pool) { $0.initializeMemory(as: UInt8.self, repeating: 2) }
+        #expect(pool.outstanding == 2)
+        #expect(queue.head?.pointee.next?.pointee.capacity == 64)
+        #expect(drain(&queue, pool: pool) == [UInt8](repeating: 1, count: 10) + [UInt8](repeating: 2, count: 10))
+        #expect(pool.retainedSmall == 1 && pool.retained == 1)
+        // A first frame larger than the small size starts with a standard chunk.
+        queue.append(count: 20, pool: pool) { $0.initializeMemory(as: UInt8.self, repeating: 3) }
+        #expect(queue.head?.pointee.capacity == 64)
+        queue.discardAll(pool: pool)
+        #expect(pool.outstanding == 0)
+    }
 }

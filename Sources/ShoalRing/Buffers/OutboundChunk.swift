@@ -20,33 +20,45 @@ struct ChunkHeader {
     }
 }
 
-/// A free list of standard-size chunks. Chunks larger than the standard size (one big frame)
-/// are allocated for their message and freed when sent.
+/// Free lists of chunks in two sizes. A connection's first chunk is small (most sockets hold one
+/// small frame at a time, and a broadcast to 10,000 idle sockets must not pin 16 KiB each); once
+/// more is queued, chunks are standard-size. Chunks larger than standard (one big frame) are
+/// allocated for their message and freed when sent.
 final class ChunkPool {
     /// Data bytes in a standard chunk: 16 KiB, the size uWebSockets corks into.
     let standardCapacity: Int
-    /// Free chunks kept for reuse beyond which released chunks are freed (bounds idle memory).
+    /// Data bytes in a small first chunk (0: no small chunks).
+    let smallCapacity: Int
+    /// Free chunks kept for reuse per size beyond which released chunks are freed (bounds idle memory).
     let maxRetained: Int
     private var free: UnsafeMutablePointer<ChunkHeader>?
+    private var freeSmall: UnsafeMutablePointer<ChunkHeader>?
     private(set) var retained = 0
+    private(set) var retainedSmall = 0
     private(set) var outstanding = 0
 
-    init(standardCapacity: Int = 16 * 1024 - MemoryLayout<ChunkHeader>.stride, maxRetained: Int = 256) {
+    init(standardCapacity: Int = 16 * 1024 - MemoryLayout<ChunkHeader>.stride, maxRetained: Int = 256, smallCapacity: Int = 0) {
         self.standardCapacity = standardCapacity
         self.maxRetained = maxRetained
+        self.smallCapacity = smallCapacity
     }
 
-    /// A chunk with room for at least `minimum` bytes.
-    func take(minimum: Int) -> UnsafeMutablePointer<ChunkHeader> {
+    /// A chunk with room for at least `minimum` bytes; a small one when `preferSmall` and it fits.
+    func take(minimum: Int, preferSmall: Bool = false) -> UnsafeMutablePointer<ChunkHeader> {
         outstanding += 1
+        if preferSmall && minimum <= smallCapacity {
+            if let chunk = freeSmall {
+                freeSmall = chunk.pointee.next
+                retainedSmall -= 1
+                return Self.reset(chunk)
+            }
+            return Self.allocate(capacity: smallCapacity, pooled: true)
+        }
         if minimum <= standardCapacity {
             if let chunk = free {
                 free = chunk.pointee.next
                 retained -= 1
-                chunk.pointee.next = nil
-                chunk.pointee.start = 0
-                chunk.pointee.end = 0
-                return chunk
+                return Self.reset(chunk)
             }
             return Self.allocate(capacity: standardCapacity, pooled: true)
         }
@@ -56,13 +68,25 @@ final class ChunkPool {
     /// Returns a chunk whose bytes were all sent (or dropped).
     func give(_ chunk: UnsafeMutablePointer<ChunkHeader>) {
         outstanding -= 1
-        if chunk.pointee.isPooled && retained < maxRetained {
+        guard chunk.pointee.isPooled else { return Glibc.free(chunk) }
+        if chunk.pointee.capacity == standardCapacity && retained < maxRetained {
             chunk.pointee.next = free
             free = chunk
             retained += 1
+        } else if chunk.pointee.capacity == smallCapacity && retainedSmall < maxRetained {
+            chunk.pointee.next = freeSmall
+            freeSmall = chunk
+            retainedSmall += 1
         } else {
             Glibc.free(chunk)
         }
+    }
+
+    private static func reset(_ chunk: UnsafeMutablePointer<ChunkHeader>) -> UnsafeMutablePointer<ChunkHeader> {
+        chunk.pointee.next = nil
+        chunk.pointee.start = 0
+        chunk.pointee.end = 0
+        return chunk
     }
 
     private static func allocate(capacity: Int, pooled: Bool) -> UnsafeMutablePointer<ChunkHeader> {
@@ -75,9 +99,11 @@ final class ChunkPool {
     }
 
     deinit {
-        while let chunk = free {
-            free = chunk.pointee.next
-            Glibc.free(chunk)
+        for var list in [free, freeSmall] {
+            while let chunk = list {
+                list = chunk.pointee.next
+                Glibc.free(chunk)
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ struct SendQueue {
         if let last = tail, last.pointee.capacity - last.pointee.end >= count {
             chunk = last
         } else {
-            chunk = pool.take(minimum: count)
+            chunk = pool.take(minimum: count, preferSmall: head == nil)
             if let last = tail { last.pointee.next = chunk } else { head = chunk }
             tail = chunk
         }
