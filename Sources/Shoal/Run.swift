@@ -39,6 +39,7 @@ public enum Shoal {
     /// embedding). Returns after SIGINT/SIGTERM and the drain.
     public static func runSingleProcess(_ configuration: WebServerConfiguration, logger: Logger,
                                         setup: (WebServer) throws -> Void) throws {
+        ResourceLimits.raiseOpenFilesToHardLimit()
         let listener = try Socket.listen(host: configuration.host, port: configuration.port, reusePort: true)
         try serve(listener: listener, configuration, logger: logger, node: nil, setup: setup)
         Socket.close(listener)

@@ -104,20 +104,23 @@ public final class Supervisor {
 
     // MARK: Setup
 
+    private var parkingFloor: Int32 { ClusterDescriptors.parkingFloor(slotCount: slotCount) }
+
     private func prepare() throws {
+        ResourceLimits.raiseOpenFilesToHardLimit()
         let perSlot = max(1, configuration.registryCapacity / slotCount)
         segment = try SharedSegment.create(workerSlots: slotCount, registryCapacity: perSlot)
-        segmentDescriptor = try Spawn.moveAbove(segment.descriptor, minimum: ClusterDescriptors.parkingFloor)
+        segmentDescriptor = try Spawn.moveAbove(segment.descriptor, minimum: parkingFloor)
         for _ in 0..<configuration.workers {
             let fd = try Socket.listen(host: configuration.host, port: configuration.port, reusePort: true)
-            listeners.append(try Spawn.moveAbove(fd, minimum: ClusterDescriptors.parkingFloor))
+            listeners.append(try Spawn.moveAbove(fd, minimum: parkingFloor))
         }
         busEnds = Array(repeating: Array(repeating: -1, count: slotCount), count: slotCount)
         for a in 0..<slotCount {
             for b in (a + 1)..<slotCount {
                 let (x, y) = try UnixSocket.seqpacketPair()
-                busEnds[a][b] = try Spawn.moveAbove(x, minimum: ClusterDescriptors.parkingFloor)
-                busEnds[b][a] = try Spawn.moveAbove(y, minimum: ClusterDescriptors.parkingFloor)
+                busEnds[a][b] = try Spawn.moveAbove(x, minimum: parkingFloor)
+                busEnds[b][a] = try Spawn.moveAbove(y, minimum: parkingFloor)
             }
         }
     }

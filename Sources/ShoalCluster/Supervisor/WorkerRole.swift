@@ -17,9 +17,10 @@ public enum ClusterDescriptors {
     /// The descriptor of the bus channel to `slot`.
     public static func bus(toSlot slot: Int) -> Int32 { busBase + Int32(slot) }
 
-    /// Descriptors handed to children are first moved above this number so that placing them at
-    /// the fixed numbers never collides.
-    public static let parkingFloor: Int32 = 1000
+    /// Descriptors handed to children are first moved to this number or above, just past the
+    /// highest fixed number a child uses, so that placing them at the fixed numbers never collides
+    /// (and the supervisor needs no more descriptors than it holds).
+    public static func parkingFloor(slotCount: Int) -> Int32 { busBase + Int32(slotCount) }
 }
 
 /// The identity of a worker process.
