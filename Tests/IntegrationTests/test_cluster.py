@@ -495,6 +495,39 @@ def test_connections_span_workers(shoal):
     run(main(), timeout=120)
 
 
+def test_server_terminate_ends_the_server_on_every_worker(shoal):
+    """wss.terminate() called on one worker closes the clients of every worker with 1001,
+    and afterwards no worker takes an upgrade for that server."""
+    srv = shoal("--handler", "probe", "--path", "/p", "--workers", "2")
+    sup = srv.proc.pid
+
+    async def main():
+        slots = wait_workers(sup, [0, 1])
+        pids = [slots[0], slots[1]]
+        clients = []
+        while True:
+            ws, _ = await probe_join(srv.port, "/p")
+            clients.append(ws)
+            owners = await owners_of_clients(srv.port, clients, pids)
+            if len(clients) >= 4 and all(owners.count(p) >= 2 for p in pids):
+                break
+            assert len(clients) < 40, f"clients not spread over the workers: {owners}"
+        await clients[0].send("terminate-server")
+        for i, ws in enumerate(clients):
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), T)
+            except ConnectionClosed:
+                pass
+            assert ws.close_code == 1001, f"client {i} (pid {owners[i]}): close code {ws.close_code}"
+        # Every worker refuses new upgrades on /p now (404: no such server any more).
+        for _ in range(6):
+            with pytest.raises(InvalidStatus) as refused:
+                await probe_join(srv.port, "/p")
+            assert refused.value.response.status_code == 404
+    run(main(), timeout=120)
+
+
 # ---------------------------------------------------------------- 8. registry full
 
 

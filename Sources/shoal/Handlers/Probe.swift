@@ -47,6 +47,9 @@ final class ProbeConnection: WebSocketConnectionHandler {
             ws.send(JSONValue.object(["query": .array(request.queryItems.map { .array([.string($0.key), .string($0.value)]) })]))
         case "header" where words.count > 1:
             ws.send(JSONValue.object(["header": .string(words[1]), "values": .array(request.headers.values(words[1]).map { .string($0) })]))
+        case "terminate-server":
+            // 4D's wss.terminate(): the server ends on every worker.
+            ws.wss.terminate()
         case "terminate":
             if words.count > 1, let code = Int(words[1]) {
                 ws.terminate(code: code, message: words.count > 2 ? words[2] : nil)
