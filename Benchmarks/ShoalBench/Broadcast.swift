@@ -101,7 +101,7 @@ final class BroadcastScenario: Scenario {
     override var progressCount: Int { totalDeliveries }
 
     override func progressText(rate: Double) -> String {
-        let phase = measuring ? "run \(report.runs.count + 1)/\(common.runs)" : (sending ? "warm-up" : "closing")
+        let phase = phaseLabel(measuring: measuring, sending: sending)
         return "[broadcast] \(phase)  \(grouped(rate)) deliveries/s  open \(live.count)  errors \(errorTotal)"
     }
 

@@ -90,7 +90,7 @@ final class EchoScenario: Scenario {
     override var progressCount: Int { totalMessages }
 
     override func progressText(rate: Double) -> String {
-        let phase = measuring ? "run \(report.runs.count + 1)/\(common.runs)" : (sending ? "warm-up" : "closing")
+        let phase = phaseLabel(measuring: measuring, sending: sending)
         return "[echo] \(phase)  \(grouped(rate)) msgs/s  open \(live.count)  errors \(errorTotal)"
     }
 

@@ -65,6 +65,11 @@ class Scenario: ConnectionOwner {
     /// The progress line's text, given the rate of `progressCount` over the last second.
     func progressText(rate: Double) -> String { "" }
 
+    /// "run 2/3", "warm-up" or "closing", for the progress line of a scenario that sends.
+    func phaseLabel(measuring: Bool, sending: Bool) -> String {
+        measuring ? "run \(report.runs.count + 1)/\(common.runs)" : (sending ? "warm-up" : "closing")
+    }
+
     // MARK: Connections
 
     /// Connects (blocking, microseconds on loopback) and registers a new connection; nil when
