@@ -30,7 +30,8 @@ public struct Completion: Sendable {
 public protocol LoopBackend: AnyObject {
     /// Short name for logs ("io_uring", "epoll").
     var name: String { get }
-    /// Arms a multishot accept on a listening socket. Each completion carries a new descriptor.
+    /// Arms a multishot accept on a listening socket: each completion carries a new descriptor
+    /// (io_uring implements it as a readiness poll plus accept4, see URingBackend).
     func prepareAccept(listener: Int32, userData: UInt64)
     /// Arms a multishot receive into provided buffers.
     func prepareReceive(socket: Int32, userData: UInt64)
