@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Shoal against its peers, with shoal-bench, in one run.
+
+For each scenario every server is started fresh, pinned to CPU 0 (the bench to CPU 1), and
+measured with `shoal-bench ... --json --server-pid <its pid>`; scenarios are interleaved server
+by server, so a noisy machine hits them all alike. Prints one markdown table per scenario with
+each server's median and the ratio of the first server to each other one.
+
+  echo  : messages per server CPU-second (shoal-bench refuses the figure when it was itself
+          the bottleneck; the row then says client-bound)
+  idle  : server RSS per idle connection (VmRSS of the process tree, fresh server per run)
+
+usage: race.py --bench PATH [--scenario echo|idle ...] [--connections 100] [--size 16]
+               [--in-flight 1] [--idle-connections 10000] [--runs 3]
+               --server NAME='CMD with {port}' [--server ...]
+"""
+import argparse
+import json
+import os
+import shlex
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not come up")
+
+
+def bench(args, server_cmd, bench_args):
+    """Starts a fresh server, runs shoal-bench once with --json, stops the server."""
+    port = free_port()
+    server = subprocess.Popen(["taskset", "-c", "0"] + shlex.split(server_cmd.format(port=port)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_port(port)
+        time.sleep(0.3)
+        out = subprocess.run(["taskset", "-c", "1", args.bench] + bench_args +
+                             ["--url", f"ws://127.0.0.1:{port}/", "--server-pid", str(server.pid), "--json"],
+                             capture_output=True, text=True, timeout=600)
+        if out.returncode != 0 and not out.stdout.strip():
+            raise RuntimeError(f"shoal-bench failed: {out.stderr[-2000:]}")
+        return json.loads(out.stdout)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+
+
+def echo_row(report):
+    runs = report["runs"]
+    per_cpu = [r["per_server_cpu_second"] for r in runs if "per_server_cpu_second" in r]
+    rates = [r["per_second"] for r in runs if "per_second" in r]
+    bound = sum(1 for r in runs if r.get("client_bound"))
+    return per_cpu, rates, bound, report.get("latency") or {}
+
+
+def idle_row(report):
+    return [r["extra"]["server_rss_per_connection"] for r in report["runs"]
+            if "server_rss_per_connection" in r.get("extra", {})]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bench", required=True)
+    p.add_argument("--scenario", action="append", choices=["echo", "idle"])
+    p.add_argument("--connections", type=int, default=100)
+    p.add_argument("--size", type=int, default=16)
+    p.add_argument("--in-flight", type=int, default=1)
+    p.add_argument("--duration", type=float, default=5)
+    p.add_argument("--idle-connections", type=int, default=10000)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--server", action="append", required=True, help="NAME=COMMAND with {port}")
+    args = p.parse_args()
+    servers = [s.split("=", 1) for s in args.server]
+    scenarios = args.scenario or ["echo", "idle"]
+
+    if "echo" in scenarios:
+        results = {name: ([], [], 0, {}) for name, _ in servers}
+        for run in range(args.runs):
+            for name, cmd in servers:
+                report = bench(args, cmd, ["echo", "--connections", str(args.connections), "--size", str(args.size),
+                                           "--in-flight", str(args.in_flight), "--duration", str(args.duration),
+                                           "--runs", "1"])
+                per_cpu, rates, bound, latency = echo_row(report)
+                old = results[name]
+                results[name] = (old[0] + per_cpu, old[1] + rates, old[2] + bound, latency)
+                print(f"echo run {run + 1} {name}: {per_cpu} msgs/server-CPU-s, {rates} msgs/s, client-bound {bound}",
+                      file=sys.stderr)
+        print(f"\n**echo**, {args.connections} connections, {args.size}-byte text, {args.in_flight} in flight, "
+              f"{args.runs} runs of {args.duration:g} s (fresh server each), median (min..max):\n")
+        print("| server | msgs per server CPU-s | msgs/s (wall) | p99 µs (last run) | client-bound runs |")
+        print("|---|---|---|---|---|")
+        medians = {}
+        for name, _ in servers:
+            per_cpu, rates, bound, latency = results[name]
+            if per_cpu:
+                medians[name] = statistics.median(per_cpu)
+                cpu = f"{medians[name]:,.0f} ({min(per_cpu):,.0f}..{max(per_cpu):,.0f})"
+            else:
+                cpu = "n/a (client-bound)"
+            wall = f"{statistics.median(rates):,.0f}" if rates else "n/a"
+            print(f"| {name} | {cpu} | {wall} | {latency.get('p99', 0):,.0f} | {bound} |")
+        first = servers[0][0]
+        for name, _ in servers[1:]:
+            if first in medians and name in medians:
+                print(f"\n{first} / {name}: **{medians[first] / medians[name]:.2f}×** messages per server CPU-second")
+
+    if "idle" in scenarios:
+        results = {name: [] for name, _ in servers}
+        for run in range(args.runs):
+            for name, cmd in servers:
+                report = bench(args, cmd, ["idle", "--connections", str(args.idle_connections), "--duration", "2",
+                                           "--runs", "1"])
+                values = idle_row(report)
+                results[name] += values
+                print(f"idle run {run + 1} {name}: {values} B/conn", file=sys.stderr)
+        print(f"\n**idle**, {args.idle_connections:,} connections, server RSS per connection (process tree VmRSS, "
+              f"fresh server each run), median (min..max) of {args.runs}:\n")
+        print("| server | RSS per idle connection |")
+        print("|---|---|")
+        medians = {}
+        for name, _ in servers:
+            values = results[name]
+            if values:
+                medians[name] = statistics.median(values)
+                print(f"| {name} | {medians[name]:,.0f} B ({min(values):,.0f}..{max(values):,.0f}) |")
+        first = servers[0][0]
+        for name, _ in servers[1:]:
+            if first in medians and name in medians and medians[first] > 0:
+                print(f"\n{name} / {first}: **{medians[name] / medians[first]:.2f}×** the memory per idle connection")
+
+
+if __name__ == "__main__":
+    main()
