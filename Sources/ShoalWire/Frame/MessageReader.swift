@@ -54,7 +54,9 @@ public struct MessageReader {
             recycleBuffer()
         }
         while true {
-            if parser.phase != .payload {
+            if parser.phase == .byte0 && input.count - offset >= FrameParser.maxHeaderSize {
+                try consumeWholeHeader(input, &offset)
+            } else if parser.phase != .payload {
                 guard offset < input.count else { return nil }
                 let byte = input[offset]
                 offset += 1
@@ -79,6 +81,24 @@ public struct MessageReader {
                 return nil  // input exhausted mid-payload
             }
         }
+    }
+
+    /// Decodes a header that lies wholly in `input` (at least 14 bytes from `offset`) with the same
+    /// checks, in the same order, as the byte-wise path: byte 0, fragmentation, byte 1 and length,
+    /// length rules, mask key.
+    @inline(__always)
+    private mutating func consumeWholeHeader(
+        _ input: UnsafeMutableRawBufferPointer,
+        _ offset: inout Int
+    ) throws(ProtocolViolation) {
+        let start = UnsafeRawPointer(input.baseAddress!) + offset
+        try parser.fastByte0(start.load(as: UInt8.self))
+        try checkFragmentation()
+        let lengthBytes = try parser.fastLength(start + 1, requireMasking: requireMasking)
+        try checkLength()
+        let keyBytes = parser.fastMaskKey(start + 1 + lengthBytes)
+        offset += 1 + lengthBytes + keyBytes
+        startFrame()
     }
 
     // MARK: - Payload
