@@ -30,7 +30,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         var bytesIn = 0
         var bytesOut = 0
     }
-    var counters = Counters()
+    /// Unchecked exclusivity: bumped per message on the loop thread, each access a plain `+=`.
+    @exclusivity(unchecked) var counters = Counters()
 
     /// A web server; alone (connection ids from a local counter) until `join` makes it a cluster worker.
     public init(loop: EventLoop, configuration: WebServerConfiguration, logger: Logger) {
