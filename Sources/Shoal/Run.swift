@@ -53,7 +53,7 @@ public enum Shoal {
 
     private static func serve(listener: Int32, _ configuration: WebServerConfiguration, logger: Logger,
                               node: WorkerNode?, setup: (WebServer) throws -> Void) throws {
-        let backend = try BackendProbe.makeBackend { logger.notice("\($0)") }
+        let backend = try BackendProbe.makeBackend(receiveBuffers: configuration.receiveBuffers) { logger.notice("\($0)") }
         let loop = try EventLoop(backend: backend)
         let web = WebServer(loop: loop, configuration: configuration, logger: logger)
         if let node { web.join(node) }

@@ -22,6 +22,11 @@ public struct WebServerConfiguration: Sendable {
     public var drainTimeoutNanoseconds: UInt64
     /// Worker processes; nil: one per CPU, as nginx's `worker_processes auto`.
     public var workers: Int?
+    /// 16 KiB receive buffers each worker lends the kernel (a power of two). Every buffer is touched
+    /// as traffic cycles through the ring, so this is resident memory per worker (1,024: 16 MiB),
+    /// traded against how many sockets can deliver data in one loop turn before some wait a turn
+    /// (`-ENOBUFS`, then re-armed). 1,024 suits busy servers; idle-heavy ones can use 256 (4 MiB).
+    public var receiveBuffers: Int
     /// Registry entries for the whole cluster, split evenly between 2 × workers slots (two
     /// generations overlap during a reload). 262,144 by default: 32 bytes each, 8 MiB of shared
     /// memory, only touched as connections arrive. A worker whose share is full answers 503.
@@ -30,7 +35,7 @@ public struct WebServerConfiguration: Sendable {
     public init(host: String = "0.0.0.0", port: Int = 8080, publicDirectory: String? = nil,
                 maxHeadSize: Int = 16 * 1024, maxHeaderCount: Int = 100,
                 requestTimeoutNanoseconds: UInt64 = 10_000_000_000, lingerNanoseconds: UInt64 = 2_000_000_000,
-                drainTimeoutNanoseconds: UInt64 = 5_000_000_000, workers: Int? = nil, registryCapacity: Int = 262_144) {
+                drainTimeoutNanoseconds: UInt64 = 5_000_000_000, workers: Int? = nil, registryCapacity: Int = 262_144, receiveBuffers: Int = 1024) {
         self.host = host
         self.port = port
         self.publicDirectory = publicDirectory
@@ -40,6 +45,7 @@ public struct WebServerConfiguration: Sendable {
         self.lingerNanoseconds = lingerNanoseconds
         self.drainTimeoutNanoseconds = drainTimeoutNanoseconds
         self.workers = workers
+        self.receiveBuffers = receiveBuffers
         self.registryCapacity = registryCapacity
     }
 }

@@ -20,12 +20,21 @@ public enum BackendProbe {
     /// environment variable `SHOAL_BACKEND` says `epoll`; epoll when io_uring cannot be set up.
     /// Logs exactly one line saying which backend runs and, on fallback, why.
     /// Throws only when the epoll backend cannot be created either.
-    public static func makeBackend(preferred: String? = nil, log: (String) -> Void) throws -> any LoopBackend {
-        try makeBackend(
+    /// `receiveBuffers` (a power of two) sets how many 16 KiB receive buffers the loop lends the
+    /// kernel; nil keeps the default (1,024).
+    public static func makeBackend(preferred: String? = nil, receiveBuffers: Int? = nil,
+                                   log: (String) -> Void) throws -> any LoopBackend {
+        var uring = URingConfiguration()
+        var epoll = EpollConfiguration()
+        if let receiveBuffers {
+            uring.receiveBufferCount = receiveBuffers
+            epoll.receiveBufferCount = receiveBuffers
+        }
+        return try makeBackend(
             preferred: preferred,
             environment: getenv(environmentVariable).map { String(cString: $0) },
-            makeURing: { () throws(SystemError) -> any LoopBackend in try URingBackend() },
-            makeEpoll: { () throws(SystemError) -> any LoopBackend in try EpollBackend() },
+            makeURing: { () throws(SystemError) -> any LoopBackend in try URingBackend(configuration: uring) },
+            makeEpoll: { () throws(SystemError) -> any LoopBackend in try EpollBackend(configuration: epoll) },
             log: log)
     }
 

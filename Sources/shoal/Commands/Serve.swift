@@ -22,6 +22,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Worker processes (default: one per CPU).") var workers: Int?
     @Option(help: "Registry entries for the whole cluster (split between 2 × workers slots).") var registryCapacity = 262_144
     @Option(help: "Seconds clients get to answer the 1001 close on stop or reload.") var drainTimeout = 5.0
+    @Option(help: "16 KiB receive buffers per worker (power of two; resident memory vs. burst capacity).")
+    var receiveBuffers = 1024
 
     func validate() throws {
         guard WebSocketDataType(rawValue: dataType) != nil else {
@@ -32,6 +34,9 @@ struct Serve: ParsableCommand {
         if let workers, workers < 1 || workers > 256 { throw ValidationError("--workers must be between 1 and 256") }
         guard registryCapacity >= 1 else { throw ValidationError("--registry-capacity must be at least 1") }
         guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
+        guard receiveBuffers >= 16, receiveBuffers <= 32768, receiveBuffers & (receiveBuffers - 1) == 0 else {
+            throw ValidationError("--receive-buffers must be a power of two between 16 and 32768")
+        }
     }
 
     func run() throws {
@@ -46,7 +51,8 @@ struct Serve: ParsableCommand {
         let refused = Set(refuseAddress)
         let configuration = WebServerConfiguration(
             host: host, port: port, publicDirectory: publicDirectory,
-            drainTimeoutNanoseconds: UInt64(drainTimeout * 1e9), workers: workers, registryCapacity: registryCapacity)
+            drainTimeoutNanoseconds: UInt64(drainTimeout * 1e9), workers: workers, registryCapacity: registryCapacity,
+            receiveBuffers: receiveBuffers)
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler
