@@ -1,6 +1,6 @@
 // A connection owned by another worker process, as it appears in `wss.connections`: `send` and
 // `terminate` travel over the bus to the owner, `status` is read from the shared registry, and
-// `handler`/`request` are nil (they live in the other process). Made on demand, never kept.
+// `handler` is nil (it lives in the other process). Made on demand, never kept.
 import ShoalCluster
 import ShoalRing
 import ShoalWire
@@ -11,7 +11,7 @@ final class RemoteConnection: WebSocketConnection, @unchecked Sendable {
 
     init(id: Int, ownerSlot: Int, wss: WebSocketServer) {
         self.ownerSlot = ownerSlot
-        super.init(id: id, handler: nil, wss: wss, request: nil, loop: wss.web.loop,
+        super.init(id: id, handler: nil, wss: wss, loop: wss.web.loop,
                    socket: SocketHandle(index: .max, generation: 0))
     }
 

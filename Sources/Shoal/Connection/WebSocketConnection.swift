@@ -25,8 +25,6 @@ public class WebSocketConnection: @unchecked Sendable {
     public let handler: (any WebSocketConnectionHandler)?
     /// The server this connection belongs to: the worker's own server object (4D: `wss`).
     public let wss: WebSocketServer
-    /// The client's upgrade request; nil for a connection owned by another worker.
-    public let request: WebSocketRequest?
 
     let loop: EventLoop
     let socket: SocketHandle
@@ -42,12 +40,10 @@ public class WebSocketConnection: @unchecked Sendable {
     /// The connection's registry entry when running in a cluster.
     var registryEntry: Registry.Entry?
 
-    init(id: Int, handler: (any WebSocketConnectionHandler)?, wss: WebSocketServer, request: WebSocketRequest?,
-         loop: EventLoop, socket: SocketHandle) {
+    init(id: Int, handler: (any WebSocketConnectionHandler)?, wss: WebSocketServer, loop: EventLoop, socket: SocketHandle) {
         self.id = id
         self.handler = handler
         self.wss = wss
-        self.request = request
         self.loop = loop
         self.socket = socket
         reader = MessageReader(maxMessageSize: wss.options.maxMessageSize)

@@ -141,8 +141,9 @@ final class HTTPSession: SocketDelegate {
             entry = claimed
         }
         writeSwitchingProtocols(key: key, on: socket)
-        let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server,
-                                             request: request, loop: web.loop, socket: socket)
+        // The request is not kept: a handler that needs it later keeps what it needs (as 4D code
+        // keeps values from onConnection's event), and idle connections stay small.
+        let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server, loop: web.loop, socket: socket)
         connection.registryEntry = entry
         web.loop.setDelegate(connection, for: socket)
         web.connectionStarted(connection)

@@ -13,11 +13,18 @@ final class ProbeServer: WebSocketServerHandler {
     func onConnection(_ wss: WebSocketServer, _ event: WebSocketConnectionEvent) -> (any WebSocketConnectionHandler)? {
         if event.request.queryItems.contains(where: { $0.key == "refuse" }) { return nil }
         if refusedAddresses.contains(event.request.remoteAddress) { return nil }
-        return ProbeConnection()
+        // Like a 4D handler, the connection handler keeps what it needs from the request.
+        return ProbeConnection(request: event.request)
     }
 }
 
 final class ProbeConnection: WebSocketConnectionHandler {
+    let request: WebSocketRequest
+
+    init(request: WebSocketRequest) {
+        self.request = request
+    }
+
     func onOpen(_ ws: WebSocketConnection, _ event: WebSocketOpenEvent) {
         ws.send(JSONValue.object(["event": "hello", "id": .integer(Int64(ws.id))]))
         tellOthers(of: ws, ["event": "open", "id": .integer(Int64(ws.id))])
@@ -35,7 +42,6 @@ final class ProbeConnection: WebSocketConnectionHandler {
         case .object(let o): text = o.jsonString
         }
         let words = text.split(separator: " ", maxSplits: 2).map(String.init)
-        guard let request = ws.request else { return }
         switch words.first ?? "" {
         case "id": ws.send(JSONValue.object(["id": .integer(Int64(ws.id))]))
         case "status": ws.send(JSONValue.object(["status": .string(ws.status)]))
