@@ -16,40 +16,17 @@ usage: race.py --bench PATH [--scenario echo|idle ...] [--connections 100] [--si
 """
 import argparse
 import json
-import os
-import shlex
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not come up")
+from pinned_server import pinned_server
 
 
 def bench(args, server_cmd, bench_args):
     """Starts a fresh server, runs shoal-bench once with --json, stops the server."""
-    port = free_port()
-    server = subprocess.Popen(["taskset", "-c", "0"] + shlex.split(server_cmd.format(port=port)),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_port(port)
+    with pinned_server(server_cmd, "0") as (server, port):
         time.sleep(0.3)
         out = subprocess.run(["taskset", "-c", "1", args.bench] + bench_args +
                              ["--url", f"ws://127.0.0.1:{port}/", "--server-pid", str(server.pid), "--json"],
@@ -57,12 +34,6 @@ def bench(args, server_cmd, bench_args):
         if out.returncode != 0 and not out.stdout.strip():
             raise RuntimeError(f"shoal-bench failed: {out.stderr[-2000:]}")
         return json.loads(out.stdout)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
 
 
 def echo_row(report):

@@ -23,13 +23,13 @@ usage: uws_client_cpu.py --client PATH [--scenario echo|broadcast] [--connection
 """
 import argparse
 import os
-import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
+
+from pinned_server import pinned_server
 
 TICK = os.sysconf("SC_CLK_TCK")
 WINDOW_SECONDS = 4  # LIBUS_TIMEOUT_GRANULARITY in uSockets
@@ -59,29 +59,8 @@ def tree_cpu_seconds(pid):
     return total / TICK
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not come up")
-
-
 def measure(name, command, args):
-    port = free_port()
-    server = subprocess.Popen(["taskset", "-c", args.server_cpus] + shlex.split(command.format(port=port)),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_port(port)
+    with pinned_server(command, args.server_cpus) as (server, port):
         if args.scenario == "echo":
             argv = [args.client, str(args.connections), "127.0.0.1", str(port), "0", "0", str(args.size)]
             marker, per_window = "Msg/sec:", 1
@@ -109,12 +88,6 @@ def measure(name, command, args):
         finally:
             os.killpg(client.pid, signal.SIGKILL)
             client.wait()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
     wall = end[0] - start[0]
     messages = statistics.mean(rates) * wall
     server_cpu = end[1] - start[1]
