@@ -35,16 +35,6 @@ public enum Shoal {
         }
     }
 
-    /// Serves on `listener` in this process alone, without supervisor or shared memory (tests,
-    /// embedding). Returns after SIGINT/SIGTERM and the drain.
-    public static func runSingleProcess(_ configuration: WebServerConfiguration, logger: Logger,
-                                        setup: (WebServer) throws -> Void) throws {
-        ResourceLimits.raiseOpenFilesToHardLimit()
-        let listener = try Socket.listen(host: configuration.host, port: configuration.port, reusePort: true)
-        try serve(listener: listener, configuration, logger: logger, node: nil, setup: setup)
-        Socket.close(listener)
-    }
-
     private static func runWorker(role: WorkerRole, _ configuration: WebServerConfiguration, logger: Logger,
                                   setup: (WebServer) throws -> Void) throws {
         let node = try WorkerNode.attach(role: role)

@@ -61,7 +61,7 @@ import Testing
         let bytes = pattern(100, seed: 4)
         queue.append(count: 100, pool: pool) { region in
             #expect(region.count == 100)
-            region.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: bytes.count))
+            bytes.withUnsafeBytes { region.copyMemory(from: $0) }
         }
         #expect(pool.outstanding == 1)
         // Contiguous: the whole reservation leaves in one send.
@@ -76,7 +76,7 @@ import Testing
         var queue = SendQueue()
         let first = pattern(10, seed: 5), second = pattern(10, seed: 6)
         first.withUnsafeBytes { queue.append($0, pool: pool) }
-        queue.append(count: 10, pool: pool) { $0.copyMemory(from: UnsafeRawBufferPointer(start: second, count: 10)) }
+        queue.append(count: 10, pool: pool) { region in second.withUnsafeBytes { region.copyMemory(from: $0) } }
         #expect(pool.outstanding == 2)
         #expect(queue.nextSendable?.count == 10)
         #expect(drain(&queue, pool: pool) == first + second)

@@ -61,8 +61,6 @@ public struct BusDecoder {
         self.maxMessageSize = maxMessageSize
     }
 
-    /// Whether a fragmented message is waiting for more fragments.
-    public var hasIncompleteMessage: Bool { assembly != nil }
 
     /// Feeds bytes; calls `deliver` for every complete message. Malformed input (bad kind, length beyond limits,
     /// fragment out of order) never crashes or throws: the decoder resynchronises by resetting at the next frame

@@ -1,6 +1,7 @@
 // The contract every I/O backend of the event loop implements (io_uring today, epoll as the
 // fallback). It is completion-shaped: the loop prepares operations, submits them once per
 // turn, then consumes completions. A readiness backend emulates completions behind it.
+public import ShoalPosix
 
 /// One finished operation, as the backend reports it.
 public struct Completion: Sendable {
@@ -42,7 +43,7 @@ public protocol LoopBackend: AnyObject {
     /// Asks the kernel to cancel every operation on `socket` (it then completes with -ECANCELED).
     func prepareCancel(socket: Int32, userData: UInt64)
     /// Submits everything prepared and waits for at least one completion or the timeout.
-    func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemErrorValue)
+    func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError)
     /// Calls `body` for every completion ready now.
     func drainCompletions(_ body: (Completion) -> Void)
     /// The bytes of a receive completion, valid until `recycle(bufferID:)`.

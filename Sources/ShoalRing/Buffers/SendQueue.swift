@@ -14,6 +14,7 @@ struct SendQueue {
     var isEmpty: Bool { queuedBytes == 0 }
 
     /// Reserves `count` contiguous bytes at the end of the queue, lets `body` fill them, and queues them.
+    @discardableResult
     mutating func append<R>(count: Int, pool: ChunkPool, _ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
         let chunk: UnsafeMutablePointer<ChunkHeader>
         if let last = tail, last.pointee.capacity - last.pointee.end >= count {

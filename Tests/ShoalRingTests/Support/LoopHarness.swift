@@ -175,7 +175,7 @@ final class CountingBackend: LoopBackend {
 
     func prepareCancel(socket: Int32, userData: UInt64) { base.prepareCancel(socket: socket, userData: userData) }
 
-    func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemErrorValue) {
+    func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError) {
         try base.submitAndWait(timeoutNanoseconds: timeoutNanoseconds)
     }
 
