@@ -82,9 +82,11 @@ let package = Package(
             path: "Benchmarks/ShoalBench",
             swiftSettings: strict
         ),
-        .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire"], swiftSettings: strict),
-        .testTarget(name: "ShoalRingTests", dependencies: ["ShoalRing", "ShoalPosix"], swiftSettings: strict),
-        .testTarget(name: "ShoalClusterTests", dependencies: ["ShoalCluster", "ShoalPosix"], swiftSettings: strict),
-        .testTarget(name: "ShoalTests", dependencies: ["Shoal", "ShoalWire"], swiftSettings: strict),
+        // Helpers every test target shares (seeded generator, lock box).
+        .target(name: "ShoalTestSupport", path: "Tests/ShoalTestSupport", swiftSettings: strict),
+        .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire", "ShoalTestSupport"], swiftSettings: strict),
+        .testTarget(name: "ShoalRingTests", dependencies: ["ShoalRing", "ShoalPosix", "ShoalTestSupport"], swiftSettings: strict),
+        .testTarget(name: "ShoalClusterTests", dependencies: ["ShoalCluster", "ShoalPosix", "ShoalTestSupport"], swiftSettings: strict),
+        .testTarget(name: "ShoalTests", dependencies: ["Shoal", "ShoalWire", "ShoalTestSupport"], swiftSettings: strict),
     ]
 )

@@ -1,6 +1,7 @@
 // The bus codec is the only thing between two workers' memory: every message must survive any split of the
 // byte stream, large payloads must cross in fragments byte-identical, and garbage must only ever cost counters.
 
+import ShoalTestSupport
 import Testing
 
 @testable import ShoalCluster
@@ -8,17 +9,6 @@ import Testing
 // MARK: - Helpers
 
 /// A small seeded generator so random chunks and fuzz inputs are reproducible.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Deterministic bytes that differ from offset to offset, so a misplaced fragment cannot go unnoticed.
 private func pattern(_ count: Int, seed: UInt32 = 1) -> [UInt8] {

@@ -1,5 +1,6 @@
 // Connection ids from the shared counter: 1, 2, 3, ... with no id handed out twice, whether the
 // takers are threads of one process or separate processes mapping the same memfd.
+import ShoalTestSupport
 import Foundation
 import Glibc
 import ShoalCluster

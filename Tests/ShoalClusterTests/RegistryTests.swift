@@ -1,6 +1,7 @@
 // The registry of live connections: owner-side insert/setStatus/remove, bounded partitions, the
 // readers' filters and high-water bound, the supervisor's sweep, a new owner's adopt, and readers
 // scanning while owners write.
+import ShoalTestSupport
 import Foundation
 import Glibc
 import ShoalCluster

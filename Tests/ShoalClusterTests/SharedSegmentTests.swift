@@ -1,5 +1,6 @@
 // The shared segment's layout, checked byte by byte against the memfd (the table in
 // SharedSegment.swift), and attach's refusal of descriptors that are not a usable segment.
+import ShoalTestSupport
 import Foundation
 import Glibc
 import ShoalCluster

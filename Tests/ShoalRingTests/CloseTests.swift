@@ -1,5 +1,6 @@
 // Ending sockets on the real io_uring loop: graceful and abortive closes, exactly one `closed(on:)`,
 // dead handles after slot reuse, peer EOF and peer reset.
+import ShoalTestSupport
 import Glibc
 import ShoalPosix
 import Testing

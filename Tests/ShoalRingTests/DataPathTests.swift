@@ -1,6 +1,7 @@
 // Bytes through the real io_uring loop over loopback: echo of every size class, coalescing of
 // many small writes, a send queue far larger than the socket buffer, and a provided-buffer ring
 // so small that multishot receive keeps running out of buffers.
+import ShoalTestSupport
 import Dispatch
 import Foundation
 import Glibc

@@ -3,6 +3,7 @@
 // a receive pool that runs dry, cross-thread wake-up), plus the backend's own completion contract
 // driven directly (cancel, bounded reads, send waiting for EPOLLOUT) and the backend probe.
 // The loop tests run on `LoopHarness` (Support/LoopHarness.swift) with an `EpollBackend`.
+import ShoalTestSupport
 import Dispatch
 import Foundation
 import Glibc

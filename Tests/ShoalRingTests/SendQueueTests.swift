@@ -1,5 +1,6 @@
 // The outbound queue and its chunk pool, without a loop: chunk boundaries, dedicated chunks for
 // large reservations, freeing on consume, the pool's retention bound and discarding.
+import ShoalTestSupport
 import Testing
 
 @testable import ShoalRing

@@ -1,6 +1,7 @@
 // Timers and cross-thread entry points of the real io_uring loop: socket timers and their kinds,
 // timers of closed sockets, scheduled closures in deadline order, `execute` waking an idle loop,
 // `inEventLoop`, and `stop()` from another thread.
+import ShoalTestSupport
 import Dispatch
 import Foundation
 import Glibc

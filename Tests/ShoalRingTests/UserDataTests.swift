@@ -1,4 +1,5 @@
 // The 64-bit operation tag: bit layout, round trips at the field limits, generation wrap.
+import ShoalTestSupport
 import Testing
 
 @testable import ShoalRing

@@ -1,6 +1,7 @@
 // Tests for the JSON value type behind `dataType: "object"`: parsing, serializing, equality,
 // error messages and offsets, hostile nesting, and agreement with Foundation's JSONSerialization.
 
+import ShoalTestSupport
 import Foundation
 import Testing
 
@@ -38,21 +39,10 @@ private func parseError(_ text: String, sourceLocation: SourceLocation = #_sourc
 }
 
 /// SplitMix64: small, fast, and seeded, so a failing random case reproduces.
-private struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Random documents that stress escaping, number formatting and nesting.
 private struct RandomJSON {
-    var rng: SeededGenerator
+    var rng: SplitMix64
     /// Leaves out U+FEFF, which Foundation's JSONSerialization (corelibs, Linux) silently drops
     /// from strings.
     var forFoundation = false
@@ -520,7 +510,7 @@ private func reportsWhatIsWrongAndWhere(_ testCase: ErrorCase) {
 // MARK: - Randomized
 
 @Test func randomDocumentsSurviveSerializeThenParse() throws {
-    var random = RandomJSON(rng: SeededGenerator(seed: 0x5A0A1))
+    var random = RandomJSON(rng: SplitMix64(seed: 0x5A0A1))
     for _ in 0..<2_000 {
         let value = random.value()
         let text = value.jsonString
@@ -532,7 +522,7 @@ private func reportsWhatIsWrongAndWhere(_ testCase: ErrorCase) {
 }
 
 @Test func foundationReadsOurOutputAsTheSameStructure() throws {
-    var random = RandomJSON(rng: SeededGenerator(seed: 42), forFoundation: true)
+    var random = RandomJSON(rng: SplitMix64(seed: 42), forFoundation: true)
     for _ in 0..<400 {
         let value = random.value()
         var bytes: [UInt8] = []
@@ -544,7 +534,7 @@ private func reportsWhatIsWrongAndWhere(_ testCase: ErrorCase) {
 }
 
 @Test func weReadFoundationsOutputAsTheSameStructure() throws {
-    var random = RandomJSON(rng: SeededGenerator(seed: 7), forFoundation: true)
+    var random = RandomJSON(rng: SplitMix64(seed: 7), forFoundation: true)
     for _ in 0..<400 {
         let value = random.value()
         let ours = Data(value.jsonString.utf8)
@@ -557,7 +547,7 @@ private func reportsWhatIsWrongAndWhere(_ testCase: ErrorCase) {
 }
 
 @Test func randomGarbageNeverCrashesTheParser() {
-    var rng = SeededGenerator(seed: 99)
+    var rng = SplitMix64(seed: 99)
     let pieces = Array(#"{}[]",:\u0D83e+-.0123456789tfnaelsrux "#.utf8) + [0x00, 0x1F, 0x80, 0xC3, 0xA9, 0xF0, 0xFF]
     for _ in 0..<5_000 {
         let length = Int.random(in: 0...24, using: &rng)

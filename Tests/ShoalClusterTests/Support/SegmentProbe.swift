@@ -1,6 +1,7 @@
 // What the shared-segment tests use to look at the segment from outside its API: raw reads and
 // writes of the memfd at byte offsets (pread/pwrite, so the layout is checked against the file
 // itself), threads that really run at once, and a C helper process compiled at test time.
+import ShoalTestSupport
 import CShoalSystem
 import Dispatch
 import Foundation
@@ -64,18 +65,6 @@ final class SharedCounter: Sendable {
 }
 
 /// A value shared between threads, behind a lock.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Value
-
-    init(_ value: Value) { stored = value }
-
-    func withLock<R>(_ body: (inout Value) -> R) -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&stored)
-    }
-}
 
 /// The C compiler the multi-process tests build their helper with, if there is one.
 let cCompiler: String? = {

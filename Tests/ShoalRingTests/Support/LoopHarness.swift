@@ -2,6 +2,7 @@
 // such as an `EpollBackend`) on its own thread serving a loopback listener, a recording delegate per
 // accepted socket, and blocking POSIX clients on the test thread.
 // Every wait is bounded, so a broken loop fails a test instead of hanging the run.
+import ShoalTestSupport
 import Dispatch
 import Foundation
 import Glibc
@@ -9,20 +10,6 @@ import ShoalPosix
 @testable import ShoalRing
 
 /// A value shared between the loop thread and the test thread.
-final class Locked<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var stored: Value
-
-    init(_ value: Value) { stored = value }
-
-    func withLock<R>(_ body: (inout Value) -> R) -> R {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&stored)
-    }
-
-    var value: Value { withLock { $0 } }
-}
 
 /// Moves a non-Sendable value to the loop thread; the test guarantees only one thread uses it at a time.
 struct Unchecked<Value>: @unchecked Sendable {

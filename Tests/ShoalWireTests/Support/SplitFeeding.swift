@@ -1,20 +1,10 @@
 // The one helper every parser test goes through: the same input fed whole, one byte at a time, split
 // in two at every offset and split at random places must give the same outcome.
 
+import ShoalTestSupport
 import Testing
 
 /// A small seeded generator so random splits are reproducible.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Every way we cut `input` into chunks: whole, bytewise, every two-way split (sampled above
 /// `everyOffsetLimit` bytes so large frames stay fast in debug builds) and seeded random multi-splits.
