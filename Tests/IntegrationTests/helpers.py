@@ -311,6 +311,17 @@ async def recv_json(ws, timeout: float = T):
     return json.loads(msg)
 
 
+async def chat_pair(port: int, path: str = "/chat"):
+    """A websockets client and a raw client joined to the chat handler, greetings consumed:
+    (a, raw) once `a` has seen the raw client arrive."""
+    a = await connect(port, path)
+    assert await recv(a) == "Welcome on the chat!"
+    raw = RawWS(port, path)
+    assert raw.recv_frame().payload == b"Welcome on the chat!"
+    assert await recv(a) == "New client connected"
+    return a, raw
+
+
 async def expect_refused(port: int, path: str = "/", source: str | None = None, status: int = 403):
     try:
         ws = await connect(port, path, source=source)

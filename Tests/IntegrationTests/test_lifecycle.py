@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from helpers import RawWS, connect, expect_closed, recv, run
+from helpers import RawWS, chat_pair, connect, expect_closed, recv, run
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -31,11 +31,7 @@ def test_sigterm_with_chat_clients_and_raw_client(shoal):
     srv = shoal("--handler", "chat", "--path", "/chat")
 
     async def main():
-        a = await connect(srv.port, "/chat")
-        assert await recv(a) == "Welcome on the chat!"
-        raw = RawWS(srv.port, "/chat")
-        assert raw.recv_frame().payload == b"Welcome on the chat!"
-        assert await recv(a) == "New client connected"
+        a, raw = await chat_pair(srv.port)
         srv.signal(signal.SIGTERM)
         code, _ = await expect_closed(a, 20)
         assert code == 1001

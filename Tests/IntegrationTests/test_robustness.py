@@ -9,7 +9,7 @@ import socket
 
 import pytest
 
-from helpers import (OP_BINARY, OP_CLOSE, OP_TEXT, RawConn, RawWS, accept_for, client_frame, connect, recv,
+from helpers import (OP_BINARY, OP_CLOSE, OP_TEXT, RawConn, RawWS, accept_for, chat_pair, client_frame, connect, recv,
                      recv_json, run, upgrade_request)
 
 
@@ -162,11 +162,7 @@ def test_chat_abrupt_disconnect(shoal):
     srv = shoal("--handler", "chat", "--path", "/chat")
 
     async def main():
-        a = await connect(srv.port, "/chat")
-        assert await recv(a) == "Welcome on the chat!"
-        raw = RawWS(srv.port, "/chat")
-        assert raw.recv_frame().payload == b"Welcome on the chat!"
-        assert await recv(a) == "New client connected"
+        a, raw = await chat_pair(srv.port)
         raw.send_text("from raw")
         assert await recv(a) == "from raw"
         raw.reset()
