@@ -13,6 +13,8 @@ let package = Package(
     products: [
         .library(name: "Shoal", targets: ["Shoal"]),
         .library(name: "ShoalWire", targets: ["ShoalWire"]),
+        // For the fuzz targets (Fuzz/), which live in their own package.
+        .library(name: "ShoalCluster", targets: ["ShoalCluster"]),
         .executable(name: "shoal", targets: ["shoal"]),
     ],
     dependencies: [
@@ -28,6 +30,12 @@ let package = Package(
             pkgConfig: "liburing",
             providers: [.apt(["liburing-dev"])]
         ),
+        // zlib for permessage-deflate (Debian: zlib1g-dev), plus a shim for the init macros.
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         // Linux headers Glibc's module lacks (eventfd, memfd), as a C target.
         .target(name: "CShoalSystem"),
         // The only place besides the loop backends where raw syscalls live.
@@ -35,7 +43,7 @@ let package = Package(
         // RFC 6455 and HTTP/1.1 upgrade: pure, no I/O.
         .target(
             name: "ShoalWire",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CZlib", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         // The event loop: io_uring backend behind a backend protocol.
