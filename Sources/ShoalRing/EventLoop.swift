@@ -26,6 +26,10 @@ public final class EventLoop: @unchecked Sendable {
         var state = SocketState.open
         var receiving = false
         var needsReceive = false
+        /// The delegate asked for no more bytes for now (`pauseReceiving`).
+        var receivePaused = false
+        /// A cancel of the armed receive (for a pause) is on its way; its -ECANCELED is ours, not an end.
+        var receiveCancelPending = false
         var sending = false
         var onFlushList = false
         var inUse = false
@@ -150,6 +154,37 @@ public final class EventLoop: @unchecked Sendable {
         isCurrent(handle) ? slots[Int(handle.index)].sendQueue.queuedBytes : 0
     }
 
+    /// Stops delivering bytes from this socket until `resumeReceiving`: the armed receive is
+    /// cancelled, so the kernel's socket buffer fills and TCP flow control slows the peer down.
+    /// Bytes the kernel already handed over may still arrive once. Closing resumes reading.
+    public func pauseReceiving(_ handle: SocketHandle) {
+        guard isCurrent(handle) else { return }
+        let i = Int(handle.index)
+        guard !slots[i].receivePaused, slots[i].state == .open else { return }
+        slots[i].receivePaused = true
+        if slots[i].receiving && !slots[i].receiveCancelPending {
+            slots[i].receiveCancelPending = true
+            backend.prepareCancelReceive(
+                socket: slots[i].fd,
+                receiveUserData: UserData(.receive, generation: slots[i].generation, index: handle.index).raw,
+                userData: UserData(.cancel, generation: slots[i].generation, index: handle.index).raw)
+        }
+    }
+
+    /// Undoes `pauseReceiving`.
+    public func resumeReceiving(_ handle: SocketHandle) {
+        guard isCurrent(handle) else { return }
+        let i = Int(handle.index)
+        guard slots[i].receivePaused else { return }
+        slots[i].receivePaused = false
+        scheduleFlush(handle.index)
+    }
+
+    /// Whether `pauseReceiving` is in effect.
+    public func isReceivePaused(_ handle: SocketHandle) -> Bool {
+        isCurrent(handle) && slots[Int(handle.index)].receivePaused
+    }
+
     /// Queues a copy of `bytes`. They leave with the socket's other bytes at the end of the turn.
     public func write(_ handle: SocketHandle, _ bytes: UnsafeRawBufferPointer) {
         guard isWritable(handle), bytes.count > 0 else { return }
@@ -174,6 +209,11 @@ public final class EventLoop: @unchecked Sendable {
     public func close(_ handle: SocketHandle, mode: CloseMode) {
         guard isCurrent(handle) else { return }
         let i = Int(handle.index)
+        if slots[i].receivePaused {
+            // A closing socket reads again: the peer's close frame or FIN is what ends it.
+            slots[i].receivePaused = false
+            scheduleFlush(handle.index)
+        }
         switch (mode, slots[i].state) {
         case (_, .aborting):
             return
@@ -288,7 +328,7 @@ public final class EventLoop: @unchecked Sendable {
             slots[i].onFlushList = false
             guard slots[i].inUse else { continue }
             let userDataGeneration = slots[i].generation
-            if slots[i].needsReceive && !slots[i].receiving && slots[i].state != .aborting {
+            if slots[i].needsReceive && !slots[i].receiving && !slots[i].receivePaused && slots[i].state != .aborting {
                 slots[i].needsReceive = false
                 slots[i].receiving = true
                 backend.prepareReceive(socket: slots[i].fd, userData: UserData(.receive, generation: userDataGeneration, index: index).raw)
@@ -328,13 +368,23 @@ public final class EventLoop: @unchecked Sendable {
             guard isCurrent(handle) else { return }
             if !completion.hasMore {
                 slots[i].receiving = false
+                slots[i].receiveCancelPending = false  // it ended before the cancel reached it
                 slots[i].needsReceive = slots[i].state != .aborting
                 scheduleFlush(tag.index)
             }
         } else if completion.result == -ENOBUFS {
             // Every provided buffer was in use; receive again once this turn has recycled them.
             slots[i].receiving = completion.hasMore
+            if !completion.hasMore { slots[i].receiveCancelPending = false }
             if !completion.hasMore && slots[i].state != .aborting {
+                slots[i].needsReceive = true
+                scheduleFlush(tag.index)
+            }
+        } else if completion.result == -ECANCELED && slots[i].receiveCancelPending && slots[i].state != .aborting {
+            // Our own pause: armed again by the next flush once reading is resumed (or the socket closes).
+            slots[i].receiveCancelPending = false
+            slots[i].receiving = completion.hasMore
+            if !completion.hasMore {
                 slots[i].needsReceive = true
                 scheduleFlush(tag.index)
             }

@@ -11,6 +11,7 @@
 //   read               (the loop's eventfd) on EPOLLIN, one read, one completion.
 //   cancel             every pending operation of the descriptor completes with -ECANCELED and
 //                      the descriptor leaves the epoll set; the cancel completes with 0.
+//   cancel receive     only the pending receive completes with -ECANCELED (-ENOENT if none).
 //
 // Level-triggered, not edge-triggered: a socket that still has bytes after its bounded reads of
 // this turn is simply reported again by the next epoll_wait, which gives fairness between sockets
@@ -85,6 +86,7 @@ public final class EpollBackend: LoopBackend {
         case send(fd: Int32, bytes: UnsafeRawBufferPointer, userData: UInt64)
         case read(fd: Int32, buffer: UnsafeMutableRawBufferPointer, userData: UInt64)
         case cancel(fd: Int32, userData: UInt64)
+        case cancelReceive(fd: Int32, receiveUserData: UInt64, userData: UInt64)
     }
 
     private static let readable = shoal_epollin()
@@ -139,6 +141,10 @@ public final class EpollBackend: LoopBackend {
 
     public func prepareCancel(socket: Int32, userData: UInt64) {
         prepared.append(.cancel(fd: socket, userData: userData))
+    }
+
+    public func prepareCancelReceive(socket: Int32, receiveUserData: UInt64, userData: UInt64) {
+        prepared.append(.cancelReceive(fd: socket, receiveUserData: receiveUserData, userData: userData))
     }
 
     // MARK: Running
@@ -226,6 +232,10 @@ public final class EpollBackend: LoopBackend {
             case .cancel(let fd, let userData):
                 cancelAll(fd)
                 complete(userData, 0)
+            case .cancelReceive(let fd, let receiveUserData, let userData):
+                let found = fd >= 0 && Int(fd) < descriptors.count && descriptors[Int(fd)].receive == receiveUserData
+                if found { endReceive(fd, receiveUserData, -ECANCELED) }
+                complete(userData, found ? 0 : -ENOENT)
             }
         }
         prepared.removeAll(keepingCapacity: true)

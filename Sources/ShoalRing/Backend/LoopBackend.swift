@@ -42,6 +42,9 @@ public protocol LoopBackend: AnyObject {
     func prepareRead(descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64)
     /// Asks the kernel to cancel every operation on `socket` (it then completes with -ECANCELED).
     func prepareCancel(socket: Int32, userData: UInt64)
+    /// Cancels only the receive tagged `receiveUserData` on `socket` (it completes with -ECANCELED
+    /// and no more; bytes already received may still complete before it). Sends are untouched.
+    func prepareCancelReceive(socket: Int32, receiveUserData: UInt64, userData: UInt64)
     /// Submits everything prepared and waits for at least one completion or the timeout.
     func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError)
     /// Calls `body` for every completion ready now.

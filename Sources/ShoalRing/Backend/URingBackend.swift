@@ -162,6 +162,12 @@ public final class URingBackend: LoopBackend {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
+    public func prepareCancelReceive(socket: Int32, receiveUserData: UInt64, userData: UInt64) {
+        let sqe = nextSubmission()
+        io_uring_prep_cancel64(sqe, receiveUserData, 0)
+        io_uring_sqe_set_data64(sqe, userData)
+    }
+
     public func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError) {
         var cqe: UnsafeMutablePointer<io_uring_cqe>?
         let rc: Int32

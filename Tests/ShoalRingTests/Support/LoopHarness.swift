@@ -162,6 +162,10 @@ final class CountingBackend: LoopBackend {
 
     func prepareCancel(socket: Int32, userData: UInt64) { base.prepareCancel(socket: socket, userData: userData) }
 
+    func prepareCancelReceive(socket: Int32, receiveUserData: UInt64, userData: UInt64) {
+        base.prepareCancelReceive(socket: socket, receiveUserData: receiveUserData, userData: userData)
+    }
+
     func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError) {
         try base.submitAndWait(timeoutNanoseconds: timeoutNanoseconds)
     }
