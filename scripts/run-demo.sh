@@ -9,5 +9,15 @@ if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
 fi
 "$REPO/scripts/install-deps.sh" --no-test-deps
 swift build -c release --product shoal
-echo "run-demo: chat demo on http://localhost:8080/ (WebSocket path /chat); Ctrl-C stops it" >&2
-exec "$REPO/.build/release/shoal" serve --port 8080 --handler chat --path /chat "$@"
+# The demo page is the only site that may open WebSockets here (cross-site WebSocket hijacking,
+# docs/security.md): allow the origins the page is served from, on the port in use.
+PORT=8080
+prev=""
+for a in "$@"; do
+  if [ "$prev" = "--port" ]; then PORT="$a"; fi
+  case "$a" in --port=*) PORT="${a#--port=}" ;; esac
+  prev="$a"
+done
+echo "run-demo: chat demo on http://localhost:$PORT/ (WebSocket path /chat); Ctrl-C stops it" >&2
+exec "$REPO/.build/release/shoal" serve --port 8080 --handler chat --path /chat \
+  --allow-origin "http://localhost:$PORT" --allow-origin "http://127.0.0.1:$PORT" "$@"

@@ -19,4 +19,11 @@ public enum ResourceLimits {
         }
         return Int(limit.rlim_cur)
     }
+
+    /// The soft RLIMIT_NOFILE: how many descriptors this process may hold.
+    public static func openFilesLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        return Int(clamping: limit.rlim_cur)
+    }
 }

@@ -36,11 +36,11 @@ struct SharedSegmentTests {
         #expect(SegmentLayout.headerSize == 128)
         #expect(SegmentLayout.counterOffset == 128)
         #expect(SegmentLayout.statsOffset == 256)
-        #expect(SegmentLayout.statsStride == 128)
+        #expect(SegmentLayout.statsStride == 256)
         #expect(SegmentLayout.entrySize == 32)
         for slots in [1, 2, 3, 7, 64] {
             let registry = SegmentLayout.registryOffset(workerSlots: slots)
-            #expect(registry == 256 + 128 * slots)
+            #expect(registry == 256 + 256 * slots)
             #expect(registry % 128 == 0)
             for capacity in [1, 3, 4, 1000] {
                 #expect(SegmentLayout.partitionOffset(slot: 1, workerSlots: slots, registryCapacity: capacity)
@@ -52,7 +52,7 @@ struct SharedSegmentTests {
         let segment = try SharedSegment.create(workerSlots: 2, registryCapacity: 1000)
         defer { segment.unmap(); segment.closeDescriptor() }
         let end = SegmentLayout.layoutEnd(workerSlots: 2, registryCapacity: 1000)
-        #expect(end == 256 + 2 * 128 + 2 * 1000 * 32)
+        #expect(end == 256 + 2 * 256 + 2 * 1000 * 32)
         #expect(segment.segmentSize >= end)
         #expect(segment.segmentSize % Int(sysconf(Int32(_SC_PAGESIZE))) == 0)
         #expect(segment.segmentSize - end < Int(sysconf(Int32(_SC_PAGESIZE))), "rounded up to one page at most")
@@ -83,15 +83,20 @@ struct SharedSegmentTests {
         stats.add(messagesIn: 1, messagesOut: 2, bytesIn: 3, bytesOut: 4, drops: 5)
         stats.add(messagesIn: 10, bytesOut: 40)
         stats.restarts = 6
+        stats.add(.slowConsumerClose, 7)
+        stats.add(.idleTimeout, 9)
+        stats.add(.idleTimeout, 1)
 
-        let block = 256 + 128
+        let block = 256 + 256
         let expected: [(Int, UInt64)] = [(0, 4242), (8, 7), (16, 123_456_789), (24, 1), (32, 12),
-                                         (40, 11), (48, 2), (56, 3), (64, 44), (72, 5), (80, 6)]
+                                         (40, 11), (48, 2), (56, 3), (64, 44), (72, 5), (80, 6),
+                                         (128, 7), (136, 0), (168, 10)]
         for (field, value) in expected {
             #expect(readU64(fd, at: block + field) == value, "field at +\(field)")
         }
-        #expect(readBytes(fd, at: 256, count: 128).allSatisfy { $0 == 0 }, "slot 0 untouched")
-        #expect(readBytes(fd, at: 256 + 256, count: 128).allSatisfy { $0 == 0 }, "slot 2 untouched")
+        #expect(readBytes(fd, at: 256, count: 256).allSatisfy { $0 == 0 }, "slot 0 untouched")
+        #expect(readBytes(fd, at: 256 + 2 * 256, count: 256).allSatisfy { $0 == 0 }, "slot 2 untouched")
+        #expect(stats[.slowConsumerClose] == 7 && stats[.idleTimeout] == 10 && stats[.rejectedOrigin] == 0)
         #expect(stats.messagesIn == 11 && stats.messagesOut == 2 && stats.bytesIn == 3)
         #expect(stats.bytesOut == 44 && stats.drops == 5 && stats.accepting)
 
@@ -117,7 +122,7 @@ struct SharedSegmentTests {
         #expect(first.index == 0 && second.index == 1)
 
         let partition = SegmentLayout.partitionOffset(slot: 2, workerSlots: 3, registryCapacity: 5)
-        #expect(partition == 256 + 3 * 128 + 2 * 5 * 32)
+        #expect(partition == 256 + 3 * 256 + 2 * 5 * 32)
         #expect(readU64(fd, at: partition) == 77)
         #expect(readU32(fd, at: partition + 8) == 9)
         #expect(readU32(fd, at: partition + 12) == Registry.Status.connected.rawValue)
@@ -125,8 +130,8 @@ struct SharedSegmentTests {
         #expect(readU32(fd, at: partition + 40) == 4)
         #expect(readU32(fd, at: partition + 44) == Registry.Status.closing.rawValue)
         // The partition's high-water mark and live count, in its stats block's reserved bytes.
-        #expect(readU32(fd, at: 256 + 2 * 128 + 96) == 2)
-        #expect(readU32(fd, at: 256 + 2 * 128 + 100) == 2)
+        #expect(readU32(fd, at: 256 + 2 * 256 + 96) == 2)
+        #expect(readU32(fd, at: 256 + 2 * 256 + 100) == 2)
         let otherPartitions = SegmentLayout.registryOffset(workerSlots: 3)
         #expect(readBytes(fd, at: otherPartitions, count: 2 * 5 * 32).allSatisfy { $0 == 0 })
     }
@@ -197,7 +202,7 @@ struct SharedSegmentTests {
         let segment = try SharedSegment.create(workerSlots: 1, registryCapacity: 1)
         defer { segment.unmap(); segment.closeDescriptor() }
         writeInteger(segment.descriptor, at: SegmentLayout.versionOffset, 99, size: 4)
-        expectRefusal(segment.descriptor, .versionMismatch, mentioning: "layout version 99, this binary needs version 1")
+        expectRefusal(segment.descriptor, .versionMismatch, mentioning: "layout version 99, this binary needs version \(SharedSegment.version)")
     }
 
     @Test("attach refuses a segment truncated below its header's size")

@@ -81,3 +81,8 @@ public struct WebSocketErrorEvent: Sendable {
     /// The first error's message.
     public var message: String { errors.first?.message ?? "" }
 }
+
+/// onDrain's event: the send queue emptied after backpressure (Shoal's addition to 4D).
+public struct WebSocketDrainEvent: Sendable {
+    public let type = "drain"
+}

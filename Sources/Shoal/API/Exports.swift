@@ -1,2 +1,4 @@
 // Types from ShoalWire that appear in the public API, re-exported so users import only Shoal.
 @_exported public import struct ShoalWire.HTTPHeaders
+@_exported public import struct ShoalWire.OriginAllowList
+@_exported public import struct ShoalWire.OriginPatternError

@@ -27,10 +27,14 @@ public protocol WebSocketConnectionHandler: AnyObject {
     func onOpen(_ ws: WebSocketConnection, _ event: WebSocketOpenEvent)
     func onTerminate(_ ws: WebSocketConnection, _ event: WebSocketTerminateEvent)
     func onError(_ ws: WebSocketConnection, _ event: WebSocketErrorEvent)
+    /// The connection's send queue, which had grown large (64 KiB or more, see `bufferedAmount`),
+    /// is empty again: a producer that paused on backpressure can resume. Shoal's addition to 4D.
+    func onDrain(_ ws: WebSocketConnection, _ event: WebSocketDrainEvent)
 }
 
 extension WebSocketConnectionHandler {
     public func onOpen(_ ws: WebSocketConnection, _ event: WebSocketOpenEvent) {}
     public func onTerminate(_ ws: WebSocketConnection, _ event: WebSocketTerminateEvent) {}
     public func onError(_ ws: WebSocketConnection, _ event: WebSocketErrorEvent) {}
+    public func onDrain(_ ws: WebSocketConnection, _ event: WebSocketDrainEvent) {}
 }

@@ -1,4 +1,7 @@
-// Options of a WebSocketServer, as in 4D's `WebSocketServer.new(handler; options)`.
+// Options of a WebSocketServer, as in 4D's `WebSocketServer.new(handler; options)`, plus the limits
+// that keep one client from costing the others. Every limit is on by default; each says why its
+// default is what it is.
+public import ShoalWire
 
 /// The form received text messages take in `onMessage`, and what `send` sends by default.
 public enum WebSocketDataType: String, Sendable, CaseIterable {
@@ -8,6 +11,14 @@ public enum WebSocketDataType: String, Sendable, CaseIterable {
     case blob
     /// Text frames are parsed as JSON and arrive as `JSONValue`; invalid JSON calls onError.
     case object
+}
+
+/// What happens to a message for a connection whose send queue is already at `maxBackpressure`.
+public enum SlowConsumerPolicy: String, Sendable, CaseIterable {
+    /// Close the connection with 1008 "slow consumer" (the client reconnects and resynchronises).
+    case close
+    /// Drop the message for that connection only, and count it (`shoal_slow_consumer_total`).
+    case drop
 }
 
 /// Options of one WebSocket server.
@@ -21,15 +32,52 @@ public struct WebSocketServerOptions: Sendable {
     /// 16 MiB by default: big enough for any chat or JSON payload, small enough that one client
     /// cannot make a worker hold gigabytes.
     public var maxMessageSize: Int
+    /// Most frames one message may arrive in (empty ones count); more close with 1009. 100,000:
+    /// Autobahn sends 65,536 fragments of 64 bytes in a legitimate test, while a client sending
+    /// millions of 1-byte fragments only burns the server's CPU (ws 8.21 added the same cap).
+    public var maxFragments: Int
     /// How long a close handshake may take before the TCP connection is dropped (nanoseconds).
     /// 2 s: a peer that is alive answers a close frame within a round trip.
     public var closeTimeoutNanoseconds: UInt64
+    /// Browser origins allowed to connect (RFC 6455 §10.2, cross-site WebSocket hijacking).
+    /// **nil accepts every origin**: any web page a user visits can then open a connection to this
+    /// server with the user's cookies. Set it for anything a browser reaches; `shoal serve` takes
+    /// `--allow-origin`. Requests without an Origin header (non-browser clients) are always accepted.
+    /// A foreign origin gets 403 before onConnection runs.
+    public var allowedOrigins: OriginAllowList?
+    /// Most bytes queued for one client and not yet taken by the kernel. 16 MiB by default: a
+    /// second or more of traffic for a healthy client, and a bound on what a client that stopped
+    /// reading costs. Beyond it `slowConsumerPolicy` applies.
+    public var maxBackpressure: Int
+    /// See `SlowConsumerPolicy`; `.close` by default, so nobody silently misses messages.
+    public var slowConsumerPolicy: SlowConsumerPolicy
+    /// Silence from a client after which the server sends a ping (nanoseconds; 0: never).
+    /// 120 s, as uWebSockets: below the common 5-minute idle timeouts of NATs and proxies.
+    public var idleTimeoutNanoseconds: UInt64
+    /// After that ping, how long the client has to send anything (its pong) before the server
+    /// closes with 1001 "idle timeout" (nanoseconds). 30 s: several round trips on a bad mobile link.
+    public var pongTimeoutNanoseconds: UInt64
 
     public init(path: String? = nil, dataType: WebSocketDataType = .text,
-                maxMessageSize: Int = 16 * 1024 * 1024, closeTimeoutNanoseconds: UInt64 = 2_000_000_000) {
+                maxMessageSize: Int = 16 * 1024 * 1024, maxFragments: Int = 100_000,
+                closeTimeoutNanoseconds: UInt64 = 2_000_000_000,
+                allowedOrigins: OriginAllowList? = nil,
+                maxBackpressure: Int = 16 * 1024 * 1024, slowConsumerPolicy: SlowConsumerPolicy = .close,
+                idleTimeoutNanoseconds: UInt64 = 120_000_000_000, pongTimeoutNanoseconds: UInt64 = 30_000_000_000) {
         self.path = path
         self.dataType = dataType
         self.maxMessageSize = maxMessageSize
+        self.maxFragments = maxFragments
         self.closeTimeoutNanoseconds = closeTimeoutNanoseconds
+        self.allowedOrigins = allowedOrigins
+        self.maxBackpressure = maxBackpressure
+        self.slowConsumerPolicy = slowConsumerPolicy
+        self.idleTimeoutNanoseconds = idleTimeoutNanoseconds
+        self.pongTimeoutNanoseconds = pongTimeoutNanoseconds
     }
+
+    /// Send-queue size above which the server stops reading from that client until the queue
+    /// drains (inbound backpressure): a client that sends without reading the replies is slowed by
+    /// TCP instead of growing its queue to `maxBackpressure`.
+    var readPauseThreshold: Int { min(1 << 20, max(maxBackpressure / 2, 1)) }
 }

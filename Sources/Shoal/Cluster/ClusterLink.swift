@@ -35,6 +35,9 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         let now = web.counters
         stats.add(messagesIn: now.messagesIn - published.messagesIn, messagesOut: now.messagesOut - published.messagesOut,
                   bytesIn: now.bytesIn - published.bytesIn, bytesOut: now.bytesOut - published.bytesOut)
+        for event in WorkerStats.LimitEvent.allCases {
+            stats.add(event, now.limits[event] - published.limits[event])
+        }
         published = now
         stats.connections = web.openWebSockets
         stats.heartbeatNanoseconds = web.loop.now

@@ -14,6 +14,47 @@ extension WebSocketConnection: SocketDelegate {
 
     public func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle) {
         wss.web.counters.bytesIn += bytes.count
+        lastHeard = loop.now
+        idlePingSentAt = 0
+        if readPaused {
+            // Received before the pause reached the kernel (io_uring may have a socket buffer's worth
+            // of completions ready): kept, in order, for when the queue drains; bounded by that.
+            if pendingInput == nil { pendingInput = [] }
+            pendingInput!.append(contentsOf: UnsafeRawBufferPointer(bytes))
+            return
+        }
+        consume(bytes)
+        pauseIfBackedUp()
+    }
+
+    /// What the client sent made us queue this much for it: stop reading until it takes it.
+    private func pauseIfBackedUp() {
+        guard phase == .open, !readPaused, loop.bufferedAmount(socket) >= wss.options.readPauseThreshold else { return }
+        readPaused = true
+        awaitingDrain = true
+        loop.pauseReceiving(socket)
+    }
+
+    /// Runs the input kept while paused, in pieces, pausing again if it backs the queue up again.
+    private func consumePendingInput() {
+        guard var input = pendingInput else { return }
+        pendingInput = nil
+        var start = 0
+        while start < input.count && !readPaused && (phase == .open || phase == .closeSent) {
+            let end = min(start + Self.pendingPiece, input.count)
+            input.withUnsafeMutableBytes { consume(UnsafeMutableRawBufferPointer(rebasing: $0[start..<end])) }
+            start = end
+            pauseIfBackedUp()
+        }
+        if readPaused && start < input.count { pendingInput = Array(input[start...]) }
+    }
+
+    /// Input kept while paused is run in pieces of the loop's receive size, so a pause takes effect
+    /// between pieces as it does between receives.
+    private static let pendingPiece = 16 * 1024
+
+    /// Runs the events in `bytes` through the handler.
+    private func consume(_ bytes: UnsafeMutableRawBufferPointer) {
         var offset = 0
         while phase == .open || phase == .closeSent {
             let event: InboundEvent?
@@ -87,6 +128,18 @@ extension WebSocketConnection: SocketDelegate {
         loop.close(socket, mode: .graceful(lingerNanoseconds: wss.options.closeTimeoutNanoseconds))
         handler?.onError(self, WebSocketErrorEvent(code: Int(violation.closeCode), errors: [
             WebSocketErrorInfo(errCode: Int(violation.closeCode), message: violation.reason)]))
+    }
+
+    public func drained(on handle: SocketHandle) {
+        if readPaused {
+            readPaused = false
+            consumePendingInput()
+            if !readPaused { loop.resumeReceiving(socket) }
+        }
+        if awaitingDrain {
+            awaitingDrain = false
+            if phase == .open { handler?.onDrain(self, WebSocketDrainEvent()) }
+        }
     }
 
     public func readEnded(on handle: SocketHandle, error: Int32?) {

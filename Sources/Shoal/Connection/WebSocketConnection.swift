@@ -39,13 +39,33 @@ public class WebSocketConnection: @unchecked Sendable {
     var indexInServer = -1
     /// The connection's registry entry when running in a cluster.
     var registryEntry: Registry.Entry?
+    /// The client's address, as counted for `maxConnectionsPerAddress`.
+    let remoteAddress: String
+    /// Loop time of the last bytes from the client (idle timeout).
+    @exclusivity(unchecked) var lastHeard: UInt64
+    /// Loop time the idle ping went out, 0 when none is outstanding.
+    var idlePingSentAt: UInt64 = 0
+    /// Reading is paused until the send queue drains (inbound backpressure).
+    var readPaused = false
+    /// Bytes that arrived after reading was paused, run when it resumes.
+    var pendingInput: [UInt8]?
+    /// The send queue grew past `drainNotifyThreshold` (or reading was paused): onDrain runs once
+    /// it has emptied.
+    var awaitingDrain = false
 
-    init(id: Int, handler: (any WebSocketConnectionHandler)?, wss: WebSocketServer, loop: EventLoop, socket: SocketHandle) {
+    /// A queue this large is worth an onDrain when it empties; smaller ones drain within a turn
+    /// or two and would only make onDrain a per-message call.
+    static let drainNotifyThreshold = 64 * 1024
+
+    init(id: Int, handler: (any WebSocketConnectionHandler)?, wss: WebSocketServer, loop: EventLoop, socket: SocketHandle,
+         remoteAddress: String = "") {
         self.id = id
         self.handler = handler
         self.wss = wss
         self.loop = loop
         self.socket = socket
+        self.remoteAddress = remoteAddress
+        lastHeard = loop.now
         reader = MessageReader(maxMessageSize: wss.options.maxMessageSize)
     }
 
@@ -99,11 +119,30 @@ public class WebSocketConnection: @unchecked Sendable {
     // MARK: Loop side
 
     /// Queues one data frame if the connection is open (sending after terminate does nothing).
+    /// A connection whose queue would pass `maxBackpressure` meets the slow-consumer policy instead.
     func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) {
         guard phase == .open else { return }
+        let queued = loop.bufferedAmount(socket) + payload.count
+        if queued > wss.options.maxBackpressure {
+            slowConsumer()
+            return
+        }
         if loop.writeFrame(socket, opcode: opcode, payload: payload) {
             wss.web.counters.messagesOut += 1
             wss.web.counters.bytesOut += payload.count
+            if queued >= Self.drainNotifyThreshold { awaitingDrain = true }
+        }
+    }
+
+    private func slowConsumer() {
+        switch wss.options.slowConsumerPolicy {
+        case .drop:
+            wss.web.counters.limits.count(.slowConsumerDrop)
+        case .close:
+            wss.web.counters.limits.count(.slowConsumerClose)
+            // The close frame waits behind the backlog; a client that does not read it is dropped
+            // when the close handshake times out.
+            close(code: CloseCode.policyViolation, reason: "slow consumer")
         }
     }
 
@@ -112,6 +151,14 @@ public class WebSocketConnection: @unchecked Sendable {
         guard phase == .open else { return }
         writeCloseFrame(code: code, reason: reason)
         enterClosing(.closeSent)
+        if readPaused {
+            // The peer's close frame is what we wait for now. What it sent before and we kept is
+            // dropped (RFC 6455 §5.5.1 lets a closing endpoint discard data); this may run inside
+            // the reader (a slow-consumer close), so the reader is not run again from here.
+            readPaused = false
+            pendingInput = nil
+            loop.resumeReceiving(socket)
+        }
         loop.setTimer(socket, after: wss.options.closeTimeoutNanoseconds, kind: TimerKind.closeHandshake)
     }
 
@@ -127,6 +174,21 @@ public class WebSocketConnection: @unchecked Sendable {
             wss.web.cluster?.registry.setStatus(entry, .closing)
         }
         phase = next
+    }
+
+    /// Called by the server's idle sweep: ping a silent client, close one that did not answer.
+    func checkIdle(now: UInt64) {
+        guard phase == .open else { return }
+        let options = wss.options
+        if idlePingSentAt != 0 {
+            if now &- idlePingSentAt >= options.pongTimeoutNanoseconds {
+                wss.web.counters.limits.count(.idleTimeout)
+                close(code: CloseCode.goingAway, reason: "idle timeout")
+            }
+        } else if now &- lastHeard >= options.idleTimeoutNanoseconds {
+            idlePingSentAt = now
+            loop.writeFrame(socket, opcode: .ping, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+        }
     }
 
     enum TimerKind {

@@ -124,7 +124,18 @@ final class HTTPSession: SocketDelegate {
             respond(status: error.status, extraHeaders: error.headers, body: error.reason + "\n", keepAlive: false)
             return false
         }
-        let request = WebSocketRequest(head: head, target: target, remoteAddress: Socket.peerAddress(fd))
+        if let allowed = server.options.allowedOrigins, let origin = head.headers["origin"], !allowed.allows(origin) {
+            web.counters.limits.count(.rejectedOrigin)
+            respond(status: 403, body: "Origin \(origin) is not allowed to connect\n", keepAlive: false)
+            return false
+        }
+        let address = Socket.peerAddress(fd)
+        if let refusal = web.admissionRefusal(address: address) {
+            web.counters.limits.count(refusal.event)
+            respond(status: refusal.status, extraHeaders: [("Retry-After", "1")], body: refusal.reason + "\n", keepAlive: false)
+            return false
+        }
+        let request = WebSocketRequest(head: head, target: target, remoteAddress: address)
         guard let connectionHandler = server.handler.onConnection(server, WebSocketConnectionEvent(request: request)) else {
             respond(status: 403, body: "Connection refused by the server\n", keepAlive: false)
             return false
@@ -143,7 +154,8 @@ final class HTTPSession: SocketDelegate {
         writeSwitchingProtocols(key: key, on: socket)
         // The request is not kept: a handler that needs it later keeps what it needs (as 4D code
         // keeps values from onConnection's event), and idle connections stay small.
-        let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server, loop: web.loop, socket: socket)
+        let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server, loop: web.loop, socket: socket,
+                                             remoteAddress: address)
         connection.registryEntry = entry
         web.loop.setDelegate(connection, for: socket)
         web.connectionStarted(connection)

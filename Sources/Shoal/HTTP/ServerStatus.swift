@@ -34,6 +34,7 @@ extension WebServer {
             var bytesOut: Int
             var drops: Int
             var restarts: Int
+            var limits: [Int]
         }
         var rows: [Row] = []
         if let cluster {
@@ -43,17 +44,26 @@ extension WebServer {
                 guard s.pid != 0 || s.restarts != 0 else { continue }
                 rows.append(Row(slot: slot, pid: s.pid, connections: s.connections, messagesIn: s.messagesIn,
                                 messagesOut: s.messagesOut, bytesIn: s.bytesIn, bytesOut: s.bytesOut, drops: s.drops,
-                                restarts: s.restarts))
+                                restarts: s.restarts, limits: WorkerStats.LimitEvent.allCases.map { s[$0] }))
             }
         } else {
             rows.append(Row(slot: 0, pid: 0, connections: openWebSockets, messagesIn: counters.messagesIn,
                             messagesOut: counters.messagesOut, bytesIn: counters.bytesIn, bytesOut: counters.bytesOut,
-                            drops: 0, restarts: 0))
+                            drops: 0, restarts: 0, limits: counters.limits.values))
         }
         var text = ""
         func family(_ name: String, _ kind: String, _ help: String, _ value: (Row) -> Int) {
             text += "# HELP \(name) \(help)\n# TYPE \(name) \(kind)\n"
             for row in rows { text += "\(name){worker=\"\(row.slot)\"} \(value(row))\n" }
+        }
+        /// A counter family with one labelled series per limit event it covers.
+        func limitFamily(_ name: String, _ help: String, label: String, _ events: [(String, WorkerStats.LimitEvent)]) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) counter\n"
+            for row in rows {
+                for (value, event) in events {
+                    text += "\(name){worker=\"\(row.slot)\",\(label)=\"\(value)\"} \(row.limits[event.rawValue])\n"
+                }
+            }
         }
         family("shoal_worker_up", "gauge", "1 when a worker process runs in this slot.") { $0.pid != 0 ? 1 : 0 }
         family("shoal_connections", "gauge", "Open WebSocket connections.") { $0.connections }
@@ -63,6 +73,13 @@ extension WebServer {
         family("shoal_sent_bytes_total", "counter", "Payload bytes queued to clients.") { $0.bytesOut }
         family("shoal_bus_drops_total", "counter", "Bus messages dropped because a peer worker was not reading.") { $0.drops }
         family("shoal_worker_restarts_total", "counter", "Times the supervisor restarted this slot's worker.") { $0.restarts }
+        limitFamily("shoal_slow_consumer_total", "Connections past maxBackpressure: closed with 1008, or messages dropped.",
+                    label: "action", [("close", .slowConsumerClose), ("drop", .slowConsumerDrop)])
+        limitFamily("shoal_rejected_upgrades_total", "Upgrades refused by a limit before the 101.", label: "reason",
+                    [("origin", .rejectedOrigin), ("max_connections", .rejectedCapacity), ("per_address", .rejectedPerAddress)])
+        family("shoal_idle_timeouts_total", "counter", "Connections closed with 1001 after an unanswered idle ping.") {
+            $0.limits[WorkerStats.LimitEvent.idleTimeout.rawValue]
+        }
         return text
     }
 }

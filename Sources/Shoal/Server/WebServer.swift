@@ -3,6 +3,7 @@
 public import Logging
 public import ShoalRing
 import ShoalCluster
+import ShoalPosix
 
 /// The HTTP/1.1 server one worker runs, with its WebSocket servers.
 public final class WebServer: ListenerDelegate, @unchecked Sendable {
@@ -18,6 +19,10 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// The servers that take upgrades.
     private var servers: [WebSocketServer] = []
     private var localConnections: [Int: WebSocketConnection] = [:]
+    /// Open WebSocket connections per client address (for `maxConnectionsPerAddress`).
+    private var connectionsPerAddress: [String: Int] = [:]
+    /// The effective `maxConnections` of this worker.
+    let maxConnections: Int
     /// Open WebSocket connections of every server (for drain on shutdown).
     public private(set) var openWebSockets = 0
     private(set) var stopping = false
@@ -29,6 +34,15 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         var messagesOut = 0
         var bytesIn = 0
         var bytesOut = 0
+        /// What the production limits did, by `WorkerStats.LimitEvent` raw value.
+        var limits = LimitCounts()
+    }
+
+    /// One plain counter per `WorkerStats.LimitEvent` (rare events: an array is fine here).
+    struct LimitCounts {
+        private(set) var values = [Int](repeating: 0, count: WorkerStats.LimitEvent.allCases.count)
+        subscript(_ event: WorkerStats.LimitEvent) -> Int { values[event.rawValue] }
+        mutating func count(_ event: WorkerStats.LimitEvent) { values[event.rawValue] += 1 }
     }
     /// Unchecked exclusivity: bumped per message on the loop thread, each access a plain `+=`.
     @exclusivity(unchecked) var counters = Counters()
@@ -40,6 +54,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         self.logger = logger
         let root = configuration.publicDirectory ?? BundledResources.publicDirectory
         staticFiles = root.map(StaticFiles.init(root:))
+        maxConnections = configuration.maxConnections ?? max(1, ResourceLimits.openFilesLimit() - 256)
     }
 
     /// Makes this web server a worker of a cluster: shared ids, registry, statistics and the bus.
@@ -92,14 +107,29 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         localConnections[id]
     }
 
+    /// Why a new WebSocket from `address` must be refused before its upgrade, or nil to admit it.
+    func admissionRefusal(address: String) -> (status: Int, event: WorkerStats.LimitEvent, reason: String)? {
+        if openWebSockets >= maxConnections {
+            return (503, .rejectedCapacity, "This worker holds its maximum of \(maxConnections) connections")
+        }
+        if connectionsPerAddress[address, default: 0] >= configuration.maxConnectionsPerAddress {
+            return (429, .rejectedPerAddress,
+                    "Too many connections from \(address) (at most \(configuration.maxConnectionsPerAddress) per worker)")
+        }
+        return nil
+    }
+
     func connectionStarted(_ connection: WebSocketConnection) {
         openWebSockets += 1
         localConnections[connection.id] = connection
+        connectionsPerAddress[connection.remoteAddress, default: 0] += 1
     }
 
     func connectionEnded(_ connection: WebSocketConnection) {
         openWebSockets -= 1
         localConnections[connection.id] = nil
+        let left = connectionsPerAddress[connection.remoteAddress, default: 1] - 1
+        connectionsPerAddress[connection.remoteAddress] = left > 0 ? left : nil
     }
 
     /// Graceful stop: no new connections, close 1001 to every client, then `loop.stop()` once they

@@ -31,11 +31,20 @@ public struct WebServerConfiguration: Sendable {
     /// generations overlap during a reload). 262,144 by default: 32 bytes each, 8 MiB of shared
     /// memory, only touched as connections arrive. A worker whose share is full answers 503.
     public var registryCapacity: Int
+    /// WebSocket connections one worker holds at most; beyond it upgrades get 503 with Retry-After
+    /// (before the 101, so the client can retry elsewhere). nil: the worker's open-files limit minus
+    /// 256 for listeners, the bus and HTTP requests, so the limit answers before accept fails.
+    public var maxConnections: Int?
+    /// WebSocket connections one client address may hold on one worker; beyond it upgrades get
+    /// 429. 8,192: far above any NAT or office gateway in practice, while one host alone cannot
+    /// take a worker's descriptors (load tests from one machine spread over 127.0.0.x addresses).
+    public var maxConnectionsPerAddress: Int
 
     public init(host: String = "0.0.0.0", port: Int = 8080, publicDirectory: String? = nil,
                 maxHeadSize: Int = 16 * 1024, maxHeaderCount: Int = 100,
                 requestTimeoutNanoseconds: UInt64 = 10_000_000_000, lingerNanoseconds: UInt64 = 2_000_000_000,
-                drainTimeoutNanoseconds: UInt64 = 5_000_000_000, workers: Int? = nil, registryCapacity: Int = 262_144, receiveBuffers: Int = 1024) {
+                drainTimeoutNanoseconds: UInt64 = 5_000_000_000, workers: Int? = nil, registryCapacity: Int = 262_144, receiveBuffers: Int = 1024,
+                maxConnections: Int? = nil, maxConnectionsPerAddress: Int = 8192) {
         self.host = host
         self.port = port
         self.publicDirectory = publicDirectory
@@ -47,5 +56,7 @@ public struct WebServerConfiguration: Sendable {
         self.workers = workers
         self.receiveBuffers = receiveBuffers
         self.registryCapacity = registryCapacity
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerAddress = maxConnectionsPerAddress
     }
 }

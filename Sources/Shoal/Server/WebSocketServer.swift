@@ -2,6 +2,7 @@
 // (its own object, its own connections); `ws.wss` is always the worker's own object, and
 // `connections` lists the connections of every worker.
 import ShoalCluster
+import ShoalRing
 import ShoalWire
 
 /// A WebSocket server attached to a worker's web server, told apart from others by its path.
@@ -33,6 +34,25 @@ public final class WebSocketServer: @unchecked Sendable {
         index = web.nextServerIndex
         web.add(self)
         handler.onOpen(self, WebSocketServerEvent(type: "open"))
+        if options.idleTimeoutNanoseconds > 0 { scheduleIdleSweep() }
+    }
+
+    /// One sweep over this worker's connections every `idleSweepInterval` instead of a timer per
+    /// connection: a connection only stores two timestamps, and 100,000 connections cost a
+    /// comparison each per sweep.
+    private func scheduleIdleSweep() {
+        web.loop.schedule(after: idleSweepInterval) { [weak self] in
+            guard let self, !self.terminated else { return }
+            let now = self.web.loop.now
+            for connection in self.live { connection.checkIdle(now: now) }
+            self.scheduleIdleSweep()
+        }
+    }
+
+    /// A quarter of the shorter timeout, between 50 ms and 1 s: a timeout fires at most 25% late.
+    private var idleSweepInterval: UInt64 {
+        let shorter = min(options.idleTimeoutNanoseconds, max(options.pongTimeoutNanoseconds, 1))
+        return min(max(shorter / 4, 50_000_000), 1_000_000_000)
     }
 
     /// Every connection of this server that is not yet Closed, on every worker (4D: `connections`).

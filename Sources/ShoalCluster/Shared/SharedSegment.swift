@@ -21,12 +21,12 @@ import ShoalPosix
 //     36   reserved         92 bytes     zero
 //   128                         128    connection-id counter, u64 at 128, alone on its line (holds the last
 //                                      id handed out: fetch-add 1, first id is 1); rest of the line zero
-//   256                         128*W  WorkerStats[W], 128 bytes each (W = workerSlots); field offsets
+//   256                         256*W  WorkerStats[W], 256 bytes each (W = workerSlots); field offsets
 //                                      in WorkerStats.swift, including the registry's per-partition
 //                                      high-water mark and live count (bytes 96 and 100 of the block)
-//   256 + 128*W                 32*W*C Registry: W partitions (partition p = worker slot p) of C entries
+//   256 + 256*W                 32*W*C Registry: W partitions (partition p = worker slot p) of C entries
 //                                      (C = registryCapacity), 32 bytes each; entry layout in Registry.swift
-//   256 + 128*W + 32*W*C               end of the layout; segmentSize rounds it up to the page size
+//   256 + 256*W + 32*W*C               end of the layout; segmentSize rounds it up to the page size
 //
 // Every block starts on a 128-byte boundary (two 64-byte cache lines, as nginx pads its counter,
 // because adjacent-line prefetching pairs lines): the stats of two workers never share a line, nor
@@ -47,7 +47,7 @@ public enum SegmentLayout {
     /// The first WorkerStats block.
     public static let statsOffset = 256
     /// Bytes per WorkerStats block.
-    public static let statsStride = 128
+    public static let statsStride = 256
     /// Bytes per registry entry.
     public static let entrySize = 32
 
@@ -100,7 +100,7 @@ public final class SharedSegment: @unchecked Sendable {
         return value
     }()
     /// Bump on any change to the layout table.
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
 
     public let descriptor: Int32
     public let workerSlots: Int

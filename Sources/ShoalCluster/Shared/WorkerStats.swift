@@ -1,4 +1,4 @@
-// One worker slot's 128-byte statistics block in the shared segment: what /metrics, /healthz and
+// One worker slot's 256-byte statistics block in the shared segment: what /metrics, /healthz and
 // the supervisor's watchdog read about a worker without asking it.
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +21,9 @@ import Glibc
 //   96   registry high-water u32  owned by Registry: entries [0, hw) of partition `slot` may be live
 //   100  registry live u32        owned by Registry: live entries of the partition
 //   104  reserved (24 bytes)
+//   128  limit counters         one u64 per `WorkerStats.LimitEvent` (offset 128 + 8 × raw value):
+//                               what the production limits refused or closed, for /metrics
+//   ...  reserved to 256
 //
 // Writers: the worker in the slot, except `restarts` (supervisor) and the registry words (see
 // Registry.swift: the owner, and the supervisor's sweep).
@@ -108,6 +111,31 @@ public struct WorkerStats: Sendable {
         _ = memory.fetchAddRelaxed64(offset + field, UInt64(truncatingIfNeeded: amount))
     }
 
+    /// Something a production limit did; each has a counter at 128 + 8 × raw value.
+    public enum LimitEvent: Int, CaseIterable, Sendable {
+        /// A connection closed with 1008 because its send queue passed maxBackpressure.
+        case slowConsumerClose
+        /// A message not sent to a connection whose send queue was at maxBackpressure.
+        case slowConsumerDrop
+        /// An upgrade refused (403) because of its Origin.
+        case rejectedOrigin
+        /// An upgrade refused (503) because the worker held its maximum of connections.
+        case rejectedCapacity
+        /// An upgrade refused (429) because its address held its maximum of connections.
+        case rejectedPerAddress
+        /// A connection closed with 1001 after its idle ping went unanswered.
+        case idleTimeout
+
+        var offset: Int { 128 + 8 * rawValue }
+    }
+
+    /// Adds to a limit counter (relaxed, like the traffic counters).
+    public func add(_ event: LimitEvent, _ amount: Int) {
+        if amount != 0 { increment(event.offset, amount) }
+    }
+
+    public subscript(_ event: LimitEvent) -> Int { load(event.offset) }
+
     public var messagesIn: Int { load(Field.messagesIn) }
     public var messagesOut: Int { load(Field.messagesOut) }
     public var bytesIn: Int { load(Field.bytesIn) }
@@ -124,5 +152,6 @@ public struct WorkerStats: Sendable {
     /// (high-water mark, live count) are the registry's: `Registry.adopt(slot:)` resets those.
     public func reset() {
         for field in Field.resettable { store(field, 0) }
+        for event in LimitEvent.allCases { store(event.offset, 0) }
     }
 }

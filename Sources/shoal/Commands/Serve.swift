@@ -25,7 +25,37 @@ struct Serve: ParsableCommand {
     @Option(help: "16 KiB receive buffers per worker (power of two; resident memory vs. burst capacity).")
     var receiveBuffers = 1024
 
+    // Limits (docs/security.md): each on by default.
+    @Option(help: "Largest message in bytes (larger: close 1009).") var maxMessageSize = 16 * 1024 * 1024
+    @Option(help: "Most frames per message (more: close 1009).") var maxFragments = 100_000
+    @Option(help: "WebSocket connections per worker (beyond: 503; default: open-files limit - 256).")
+    var maxConnections: Int?
+    @Option(help: "WebSocket connections per client address and worker (beyond: 429).") var maxConnectionsPerAddress = 8192
+    @Option(help: "Seconds of client silence before a ping (0: never).") var idleTimeout = 120.0
+    @Option(help: "Seconds a pinged client has to answer before close 1001.") var pongTimeout = 30.0
+    @Option(help: "Seconds for a request head to arrive (then 408).") var requestTimeout = 10.0
+    @Option(help: "Seconds a close handshake may take before TCP is dropped.") var closeTimeout = 2.0
+    @Option(help: "Origin allowed to connect from a browser (https://app.example.com or *.example.com); repeatable. None: every origin.")
+    var allowOrigin: [String] = []
+    @Option(help: "Bytes queued for one client before the slow-consumer policy applies.") var maxBackpressure = 16 * 1024 * 1024
+    @Option(help: "Slow-consumer policy: close (1008) or drop.") var slowConsumer = "close"
+
     func validate() throws {
+        guard maxMessageSize >= 1 else { throw ValidationError("--max-message-size must be at least 1") }
+        guard maxFragments >= 1 else { throw ValidationError("--max-fragments must be at least 1") }
+        if let maxConnections, maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        guard maxConnectionsPerAddress >= 1 else { throw ValidationError("--max-connections-per-address must be at least 1") }
+        for (name, value) in [("idle-timeout", idleTimeout), ("pong-timeout", pongTimeout)] where value < 0 || value > 86_400 {
+            throw ValidationError("--\(name) must be between 0 and 86400 seconds")
+        }
+        for (name, value) in [("request-timeout", requestTimeout), ("close-timeout", closeTimeout)] where value <= 0 || value > 3600 {
+            throw ValidationError("--\(name) must be above 0 and at most 3600 seconds")
+        }
+        guard maxBackpressure >= 1024 else { throw ValidationError("--max-backpressure must be at least 1024 bytes") }
+        guard SlowConsumerPolicy(rawValue: slowConsumer) != nil else {
+            throw ValidationError("--slow-consumer must be close or drop, not \"\(slowConsumer)\"")
+        }
+        do { _ = try OriginAllowList(allowOrigin) } catch { throw ValidationError("--allow-origin: \(error)") }
         guard WebSocketDataType(rawValue: dataType) != nil else {
             throw ValidationError("--data-type must be text, blob or object, not \"\(dataType)\"")
         }
@@ -47,12 +77,19 @@ struct Serve: ParsableCommand {
             return handler
         }
         let logger = Logger(label: "shoal")
-        let options = WebSocketServerOptions(path: path, dataType: WebSocketDataType(rawValue: dataType) ?? .text)
+        let options = WebSocketServerOptions(
+            path: path, dataType: WebSocketDataType(rawValue: dataType) ?? .text,
+            maxMessageSize: maxMessageSize, maxFragments: maxFragments,
+            closeTimeoutNanoseconds: UInt64(closeTimeout * 1e9),
+            allowedOrigins: allowOrigin.isEmpty ? nil : try OriginAllowList(allowOrigin),
+            maxBackpressure: maxBackpressure, slowConsumerPolicy: SlowConsumerPolicy(rawValue: slowConsumer) ?? .close,
+            idleTimeoutNanoseconds: UInt64(idleTimeout * 1e9), pongTimeoutNanoseconds: UInt64(pongTimeout * 1e9))
         let refused = Set(refuseAddress)
         let configuration = WebServerConfiguration(
             host: host, port: port, publicDirectory: publicDirectory,
+            requestTimeoutNanoseconds: UInt64(requestTimeout * 1e9),
             drainTimeoutNanoseconds: UInt64(drainTimeout * 1e9), workers: workers, registryCapacity: registryCapacity,
-            receiveBuffers: receiveBuffers)
+            receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress)
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler
@@ -65,6 +102,9 @@ struct Serve: ParsableCommand {
             }
             _ = WebSocketServer(on: web, handler: serverHandler, options: options)
             logger.info("WebSocket server \"\(choice.rawValue)\" on \(options.path ?? "every path"), dataType \(options.dataType.rawValue)")
+            if options.allowedOrigins == nil {
+                logger.warning("no --allow-origin: any web page can open WebSocket connections to this server (RFC 6455 §10.2)")
+            }
         }
     }
 }

@@ -318,16 +318,7 @@ final class TestClient {
             if let receiveBufferSize {
                 try Socket.setOption(fd, SOL_SOCKET, SO_RCVBUF, receiveBufferSize, "setsockopt(SO_RCVBUF)")
             }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            let rc = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-            guard rc == 0 else { throw SystemError.last("connect") }
+            guard connectToLoopback(fd, port: port) == 0 else { throw SystemError.last("connect") }
         } catch {
             Glibc.close(fd)
             throw error

@@ -7,6 +7,7 @@ import Logging
 import ShoalPosix
 import ShoalRing
 import ShoalWire
+import ShoalTestSupport
 
 /// A loop + web server on 127.0.0.1:<ephemeral>, running on a background thread.
 final class InProcessServer: @unchecked Sendable {
@@ -75,14 +76,7 @@ final class TestClient {
     init(port: Int, path: String = "/") throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.fd = fd
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { throw SystemError.last("connect") }
+        guard connectToLoopback(fd, port: port) == 0 else { throw SystemError.last("connect") }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
