@@ -95,6 +95,6 @@ let package = Package(
         .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire", "ShoalTestSupport"], swiftSettings: strict),
         .testTarget(name: "ShoalRingTests", dependencies: ["ShoalRing", "ShoalPosix", "ShoalTestSupport"], swiftSettings: strict),
         .testTarget(name: "ShoalClusterTests", dependencies: ["ShoalCluster", "ShoalPosix", "ShoalTestSupport"], swiftSettings: strict),
-        .testTarget(name: "ShoalTests", dependencies: ["Shoal", "ShoalWire", "ShoalTestSupport"], swiftSettings: strict),
+        .testTarget(name: "ShoalTests", dependencies: ["Shoal", "ShoalWire", "ShoalCluster", "ShoalTestSupport"], swiftSettings: strict),
     ]
 )
