@@ -61,10 +61,13 @@ public final class MessageInflater {
         }
         // One byte over the cap is how an oversized message shows itself without a larger buffer.
         let limit = maxMessageSize == .max ? maxMessageSize : maxMessageSize + 1
-        let buffer = outputBuffer(initialCapacity: min(Self.chunkSize, limit))
+        let buffer = outputBuffer(initialCapacity: min(ReassemblyBuffer.initialCapacity, limit))
         defer {
+            // Input left unread (after an error, or padding after BFINAL) must not reach the next call.
             stream.pointee.next_in = nil
+            stream.pointee.avail_in = 0
             stream.pointee.next_out = nil
+            stream.pointee.avail_out = 0
             largestOutputCapacity = max(largestOutputCapacity, buffer.capacity)
         }
         var ended = try feed(compressed, stream: stream, into: buffer, maxMessageSize: maxMessageSize, limit: limit)
@@ -117,9 +120,12 @@ public final class MessageInflater {
                 next += slice
                 remaining -= slice
             }
-            // Room for one chunk, never past the cap plus one byte: the buffer cannot outgrow the limit.
-            let room = min(Self.chunkSize, limit - buffer.count)
-            buffer.reserve(extra: room, limit: limit)
+            // At most one chunk per call, into a buffer that doubles when full but never past the cap plus
+            // one byte: however far the data would expand, the buffer cannot outgrow the limit.
+            if buffer.count == buffer.capacity {
+                buffer.reserve(extra: 1, limit: limit)
+            }
+            let room = min(Self.chunkSize, buffer.capacity - buffer.count, limit - buffer.count)
             stream.pointee.next_out = (buffer.base + buffer.count).assumingMemoryBound(to: Bytef.self)
             stream.pointee.avail_out = UInt32(room)
             let result = CZlib.inflate(stream, Z_SYNC_FLUSH)
