@@ -10,6 +10,11 @@ public enum Limits {
     public static let maxControlPayload = 125
     /// 16 KiB: browsers send well under 8 KiB of headers; nginx's default large header buffer is 8 KiB x 4.
     public static let defaultMaxHeadSize = 16 * 1024
+    /// 100,000 data frames per message: each frame costs a header's parsing however small, so a message
+    /// of millions of empty fragments is work (and, in servers that keep frames, memory) for nothing;
+    /// ws 8.21 added the same kind of limit after such an exhaustion. Autobahn case 9.3.1 sends a 4 MiB
+    /// message as 65,536 fragments of 64 bytes, so the default stays well above that.
+    public static let defaultMaxFragments = 100_000
     /// 100 header fields: the same ceiling as Node's HTTP parser, far above what browsers send.
     public static let defaultMaxHeaderCount = 100
 }

@@ -238,8 +238,9 @@ import Testing
             ])
     }
 
+    /// 64 bytes of framing state plus the inflater reference and the two 32-bit fragment counters.
     @Test func staysSmallEnoughToLiveInEveryConnection() {
-        #expect(MemoryLayout<MessageReader>.size <= 64)
+        #expect(MemoryLayout<MessageReader>.size <= 72)
     }
 }
 

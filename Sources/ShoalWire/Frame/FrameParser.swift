@@ -30,13 +30,16 @@ struct FrameParser {
     /// Bytes still due in the extendedLength or maskKey phase.
     private var phaseBytesLeft: UInt8 = 0
     private(set) var header = FrameHeader()
+    /// Reserved bits a negotiated extension gives meaning to (RSV1 for permessage-deflate); any other
+    /// reserved bit fails the frame. Which frames may carry them is the reader's rule.
+    var allowedReservedBits: UInt8 = 0
 
     /// Key index for the next payload byte: masking restarts at key byte 0 with every frame.
     var keyOffset: Int { (frameLength - frameRemaining) & 3 }
     /// Whether no payload byte of the current frame was consumed yet.
     var atPayloadStart: Bool { frameRemaining == frameLength }
 
-    /// Consumes one header byte. Throws 1002 for anything wrong at frame level: reserved bits, unknown
+    /// Consumes one header byte. Throws 1002 for anything wrong at frame level: reserved bits not allowed, unknown
     /// opcodes, fragmented or oversized control frames, masking that does not match `requireMasking`,
     /// and 64-bit lengths with the top bit set.
     mutating func consumeHeaderByte(_ byte: UInt8, requireMasking: Bool) throws(ProtocolViolation) -> Progress {
@@ -80,7 +83,7 @@ struct FrameParser {
     @inline(__always)
     private mutating func acceptByte0(_ byte: UInt8) throws(ProtocolViolation) {
         header.byte0 = byte
-        guard header.rsv == 0 else {
+        guard header.rsv & ~allowedReservedBits == 0 else {
             throw .protocolError("reserved bits set without a negotiated extension")
         }
         guard let opcode = header.opcode else {

@@ -1,6 +1,7 @@
 // Turns client bytes into complete messages and control events: fragmentation, interleaved control
-// frames, UTF-8 and size limits on top of FrameParser. It lives in every connection, so it keeps its
-// stored state small and allocates only for messages that do not arrive in one piece.
+// frames, UTF-8 and size limits on top of FrameParser, and permessage-deflate messages when compression
+// was negotiated. It lives in every connection, so it keeps its stored state small and allocates only
+// for messages that do not arrive in one piece.
 
 /// Incremental reader of client frames: input may be split at any byte.
 ///
@@ -8,10 +9,17 @@
 /// time a message spans frames or reads, reused afterwards, and freed when the reader is dropped or
 /// after a message that made it grow beyond 64 KiB. Copies share that buffer, so keep exactly one
 /// reader per connection and do not copy it while in use.
+///
+/// With an inflater (permessage-deflate negotiated), a message whose first frame has RSV1 set is
+/// compressed: its compressed bytes are reassembled like any other message (the size limit applies to
+/// them too), inflated when the message completes, under the same size limit, and for text validated
+/// as UTF-8 then. Uncompressed messages take the same path as without an inflater.
 public struct MessageReader {
     /// Data bytes of the message in progress (plus, while a control frame is split across reads, that
     /// frame's payload after them). Nil until a message needs reassembly.
     private var buffer: ReassemblyBuffer?
+    /// Inflates compressed messages; nil when compression was not negotiated (RSV1 is then a 1002).
+    private let inflater: MessageInflater?
     private let maxMessageSize: Int
     /// Announced data bytes of the message in progress, current frame included. At a frame boundary it
     /// equals the data bytes held in `buffer`, because only whole single-frame messages skip the buffer.
@@ -21,6 +29,12 @@ public struct MessageReader {
     private var utf8 = UTF8Validator()
     private var message = MessageState.none
     private let requireMasking: Bool
+    /// Whether the message in progress had RSV1 on its first frame.
+    private var compressed = false
+    /// Data frames allowed per message, and data frames of the message in progress so far (32 bits each
+    /// to keep the reader small: four billion fragments is no limit anyone needs).
+    private let maxFragments: UInt32
+    private var fragments: UInt32 = 0
 
     private enum MessageState: UInt8 {
         case none, text, binary
@@ -30,9 +44,23 @@ public struct MessageReader {
 
     /// Creates a reader. `requireMasking` is true for a server (clients must mask, RFC 6455 §5.1);
     /// false accepts masked and unmasked frames, for reading a server's frames as a client.
-    public init(maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true) {
+    ///
+    /// `maxMessageSize` bounds a message's bytes, compressed and inflated alike; `maxFragments` (1 or
+    /// more) its data frames, empty ones included (1009 beyond either). `inflater` is given when
+    /// permessage-deflate was negotiated; it may be shared by the readers of several connections only
+    /// if it forgets between messages (client_no_context_takeover), see MessageInflater.
+    public init(
+        maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true,
+        maxFragments: Int = Limits.defaultMaxFragments, inflater: MessageInflater? = nil
+    ) {
+        precondition(maxFragments >= 1 && maxFragments <= UInt32.max, "maxFragments must be 1...2^32-1")
         self.maxMessageSize = maxMessageSize
         self.requireMasking = requireMasking
+        self.maxFragments = UInt32(maxFragments)
+        self.inflater = inflater
+        if inflater != nil {
+            parser.allowedReservedBits = FrameHeader.rsv1Bit
+        }
     }
 
     /// Consumes bytes of `input` from `offset` (advancing it), unmasking in place. Returns the next complete
@@ -40,8 +68,9 @@ public struct MessageReader {
     /// After it throws, the reader must not be used again.
     ///
     /// A single-frame message (or control frame) whose payload lies wholly in `input` is returned as a
-    /// view into `input`; anything else as a view into the reader's buffer. Call again until it returns
-    /// nil: the next call is also what recycles the buffer behind the previous event.
+    /// view into `input`; anything else as a view into the reader's buffer, and an inflated message as a
+    /// view into the inflater's. Call again until it returns nil: the next call is also what recycles the
+    /// buffer behind the previous event.
     public mutating func next(
         _ input: UnsafeMutableRawBufferPointer,
         _ offset: inout Int
@@ -124,7 +153,7 @@ public struct MessageReader {
                 Masking.apply(maskKey: parser.maskKey, keyOffset: 0, to: payload)
             }
             parser.finishFrame()
-            if opcode == .text {
+            if opcode == .text && !compressed {
                 try validateText(UnsafeRawBufferPointer(payload))
             }
             return try complete(opcode, UnsafeRawBufferPointer(payload))
@@ -137,7 +166,7 @@ public struct MessageReader {
         }
         offset += chunkLength
         parser.frameRemaining -= chunkLength
-        if !opcode.isControl && message == .text {
+        if !opcode.isControl && message == .text && !compressed {
             // Validate as bytes arrive so a bad byte fails the connection before the rest is read.
             try validateText(UnsafeRawBufferPointer(chunk))
         }
@@ -170,15 +199,26 @@ public struct MessageReader {
             return try closeEvent(payload)
         case .text, .binary, .continuation:
             let isText = message == .text
+            let payload = compressed ? try inflate(payload) : payload
             if isText && !utf8.isAtBoundary {
                 throw ProtocolViolation(
                     closeCode: CloseCode.invalidPayload, reason: "text message ends inside a UTF-8 sequence")
             }
             message = .none
             messageSize = 0
+            compressed = false
             utf8.reset()
             return isText ? .text(payload) : .binary(payload)
         }
+    }
+
+    /// Inflates a complete compressed message (a view into `input` or the buffer) and validates text.
+    private mutating func inflate(_ payload: UnsafeRawBufferPointer) throws(ProtocolViolation) -> UnsafeRawBufferPointer {
+        let inflated = try inflater!.inflate(payload, maxMessageSize: maxMessageSize)  // compressed implies one
+        if message == .text {
+            try validateText(inflated)
+        }
+        return inflated
     }
 
     private mutating func closeEvent(_ payload: UnsafeRawBufferPointer) throws(ProtocolViolation) -> InboundEvent {
@@ -208,19 +248,33 @@ public struct MessageReader {
 
     // MARK: - Header rules
 
-    /// Fragmentation rules, checked as soon as byte 0 is in (RFC 6455 §5.4).
-    private func checkFragmentation() throws(ProtocolViolation) {
-        switch parser.header.opcode! {
+    /// Fragmentation rules, checked as soon as byte 0 is in (RFC 6455 §5.4), with the fragment count and
+    /// where RSV1 may appear: the parser let it through only with an inflater, and RFC 7692 §6 allows it
+    /// only on the first frame of a data message.
+    private mutating func checkFragmentation() throws(ProtocolViolation) {
+        let header = parser.header
+        switch header.opcode! {
         case .continuation:
             guard message == .text || message == .binary else {
                 throw .protocolError("continuation frame without a message in progress")
+            }
+            guard header.rsv == 0 else {
+                throw .protocolError("RSV1 set on a continuation frame")
+            }
+            fragments += 1
+            if fragments > maxFragments {
+                throw ProtocolViolation(
+                    closeCode: CloseCode.messageTooBig, reason: "message has more than \(maxFragments) fragments")
             }
         case .text, .binary:
             guard message == .none else {
                 throw .protocolError("new message while a fragmented message is in progress")
             }
+            fragments = 1
         case .close, .ping, .pong:
-            break
+            guard header.rsv == 0 else {
+                throw .protocolError("RSV1 set on a control frame")
+            }
         }
     }
 
@@ -239,8 +293,12 @@ public struct MessageReader {
 
     private mutating func startFrame() {
         switch parser.header.opcode! {
-        case .text: message = .text
-        case .binary: message = .binary
+        case .text:
+            message = .text
+            compressed = parser.header.rsv != 0
+        case .binary:
+            message = .binary
+            compressed = parser.header.rsv != 0
         default: break
         }
         if !parser.header.opcode!.isControl {
@@ -260,8 +318,10 @@ public struct MessageReader {
     }
 
     /// Called at a frame boundary: drops what the previous event pointed at, keeping only the data of
-    /// a message still in progress, and frees a buffer that a large message left behind.
+    /// a message still in progress, and frees a buffer (ours or the inflater's) that a large message
+    /// left behind.
     private mutating func recycleBuffer() {
+        inflater?.releaseLargeBuffer()
         guard let buffer else { return }
         let keep = message == .none ? 0 : messageSize
         buffer.count = keep

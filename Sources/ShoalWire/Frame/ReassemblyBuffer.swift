@@ -1,6 +1,7 @@
 // The one growable buffer per connection that holds a message spanning several frames or reads (and a
 // control frame split across reads). A class so its memory is freed with the connection; raw memory so
-// the reader can hand out views that stay valid until its next call without copying.
+// the reader can hand out views that stay valid until its next call without copying. The compressors
+// (Deflate/) use the same type as their output buffer, for the same reasons.
 
 /// Owned, growable byte storage reused from message to message.
 final class ReassemblyBuffer {
@@ -23,11 +24,12 @@ final class ReassemblyBuffer {
         base.deallocate()
     }
 
-    /// Makes room for `extra` more bytes, doubling so appends stay amortised O(1).
-    func reserve(extra: Int) {
+    /// Makes room for `extra` more bytes, doubling so appends stay amortised O(1), but not beyond
+    /// `limit` unless `extra` itself needs more (the inflater's hard cap on a message's size).
+    func reserve(extra: Int, limit: Int = .max) {
         let needed = count + extra
         guard needed > capacity else { return }
-        let newCapacity = max(needed, capacity * 2)
+        let newCapacity = max(needed, min(capacity * 2, limit))
         let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
         newBase.copyMemory(from: base, byteCount: count)
         base.deallocate()

@@ -42,10 +42,12 @@ struct ReadOutcome: Equatable {
 }
 
 /// Feeds `chunks` to one reader, draining each chunk, and stops at the first error.
-func read(_ chunks: [[UInt8]], maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true)
-    -> ReadOutcome
-{
-    var reader = MessageReader(maxMessageSize: maxMessageSize, requireMasking: requireMasking)
+func read(
+    _ chunks: [[UInt8]], maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true,
+    maxFragments: Int = Limits.defaultMaxFragments, inflater: MessageInflater? = nil
+) -> ReadOutcome {
+    var reader = MessageReader(
+        maxMessageSize: maxMessageSize, requireMasking: requireMasking, maxFragments: maxFragments, inflater: inflater)
     var outcome = ReadOutcome()
     for chunk in chunks {
         var copy = chunk
@@ -67,23 +69,27 @@ func read(_ chunks: [[UInt8]], maxMessageSize: Int = Limits.defaultMaxMessageSiz
     return outcome
 }
 
-/// Reads `input` under every chunking and returns the (identical) outcome.
+/// Reads `input` under every chunking and returns the (identical) outcome. `makeInflater` gives each
+/// chunking's reader a fresh inflater (compression negotiated), so context takeover starts clean.
 func readEverySplit(
     _ input: [UInt8], maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true,
+    maxFragments: Int = Limits.defaultMaxFragments, makeInflater: (() -> MessageInflater)? = nil,
     everyOffsetLimit: Int = 2048, sourceLocation: SourceLocation = #_sourceLocation
 ) -> ReadOutcome {
     expectSameOutcomeForEverySplit(input, everyOffsetLimit: everyOffsetLimit, sourceLocation: sourceLocation) {
         chunks in
-        read(chunks, maxMessageSize: maxMessageSize, requireMasking: requireMasking)
+        read(
+            chunks, maxMessageSize: maxMessageSize, requireMasking: requireMasking, maxFragments: maxFragments,
+            inflater: makeInflater?())
     }
 }
 
 /// The mask key of RFC 6455 §5.7's examples (37 fa 21 3d).
 let exampleKey: UInt32 = 0x37fa_213d
 
-/// A masked client frame.
-func clientFrame(_ opcode: Opcode, _ payload: [UInt8], fin: Bool = true) -> [UInt8] {
-    FrameWriter.frame(opcode: opcode, fin: fin, payload: payload, maskKey: exampleKey)
+/// A masked client frame; `rsv1` marks the first frame of a compressed message.
+func clientFrame(_ opcode: Opcode, _ payload: [UInt8], fin: Bool = true, rsv1: Bool = false) -> [UInt8] {
+    FrameWriter.frame(opcode: opcode, fin: fin, rsv1: rsv1, payload: payload, maskKey: exampleKey)
 }
 
 func clientFrame(_ opcode: Opcode, _ text: String, fin: Bool = true) -> [UInt8] {

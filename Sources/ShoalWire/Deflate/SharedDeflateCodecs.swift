@@ -1,0 +1,45 @@
+// One worker's compression state for DeflatePolicy.shared: every connection of the worker that
+// negotiated compression uses these, so compression costs a fixed amount per worker instead of a few
+// hundred KiB per connection.
+
+/// The shared mode's compressors and decompressor, one set per worker (one event loop: not thread-safe).
+///
+/// Every shared agreement has no context takeover in both directions, so each message is compressed
+/// and inflated on its own and connections can take turns. Compressors are kept per announced
+/// server_max_window_bits (a client may ask for a smaller window); the decompressor accepts any
+/// client window. Nothing is allocated until first use.
+public final class SharedDeflateCodecs {
+    /// zlib's default memLevel: memory is per worker here, so it buys the full ratio.
+    static let memoryLevel = 8
+
+    /// The decompressor for every connection of the worker; hand it to each MessageReader.
+    public let inflater = MessageInflater(windowBits: PerMessageDeflate.largestWindowBits, noContextTakeover: true)
+    private var deflaters = [MessageDeflater?](repeating: nil, count: 8)
+    private let compressionLevel: Int
+
+    /// Creates the (still empty) set; `compressionLevel` is zlib's 0...9.
+    public init(compressionLevel: Int = 6) {
+        self.compressionLevel = compressionLevel
+    }
+
+    /// The compressor for a connection with this agreement (which must come from the shared policy).
+    public func deflater(for agreement: DeflateAgreement) -> MessageDeflater {
+        precondition(
+            agreement.serverNoContextTakeover && agreement.clientNoContextTakeover,
+            "shared compression state needs no context takeover in both directions")
+        let index = agreement.serverMaxWindowBits - 8
+        if let deflater = deflaters[index] {
+            return deflater
+        }
+        let created = MessageDeflater(
+            windowBits: agreement.serverMaxWindowBits, memoryLevel: Self.memoryLevel, noContextTakeover: true,
+            compressionLevel: compressionLevel)
+        deflaters[index] = created
+        return created
+    }
+
+    /// Bytes held by the worker's compressors and decompressor.
+    public var memoryHeld: Int {
+        deflaters.reduce(inflater.memoryHeld) { $0 + ($1?.memoryHeld ?? 0) }
+    }
+}
