@@ -21,6 +21,22 @@ public enum SlowConsumerPolicy: String, Sendable, CaseIterable {
     case drop
 }
 
+/// permessage-deflate (RFC 7692): whether and how messages are compressed for clients that offer it
+/// (every browser does).
+public enum WebSocketCompression: Sendable, Equatable {
+    /// Never negotiated: clients that offer it get uncompressed frames.
+    case off
+    /// One compressor and one decompressor per worker, shared by all its connections, each message
+    /// compressed on its own (no context takeover either way). Costs nothing per connection, and a
+    /// broadcast is compressed once per worker for every recipient. The default.
+    case shared
+    /// A compressor and decompressor per connection with context takeover (better ratios on streams
+    /// of similar messages), windows of 2^windowBits bytes (8...15) and zlib's memLevel (1...9):
+    /// about 2^(windowBits+2) + 2^(memoryLevel+9) bytes per sending connection plus 2^windowBits per
+    /// receiving one, allocated on a connection's first compressed message.
+    case dedicated(windowBits: Int, memoryLevel: Int)
+}
+
 /// Options of one WebSocket server.
 public struct WebSocketServerOptions: Sendable {
     /// The path clients connect to ("/chat"). nil: this server takes every upgrade request
@@ -57,13 +73,19 @@ public struct WebSocketServerOptions: Sendable {
     /// After that ping, how long the client has to send anything (its pong) before the server
     /// closes with 1001 "idle timeout" (nanoseconds). 30 s: several round trips on a bad mobile link.
     public var pongTimeoutNanoseconds: UInt64
+    /// See `WebSocketCompression`; `.shared` by default: browsers get compression at no memory cost.
+    public var compression: WebSocketCompression
+    /// Messages smaller than this are sent uncompressed (`send(_:compress:)` overrides it): below
+    /// 256 bytes deflate saves little and costs a zlib call per message.
+    public var compressionThreshold: Int
 
     public init(path: String? = nil, dataType: WebSocketDataType = .text,
                 maxMessageSize: Int = 16 * 1024 * 1024, maxFragments: Int = 100_000,
                 closeTimeoutNanoseconds: UInt64 = 2_000_000_000,
                 allowedOrigins: OriginAllowList? = nil,
                 maxBackpressure: Int = 16 * 1024 * 1024, slowConsumerPolicy: SlowConsumerPolicy = .close,
-                idleTimeoutNanoseconds: UInt64 = 120_000_000_000, pongTimeoutNanoseconds: UInt64 = 30_000_000_000) {
+                idleTimeoutNanoseconds: UInt64 = 120_000_000_000, pongTimeoutNanoseconds: UInt64 = 30_000_000_000,
+                compression: WebSocketCompression = .shared, compressionThreshold: Int = 256) {
         self.path = path
         self.dataType = dataType
         self.maxMessageSize = maxMessageSize
@@ -74,6 +96,17 @@ public struct WebSocketServerOptions: Sendable {
         self.slowConsumerPolicy = slowConsumerPolicy
         self.idleTimeoutNanoseconds = idleTimeoutNanoseconds
         self.pongTimeoutNanoseconds = pongTimeoutNanoseconds
+        self.compression = compression
+        self.compressionThreshold = compressionThreshold
+    }
+
+    /// The negotiation policy for `compression`, nil when off.
+    var deflatePolicy: DeflatePolicy? {
+        switch compression {
+        case .off: return nil
+        case .shared: return .shared
+        case .dedicated(let windowBits, let memoryLevel): return .dedicated(windowBits: windowBits, memoryLevel: memoryLevel)
+        }
     }
 
     /// Send-queue size above which the server stops reading from that client until the queue

@@ -4,12 +4,14 @@ import ShoalRing
 import ShoalWire
 
 extension EventLoop {
-    /// Queues one unmasked frame (server to client) on `socket`. Returns false if the socket is gone.
+    /// Queues one unmasked frame (server to client) on `socket`; `compressed` sets RSV1 (a payload
+    /// from a MessageDeflater). Returns false if the socket is gone.
     @discardableResult
-    func writeFrame(_ socket: SocketHandle, opcode: Opcode, payload: UnsafeRawBufferPointer) -> Bool {
+    func writeFrame(_ socket: SocketHandle, opcode: Opcode, payload: UnsafeRawBufferPointer, compressed: Bool = false) -> Bool {
         let headerSize = FrameWriter.headerSize(payloadLength: payload.count)
         return write(socket, reserving: headerSize + payload.count) { region in
-            let written = FrameWriter.writeHeader(opcode: opcode, payloadLength: payload.count, into: region.baseAddress!)
+            let written = FrameWriter.writeHeader(opcode: opcode, rsv1: compressed, payloadLength: payload.count,
+                                                  into: region.baseAddress!)
             if payload.count > 0 {
                 UnsafeMutableRawBufferPointer(rebasing: region[written...]).copyMemory(from: payload)
             }

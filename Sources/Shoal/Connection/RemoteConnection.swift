@@ -25,7 +25,7 @@ final class RemoteConnection: WebSocketConnection, @unchecked Sendable {
 
     override var bufferedAmount: Int { 0 }
 
-    override func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) {
+    override func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compress: Bool? = nil) {
         wss.web.cluster?.bus.send(toSlot: ownerSlot, connection: id, opcode: opcode.rawValue, payload: payload)
     }
 

@@ -39,6 +39,9 @@ public class WebSocketConnection: @unchecked Sendable {
     var indexInServer = -1
     /// The connection's registry entry when running in a cluster.
     var registryEntry: Registry.Entry?
+    /// The compressor for this client when it negotiated permessage-deflate: the worker's shared one
+    /// (`.shared`) or its own (`.dedicated`).
+    let deflater: MessageDeflater?
     /// The client's address, as counted for `maxConnectionsPerAddress`.
     let remoteAddress: String
     /// Loop time of the last bytes from the client (idle timeout).
@@ -58,7 +61,7 @@ public class WebSocketConnection: @unchecked Sendable {
     static let drainNotifyThreshold = 64 * 1024
 
     init(id: Int, handler: (any WebSocketConnectionHandler)?, wss: WebSocketServer, loop: EventLoop, socket: SocketHandle,
-         remoteAddress: String = "") {
+         remoteAddress: String = "", compression agreement: DeflateAgreement? = nil) {
         self.id = id
         self.handler = handler
         self.wss = wss
@@ -66,8 +69,24 @@ public class WebSocketConnection: @unchecked Sendable {
         self.socket = socket
         self.remoteAddress = remoteAddress
         lastHeard = loop.now
-        reader = MessageReader(maxMessageSize: wss.options.maxMessageSize)
+        var inflater: MessageInflater?
+        if let agreement {
+            if wss.options.compression == .shared {
+                deflater = wss.web.sharedDeflateCodecs.deflater(for: agreement)
+                inflater = wss.web.sharedDeflateCodecs.inflater
+            } else {
+                deflater = agreement.makeDeflater()
+                inflater = agreement.makeInflater()
+            }
+        } else {
+            deflater = nil
+        }
+        reader = MessageReader(maxMessageSize: wss.options.maxMessageSize, maxFragments: wss.options.maxFragments,
+                               inflater: inflater)
     }
+
+    /// Whether this client negotiated permessage-deflate.
+    public var isCompressing: Bool { deflater != nil }
 
     /// "Connected", "Closing" or "Closed" (4D: `status`).
     public var status: String {
@@ -84,24 +103,34 @@ public class WebSocketConnection: @unchecked Sendable {
     // MARK: Sending (any thread)
 
     /// Sends a text message (4D: `send(Text)`).
-    public func send(_ message: String) {
-        guard loop.inEventLoop else { return loop.execute { self.send(message) } }
-        var text = message
-        text.withUTF8 { sendFrame(.text, UnsafeRawBufferPointer($0)) }
-    }
+    public func send(_ message: String) { send(message, compress: nil) }
 
     /// Sends a binary message (4D: `send(Blob)`).
-    public func send(_ message: [UInt8]) {
-        guard loop.inEventLoop else { return loop.execute { self.send(message) } }
-        message.withUnsafeBytes { sendFrame(.binary, $0) }
-    }
+    public func send(_ message: [UInt8]) { send(message, compress: nil) }
 
     /// Sends a JSON text message (4D: `send(Object)`, the same text as JSON Stringify).
-    public func send(_ message: JSONValue) {
-        guard loop.inEventLoop else { return loop.execute { self.send(message) } }
+    public func send(_ message: JSONValue) { send(message, compress: nil) }
+
+    /// `send(String)` choosing compression for this message: true compresses it whatever its size
+    /// (when the client negotiated permessage-deflate), false never; nil follows `compressionThreshold`.
+    public func send(_ message: String, compress: Bool?) {
+        guard loop.inEventLoop else { return loop.execute { self.send(message, compress: compress) } }
+        var text = message
+        text.withUTF8 { sendFrame(.text, UnsafeRawBufferPointer($0), compress: compress) }
+    }
+
+    /// `send([UInt8])` choosing compression for this message (see `send(_:compress:)` for text).
+    public func send(_ message: [UInt8], compress: Bool?) {
+        guard loop.inEventLoop else { return loop.execute { self.send(message, compress: compress) } }
+        message.withUnsafeBytes { sendFrame(.binary, $0, compress: compress) }
+    }
+
+    /// `send(JSONValue)` choosing compression for this message (see `send(_:compress:)` for text).
+    public func send(_ message: JSONValue, compress: Bool?) {
+        guard loop.inEventLoop else { return loop.execute { self.send(message, compress: compress) } }
         var encoded: [UInt8] = []
         message.write(into: &encoded)
-        encoded.withUnsafeBytes { sendFrame(.text, $0) }
+        encoded.withUnsafeBytes { sendFrame(.text, $0, compress: compress) }
     }
 
     /// Closes the connection (4D: `terminate({code; message})`). With a code in 3001...4999 the close
@@ -118,19 +147,42 @@ public class WebSocketConnection: @unchecked Sendable {
 
     // MARK: Loop side
 
-    /// Queues one data frame if the connection is open (sending after terminate does nothing).
-    /// A connection whose queue would pass `maxBackpressure` meets the slow-consumer policy instead.
-    func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) {
-        guard phase == .open else { return }
-        let queued = loop.bufferedAmount(socket) + payload.count
-        if queued > wss.options.maxBackpressure {
-            slowConsumer()
-            return
+    /// Queues one data frame if the connection is open (sending after terminate does nothing),
+    /// compressed when the client negotiated it and `compress` (nil: the size threshold) says so.
+    func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compress: Bool? = nil) {
+        if let deflater, compress ?? (payload.count >= wss.options.compressionThreshold) {
+            guard admits(payload.count) else { return }
+            deflater.withCompressed(payload) { queue(opcode, $0, compressed: true, messageSize: payload.count) }
+        } else {
+            guard admits(payload.count) else { return }
+            queue(opcode, payload, compressed: false, messageSize: payload.count)
         }
-        if loop.writeFrame(socket, opcode: opcode, payload: payload) {
+    }
+
+    /// Queues a payload a broadcast already compressed for this connection's window size.
+    func sendPrecompressed(_ opcode: Opcode, _ compressed: UnsafeRawBufferPointer, messageSize: Int) {
+        guard admits(compressed.count) else { return }
+        queue(opcode, compressed, compressed: true, messageSize: messageSize)
+    }
+
+    /// Whether `count` more bytes may be queued: the connection is open and its queue stays within
+    /// `maxBackpressure`; otherwise the slow-consumer policy applies and this message is not sent.
+    /// Checked before compressing, so a compressor with context takeover never takes in a message
+    /// its peer will not see.
+    private func admits(_ count: Int) -> Bool {
+        guard phase == .open else { return false }
+        if loop.bufferedAmount(socket) + count > wss.options.maxBackpressure {
+            slowConsumer()
+            return false
+        }
+        return true
+    }
+
+    private func queue(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compressed: Bool, messageSize: Int) {
+        if loop.writeFrame(socket, opcode: opcode, payload: payload, compressed: compressed) {
             wss.web.counters.messagesOut += 1
-            wss.web.counters.bytesOut += payload.count
-            if queued >= Self.drainNotifyThreshold { awaitingDrain = true }
+            wss.web.counters.bytesOut += messageSize
+            if loop.bufferedAmount(socket) >= Self.drainNotifyThreshold { awaitingDrain = true }
         }
     }
 

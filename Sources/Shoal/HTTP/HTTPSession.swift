@@ -151,11 +151,14 @@ final class HTTPSession: SocketDelegate {
             }
             entry = claimed
         }
-        writeSwitchingProtocols(key: key, on: socket)
+        let compression = server.options.deflatePolicy.flatMap {
+            PerMessageDeflate.negotiate(headerValues: head.headers.values("sec-websocket-extensions"), policy: $0)
+        }
+        writeSwitchingProtocols(key: key, extensions: compression?.responseHeaderValue, on: socket)
         // The request is not kept: a handler that needs it later keeps what it needs (as 4D code
         // keeps values from onConnection's event), and idle connections stay small.
         let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server, loop: web.loop, socket: socket,
-                                             remoteAddress: address)
+                                             remoteAddress: address, compression: compression)
         connection.registryEntry = entry
         web.loop.setDelegate(connection, for: socket)
         web.connectionStarted(connection)
@@ -163,11 +166,13 @@ final class HTTPSession: SocketDelegate {
         return true
     }
 
-    private func writeSwitchingProtocols(key: String, on socket: SocketHandle) {
-        let response = HTTPResponse.head(status: 101, headers: [
+    private func writeSwitchingProtocols(key: String, extensions: String? = nil, on socket: SocketHandle) {
+        var headers = [
             ("Upgrade", "websocket"), ("Connection", "Upgrade"),
             ("Sec-WebSocket-Accept", WebSocketUpgrade.acceptValue(forKey: key)),
-        ], bodyLength: nil)
+        ]
+        if let extensions { headers.append(("Sec-WebSocket-Extensions", extensions)) }
+        let response = HTTPResponse.head(status: 101, headers: headers, bodyLength: nil)
         response.withUnsafeBytes { web.loop.write(socket, $0) }
     }
 

@@ -102,9 +102,39 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     /// The local part of a broadcast (also what a broadcast from another worker becomes here).
+    /// With shared compression the message is compressed once, and that frame goes to every
+    /// recipient that negotiated it (each message stands alone: no context takeover).
     func broadcastLocally(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, except: Int) {
+        guard options.compression == .shared, payload.count >= options.compressionThreshold else {
+            for connection in live where connection.id != except { connection.sendFrame(opcode, payload) }
+            return
+        }
+        var once = CompressedOnce()
         for connection in live where connection.id != except {
-            connection.sendFrame(opcode, payload)
+            guard let deflater = connection.deflater else {
+                connection.sendFrame(opcode, payload, compress: false)
+                continue
+            }
+            once.bytes(of: payload, with: deflater).withUnsafeBytes {
+                connection.sendPrecompressed(opcode, $0, messageSize: payload.count)
+            }
+        }
+    }
+
+    /// A broadcast's compressed payload, made on first need, per window size (clients almost all
+    /// use the largest; one that asked for a smaller window gets its own compression).
+    private struct CompressedOnce {
+        private var windowBits = 0
+        private var compressed: [UInt8] = []
+
+        mutating func bytes(of payload: UnsafeRawBufferPointer, with deflater: MessageDeflater) -> [UInt8] {
+            if windowBits == deflater.windowBits { return compressed }
+            let made = deflater.compress(payload)
+            if windowBits == 0 {
+                windowBits = deflater.windowBits
+                compressed = made
+            }
+            return made
         }
     }
 

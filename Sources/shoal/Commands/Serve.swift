@@ -40,6 +40,13 @@ struct Serve: ParsableCommand {
     @Option(help: "Bytes queued for one client before the slow-consumer policy applies.") var maxBackpressure = 16 * 1024 * 1024
     @Option(help: "Slow-consumer policy: close (1008) or drop.") var slowConsumer = "close"
 
+    // permessage-deflate (RFC 7692).
+    @Option(help: "Compression: off, shared (one compressor per worker) or dedicated (one per connection).")
+    var compression = "shared"
+    @Option(help: "Window bits of a dedicated compressor (8-15).") var compressionWindowBits = 15
+    @Option(help: "zlib memory level of a dedicated compressor (1-9).") var compressionMemoryLevel = 8
+    @Option(help: "Messages smaller than this many bytes are sent uncompressed.") var compressionThreshold = 256
+
     func validate() throws {
         guard maxMessageSize >= 1 else { throw ValidationError("--max-message-size must be at least 1") }
         guard maxFragments >= 1 else { throw ValidationError("--max-fragments must be at least 1") }
@@ -56,6 +63,12 @@ struct Serve: ParsableCommand {
             throw ValidationError("--slow-consumer must be close or drop, not \"\(slowConsumer)\"")
         }
         do { _ = try OriginAllowList(allowOrigin) } catch { throw ValidationError("--allow-origin: \(error)") }
+        guard ["off", "shared", "dedicated"].contains(compression) else {
+            throw ValidationError("--compression must be off, shared or dedicated, not \"\(compression)\"")
+        }
+        guard (8...15).contains(compressionWindowBits) else { throw ValidationError("--compression-window-bits must be 8...15") }
+        guard (1...9).contains(compressionMemoryLevel) else { throw ValidationError("--compression-memory-level must be 1...9") }
+        guard compressionThreshold >= 0 else { throw ValidationError("--compression-threshold must not be negative") }
         guard WebSocketDataType(rawValue: dataType) != nil else {
             throw ValidationError("--data-type must be text, blob or object, not \"\(dataType)\"")
         }
@@ -66,6 +79,14 @@ struct Serve: ParsableCommand {
         guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
         guard receiveBuffers >= 16, receiveBuffers <= 32768, receiveBuffers & (receiveBuffers - 1) == 0 else {
             throw ValidationError("--receive-buffers must be a power of two between 16 and 32768")
+        }
+    }
+
+    private var compressionChoice: WebSocketCompression {
+        switch compression {
+        case "off": return .off
+        case "dedicated": return .dedicated(windowBits: compressionWindowBits, memoryLevel: compressionMemoryLevel)
+        default: return .shared
         }
     }
 
@@ -83,7 +104,8 @@ struct Serve: ParsableCommand {
             closeTimeoutNanoseconds: UInt64(closeTimeout * 1e9),
             allowedOrigins: allowOrigin.isEmpty ? nil : try OriginAllowList(allowOrigin),
             maxBackpressure: maxBackpressure, slowConsumerPolicy: SlowConsumerPolicy(rawValue: slowConsumer) ?? .close,
-            idleTimeoutNanoseconds: UInt64(idleTimeout * 1e9), pongTimeoutNanoseconds: UInt64(pongTimeout * 1e9))
+            idleTimeoutNanoseconds: UInt64(idleTimeout * 1e9), pongTimeoutNanoseconds: UInt64(pongTimeout * 1e9),
+            compression: compressionChoice, compressionThreshold: compressionThreshold)
         let refused = Set(refuseAddress)
         let configuration = WebServerConfiguration(
             host: host, port: port, publicDirectory: publicDirectory,
