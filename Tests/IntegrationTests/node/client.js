@@ -35,6 +35,7 @@ ws.on('close', (code, reason) => { out.close = { code, reason: reason.toString()
 
 ws.on('open', async () => {
   out.open = true;
+  out.extensions = ws.extensions;
   if (mode === 'connect') {
     const m = await next();
     out.first = { isBinary: m.isBinary, data: m.data.toString() };
