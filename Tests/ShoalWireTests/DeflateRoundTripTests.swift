@@ -139,6 +139,23 @@ let hello = Array("Hello".utf8)
         #expect(size * 3 < text.count, "\(text.count) B -> \(size) B")
     }
 
+    /// Ratios for the docs: one large JSON-like message, and a stream of small chat-like messages with and
+    /// without context takeover (what the shared mode gives up).
+    @Test func reportsCompressionRatios() {
+        let large = jsonLikeText(records: 2_000, seed: 21)
+        let largeSize = compressed(large, with: MessageDeflater(noContextTakeover: true)).count
+        let chat = (0..<200).map { jsonLikeText(records: 1, seed: 100 + UInt64($0)) }
+        let chatSize = chat.reduce(0) { $0 + $1.count }
+        let forgetting = MessageDeflater(noContextTakeover: true)
+        let remembering = MessageDeflater(noContextTakeover: false)
+        let sharedSize = chat.reduce(0) { $0 + compressed($1, with: forgetting).count }
+        let takeoverSize = chat.reduce(0) { $0 + compressed($1, with: remembering).count }
+        #expect(takeoverSize < sharedSize)
+        print(
+            "ratio: \(large.count) B JSON -> \(largeSize) B; 200 chat messages \(chatSize) B -> \(sharedSize) B "
+                + "without context takeover, \(takeoverSize) B with")
+    }
+
     @Test func withCompressedHandsOutAViewAndPassesErrorsThrough() {
         struct Stop: Error {}
         let deflater = MessageDeflater(noContextTakeover: true)

@@ -30,6 +30,17 @@ import Testing
         #expect(FrameWriter.frame(opcode: .text, fin: false, payload: []) == [0x01, 0x00])
     }
 
+    /// RFC 7692 §7.2.3.1: a compressed "Hello" in one frame, and the first of two fragments.
+    @Test func writesCompressedFrameHeadersWithRSV1() {
+        let compressedHello: [UInt8] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]
+        #expect(FrameWriter.frame(opcode: .text, rsv1: true, payload: compressedHello) == [0xc1, 0x07] + compressedHello)
+        var header = [UInt8](repeating: 0, count: 10)
+        let written = header.withUnsafeMutableBytes {
+            FrameWriter.writeHeader(opcode: .binary, fin: false, rsv1: true, payloadLength: 70_000, into: $0.baseAddress!)
+        }
+        #expect(Array(header.prefix(written)) == [0x42, 0x7F, 0, 0, 0, 0, 0, 0x01, 0x11, 0x70])
+    }
+
     @Test func writeHeaderReturnsHeaderSize() {
         var storage = [UInt8](repeating: 0, count: 14)
         for length in [0, 125, 126, 65535, 65536] {

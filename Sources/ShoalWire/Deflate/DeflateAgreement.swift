@@ -33,7 +33,8 @@ public struct DeflateAgreement: Sendable, Equatable {
         self.responseHeaderValue = responseHeaderValue
     }
 
-    /// A compressor of this connection's own (the dedicated mode).
+    /// A compressor of this connection's own (the dedicated mode; the shared mode takes its compressor
+    /// from the worker's SharedDeflateCodecs instead).
     public func makeDeflater(compressionLevel: Int = 6) -> MessageDeflater {
         MessageDeflater(
             windowBits: serverMaxWindowBits, memoryLevel: memoryLevel, noContextTakeover: serverNoContextTakeover,

@@ -46,6 +46,9 @@ public final class MessageDeflater {
     /// Compresses one whole message and passes the compressed payload to `body`; the view is valid only
     /// inside `body`. Send it with RSV1 set on the message's first frame (FrameWriter `rsv1: true`).
     ///
+    /// With context takeover the message is in the window once this returns, sent or not: a connection
+    /// that does not send it (body threw, send failed) no longer matches its peer and must be closed.
+    ///
     /// An empty message compresses to the single byte 00 (an empty stored block, which leaves the
     /// window as it was) without touching zlib: zlib would emit nothing for a flush with no new input.
     public func withCompressed<Result, Failure: Error>(

@@ -15,7 +15,8 @@ public enum PerMessageDeflate {
     /// define, has a parameter twice, or has an invalid value: a window size must be a decimal 8...15
     /// without leading zeros (a quoted "10" is fine), server_max_window_bits needs one, the
     /// *_no_context_takeover parameters take none. Offers of other extensions are skipped. Extension
-    /// and parameter names compare ASCII case-insensitively.
+    /// and parameter names compare ASCII case-insensitively. Every well-formed offer can be honoured
+    /// (a window of 8 is compressed with zlib's 9, see DeflatePolicy), so only malformed ones are declined.
     public static func negotiate(headerValues: [String], policy: DeflatePolicy) -> DeflateAgreement? {
         for offer in ExtensionOffer.parse(headerValues) where asciiCaseInsensitiveEquals(offer.name, extensionName) {
             if let parameters = OfferedParameters(offer) {

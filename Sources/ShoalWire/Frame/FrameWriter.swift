@@ -16,7 +16,10 @@ public enum FrameWriter {
 
     /// Writes a frame header at `into` (room for headerSize bytes). Returns bytes written.
     ///
-    /// Always uses the shortest length encoding, as RFC 6455 §5.2 requires of senders.
+    /// Always uses the shortest length encoding, as RFC 6455 §5.2 requires of senders. `rsv1` marks a
+    /// compressed message when permessage-deflate was negotiated (RFC 7692 §6): set it on the first
+    /// frame of a text or binary message whose payload came from MessageDeflater, never on continuation
+    /// or control frames.
     public static func writeHeader(
         opcode: Opcode, fin: Bool = true, rsv1: Bool = false, payloadLength: Int,
         maskKey: UInt32? = nil, into: UnsafeMutableRawPointer

@@ -1,7 +1,8 @@
 // What the reader hands to the connection layer: views, not copies, so the hot path never allocates
 // for a message that arrived in one piece.
 
-/// One complete inbound event. Buffer views are valid only until the next call to `MessageReader.next`.
+/// One complete inbound event. Buffer views are valid only until the next call to `MessageReader.next`
+/// (for an inflated message: of any reader sharing the same MessageInflater).
 public enum InboundEvent {
     /// A complete text message; its bytes are already validated as UTF-8.
     case text(UnsafeRawBufferPointer)
