@@ -20,7 +20,7 @@ import pytest
 
 from cluster_helpers import wait_until, workers_by_slot
 from conftest import group_members, shoal_bin
-from helpers import (OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, T, Frame, RawConn, RawWS, client_frame,
+from helpers import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, T, Frame, RawConn, RawWS, client_frame,
                      close_payload, http_get, read_frame)
 
 MiB = 1024 * 1024
@@ -116,15 +116,27 @@ class EchoClient(threading.Thread):
 
     MAX_ROUND_TRIPS = 1_000_000
 
-    def __init__(self, port: int, path: str = "/", pause: float = 0.002, source: str | None = None):
+    def __init__(self, port: int, path: str = "/", pause: float = 0.002, source: str | None = None,
+                 warm_up: int = 0):
         super().__init__(daemon=True)
         self.ws = RawWS(port, path, source=source)
         self.ws.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.warm_up(warm_up)
         self.pause = pause
         self.count = 0
         self.error: BaseException | None = None
         self._stop_evt = threading.Event()
         self.start()
+
+    def warm_up(self, nbytes: int, size: int = 64 * 1024) -> None:
+        """Echo `nbytes` in `size` messages first: the worker's receive-buffer ring is then all
+        touched (resident), so a later RSS comparison measures what an attack left behind,
+        not the first use of the ring."""
+        payload = os.urandom(size)
+        for _ in range(-(-nbytes // size)):
+            self.ws.send(client_frame(OP_BINARY, payload))
+            f = self.ws.recv_frame()
+            assert (f.opcode, f.payload) == (OP_BINARY, payload), f"warm-up echo: {f.opcode} {len(f.payload)} bytes"
 
     def run(self) -> None:
         try:
@@ -172,11 +184,16 @@ class Guard:
         # hostile sockets must be closed by now (close them inside the block)
 
     On exit: the good client saw every echo in order, /healthz answers 200, the same worker
-    processes run, and the process tree's RSS comes back under baseline + RSS_TOLERANCE."""
+    processes run, and the process tree's RSS comes back under baseline + RSS_TOLERANCE.
+    The baseline is taken after the good client echoed WARM_UP bytes (the receive ring, 16 MiB
+    by default, becomes resident on first use: that is not what an attack leaves behind)."""
+
+    WARM_UP = 20 * MiB
 
     def __init__(self, srv, echo: bool = True, path: str = "/", workers: int = 1,
-                 tolerance: int = RSS_TOLERANCE, settle: float = 20.0):
+                 tolerance: int = RSS_TOLERANCE, settle: float = 20.0, warm_up: int | None = None):
         self.srv = srv
+        self.warm_up = self.WARM_UP if warm_up is None else warm_up
         self.echo = echo
         self.path = path
         self.workers = workers
@@ -189,7 +206,7 @@ class Guard:
             workers_by_slot(self.srv.proc.pid)), T, what=f"{self.workers} workers")
         assert healthz(self.srv.port) == 200
         if self.echo:
-            self.good = EchoClient(self.srv.port, self.path)
+            self.good = EchoClient(self.srv.port, self.path, warm_up=self.warm_up)
             self.good.wait_more(50)
         self.baseline = tree_rss(self.srv.proc.pid)
         return self
@@ -238,9 +255,10 @@ def send_while_reading(conn: RawConn, data: bytes, read, chunk: int = 1 << 16):
         t.join(2 * T)
 
 
-def read_close(ws: RawConn, limit: int = 100_000) -> Frame:
-    """Read frames (answering pings, skipping data) until the server's close frame; fails
-    saying what came instead when the connection ends or the socket timeout passes first."""
+def read_close(ws: RawConn, limit: int = 100_000, data_ok: bool = True) -> Frame:
+    """Read frames (answering pings, skipping data unless data_ok is False) until the server's
+    close frame; fails saying what came instead when the connection ends or the socket timeout
+    passes first."""
     skipped: list[Frame] = []
     try:
         for _ in range(limit):
@@ -249,6 +267,9 @@ def read_close(ws: RawConn, limit: int = 100_000) -> Frame:
                 return f
             if f.opcode == OP_PING:
                 ws.send(client_frame(OP_PONG, f.payload))
+            elif not data_ok:
+                raise AssertionError(f"the server answered with a data frame (opcode {f.opcode}, {len(f.payload)} "
+                                     f"bytes: {f.payload[:40]!r}) instead of closing")
             skipped.append(f)
     except (OSError, EOFError) as e:
         raise AssertionError(f"no close frame from the server ({e!r}); before that it sent {len(skipped)} "
@@ -256,9 +277,9 @@ def read_close(ws: RawConn, limit: int = 100_000) -> Frame:
     raise AssertionError(f"no close frame within {limit} frames")
 
 
-def expect_close_code(ws: RawConn, code: int) -> Frame:
+def expect_close_code(ws: RawConn, code: int, data_ok: bool = True) -> Frame:
     """The server's next close frame has `code`; answer it and see TCP closed."""
-    f = read_close(ws)
+    f = read_close(ws, data_ok=data_ok)
     assert f.close_code == code, f"expected close {code}, got {f.close_code} {f.payload[2:]!r}"
     try:
         ws.send(client_frame(OP_CLOSE, f.payload[:2]))

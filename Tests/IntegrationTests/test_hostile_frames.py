@@ -36,7 +36,7 @@ def attack(srv, data: bytes, code: int, *, pieces: list[bytes] | None = None) ->
                 for p in pieces:
                     ws.send(p)
                     time.sleep(0.05)  # only makes separate reads likely; the outcome does not depend on it
-            expect_close_code(ws, code)
+            expect_close_code(ws, code, data_ok=False)
         finally:
             ws.close()
         g.good.wait_more()
@@ -128,7 +128,7 @@ def test_200000_fragments(echo, size):
     with Guard(echo) as g:
         ws = RawWS(echo.port)
         try:
-            f = send_while_reading(ws, data, read_close)
+            f = send_while_reading(ws, data, lambda ws: read_close(ws, data_ok=False))
             assert f.close_code == TOO_BIG, f"expected close 1009, got {f.close_code} {f.payload[2:]!r}"
         finally:
             ws.close()
@@ -145,7 +145,26 @@ def test_max_fragments_boundary(shoal):
             f = ws.recv_frame()
             assert (f.opcode, f.payload) == (OP_BINARY, b"a" * 30), f
             ws.send(fragments(11, 0))
-            expect_close_code(ws, TOO_BIG)
+            expect_close_code(ws, TOO_BIG, data_ok=False)
         finally:
             ws.close()
+        g.good.wait_more()
+
+
+def test_max_message_size_boundary(shoal):
+    """--max-message-size 1000: 1000 bytes are echoed; 1001 in one frame, or 600 + 600 in two
+    fragments (each frame small, the message too big), close 1009."""
+    srv = serve(shoal, "--handler", "echo", "--workers", "1", "--max-message-size", "1000")
+    with Guard(srv, warm_up=0) as g:  # its 64 KiB warm-up messages would be too big here
+        for too_big in (client_frame(OP_BINARY, b"b" * 1001),
+                        client_frame(OP_BINARY, b"c" * 600, fin=False) + client_frame(OP_CONT, b"c" * 600)):
+            ws = RawWS(srv.port)
+            try:
+                ws.send(client_frame(OP_BINARY, b"a" * 1000))
+                f = ws.recv_frame()
+                assert (f.opcode, f.payload) == (OP_BINARY, b"a" * 1000), f
+                ws.send(too_big)
+                expect_close_code(ws, TOO_BIG, data_ok=False)
+            finally:
+                ws.close()
         g.good.wait_more()

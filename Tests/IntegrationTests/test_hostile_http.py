@@ -125,10 +125,12 @@ def upgrade_status(port: int, origin: str | None, path: str = "/") -> tuple[int,
     return r.status, None
 
 
-ALLOWED = ["https://app.example.com", "https://a.example.org", "http://b.c.example.org", "https://a.example.net:8443"]
+# allowed: --allow-origin https://app.example.com, *.example.org, *.example.net:8443
+ALLOWED = ["https://app.example.com", "https://a.example.org", "http://b.c.example.org", "https://a.example.org:8443",
+           "https://a.example.net:8443"]
 FOREIGN = ["https://evil.com", "http://app.example.com", "https://app.example.com:8443", "https://app.example.com.evil.com",
-           "https://evilexample.org", "https://a.example.org.evil.com", "https://a.example.net",
-           "https://a.example.net:9443", "null"]
+           "https://app.example.com/path", "https://evilexample.org", "https://example.org",
+           "https://a.example.org.evil.com", "https://a.example.net", "https://a.example.net:9443", "null"]
 
 
 def test_origin_allow_list(shoal):
