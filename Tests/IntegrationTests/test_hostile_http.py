@@ -8,6 +8,7 @@ Every wait is bounded; no duration decides an outcome except generous deadlines.
 from __future__ import annotations
 
 import os
+import resource
 
 import pytest
 
@@ -109,6 +110,30 @@ def test_half_open_handshakes_while_echoing(shoal):
         finally:
             partial.close_all()
             silent.close_all()
+
+
+def test_half_open_beyond_the_open_files_limit(shoal):
+    """The worker's open-files limit lowered to 256 (prlimit on the running worker), then 600
+    silent connections: accept meets EMFILE, the rest waits in the listen backlog; the
+    established good client keeps echoing, every silent connection is closed after its
+    request timeout (those accepted late included), and new clients are served afterwards."""
+    srv = echo_server(shoal, "--request-timeout", REQUEST_TIMEOUT)
+    with Guard(srv) as g:
+        (worker,) = g.pids.values()
+        resource.prlimit(worker, resource.RLIMIT_NOFILE, (256, 256))
+        flood = HalfOpen(srv.port, 600, None)
+        try:
+            g.good.wait_more(50)
+            flood.wait_all_ended(3 * float(REQUEST_TIMEOUT) + 6 * T)
+            wrong = {i: d[:80] for i, d in flood.data.items() if d and not d.startswith(b"HTTP/1.1 408 ")}
+            assert not wrong, f"{len(wrong)} silent connections got something else than 408: {list(wrong.items())[:3]}"
+        finally:
+            flood.close_all()
+        ws = eventually_accepted(srv.port, "127.0.0.1")
+        ws.send_text("after the flood")
+        assert ws.recv_frame().payload == b"after the flood"
+        close_all([ws])
+        g.good.wait_more()
 
 
 # ---------------------------------------------------------------- Origin
