@@ -198,7 +198,8 @@ def tree_rss(pid: int) -> int:
 
 
 def binary_commit(shoal: str) -> str:
-    """The commit of the repository the binary was built in (+"-dirty" with local changes)."""
+    """HEAD of the repository the binary sits in, now (+"-dirty" with local changes): what it was
+    built from if nobody committed since (the JSON line also gives the binary's build time)."""
     where = os.path.dirname(os.path.abspath(shoal))
     head = subprocess.run(["git", "-C", where, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     if head.returncode != 0:
@@ -281,7 +282,8 @@ def main():
         r = results[phase]
         print(f"| {phase} | {r['round_trips']:,} | {r['p50_us']:,.1f} | {r['p90_us']:,.1f} | {r['p99_us']:,.1f} | "
               f"{r['p99_9_us']:,.1f} | {r['max_us']:,.1f} | {', '.join(f'{x:,.1f}' for x in p99s[phase])} |")
-    print(json.dumps({"commit": commit, "rounds": args.rounds, "cycles": args.cycles, "size": args.size,
+    built = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(os.path.getmtime(args.shoal)))
+    print(json.dumps({"commit": commit, "binary_built": built, "rounds": args.rounds, "cycles": args.cycles, "size": args.size,
                       "hostile": held, "server_rss_bytes": rss, "p99_us_per_cycle": p99s, **results}))
 
 
