@@ -56,9 +56,12 @@ class Response:
 class RawConn:
     """A TCP connection with a receive buffer, for hand-written HTTP and frames."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", source: str | None = None, timeout: float = T):
+    def __init__(self, port: int, host: str = "127.0.0.1", source: str | None = None, timeout: float = T,
+                 rcvbuf: int | None = None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
+        if rcvbuf is not None:  # before connect, so the advertised window stays small
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         if source:
             self.sock.bind((source, 0))
         self.sock.connect((host, port))
@@ -198,10 +201,16 @@ def client_frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv1: bool
         head = struct.pack("!BBH", b0, 0x80 | 126, n)
     else:
         head = struct.pack("!BBQ", b0, 0x80 | 127, n)
-    # Whole-word XOR: a generator over the bytes takes seconds for the megabyte payloads some tests send.
-    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big") if n else 0
-    masked = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big") if n else b""
-    return head + mask + masked
+    return head + mask + apply_mask(payload, mask)
+
+
+def apply_mask(payload: bytes, mask: bytes) -> bytes:
+    """XOR with the 4-byte mask, as one big-integer operation (fast for large payloads)."""
+    n = len(payload)
+    if n == 0:
+        return b""
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(payload, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
 
 
 def close_payload(code: int | None = None, reason: str = "") -> bytes:
@@ -243,8 +252,8 @@ class RawWS(RawConn):
     """A hand-made WebSocket client (handshake + frames), for what libraries won't send."""
 
     def __init__(self, port: int, path: str = "/", extra: list[tuple[str, str]] | None = None,
-                 source: str | None = None):
-        super().__init__(port, source=source)
+                 source: str | None = None, rcvbuf: int | None = None):
+        super().__init__(port, source=source, rcvbuf=rcvbuf)
         key = base64.b64encode(os.urandom(16)).decode()
         self.send(upgrade_request(port, path, key=key, extra=extra))
         self.response = self.read_response()
