@@ -72,10 +72,10 @@ public class WebSocketConnection: @unchecked Sendable {
         var inflater: MessageInflater?
         if let agreement {
             if wss.options.compression == .shared {
-                deflater = wss.web.sharedDeflateCodecs.deflater(for: agreement)
-                inflater = wss.web.sharedDeflateCodecs.inflater
+                deflater = wss.sharedDeflateCodecs.deflater(for: agreement)
+                inflater = wss.sharedDeflateCodecs.inflater
             } else {
-                deflater = agreement.makeDeflater()
+                deflater = agreement.makeDeflater(compressionLevel: wss.options.compressionLevel)
                 inflater = agreement.makeInflater()
             }
         } else {

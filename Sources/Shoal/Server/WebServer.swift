@@ -4,7 +4,6 @@ public import Logging
 public import ShoalRing
 import ShoalCluster
 import ShoalPosix
-import ShoalWire
 
 /// The HTTP/1.1 server one worker runs, with its WebSocket servers.
 public final class WebServer: ListenerDelegate, @unchecked Sendable {
@@ -24,9 +23,6 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     private var connectionsPerAddress: [String: Int] = [:]
     /// The effective `maxConnections` of this worker.
     let maxConnections: Int
-    /// The worker's compressors and decompressor for servers with `compression: .shared` (nothing
-    /// is allocated until a client negotiates it).
-    private(set) lazy var sharedDeflateCodecs = SharedDeflateCodecs()
     /// Open WebSocket connections of every server (for drain on shutdown).
     public private(set) var openWebSockets = 0
     private(set) var stopping = false

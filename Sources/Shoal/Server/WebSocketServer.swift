@@ -22,6 +22,10 @@ public final class WebSocketServer: @unchecked Sendable {
     /// runs the same setup), which is how the bus names it.
     let index: Int
 
+    /// This worker's compressors and decompressor for `compression: .shared` (nothing is allocated
+    /// until a client negotiates it).
+    private(set) lazy var sharedDeflateCodecs = SharedDeflateCodecs(compressionLevel: options.compressionLevel)
+
     /// This worker's live connections, in an array with swap-remove so joining and leaving are O(1).
     private var live: ContiguousArray<WebSocketConnection> = []
 

@@ -46,6 +46,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Window bits of a dedicated compressor (8-15).") var compressionWindowBits = 15
     @Option(help: "zlib memory level of a dedicated compressor (1-9).") var compressionMemoryLevel = 8
     @Option(help: "Messages smaller than this many bytes are sent uncompressed.") var compressionThreshold = 256
+    @Option(help: "zlib compression level, 0 (store) to 9 (smallest); 1 is fastest.") var compressionLevel = 1
 
     func validate() throws {
         guard maxMessageSize >= 1 else { throw ValidationError("--max-message-size must be at least 1") }
@@ -69,6 +70,7 @@ struct Serve: ParsableCommand {
         guard (8...15).contains(compressionWindowBits) else { throw ValidationError("--compression-window-bits must be 8...15") }
         guard (1...9).contains(compressionMemoryLevel) else { throw ValidationError("--compression-memory-level must be 1...9") }
         guard compressionThreshold >= 0 else { throw ValidationError("--compression-threshold must not be negative") }
+        guard (0...9).contains(compressionLevel) else { throw ValidationError("--compression-level must be 0...9") }
         guard WebSocketDataType(rawValue: dataType) != nil else {
             throw ValidationError("--data-type must be text, blob or object, not \"\(dataType)\"")
         }
@@ -105,7 +107,8 @@ struct Serve: ParsableCommand {
             allowedOrigins: allowOrigin.isEmpty ? nil : try OriginAllowList(allowOrigin),
             maxBackpressure: maxBackpressure, slowConsumerPolicy: SlowConsumerPolicy(rawValue: slowConsumer) ?? .close,
             idleTimeoutNanoseconds: UInt64(idleTimeout * 1e9), pongTimeoutNanoseconds: UInt64(pongTimeout * 1e9),
-            compression: compressionChoice, compressionThreshold: compressionThreshold)
+            compression: compressionChoice, compressionThreshold: compressionThreshold,
+            compressionLevel: compressionLevel)
         let refused = Set(refuseAddress)
         let configuration = WebServerConfiguration(
             host: host, port: port, publicDirectory: publicDirectory,
