@@ -19,6 +19,7 @@ and, last, one JSON line. Every phase is bounded (--phase-timeout).
 
 usage: hostile_latency.py [--shoal .build/release/shoal] [--rounds 20000] [--cycles 3] [--size 32]
                           [--hostile 2000] [--trickle 1.0] [--server-cpus 0] [--client-cpu 1]
+                          [--realtime PRIORITY]
 """
 import argparse
 import base64
@@ -197,6 +198,25 @@ def tree_rss(pid: int) -> int:
     return total
 
 
+def make_realtime(pgid: int, priority: int) -> int:
+    """SCHED_FIFO for every thread of the server's process group; returns how many threads."""
+    n = 0
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+            if int(stat[stat.rfind(")") + 2:].split()[2]) != pgid:
+                continue
+            for tid in os.listdir(f"/proc/{d}/task"):
+                os.sched_setscheduler(int(tid), os.SCHED_FIFO, os.sched_param(priority))
+                n += 1
+        except (OSError, ValueError):
+            pass
+    return n
+
+
 def binary_commit(shoal: str) -> str:
     """HEAD of the repository the binary sits in, now (+"-dirty" with local changes): what it was
     built from if nobody committed since (the JSON line also gives the binary's build time)."""
@@ -221,6 +241,10 @@ def main():
     p.add_argument("--server-cpus", default="0")
     p.add_argument("--client-cpu", type=int, default=1)
     p.add_argument("--phase-timeout", type=float, default=120.0)
+    p.add_argument("--realtime", type=int, default=0, metavar="PRIORITY",
+                   help="SCHED_FIFO priority for the server's threads and the client (needs root or "
+                        "CAP_SYS_NICE): steadier tails on a shared machine; the kernel's RT throttling "
+                        "still leaves others 5%% of each CPU. 0 (default): normal scheduling")
     args = p.parse_args()
     if not 8 <= args.size <= 125:
         p.error("--size must be 8..125 (one small text frame)")
@@ -233,6 +257,10 @@ def main():
     rss = {}
     held = {}
     with pinned_server(command, args.server_cpus) as (server, port):
+        if args.realtime:
+            threads = make_realtime(server.pid, args.realtime)
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.realtime))
+            print(f"SCHED_FIFO {args.realtime}: {threads} server threads and the client", file=sys.stderr)
         client = Client(port, args.size)
         client.round_trips(args.warmup, args.phase_timeout)
         rss["before"] = tree_rss(server.pid)
@@ -270,7 +298,8 @@ def main():
 
     results = {phase: percentiles(t) for phase, t in times.items()}
     print(f"\n**echo latency with hostile connections present**: shoal {commit}, `--handler echo --workers 1` "
-          f"on CPU {args.server_cpus}; one Python client on CPU {args.client_cpu}, {args.size}-byte text, one in "
+          f"on CPU {args.server_cpus}; one Python client on CPU {args.client_cpu}"
+          f"{f' (both SCHED_FIFO {args.realtime})' if args.realtime else ''}, {args.size}-byte text, one in "
           f"flight; {args.cycles} cycles of {args.rounds:,} round trips without, then {args.rounds:,} with "
           f"{held['slowloris']:,} slow-loris handshakes + {held['idle_upgraded']:,} idle upgraded connections "
           f"that never read ({held['slowloris_reopened']:,} slow-loris reopened after a 408); "
@@ -283,7 +312,7 @@ def main():
         print(f"| {phase} | {r['round_trips']:,} | {r['p50_us']:,.1f} | {r['p90_us']:,.1f} | {r['p99_us']:,.1f} | "
               f"{r['p99_9_us']:,.1f} | {r['max_us']:,.1f} | {', '.join(f'{x:,.1f}' for x in p99s[phase])} |")
     built = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(os.path.getmtime(args.shoal)))
-    print(json.dumps({"commit": commit, "binary_built": built, "rounds": args.rounds, "cycles": args.cycles, "size": args.size,
+    print(json.dumps({"commit": commit, "binary_built": built, "realtime": args.realtime, "rounds": args.rounds, "cycles": args.cycles, "size": args.size,
                       "hostile": held, "server_rss_bytes": rss, "p99_us_per_cycle": p99s, **results}))
 
 
