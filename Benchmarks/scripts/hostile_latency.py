@@ -243,8 +243,9 @@ def main():
     p.add_argument("--phase-timeout", type=float, default=120.0)
     p.add_argument("--realtime", type=int, default=0, metavar="PRIORITY",
                    help="SCHED_FIFO priority for the server's threads and the client (needs root or "
-                        "CAP_SYS_NICE): steadier tails on a shared machine; the kernel's RT throttling "
-                        "still leaves others 5%% of each CPU. 0 (default): normal scheduling")
+                        "CAP_SYS_NICE): steadier tails on a shared machine, at the expense of whatever else "
+                        "runs on those CPUs during the run (the kernel's RT throttling leaves it at least "
+                        "5%%). 0 (default): normal scheduling")
     args = p.parse_args()
     if not 8 <= args.size <= 125:
         p.error("--size must be 8..125 (one small text frame)")
