@@ -19,8 +19,9 @@ extension WebSocketConnection: SocketDelegate {
         if readPaused {
             // Received before the pause reached the kernel (io_uring may have a socket buffer's worth
             // of completions ready): kept, in order, for when the queue drains; bounded by that.
-            if pendingInput == nil { pendingInput = [] }
-            pendingInput!.append(contentsOf: UnsafeRawBufferPointer(bytes))
+            let pending = pendingInput ?? PendingInput()
+            pendingInput = pending
+            pending.append(UnsafeRawBufferPointer(bytes))
             return
         }
         consume(bytes)
@@ -37,16 +38,16 @@ extension WebSocketConnection: SocketDelegate {
 
     /// Runs the input kept while paused, in pieces, pausing again if it backs the queue up again.
     private func consumePendingInput() {
-        guard var input = pendingInput else { return }
-        pendingInput = nil
-        var start = 0
-        while start < input.count && !readPaused && (phase == .open || phase == .closeSent) {
-            let end = min(start + Self.pendingPiece, input.count)
-            input.withUnsafeMutableBytes { consume(UnsafeMutableRawBufferPointer(rebasing: $0[start..<end])) }
-            start = end
+        guard let pending = pendingInput else { return }
+        while pending.consumed < pending.bytes.count && !readPaused && (phase == .open || phase == .closeSent) {
+            let start = pending.consumed
+            let end = min(start + Self.pendingPiece, pending.bytes.count)
+            pending.consumed = end
+            pending.withUnsafeMutableBytes { consume(UnsafeMutableRawBufferPointer(rebasing: $0[start..<end])) }
             pauseIfBackedUp()
         }
-        if readPaused && start < input.count { pendingInput = Array(input[start...]) }
+        // Kept (without copying) only while paused again with input left.
+        if !readPaused || pending.consumed >= pending.bytes.count { pendingInput = nil }
     }
 
     /// Input kept while paused is run in pieces of the loop's receive size, so a pause takes effect

@@ -51,7 +51,7 @@ public class WebSocketConnection: @unchecked Sendable {
     /// Reading is paused until the send queue drains (inbound backpressure).
     var readPaused = false
     /// Bytes that arrived after reading was paused, run when it resumes.
-    var pendingInput: [UInt8]?
+    var pendingInput: PendingInput?
     /// The send queue grew past `drainNotifyThreshold` (or reading was paused): onDrain runs once
     /// it has emptied.
     var awaitingDrain = false
