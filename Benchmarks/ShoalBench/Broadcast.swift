@@ -18,6 +18,8 @@ struct Broadcast: ParsableCommand {
     @Option(help: "Messages per second per publisher.") var rate = 100.0
     @Option(help: "Payload bytes per message (at least 16: send time and publisher id).") var size = 32
     @Flag(help: "Binary messages (default: text).") var binary = false
+    @Option(help: "Payload after the 16-digit stamp: letters (a-z repeated, the same every time) or json (JSON-like records, different in every message).")
+    var payload = PayloadKind.letters
     @Option(help: "Seconds per measured run.") var duration = 5.0
     @Option(help: "Seconds of load before the first run, not measured.") var warmup = 1.0
 
@@ -49,7 +51,13 @@ final class BroadcastScenario: Scenario {
     private let rate: Double
     private let publishers: Int
     private let opcode: Opcode
+    /// Payload source: `size` bytes (letters), or a long JSON-like text that successive messages walk
+    /// through (json), so no message repeats within a 32 KiB window and a compressor that keeps its
+    /// context (per-recipient compression) gets no easier input than a real feed would give it.
     private let template: UnsafeMutableRawBufferPointer
+    private var templateOffset = 0
+    /// A stamped payload in clear, compressed from here when the publisher negotiated compression.
+    private let scratch: UnsafeMutableRawBufferPointer
     private var clients: [ClientConnection?] = []
     /// Time zero of the payload clock (12 hex digits of ns: 78 hours).
     private let epoch = monotonicNanoseconds()
@@ -77,11 +85,15 @@ final class BroadcastScenario: Scenario {
         rate = options.rate
         publishers = options.publishers
         opcode = options.binary ? .binary : .text
-        template = .allocate(byteCount: options.size, alignment: 8)
-        for i in 0..<options.size { template[i] = UInt8(97 + i % 26) }
+        let length = options.payload == .json ? max(1 << 20, 64 * options.size) : options.size
+        template = .allocate(byteCount: length, alignment: 8)
+        let bytes = options.payload.bytes(length)
+        for i in 0..<length { template[i] = bytes[i] }
+        scratch = .allocate(byteCount: options.size, alignment: 8)
         super.init(setup, scenario: "broadcast", unit: "deliveries", parameters: [
             "subscribers": String(options.subscribers), "publishers": String(options.publishers),
             "rate": String(options.rate), "size": String(options.size), "type": options.binary ? "binary" : "text",
+            "payload": options.payload.rawValue,
             "duration": String(options.duration), "warmup": String(options.warmup),
         ])
     }
@@ -149,11 +161,21 @@ final class BroadcastScenario: Scenario {
     private func send(from publisher: ClientConnection) {
         let stamp = monotonicNanoseconds() &- epoch
         let id = UInt64(publisher.tag)
-        let template = UnsafeRawBufferPointer(template)
-        publisher.send(opcode, payloadLength: size) { out in
+        let start = templateOffset
+        templateOffset += size
+        if templateOffset + size > self.template.count { templateOffset = 0 }
+        let template = UnsafeRawBufferPointer(rebasing: self.template[start..<start + size])
+        @inline(__always) func stamped(_ out: UnsafeMutableRawBufferPointer) {
             out.copyMemory(from: template)
             for i in 0..<12 { out[i] = Self.hex[Int(truncatingIfNeeded: (stamp >> UInt64(4 * (11 - i))) & 0xF)] }
             for i in 0..<4 { out[12 + i] = Self.hex[Int(truncatingIfNeeded: (id >> UInt64(4 * (3 - i))) & 0xF)] }
+        }
+        if publisher.deflater != nil {
+            // Every message differs (its stamp), so each is compressed as it is sent.
+            stamped(scratch)
+            publisher.send(opcode, message: UnsafeRawBufferPointer(scratch))
+        } else {
+            publisher.send(opcode, payloadLength: size, stamped)
         }
         if measuring { sent += 1 }
     }

@@ -1,6 +1,8 @@
 // One client WebSocket connection on the bench's loop: sends the upgrade request, checks the 101,
 // then reads server frames (fragmented or not, control frames interleaved) and writes masked frames
-// straight into the loop's send queue. What to do with messages is the scenario's business.
+// straight into the loop's send queue. With --deflate it offers permessage-deflate, reads compressed
+// messages through an inflater and can send compressed ones (RSV1). What to do with messages is the
+// scenario's business.
 import Glibc
 import ShoalRing
 import ShoalWire
@@ -52,6 +54,15 @@ final class ClientConnection: SocketDelegate {
     /// The 101 was received and validated (stays true after the connection closes).
     private(set) var handshakeDone = false
     private var reader = MessageReader(requireMasking: false)
+    /// The bench's compression state; nil without --deflate (then nothing is offered).
+    private let deflate: DeflateSupport?
+    /// What the server accepted, nil when it declined (or nothing was offered).
+    private(set) var agreement: ClientDeflateAgreement?
+    /// The compressor for this connection's sends (shared, starts each message afresh); nil when
+    /// compression was not negotiated.
+    private(set) var deflater: MessageDeflater?
+    /// This connection's own inflater when the server keeps its context (nil: the shared one or none).
+    private(set) var ownInflater: MessageInflater?
     private var head: [UInt8] = []
     private let expectedAccept: String
     /// xorshift64 state for mask keys: every frame gets its own key, as RFC 6455 §5.3 asks.
@@ -61,8 +72,10 @@ final class ClientConnection: SocketDelegate {
     static let closeTimeout: UInt64 = 3_000_000_000
 
     /// Registers the connected socket `fd` with the loop and queues the upgrade request.
-    init(fd: Int32, owner: any ConnectionOwner, loop: EventLoop, tag: Int, keys: HandshakeKeys, startedAt: UInt64) {
+    init(fd: Int32, owner: any ConnectionOwner, loop: EventLoop, tag: Int, keys: HandshakeKeys, startedAt: UInt64,
+         deflate: DeflateSupport? = nil) {
         self.owner = owner
+        self.deflate = deflate
         self.loop = loop
         self.tag = tag
         self.startedAt = startedAt
@@ -107,6 +120,33 @@ final class ClientConnection: SocketDelegate {
     func send(_ opcode: Opcode, copying template: UnsafeRawBufferPointer) {
         send(opcode, payloadLength: template.count) { $0.copyMemory(from: template) }
     }
+
+    /// Queues an already compressed message (RSV1 set, one frame), masked.
+    func send(_ opcode: Opcode, compressed: UnsafeRawBufferPointer) {
+        guard state == .open else { return }
+        let key = nextMaskKey()
+        let headerLength = FrameWriter.headerSize(payloadLength: compressed.count, masked: true)
+        loop.write(handle, reserving: headerLength + compressed.count) { region in
+            _ = FrameWriter.writeHeader(opcode: opcode, rsv1: true, payloadLength: compressed.count, maskKey: key,
+                                        into: region.baseAddress!)
+            let payload = UnsafeMutableRawBufferPointer(rebasing: region[headerLength...])
+            if compressed.count > 0 { payload.copyMemory(from: compressed) }
+            Masking.apply(maskKey: key, keyOffset: 0, to: payload)
+        }
+        deflate?.compressedSent += 1
+    }
+
+    /// Queues `message`: compressed when permessage-deflate was negotiated, as it is otherwise.
+    func send(_ opcode: Opcode, message: UnsafeRawBufferPointer) {
+        if let deflater {
+            deflater.withCompressed(message) { send(opcode, compressed: $0) }
+        } else {
+            send(opcode, copying: message)
+        }
+    }
+
+    /// Bytes this connection's own inflater holds (0 when it has none).
+    var ownInflaterMemory: Int { ownInflater?.memoryHeld ?? 0 }
 
     private func sendControl(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) {
         let key = nextMaskKey()
@@ -163,9 +203,24 @@ final class ClientConnection: SocketDelegate {
                 if head.count > HandshakeResponse.maxHeadSize { fail(.handshake, "response head larger than 16 KiB") }
                 return
             }
-            if let problem = HandshakeResponse.problem(in: head[..<end], expectedAccept: expectedAccept) {
+            switch HandshakeResponse.check(head[..<end], expectedAccept: expectedAccept, deflateOffered: deflate != nil) {
+            case .failed(let problem):
                 fail(.handshake, problem)
                 return
+            case .accepted(let accepted, let answer):
+                if let deflate {
+                    if let accepted, let answer {
+                        agreement = accepted
+                        let inflater = deflate.inflater(for: accepted)
+                        if inflater !== deflate.sharedInflater { ownInflater = inflater }
+                        reader = MessageReader(requireMasking: false, inflater: inflater)
+                        deflater = deflate.deflater(windowBits: accepted.clientMaxWindowBits)
+                        deflate.negotiated += 1
+                        deflate.answers[answer, default: 0] += 1
+                    } else {
+                        deflate.declined += 1
+                    }
+                }
             }
             offset = end - (head.count - bytes.count)
             head = []
@@ -173,6 +228,7 @@ final class ClientConnection: SocketDelegate {
             handshakeDone = true
             owner.connectionOpened(self)
         }
+        if let deflate { deflate.wireBytesReceived += bytes.count - offset }
         readFrames(bytes, from: offset)
     }
 
@@ -189,8 +245,10 @@ final class ClientConnection: SocketDelegate {
             guard let event else { return }
             switch event {
             case .text(let payload):
+                if let deflate { deflate.countMessage(payload.count) }
                 if state == .open { owner.connectionReceived(self, payload, binary: false) }
             case .binary(let payload):
+                if let deflate { deflate.countMessage(payload.count) }
                 if state == .open { owner.connectionReceived(self, payload, binary: true) }
             case .ping(let payload):
                 if state == .open { sendControl(.pong, payload) }

@@ -13,6 +13,8 @@ struct Echo: ParsableCommand {
     @Option(help: "Connections.") var connections = 100
     @Option(help: "Payload bytes per message.") var size = 16
     @Flag(help: "Binary messages (default: text).") var binary = false
+    @Option(help: "Payload: letters (a-z repeated) or json (JSON-like records; compresses like real JSON).")
+    var payload = PayloadKind.letters
     @Option(name: .customLong("in-flight"), help: "Messages in flight per connection (pipelining).") var inFlight = 1
     @Option(help: "Seconds per measured run.") var duration = 5.0
     @Option(help: "Seconds of load before the first run, not measured.") var warmup = 2.0
@@ -61,7 +63,12 @@ final class EchoScenario: Scenario {
         inFlight = options.inFlight
         opcode = options.binary ? .binary : .text
         template = .allocate(byteCount: max(options.size, 1), alignment: 8)
-        for i in 0..<options.size { template[i] = options.binary ? UInt8(truncatingIfNeeded: i &* 31 &+ 7) : UInt8(97 + i % 26) }
+        if options.binary && options.payload == .letters {
+            for i in 0..<options.size { template[i] = UInt8(truncatingIfNeeded: i &* 31 &+ 7) }
+        } else {
+            let bytes = options.payload.bytes(options.size)
+            for i in 0..<options.size { template[i] = bytes[i] }
+        }
         let slots = options.connections * options.inFlight
         sentAt = .allocate(capacity: slots)
         sentAt.initialize(repeating: 0, count: slots)
@@ -72,6 +79,7 @@ final class EchoScenario: Scenario {
         super.init(setup, scenario: "echo", unit: "messages", parameters: [
             "connections": String(options.connections), "size": String(options.size),
             "type": options.binary ? "binary" : "text", "in_flight": String(options.inFlight),
+            "payload": options.payload.rawValue,
             "duration": String(options.duration), "warmup": String(options.warmup),
         ])
     }
@@ -138,7 +146,14 @@ final class EchoScenario: Scenario {
         let k = inFlight
         sentAt[tag * k + (ringHead[tag] + ringCount[tag]) % k] = now
         ringCount[tag] += 1
-        connection.send(opcode, copying: payload)
+        if let agreement = connection.agreement, let deflate {
+            // The same message every time: compressed once per client window size.
+            deflate.precompressed(payload, windowBits: agreement.clientMaxWindowBits).withUnsafeBytes {
+                connection.send(opcode, compressed: $0)
+            }
+        } else {
+            connection.send(opcode, copying: payload)
+        }
     }
 
     override func connectionOpened(_ connection: ClientConnection) {

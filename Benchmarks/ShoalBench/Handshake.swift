@@ -1,5 +1,6 @@
 // The client side of the opening handshake (RFC 6455 §4.1): a request per key, and the minimal check
-// of the server's answer (status 101, Upgrade and Connection tokens, Sec-WebSocket-Accept).
+// of the server's answer (status 101, Upgrade and Connection tokens, Sec-WebSocket-Accept, and with
+// --deflate the permessage-deflate answer, if any).
 // Keys are drawn once at start-up (a pool of 64) so a handshake costs no SHA-1 on the client.
 import ShoalWire
 
@@ -10,7 +11,8 @@ struct HandshakeKeys {
     /// The accept value expected for each request.
     let accepts: [String]
 
-    init(target: Target, count: Int = 64) {
+    /// `deflate`: offer permessage-deflate (ClientDeflateAgreement.offer).
+    init(target: Target, deflate: Bool = false, count: Int = 64) {
         var generator = SystemRandomNumberGenerator()
         var requests: [[UInt8]] = []
         var accepts: [String] = []
@@ -22,6 +24,7 @@ struct HandshakeKeys {
                 + "Connection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: \(key)\r\n"
                 + "Sec-WebSocket-Version: 13\r\n"
+                + (deflate ? "Sec-WebSocket-Extensions: \(ClientDeflateAgreement.offer)\r\n" : "")
                 + "User-Agent: shoal-bench\r\n\r\n"
             requests.append(Array(request.utf8))
             accepts.append(WebSocketUpgrade.acceptValue(forKey: key))
@@ -46,18 +49,28 @@ enum HandshakeResponse {
         return nil
     }
 
-    /// nil when `head` is a valid 101 answer carrying `expectedAccept`, else why not.
-    static func problem(in head: ArraySlice<UInt8>, expectedAccept: String) -> String? {
+    /// What the check of a response head found.
+    enum Outcome {
+        /// A valid 101; `deflate` is the accepted permessage-deflate agreement, nil without one.
+        case accepted(deflate: ClientDeflateAgreement?, answer: String?)
+        case failed(String)
+    }
+
+    /// Checks that `head` is a valid 101 answer carrying `expectedAccept`. With `deflateOffered`, a
+    /// Sec-WebSocket-Extensions answer must accept permessage-deflate as RFC 7692 allows; without the
+    /// offer, any extension in the answer fails the handshake.
+    static func check(_ head: ArraySlice<UInt8>, expectedAccept: String, deflateOffered: Bool) -> Outcome {
         let text = String(decoding: head, as: UTF8.self)
         var lines = text.split(separator: "\r\n", omittingEmptySubsequences: true)[...]
-        guard let status = lines.popFirst() else { return "empty response" }
+        guard let status = lines.popFirst() else { return .failed("empty response") }
         let parts = status.split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1.") else { return "not an HTTP response: \(status.prefix(80))" }
-        guard parts[1] == "101" else { return "status \(status.dropFirst(parts[0].count + 1).prefix(80)) instead of 101" }
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1.") else { return .failed("not an HTTP response: \(status.prefix(80))") }
+        guard parts[1] == "101" else { return .failed("status \(status.dropFirst(parts[0].count + 1).prefix(80)) instead of 101") }
         var upgrade = false, connection = false
         var accept: Substring?
+        var extensions: [Substring] = []
         for line in lines {
-            guard let colon = line.firstIndex(of: ":") else { return "malformed header line: \(line.prefix(80))" }
+            guard let colon = line.firstIndex(of: ":") else { return .failed("malformed header line: \(line.prefix(80))") }
             let name = line[..<colon].lowercased()
             let value = line[line.index(after: colon)...].drop { $0 == " " || $0 == "\t" }
             let trimmed = value.prefix(value.count - value.reversed().prefix { $0 == " " || $0 == "\t" }.count)
@@ -65,15 +78,21 @@ enum HandshakeResponse {
             case "upgrade": upgrade = trimmed.lowercased().split(separator: ",").contains { $0.trimmingSpaces() == "websocket" }
             case "connection": connection = trimmed.lowercased().split(separator: ",").contains { $0.trimmingSpaces() == "upgrade" }
             case "sec-websocket-accept": accept = trimmed
-            case "sec-websocket-extensions": return "server selected an extension we did not offer: \(trimmed)"
+            case "sec-websocket-extensions": extensions.append(trimmed)
             default: break
             }
         }
-        guard upgrade else { return "missing Upgrade: websocket" }
-        guard connection else { return "missing Connection: Upgrade" }
-        guard let accept else { return "missing Sec-WebSocket-Accept" }
-        guard accept == expectedAccept else { return "Sec-WebSocket-Accept \(accept) does not match the key (expected \(expectedAccept))" }
-        return nil
+        guard upgrade else { return .failed("missing Upgrade: websocket") }
+        guard connection else { return .failed("missing Connection: Upgrade") }
+        guard let accept else { return .failed("missing Sec-WebSocket-Accept") }
+        guard accept == expectedAccept else { return .failed("Sec-WebSocket-Accept \(accept) does not match the key (expected \(expectedAccept))") }
+        guard !extensions.isEmpty else { return .accepted(deflate: nil, answer: nil) }
+        let answer = extensions.joined(separator: ", ")
+        guard deflateOffered else { return .failed("server selected an extension we did not offer: \(answer)") }
+        switch ClientDeflateAgreement.parse(answer) {
+        case .success(let agreement): return .accepted(deflate: agreement, answer: answer)
+        case .failure(let error): return .failed(error.reason)
+        }
     }
 }
 

@@ -87,6 +87,8 @@ struct Report: Codable {
     var errors: [String: Int]
     var errorSamples: [String]
     var warnings: [String]
+    /// permessage-deflate: negotiated or not, and traffic (only with --deflate).
+    var deflate: DeflateReport? = nil
 
     mutating func summarize() {
         func spread(_ values: [Double?]) -> Spread? { Spread(values.compactMap { $0 }) }
@@ -167,6 +169,19 @@ struct Report: Codable {
             if n == 0 || n == rows.count - 2 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
         }
         if hasLatency { out += "(median row: latency over all runs together; other cells: median (min..max) over \(runs.count) run(s))\n" }
+        if let d = deflate {
+            let opened = d.negotiatedConnections + d.declinedConnections
+            out += "permessage-deflate: negotiated on \(grouped(Double(d.negotiatedConnections))) of \(grouped(Double(opened))) connection(s)"
+            out += d.answers.isEmpty ? " (the server declined)\n" : "; server answered: "
+                + d.answers.sorted { $0.key < $1.key }.map { "\"\($0.key)\" ×\(grouped(Double($0.value)))" }.joined(separator: ", ") + "\n"
+            if d.messagesReceived > 0 {
+                let ratio = d.messageBytesReceived > 0 ? Double(d.wireBytesReceived) / Double(d.messageBytesReceived) : 0
+                out += "  received \(grouped(Double(d.messagesReceived))) message(s), \(bytesText(Double(d.messageBytesReceived))) of payload "
+                    + "in \(bytesText(Double(d.wireBytesReceived))) of frames (wire/payload \(fixed(ratio, 3)))\n"
+            }
+            out += "  compressed messages sent: \(grouped(Double(d.compressedMessagesSent))); "
+                + "bench zlib memory (peak at a run's end): \(bytesText(Double(d.benchZlibBytesPeak)))\n"
+        }
         out += errors.isEmpty ? "errors: none\n" : "errors: " + errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
         for sample in errorSamples { out += "  e.g. \(sample)\n" }
         for warning in warnings where !warning.hasPrefix("errors:") { out += "\(warning)\n" }

@@ -13,6 +13,8 @@ struct BenchSetup {
     let loop: EventLoop
     let keys: HandshakeKeys
     let descriptorLimit: Int
+    /// Compression state and tallies with --deflate, else nil.
+    let deflate: DeflateSupport?
 
     init(_ common: CommonOptions) throws {
         self.common = common
@@ -22,7 +24,8 @@ struct BenchSetup {
         let backend = try BackendProbe.makeBackend { line in chosen = line }
         if backend.name != "io_uring" { writeStandardError("shoal-bench: \(chosen)\n") }
         loop = try EventLoop(backend: backend)
-        keys = HandshakeKeys(target: target)
+        keys = HandshakeKeys(target: target, deflate: common.deflate)
+        deflate = common.deflate ? DeflateSupport() : nil
     }
 }
 
@@ -32,6 +35,7 @@ class Scenario: ConnectionOwner {
     let keys: HandshakeKeys
     let common: CommonOptions
     let descriptorLimit: Int
+    let deflate: DeflateSupport?
     let progress: ProgressLine
     var report: Report
     /// Every connection not yet closed.
@@ -49,9 +53,11 @@ class Scenario: ConnectionOwner {
         keys = setup.keys
         common = setup.common
         descriptorLimit = setup.descriptorLimit
+        deflate = setup.deflate
         progress = ProgressLine(forced: setup.common.progress)
         var parameters = parameters
         parameters["runs"] = String(setup.common.runs)
+        if setup.common.deflate { parameters["deflate"] = "offered" }
         report = Report(scenario: scenario, url: setup.target.url, backend: setup.loop.backend.name, unit: unit,
                         parameters: parameters, serverPids: setup.common.serverPIDs, connectionsOpened: 0, runs: [],
                         summary: [:], latency: nil, errors: [:], errorSamples: [], warnings: [])
@@ -78,7 +84,8 @@ class Scenario: ConnectionOwner {
         let started = monotonicNanoseconds()
         do {
             let fd = try Connector.connect(to: target, source: source)
-            let connection = ClientConnection(fd: fd, owner: self, loop: loop, tag: tag, keys: keys, startedAt: started)
+            let connection = ClientConnection(fd: fd, owner: self, loop: loop, tag: tag, keys: keys, startedAt: started,
+                                              deflate: deflate)
             live[ObjectIdentifier(connection)] = connection
             return connection
         } catch {
@@ -141,6 +148,14 @@ class Scenario: ConnectionOwner {
     func endWindow(count: Double, rated: Bool = true, latency: Histogram<UInt64>? = nil, extra: [String: Double] = [:]) -> RunFigures {
         let end = Snapshot.take(serverPIDs: common.serverPIDs)
         let start = window ?? end
+        var extra = extra
+        if let deflate {
+            // What compression costs the bench in memory: the shared codecs and every open
+            // connection's own inflater (servers with context takeover).
+            let held = live.values.reduce(deflate.sharedMemoryHeld) { $0 + $1.ownInflaterMemory }
+            deflate.peakMemoryHeld = max(deflate.peakMemoryHeld, held)
+            extra["bench_zlib_bytes"] = Double(held)
+        }
         let seconds = max(Double(end.wall &- start.wall) / 1e9, 1e-9)
         let clientCPU = end.clientCPU - start.clientCPU
         let clientShare = clientCPU / seconds
@@ -176,6 +191,12 @@ class Scenario: ConnectionOwner {
     func finish() {
         report.errors = errorCounts
         report.errorSamples = samples
+        if let deflate {
+            report.deflate = deflate.report
+            if deflate.negotiated == 0 && report.connectionsOpened > 0 {
+                report.warnings.append("--deflate: the server declined permessage-deflate on every connection (none negotiated)")
+            }
+        }
         loop.stop()
     }
 }

@@ -34,6 +34,9 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Measured runs; the table shows the median and min..max (3 or more recommended).")
     var runs = 3
 
+    @Flag(help: "Offer permessage-deflate (\"\(ClientDeflateAgreement.offer)\"); where the server accepts, read and send compressed messages.")
+    var deflate = false
+
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
         for pid in serverPIDs where kill(pid, 0) != 0 && errno == ESRCH {

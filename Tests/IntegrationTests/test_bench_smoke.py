@@ -162,6 +162,67 @@ def test_refused_connections_are_reported():
     assert report["connections_opened"] == 0
 
 
+# --- permessage-deflate (--deflate) ---
+
+def check_deflate(report: dict, negotiated: int, answer_part: str | None = None) -> dict:
+    d = report["deflate"]
+    assert d["offer"] == "permessage-deflate; client_max_window_bits"
+    assert d["negotiated_connections"] == negotiated, d
+    if answer_part is not None:
+        assert any(answer_part in a for a in d["answers"]), d["answers"]
+    return d
+
+
+def test_deflate_echo_against_shared_compression(shoal):
+    # default --compression shared: one compressor per worker, no context takeover either way
+    srv = shoal("--handler", "echo", "--workers", "1")
+    report = bench("echo", "--url", srv.url(), "--deflate", "--connections", "4", "--size", "700", "--payload", "json",
+                   "--warmup", "0.2", "--server-pid", str(srv.proc.pid), *SHORT)
+    check_common(report, "echo")
+    d = check_deflate(report, 4, "server_no_context_takeover")
+    assert d["declined_connections"] == 0
+    assert d["compressed_messages_sent"] > 0
+    assert d["messages_received"] > 0
+    # 700-byte echoes are above the server's 256-byte threshold: they came back compressed
+    assert d["wire_bytes_received"] < d["message_bytes_received"], d
+
+
+def test_deflate_broadcast_against_dedicated_small_window(shoal):
+    # per-connection compressors with context takeover; the answer limits the bench's window to 10 bits
+    srv = shoal("--handler", "broadcast", "--workers", "1", "--compression", "dedicated",
+                "--compression-window-bits", "10", "--compression-memory-level", "4")
+    report = bench("broadcast", "--url", srv.url(), "--deflate", "--subscribers", "4", "--publishers", "1",
+                   "--rate", "50", "--size", "600", "--payload", "json", "--warmup", "0.3",
+                   "--server-pid", str(srv.proc.pid), *SHORT)
+    check_common(report, "broadcast")
+    d = check_deflate(report, 5, "client_max_window_bits=10")
+    assert all("no_context_takeover" not in a for a in d["answers"]), d["answers"]
+    assert d["compressed_messages_sent"] > 0
+    assert d["wire_bytes_received"] < d["message_bytes_received"], d
+    for r in report["runs"]:
+        assert r["extra"]["fanout"] > 0
+
+
+def test_deflate_idle_warmup_message_and_a_server_that_declines(shoal):
+    for mode, negotiated in (("dedicated", 12), ("off", 0)):
+        srv = shoal("--handler", "echo", "--workers", "1", "--compression", mode)
+        report = bench("idle", "--url", srv.url(), "--deflate", "--connections", "12", "--warmup-message", "400",
+                       "--server-pid", str(srv.proc.pid), "--runs", "1", "--duration", "0.3")
+        check_common(report, "idle", runs=1)
+        r = report["runs"][0]
+        assert r["count"] == 12
+        assert r["extra"]["warmup_replies"] == 12  # every connection's message was echoed
+        d = check_deflate(report, negotiated)
+        assert d["declined_connections"] == 12 - negotiated
+        assert d["messages_received"] == 12
+        if negotiated:
+            assert d["compressed_messages_sent"] == 12
+            assert d["bench_zlib_bytes_peak"] > 0  # one inflater per connection: the server keeps its context
+        else:
+            assert d["compressed_messages_sent"] == 0
+            assert any("declined" in w for w in report["warnings"])
+
+
 # --- against Node's ws ---
 
 def node_server(script: str, port: int) -> subprocess.Popen:
@@ -249,8 +310,9 @@ class ScriptedPeer:
     message split into two fragments with a ping between them. With wrong_accept it answers the
     handshake with a bad Sec-WebSocket-Accept."""
 
-    def __init__(self, wrong_accept: bool = False):
+    def __init__(self, wrong_accept: bool = False, extensions: str | None = None):
         self.wrong_accept = wrong_accept
+        self.extensions = extensions
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -321,8 +383,9 @@ class ScriptedPeer:
             accept = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
             if self.wrong_accept:
                 accept = base64.b64encode(b"0" * 20).decode()
+            extensions = f"Sec-WebSocket-Extensions: {self.extensions}\r\n" if self.extensions else ""
             conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                          f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+                          f"Sec-WebSocket-Accept: {accept}\r\n{extensions}\r\n").encode())
             conn.sendall(self.frame(0x9, b"hello?"))
             while True:
                 opcode, payload = self.read_frame(conn)
@@ -369,3 +432,19 @@ def test_wrong_accept_key_is_a_handshake_error():
         assert "Sec-WebSocket-Accept" in " ".join(report["error_samples"])
     finally:
         peer.close()
+
+
+def test_deflate_answer_we_cannot_honour_is_a_handshake_error():
+    # an extension the bench did not offer, and a permessage-deflate parameter that does not exist
+    for answer, why in (("x-webkit-deflate-frame", "did not offer"),
+                        ("permessage-deflate; server_max_window_bits=16", "server_max_window_bits")):
+        peer = ScriptedPeer(extensions=answer)
+        try:
+            proc = bench("echo", "--url", f"ws://127.0.0.1:{peer.port}/", "--deflate", "--connections", "2",
+                         "--runs", "1", "--duration", "0.2", "--warmup", "0", expect_ok=False)
+            assert proc.returncode == 1
+            report = json.loads(proc.stdout)
+            assert report["errors"].get("handshake") == 2, report
+            assert why in " ".join(report["error_samples"])
+        finally:
+            peer.close()
