@@ -39,16 +39,25 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pinned_server import pinned_server  # noqa: E402
 
 
-def run_bench(args, server_args, bench_args):
-    """A fresh server with `server_args`, shoal-bench once with --json against it; the report."""
+def run_bench(args, server_args, bench_args, attempts=3):
+    """A fresh server with `server_args`, shoal-bench once with --json against it; the report.
+    A server that does not come up (a free port taken again in between on a shared machine) is
+    started again on another port, up to `attempts` times."""
     cmd = (f"{args.shoal} serve --host 127.0.0.1 --port {{port}} --workers 1 --log-level error "
            + " ".join(server_args))
-    with pinned_server(cmd, args.server_cpus) as (server, port):
-        time.sleep(0.3)
-        out = subprocess.run(["taskset", "-c", args.bench_cpus, args.bench] + bench_args
-                             + ["--deflate", "--url", f"ws://127.0.0.1:{port}/", "--server-pid", str(server.pid),
-                                "--runs", "1", "--json"],
-                             capture_output=True, text=True, timeout=900)
+    for attempt in range(attempts):
+        try:
+            with pinned_server(cmd, args.server_cpus) as (server, port):
+                time.sleep(0.3)
+                out = subprocess.run(["taskset", "-c", args.bench_cpus, args.bench] + bench_args
+                                     + ["--deflate", "--url", f"ws://127.0.0.1:{port}/", "--server-pid", str(server.pid),
+                                        "--runs", "1", "--json"],
+                                     capture_output=True, text=True, timeout=900)
+            break
+        except RuntimeError as error:  # wait_port: the server did not come up
+            print(f"  {error} (attempt {attempt + 1} of {attempts})", file=sys.stderr)
+            if attempt + 1 == attempts:
+                raise
     if out.returncode != 0 and not out.stdout.strip():
         raise RuntimeError(f"shoal-bench failed ({out.returncode}): {out.stderr[-2000:]}")
     report = json.loads(out.stdout)
@@ -116,26 +125,31 @@ def idle(args, results):
                   f"replies {row['warmup_replies']}", file=sys.stderr)
     results["idle"] = rows
 
-    off = median(x["server_rss_per_connection"] for x in rows["off"])
-    off_warm = median(x["server_rss_per_connection"] for x in rows["off, after 1 message"])
+    def rss(name):
+        return median(x["server_rss_per_connection"] for x in rows[name])
     print(f"\n**Idle memory per connection**, {args.idle_connections:,} connections, `--handler echo --workers 1`, "
           f"bench offering `permessage-deflate; client_max_window_bits`; \"after 1 message\": each connection "
           f"sent {args.warmup_message} B of JSON-like text (compressed where negotiated) and got the echo back "
           f"before the connections were held. Server VmRSS (process tree) after − before, per connection; "
           f"median (min..max) of {args.runs}, fresh server each:\n")
-    print("| server compression | negotiated | server RSS per connection | − the same without compression | "
-          "bench zlib allocated per connection |")
-    print("|---|---|---|---|---|")
-    for name, _, warmup in configs:
+    print("| server compression | negotiated | server RSS per connection | − off, same traffic | "
+          "− shared, same traffic | bench zlib allocated per connection |")
+    print("|---|---|---|---|---|---|")
+    for name, mode, warmup in configs:
         values = [x["server_rss_per_connection"] for x in rows[name]]
-        base = off_warm if warmup is not None else off
+        suffix = ", after 1 message" if warmup is not None else ""
         m = median(values)
-        delta = f"{m - base:+,.0f} B" if m is not None and base is not None and not name.startswith("off") else "—"
+
+        def delta(base_mode):
+            base = rss(base_mode + suffix)
+            return f"{m - base:+,.0f} B" if m is not None and base is not None else "—"
         negotiated = median(x["negotiated"] for x in rows[name])
         conns = median(x["connections"] for x in rows[name])
         zlib = median(x["bench_zlib_bytes"] for x in rows[name])
         zlib_text = f"{zlib / conns:,.0f} B" if zlib is not None and conns else "—"
-        print(f"| {name} | {negotiated:,.0f} of {conns:,.0f} | {spread(values)} B | {delta} | {zlib_text} |")
+        print(f"| {name} | {negotiated:,.0f} of {conns:,.0f} | {spread(values)} B "
+              f"| {delta('off') if mode != 'off' else '—'} | {delta('shared') if mode == 'dedicated' else '—'} "
+              f"| {zlib_text} |")
 
 
 def broadcast(args, results):
