@@ -17,14 +17,16 @@ medians of --runs (default 3):
               clients, one publisher sending --rate messages/s of --size bytes of JSON-like text
               (different in every message); deliveries/s, deliveries per server CPU-second (user+sys
               of the server's tree), latency and fan-out, for shared (compressed once per worker),
-              dedicated (compressed per recipient, context takeover) and off (reference).
+              dedicated (compressed per recipient, context takeover) and off (reference), at the
+              server's default zlib level (1) unless --compression-level says otherwise. The default
+              rate is one a per-recipient compressor keeps up with on a shared 2-core machine.
               shoal-bench inflates every delivery; it refuses the per-CPU figure of a run in which
               it used >= 90 % of its core (reported as client-bound here).
 
 Prints markdown tables, then one JSON line (the last line of stdout) with every run's figures.
 
 usage: deflate_bench.py [--shoal .build/release/shoal] [--bench .build/release/shoal-bench]
-                        [--runs 3] [--only idle|broadcast]
+                        [--runs 3] [--only idle|broadcast] [--compression-level N]
 """
 import argparse
 import datetime
@@ -67,10 +69,11 @@ def run_bench(args, server_args, bench_args, attempts=3):
 
 
 def compression_args(mode, args):
+    level = [] if args.compression_level is None or mode == "off" else ["--compression-level", str(args.compression_level)]
     if mode == "dedicated":
         return ["--compression", "dedicated", "--compression-window-bits", str(args.window_bits),
-                "--compression-memory-level", str(args.memory_level)]
-    return ["--compression", mode]
+                "--compression-memory-level", str(args.memory_level)] + level
+    return ["--compression", mode] + level
 
 
 def spread(values, fmt="{:,.0f}"):
@@ -194,7 +197,8 @@ def broadcast(args, results):
                   f"fan-out {row['fanout']:.1f}, p50 {row['p50_ms']:.1f} ms", file=sys.stderr)
     results["broadcast"] = rows
 
-    print(f"\n**Broadcast to {args.subscribers:,} compressing clients**, `--handler broadcast --workers 1`, one "
+    level = args.compression_level if args.compression_level is not None else "1 (default)"
+    print(f"\n**Broadcast to {args.subscribers:,} compressing clients**, `--handler broadcast --workers 1`, zlib level {level}, one "
           f"publisher, {args.rate:g} messages/s of {args.size} B JSON-like text (each message different), every "
           f"message to all {args.subscribers + 1:,} connections; {args.broadcast_duration:g} s windows after "
           f"{args.broadcast_warmup:g} s of warm-up; median (min..max) of {args.runs}, fresh server each:\n")
@@ -235,11 +239,12 @@ def main():
     p.add_argument("--bench-cpus", default="1")
     p.add_argument("--window-bits", type=int, default=15, help="dedicated compressor's window bits")
     p.add_argument("--memory-level", type=int, default=8, help="dedicated compressor's zlib memLevel")
+    p.add_argument("--compression-level", type=int, help="zlib level for shared and dedicated (default: the server's, 1)")
     p.add_argument("--idle-connections", type=int, default=10000)
     p.add_argument("--idle-duration", type=float, default=2)
     p.add_argument("--warmup-message", type=int, default=1024, help="bytes of the one message per connection")
     p.add_argument("--subscribers", type=int, default=1000)
-    p.add_argument("--rate", type=float, default=2, help="broadcast messages per second")
+    p.add_argument("--rate", type=float, default=4, help="broadcast messages per second")
     p.add_argument("--size", type=int, default=1024, help="broadcast message bytes")
     p.add_argument("--broadcast-duration", type=float, default=8)
     p.add_argument("--broadcast-warmup", type=float, default=3)
