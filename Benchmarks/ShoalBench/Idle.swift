@@ -5,10 +5,10 @@
 // The "before" reading is taken once, before the first run; start a fresh server for a fair figure.
 // --warmup-message SIZE has every connection send one message and wait for the answer (an echo
 // server's) before holding: state a server allocates on first use (compression's zlib streams) counts.
-import ShoalWire
 import ArgumentParser
 import Glibc
 import ShoalRing
+import ShoalWire
 
 struct Idle: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Idle connections: server memory per connection.")
