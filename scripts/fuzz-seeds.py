@@ -4,6 +4,7 @@ SHOAL_WRITE_FUZZ_SEEDS=1 swift test --filter BusCorpusSeeds). Seeds are named se
 the fuzzer found are named crash-* and are never touched here. Run from anywhere: scripts/fuzz-seeds.py"""
 import os
 import struct
+import zlib
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Fuzz", "Corpus")
 
@@ -80,6 +81,18 @@ upgrade_seeds = {
     "control-in-target": b"GET /ch\x01at HTTP/1.1\r\nHost: a\r\n\r\n",
     "incomplete-head": request(UPGRADE)[:-2],
     "lone-cr-lines": b"GET / HTTP/1.1\r\rHost: a\r\r\r\r",
+    "deflate-offers": request(UPGRADE + [
+        "Sec-WebSocket-Extensions: x-webkit-deflate-frame, permessage-deflate; server_max_window_bits=016",
+        'Sec-WebSocket-Extensions: permessage-deflate ; client_max_window_bits="10" ; server_no_context_takeover',
+        "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; client_no_context_takeover"]),
+    "deflate-offers-malformed": request(UPGRADE + [
+        'Sec-WebSocket-Extensions: permessage-deflate; a="unterminated, permessage-deflate',
+        "Sec-WebSocket-Extensions: , ,permessage-deflate; server_max_window_bits=7; server_max_window_bits=16",
+        'Sec-WebSocket-Extensions: PERMESSAGE-DEFLATE; client_max_window_bits="1\\0"; server_no_context_takeover=1']),
+    "origins": request(UPGRADE + [
+        "Origin: https://app.example.com", "Origin: https://a.b.example.com:8443", "Origin: null",
+        "Origin: HTTP://LOCALHOST:8080", "Origin: https://[::1]:99999", "Origin: https://example.com:8443/path",
+        "Origin: *.example.com", "Origin: https://app.example.com:443"]),
 }
 for name, data in upgrade_seeds.items():
     write("upgrade", name, data)
@@ -108,9 +121,18 @@ def frame(opcode, payload=b"", fin=True, masked=True, rsv=0, length_form=None, l
     return head + MASK + bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
 
 
-def steer(wire, limit=0, plan=()):
+def steer(wire, limit=0, plan=(), deflate=False, few_fragments=False):
+    """FrameCheck's prefix: byte 0 = limit index | plan length << 3 | deflate << 6 | few fragments << 7."""
     assert limit < 8 and len(plan) < 8
-    return bytes([limit | len(plan) << 3]) + bytes(plan) + wire
+    return bytes([limit | len(plan) << 3 | (0x40 if deflate else 0) | (0x80 if few_fragments else 0)]) + bytes(plan) + wire
+
+
+def deflated(data, compressor=None):
+    """A permessage-deflate payload (RFC 7692 §7.2.1): raw DEFLATE, sync-flushed, 00 00 FF FF removed."""
+    c = compressor or zlib.compressobj(wbits=-15)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
 
 
 TEXT, BINARY, CONT, CLOSE, PING, PONG = 1, 2, 0, 8, 9, 10
@@ -164,6 +186,29 @@ frame_seeds = {
     "many-small-frames": steer(b"".join(frame(TEXT, bytes([0x61 + i])) for i in range(20)), plan=[1, 2, 3, 5, 7, 11]),
     "zero-limit-empty-message": steer(frame(TEXT) + frame(BINARY, b"x"), limit=1),
     "header-only-14-bytes": steer(frame(BINARY, length=300, length_form=127)[:14]),
+    "fragments-at-limit-3": steer(frame(TEXT, b"a", fin=False) + frame(CONT, b"b", fin=False) + frame(CONT, b"c"),
+                                  few_fragments=True),
+    "fragments-over-limit-3": steer(frame(BINARY, fin=False) + frame(CONT, fin=False) + frame(CONT, fin=False)
+                                    + frame(CONT), few_fragments=True),
+    # permessage-deflate (bit 6): RSV1 on the first frame of a compressed message.
+    "deflate-text-hello": steer(frame(TEXT, deflated(b"Hello"), rsv=0x40), deflate=True),
+    "deflate-uncompressed-text": steer(frame(TEXT, b"plain"), deflate=True),
+    "deflate-empty-payload": steer(frame(BINARY, b"", rsv=0x40), deflate=True),
+    "deflate-fragmented": steer(
+        frame(TEXT, deflated("Grüße, ".encode() * 20)[:7], rsv=0x40, fin=False) + frame(PING, b"p")
+        + frame(CONT, deflated("Grüße, ".encode() * 20)[7:]), deflate=True, plan=[3, 1]),
+    "deflate-context-takeover": (lambda c: steer(
+        frame(BINARY, deflated(b"repeated payload " * 8, c), rsv=0x40)
+        + frame(BINARY, deflated(b"repeated payload " * 8, c), rsv=0x40), deflate=True))(zlib.compressobj(wbits=-15)),
+    "deflate-bomb-over-limit": steer(frame(BINARY, deflated(bytes(1 << 20)), rsv=0x40), limit=7, deflate=True),
+    "deflate-at-limit": steer(frame(BINARY, deflated(bytes(1024)), rsv=0x40), limit=5, deflate=True),
+    "deflate-invalid-stream": steer(frame(BINARY, b"\xff\xff\xff\xff", rsv=0x40), deflate=True),
+    "deflate-invalid-utf8": steer(frame(TEXT, deflated(b"ok\xc3\x28"), rsv=0x40), deflate=True),
+    "deflate-rsv1-on-continuation": steer(frame(TEXT, b"a", fin=False) + frame(CONT, b"b", rsv=0x40), deflate=True),
+    "deflate-rsv1-on-ping": steer(frame(PING, b"a", rsv=0x40), deflate=True),
+    "deflate-rsv2-set": steer(frame(TEXT, b"a", rsv=0x20), deflate=True),
+    "deflate-final-block-then-garbage": steer(frame(BINARY, zlib.compress(b"x", wbits=-15) + b"junk", rsv=0x40),
+                                               deflate=True),
 }
 for name, data in frame_seeds.items():
     write("frames", name, data)

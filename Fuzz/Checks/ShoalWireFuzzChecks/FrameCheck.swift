@@ -9,37 +9,52 @@ import ShoalWire
 ///
 /// | byte      | meaning                                                                                  |
 /// |-----------|------------------------------------------------------------------------------------------|
-/// | 0         | bits 0-2: maxMessageSize, an index into `messageLimits`; bits 3-5: n, the plan's length  |
+/// | 0         | bits 0-2: maxMessageSize, an index into `messageLimits`; bits 3-5: n, the plan's length; |
+/// |           | bit 6: permessage-deflate negotiated (an inflater with context takeover, window 15);     |
+/// |           | bit 7: maxFragments 3 instead of the default                                             |
 /// | 1...n     | piece sizes, cycled (0 counts as 1)                                                      |
 /// | n+1...    | the wire bytes                                                                           |
 ///
 /// The wire bytes are read whole, one byte at a time and in the planned pieces, each piece in a heap block of
 /// its own size. Each read must consume within its piece (all of it when `next` returns nil, at least one byte
 /// per event), events must respect the limits (data ≤ maxMessageSize, control ≤ 125 bytes, text and close
-/// reasons valid UTF-8, close codes valid on the wire), errors must carry 1002/1007/1009, and the three
-/// chunkings must give the same events and the same error.
+/// reasons valid UTF-8, close codes valid on the wire), errors must carry 1002/1007/1009 (or 1011, zlib out of
+/// memory, when inflating), and the three chunkings must give the same events and the same error.
 public enum FrameCheck {
     /// maxMessageSize by the low three bits of byte 0: the default first, then the edges of the length forms.
     public static let messageLimits = [Limits.defaultMaxMessageSize, 0, 1, 125, 126, 1024, 65_535, 65_536]
 
-    /// The steering prefix for a given limit index and plan, followed by `wire`: how seeds are written.
-    public static func input(limitIndex: Int = 0, plan: [UInt8] = [], wire: [UInt8]) -> [UInt8] {
-        precondition(limitIndex < 8 && plan.count < 8)
-        return [UInt8(limitIndex | plan.count << 3)] + plan + wire
+    /// maxFragments when bit 7 of byte 0 is set: small enough that short inputs reach the limit.
+    public static let fewFragments = 3
+
+    /// How one run's readers are configured.
+    struct Setup {
+        var maxMessageSize: Int
+        var maxFragments: Int
+        var deflate: Bool
+
+        /// A reader of its own (and an inflater of its own: with context takeover it carries state).
+        func makeReader() -> MessageReader {
+            MessageReader(
+                maxMessageSize: maxMessageSize, requireMasking: true, maxFragments: maxFragments,
+                inflater: deflate ? MessageInflater(windowBits: 15, noContextTakeover: false) : nil)
+        }
     }
 
     public static func check(_ input: [UInt8]) throws(InvariantViolation) {
         guard let control = input.first else { return }
-        let maxMessageSize = messageLimits[Int(control & 7)]
+        let setup = Setup(
+            maxMessageSize: messageLimits[Int(control & 7)],
+            maxFragments: control & 0x80 != 0 ? fewFragments : Limits.defaultMaxFragments, deflate: control & 0x40 != 0)
         let planLength = min(Int(control >> 3 & 7), input.count - 1)
         let plan = input[1..<(1 + planLength)].map(Int.init)
         let wire = Array(input[(1 + planLength)...])
 
-        let whole = try read(wire, Chunking.ranges(count: wire.count, sizes: []), maxMessageSize: maxMessageSize)
-        let bytewise = try read(wire, Chunking.ranges(count: wire.count, sizes: [1]), maxMessageSize: maxMessageSize)
+        let whole = try read(wire, Chunking.ranges(count: wire.count, sizes: []), setup: setup)
+        let bytewise = try read(wire, Chunking.ranges(count: wire.count, sizes: [1]), setup: setup)
         try require(whole == bytewise, "whole input gave \(whole), one byte at a time \(bytewise)")
         if !plan.isEmpty {
-            let planned = try read(wire, Chunking.ranges(count: wire.count, sizes: plan), maxMessageSize: maxMessageSize)
+            let planned = try read(wire, Chunking.ranges(count: wire.count, sizes: plan), setup: setup)
             try require(whole == planned, "whole input gave \(whole), pieces of \(plan) gave \(planned)")
         }
     }
@@ -68,9 +83,11 @@ public enum FrameCheck {
     }
 
     private static func read(
-        _ wire: [UInt8], _ pieces: [Range<Int>], maxMessageSize: Int
+        _ wire: [UInt8], _ pieces: [Range<Int>], setup: Setup
     ) throws(InvariantViolation) -> Outcome {
-        var reader = MessageReader(maxMessageSize: maxMessageSize, requireMasking: true)
+        var reader = setup.makeReader()
+        let maxMessageSize = setup.maxMessageSize
+        let closeCodes: [UInt16] = setup.deflate ? [1002, 1007, 1009, 1011] : [1002, 1007, 1009]
         var outcome = Outcome()
         for range in pieces {
             let failed = try withExactCopy(of: wire, range) { (piece) throws(InvariantViolation) -> Bool in
@@ -81,7 +98,7 @@ public enum FrameCheck {
                     do throws(ProtocolViolation) {
                         event = try reader.next(piece, &offset)
                     } catch {
-                        try require([1002, 1007, 1009].contains(error.closeCode), "violation with close code \(error.closeCode)")
+                        try require(closeCodes.contains(error.closeCode), "violation with close code \(error.closeCode)")
                         try require(!error.reason.isEmpty, "violation \(error.closeCode) without a reason")
                         outcome.error = error
                         return true

@@ -1,5 +1,7 @@
 // The HTTP upgrade path as the server runs it (HTTPSession): HTTPHeadParser fed what arrives, pipelined
-// heads fed back in, and every complete head split into its target and put through WebSocketUpgrade.validate.
+// heads fed back in, and every complete head split into its target, checked against an Origin allow-list, put
+// through WebSocketUpgrade.validate and its Sec-WebSocket-Extensions offers through permessage-deflate
+// negotiation.
 
 import ShoalWire
 
@@ -8,8 +10,9 @@ import ShoalWire
 /// The input is the raw bytes a client sends. They are parsed whole and in pieces derived from their hash,
 /// under the default limits and under small ones (so 431 is reachable with short inputs); each run must:
 /// consume within the bytes it was given, fail only with 400/431/505, produce heads within the limits whose
-/// fields obey the grammar, and validate to 400/405/426 or to a key of 16 bytes. Both chunkings must give the
-/// same heads at the same offsets and the same error.
+/// fields obey the grammar, validate to 400/405/426 or to a key of 16 bytes, and negotiate (shared and
+/// dedicated policies) to nothing or to windows of 8...15 bits, a memory level of 1...9 and a response header
+/// naming permessage-deflate. Both chunkings must give the same heads at the same offsets and the same error.
 public enum UpgradeCheck {
     /// The limits each input is parsed under: the server's defaults, then small ones.
     public static let limits: [(maxHeadSize: Int, maxHeaderCount: Int)] = [
@@ -37,7 +40,15 @@ public enum UpgradeCheck {
         var end: Int
         /// The key, or the status validation answered with.
         var validation: String
+        /// The response header of each policy's agreement ("" without one), and the Origin decisions.
+        var negotiation: [String]
     }
+
+    /// What the checks negotiate with: the worker-wide shared codecs, and a connection's own at two windows.
+    static let policies: [DeflatePolicy] = [.shared, .dedicated(), .dedicated(windowBits: 9, memoryLevel: 1)]
+
+    /// An allow-list of each pattern form, for the Origin header.
+    static let origins = try! OriginAllowList(["https://app.example.com", "*.example.com:8443", "http://localhost:8080"])
 
     struct Outcome: Equatable {
         var heads: [Head] = []
@@ -127,8 +138,31 @@ public enum UpgradeCheck {
             try require(!error.reason.isEmpty, "validate error \(error.status) without a reason")
             validation = "\(error.status)"
         }
+        var negotiation: [String] = []
+        for policy in policies {
+            let offers = head.headers.values("Sec-WebSocket-Extensions")
+            guard let agreement = PerMessageDeflate.negotiate(headerValues: offers, policy: policy) else {
+                negotiation.append("")
+                continue
+            }
+            try require(
+                (8...15).contains(agreement.clientMaxWindowBits) && (8...15).contains(agreement.serverMaxWindowBits)
+                    && (1...9).contains(agreement.memoryLevel),
+                "agreement \(agreement) for offers \(offers)")
+            try require(
+                agreement.responseHeaderValue.hasPrefix(PerMessageDeflate.extensionName)
+                    && agreement.responseHeaderValue.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F },
+                "response header \(agreement.responseHeaderValue)")
+            _ = agreement.makeInflater()
+            negotiation.append(agreement.responseHeaderValue)
+        }
+        for origin in head.headers.values("Origin") {
+            negotiation.append(origins.allows(origin) ? "allowed" : "refused")
+            // The same parser reads the operator's patterns.
+            _ = try? OriginAllowList([origin])
+        }
         return Head(method: head.method, target: head.target, minor: head.versionMinor, headers: headers, end: end,
-                    validation: validation)
+                    validation: validation, negotiation: negotiation)
     }
 
     /// tchar of RFC 9110 §5.6.2, written out again so the check does not trust the parser's own table.
