@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "ShoalWire", targets: ["ShoalWire"]),
         // For the fuzz targets (Fuzz/), which live in their own package.
         .library(name: "ShoalCluster", targets: ["ShoalCluster"]),
+        // The invariant checks the fuzz targets (Fuzz/) run and the corpus replay tests share.
+        .library(name: "ShoalWireFuzzChecks", targets: ["ShoalWireFuzzChecks"]),
+        .library(name: "ShoalClusterFuzzChecks", targets: ["ShoalClusterFuzzChecks"]),
         .executable(name: "shoal", targets: ["shoal"]),
     ],
     dependencies: [
@@ -92,9 +95,19 @@ let package = Package(
         ),
         // Helpers every test target shares (seeded generator, lock box).
         .target(name: "ShoalTestSupport", path: "Tests/ShoalTestSupport", swiftSettings: strict),
-        .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire", "ShoalTestSupport"], swiftSettings: strict),
+        // Fuzz invariants (docs/security.md): called by the libFuzzer targets of Fuzz/Package.swift and by the
+        // corpus replay tests, so a seed or a crash reproducer is checked the same way in both.
+        .target(name: "ShoalWireFuzzChecks", dependencies: ["ShoalWire"], path: "Fuzz/Checks/ShoalWireFuzzChecks", swiftSettings: strict),
+        .target(
+            name: "ShoalClusterFuzzChecks", dependencies: ["ShoalCluster", "ShoalWireFuzzChecks"],
+            path: "Fuzz/Checks/ShoalClusterFuzzChecks", swiftSettings: strict
+        ),
+        .testTarget(name: "ShoalWireTests", dependencies: ["ShoalWire", "ShoalWireFuzzChecks", "ShoalTestSupport"], swiftSettings: strict),
         .testTarget(name: "ShoalRingTests", dependencies: ["ShoalRing", "ShoalPosix", "ShoalTestSupport"], swiftSettings: strict),
-        .testTarget(name: "ShoalClusterTests", dependencies: ["ShoalCluster", "ShoalPosix", "ShoalTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "ShoalClusterTests", dependencies: ["ShoalCluster", "ShoalClusterFuzzChecks", "ShoalPosix", "ShoalTestSupport"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "ShoalTests", dependencies: ["Shoal", "ShoalWire", "ShoalCluster", "ShoalTestSupport"], swiftSettings: strict),
     ]
 )
