@@ -9,7 +9,7 @@ import CZlib
 ///
 /// The z_stream is created on the first non-empty message, so a connection that negotiated
 /// compression but never sends pays nothing. The output buffer is reused from message to message and
-/// dropped after a message that made it grow beyond 64 KiB. Not thread-safe: use it from one loop.
+/// dropped after a message that made it grow beyond `ReassemblyBuffer.retainLimit` (4 KiB). Not thread-safe: use it from one loop.
 public final class MessageDeflater {
     /// The LZ77 window announced for this direction (8...15).
     public let windowBits: Int

@@ -11,7 +11,7 @@ import CZlib
 /// the stream is then reset before every message, whatever state a previous message, of this or another
 /// connection, left it in. Messages are inflated whole, at completion, so connections never interleave
 /// inside one inflation. The z_stream is created on the first compressed message; the output buffer is
-/// reused and dropped after a message that made it grow beyond 64 KiB. Not thread-safe.
+/// reused and dropped after a message that made it grow beyond `ReassemblyBuffer.retainLimit` (4 KiB). Not thread-safe.
 public final class MessageInflater {
     /// The largest LZ77 window the peer may use (8...15), as agreed.
     public let windowBits: Int
@@ -91,7 +91,7 @@ public final class MessageInflater {
         return buffer.view(0..<buffer.count)
     }
 
-    /// Frees an output buffer that a large message grew beyond 64 KiB; MessageReader calls it at the
+    /// Frees an output buffer that a large message grew beyond `ReassemblyBuffer.retainLimit`; MessageReader calls it at the
     /// next frame boundary, once the event that pointed into the buffer has been handled.
     public func releaseLargeBuffer() {
         if let output, output.capacity > ReassemblyBuffer.retainLimit {

@@ -7,7 +7,7 @@
 ///
 /// A struct holding an optional reference to its reassembly buffer: the buffer is allocated the first
 /// time a message spans frames or reads, reused afterwards, and freed when the reader is dropped or
-/// after a message that made it grow beyond 64 KiB. Copies share that buffer, so keep exactly one
+/// after a message that made it grow beyond 4 KiB (`ReassemblyBuffer.retainLimit`). Copies share that buffer, so keep exactly one
 /// reader per connection and do not copy it while in use.
 ///
 /// With an inflater (permessage-deflate negotiated), a message whose first frame has RSV1 set is
