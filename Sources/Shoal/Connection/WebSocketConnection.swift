@@ -231,6 +231,12 @@ public class WebSocketConnection: @unchecked Sendable {
     /// Called by the server's idle sweep: ping a silent client, close one that did not answer.
     func checkIdle(now: UInt64) {
         guard phase == .open else { return }
+        if readPaused {
+            // We stopped reading, not the client talking: its pong could not reach us.
+            lastHeard = now
+            idlePingSentAt = 0
+            return
+        }
         let options = wss.options
         if idlePingSentAt != 0 {
             if now &- idlePingSentAt >= options.pongTimeoutNanoseconds {
