@@ -29,7 +29,7 @@ for arg in "$@"; do
   case "$arg" in
     --merge) MERGE=1 ;;
     --no-build) BUILD=0 ;;
-    -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $arg" >&2; exit 2 ;;
     *) POSITIONAL+=("$arg") ;;
   esac
