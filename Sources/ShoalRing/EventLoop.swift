@@ -3,6 +3,7 @@
 // receives (prepared, not yet submitted), one submit-and-wait, then consume every completion.
 import Glibc
 import ShoalPosix
+import Synchronization
 
 /// How `close(_:mode:)` ends a socket.
 public enum CloseMode: Sendable {
@@ -56,7 +57,9 @@ public final class EventLoop: @unchecked Sendable {
     private let tasks = TaskQueue()
     private let wakeup: EventFD
     private let wakeupBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
-    private var loopThread: pthread_t?
+    /// The thread running `run()` (0: none). Atomic because `inEventLoop` reads it from any thread
+    /// (ThreadSanitizer reported the plain variable as a race).
+    private let loopThread = Atomic<UInt>(0)
     private var running = false
     private var turnEndHooks: [() -> Void] = []
     /// Monotonic time at the start of the current turn, in nanoseconds.
@@ -77,8 +80,8 @@ public final class EventLoop: @unchecked Sendable {
 
     /// True on the thread running `run()`.
     public var inEventLoop: Bool {
-        guard let thread = loopThread else { return false }
-        return pthread_equal(thread, pthread_self()) != 0
+        let thread = loopThread.load(ordering: .acquiring)
+        return thread != 0 && pthread_equal(thread, pthread_self()) != 0
     }
 
     /// Runs `task` on the loop thread at its next turn. Safe from any thread.
@@ -299,7 +302,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Runs turns until `stop()`.
     public func run() throws(SystemError) {
-        loopThread = pthread_self()
+        loopThread.store(pthread_self(), ordering: .releasing)
         running = true
         armWakeup()
         while running {
@@ -317,7 +320,7 @@ public final class EventLoop: @unchecked Sendable {
         }
         flush()
         try backend.submitAndWait(timeoutNanoseconds: 0)
-        loopThread = nil
+        loopThread.store(0, ordering: .releasing)
     }
 
     /// Prepares the sends and receives the turn produced; they reach the kernel with the next submit.
