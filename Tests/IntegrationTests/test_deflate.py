@@ -14,6 +14,7 @@ import pytest
 import websockets
 
 from cluster_helpers import metrics
+from hostile_helpers import tree_rss
 from helpers import (OP_BINARY, OP_CLOSE, OP_CONT, OP_TEXT, RawWS, client_frame, connect, read_frame, run,
                      run_node, ws_url)
 
@@ -31,23 +32,6 @@ def deflate_message(data: bytes, wbits: int = 15) -> bytes:
 def inflate_message(payload: bytes, d=None) -> bytes:
     d = d or zlib.decompressobj(-15)
     return d.decompress(payload + b"\x00\x00\xff\xff")
-
-
-def rss_of_group(pgid: int) -> int:
-    total = 0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-            if int(stat[stat.rfind(")") + 2:].split()[2]) != pgid:
-                continue
-            with open(f"/proc/{d}/statm") as f:
-                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, ValueError, IndexError):
-            continue
-    return total
 
 
 @pytest.mark.parametrize("mode,expected", [
@@ -169,14 +153,14 @@ def test_zip_bomb_closes_1009_and_memory_stays_bounded(shoal):
     with RawWS(srv.port, extra=DEFLATE_OFFER) as good:
         good.send(client_frame(OP_TEXT, b"before"))
         assert read_frame(good, deflate=True).payload == b"before"
-        baseline = rss_of_group(srv.proc.pid)
+        baseline = tree_rss(srv.proc.pid)
         peak = baseline
         for _ in range(3):  # three bombs in a row: nothing accumulates
             with RawWS(srv.port, extra=DEFLATE_OFFER) as bad:
                 bad.send(client_frame(OP_BINARY, bomb, rsv1=True))
                 f = read_frame(bad, deflate=True)
                 assert f.opcode == OP_CLOSE and f.close_code == 1009, f
-            peak = max(peak, rss_of_group(srv.proc.pid))
+            peak = max(peak, tree_rss(srv.proc.pid))
         # The compressed message (1 MiB) and at most the cap (4 MiB) of output, plus allocator slack.
         assert peak - baseline < 24 << 20, (baseline, peak)
         good.send(client_frame(OP_TEXT, b"after"))
