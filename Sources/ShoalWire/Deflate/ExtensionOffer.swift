@@ -87,7 +87,7 @@ private struct Scanner {
     /// 1*tchar
     mutating func token() -> String? {
         let start = index
-        while let byte = peek, Self.isTokenCharacter(byte) {
+        while let byte = peek, HTTPToken.isTokenCharacter(byte) {
             index += 1
         }
         guard index > start else { return nil }
@@ -102,7 +102,7 @@ private struct Scanner {
             index += 1
             switch byte {
             case Self.quote:
-                guard !content.isEmpty, content.allSatisfy(Self.isTokenCharacter) else { return nil }
+                guard !content.isEmpty, content.allSatisfy(HTTPToken.isTokenCharacter) else { return nil }
                 return String(decoding: content, as: UTF8.self)
             case Self.backslash:
                 // quoted-pair = "\" ( HTAB / SP / VCHAR / obs-text )
@@ -144,18 +144,4 @@ private struct Scanner {
         index = bytes.count
     }
 
-    /// tchar of RFC 7230 §3.2.6: visible ASCII except delimiters "(),/:;<=>?@[\]{}.
-    static func isTokenCharacter(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-            UInt8(ascii: "A")...UInt8(ascii: "Z"):
-            true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            true
-        default:
-            false
-        }
-    }
 }

@@ -108,7 +108,7 @@ public struct HTTPHeadParser {
         }
         let target = afterMethod[..<secondSpace]
         let version = afterMethod[(secondSpace + 1)...]
-        guard !method.isEmpty, method.allSatisfy(isTokenByte) else {
+        guard !method.isEmpty, method.allSatisfy(HTTPToken.isTokenCharacter) else {
             throw .badRequest("Malformed request line: invalid method")
         }
         guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
@@ -140,7 +140,7 @@ public struct HTTPHeadParser {
         }
         let name = line[..<colon]
         // Includes whitespace before the colon, which RFC 9112 §5.1 requires rejecting.
-        guard !name.isEmpty, name.allSatisfy(isTokenByte) else {
+        guard !name.isEmpty, name.allSatisfy(HTTPToken.isTokenCharacter) else {
             throw .badRequest("Invalid header name")
         }
         var value = line[(colon + 1)...]
@@ -153,20 +153,6 @@ public struct HTTPHeadParser {
         return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
     }
 
-    /// tchar of RFC 9110 §5.6.2.
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
-            UInt8(ascii: "0")...UInt8(ascii: "9"):
-            true
-        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
-            UInt8(ascii: "'"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
-            UInt8(ascii: "^"), UInt8(ascii: "_"), UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
-            true
-        default:
-            false
-        }
-    }
 
     private static func isDigit(_ byte: UInt8) -> Bool {
         byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
