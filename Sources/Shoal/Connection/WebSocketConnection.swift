@@ -150,39 +150,40 @@ public class WebSocketConnection: @unchecked Sendable {
     /// Queues one data frame if the connection is open (sending after terminate does nothing),
     /// compressed when the client negotiated it and `compress` (nil: the size threshold) says so.
     func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compress: Bool? = nil) {
+        guard let queued = queuedIfAdmitted(payload.count) else { return }
         if let deflater, compress ?? (payload.count >= wss.options.compressionThreshold) {
-            guard admits(payload.count) else { return }
-            deflater.withCompressed(payload) { queue(opcode, $0, compressed: true, messageSize: payload.count) }
+            deflater.withCompressed(payload) { queue(opcode, $0, compressed: true, messageSize: payload.count, after: queued) }
         } else {
-            guard admits(payload.count) else { return }
-            queue(opcode, payload, compressed: false, messageSize: payload.count)
+            queue(opcode, payload, compressed: false, messageSize: payload.count, after: queued)
         }
     }
 
     /// Queues a payload a broadcast already compressed for this connection's window size.
     func sendPrecompressed(_ opcode: Opcode, _ compressed: UnsafeRawBufferPointer, messageSize: Int) {
-        guard admits(compressed.count) else { return }
-        queue(opcode, compressed, compressed: true, messageSize: messageSize)
+        guard let queued = queuedIfAdmitted(compressed.count) else { return }
+        queue(opcode, compressed, compressed: true, messageSize: messageSize, after: queued)
     }
 
-    /// Whether `count` more bytes may be queued: the connection is open and its queue stays within
-    /// `maxBackpressure`; otherwise the slow-consumer policy applies and this message is not sent.
-    /// Checked before compressing, so a compressor with context takeover never takes in a message
-    /// its peer will not see.
-    private func admits(_ count: Int) -> Bool {
-        guard phase == .open else { return false }
-        if loop.bufferedAmount(socket) + count > wss.options.maxBackpressure {
+    /// The bytes already queued, if `count` more may be: the connection is open and its queue stays
+    /// within `maxBackpressure`; otherwise the slow-consumer policy applies, this message is not sent,
+    /// and the result is nil. Checked before compressing, so a compressor with context takeover never
+    /// takes in a message its peer will not see.
+    private func queuedIfAdmitted(_ count: Int) -> Int? {
+        guard phase == .open else { return nil }
+        let queued = loop.bufferedAmount(socket)
+        if queued + count > wss.options.maxBackpressure {
             slowConsumer()
-            return false
+            return nil
         }
-        return true
+        return queued
     }
 
-    private func queue(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compressed: Bool, messageSize: Int) {
+    private func queue(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compressed: Bool, messageSize: Int,
+                       after queued: Int) {
         if loop.writeFrame(socket, opcode: opcode, payload: payload, compressed: compressed) {
             wss.web.counters.messagesOut += 1
             wss.web.counters.bytesOut += messageSize
-            if loop.bufferedAmount(socket) >= Self.drainNotifyThreshold { awaitingDrain = true }
+            if queued + payload.count >= Self.drainNotifyThreshold { awaitingDrain = true }
         }
     }
 
