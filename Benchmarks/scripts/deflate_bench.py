@@ -251,7 +251,7 @@ def main():
     args = p.parse_args()
     for path in (args.shoal, args.bench):
         if not os.access(path, os.X_OK):
-            sys.exit(f"{path} not found: swift build -c release --product shoal --product shoal-bench")
+            sys.exit(f"{path} not found: swift build -c release")
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "commit": commit,

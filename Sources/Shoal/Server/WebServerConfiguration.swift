@@ -22,10 +22,10 @@ public struct WebServerConfiguration: Sendable {
     public var drainTimeoutNanoseconds: UInt64
     /// Worker processes; nil: one per CPU, as nginx's `worker_processes auto`.
     public var workers: Int?
-    /// 16 KiB receive buffers each worker lends the kernel (a power of two). Every buffer is touched
-    /// as traffic cycles through the ring, so this is resident memory per worker (1,024: 16 MiB),
-    /// traded against how many sockets can deliver data in one loop turn before some wait a turn
-    /// (`-ENOBUFS`, then re-armed). 1,024 suits busy servers; idle-heavy ones can use 256 (4 MiB).
+    /// The most 16 KiB receive buffers each worker lends the kernel (a power of two): how many
+    /// sockets can deliver data in one loop turn before some wait a turn (`-ENOBUFS`, then re-armed).
+    /// Buffers are lent as bursts need them (io_uring: 64 at first, doubled when a turn runs out),
+    /// so resident memory follows the busiest turn, up to 16 MiB at 1,024.
     public var receiveBuffers: Int
     /// Registry entries for the whole cluster, split evenly between 2 × workers slots (two
     /// generations overlap during a reload). 262,144 by default: 32 bytes each, 8 MiB of shared

@@ -14,7 +14,8 @@ public struct URingConfiguration: Sendable {
     /// Completion queue entries: multishot receives post many completions per submission, so the
     /// CQ is kept several times larger than the SQ (liburing's echo-server uses ×8).
     public var completionEntries: UInt32 = 8192
-    /// Provided receive buffers (a power of two). They are recycled within the turn that filled them.
+    /// The most provided receive buffers (a power of two). They are recycled within the turn that
+    /// filled them; 64 circulate at first, twice as many each time a turn runs out (-ENOBUFS).
     public var receiveBufferCount: Int = 1024
     /// Bytes per receive buffer. 16 KiB holds many small frames per completion.
     public var receiveBufferSize: Int = 16 * 1024
@@ -184,6 +185,7 @@ public final class URingBackend: LoopBackend {
     }
 
     public func drainCompletions(_ body: (Completion) -> Void) {
+        var lentMore = false
         while true {
             let n = Int(io_uring_peek_batch_cqe(ring, completionBatch, completionBatchSize))
             if n == 0 { return }
@@ -192,6 +194,11 @@ public final class URingBackend: LoopBackend {
                 if cqe.user_data >> 56 == Self.acceptPollTag >> 56 {
                     acceptReady(cqe, body)
                     continue
+                }
+                if cqe.res == -ENOBUFS && !lentMore {
+                    // The ring ran dry: lend more before the loop re-arms this turn's receives. Once
+                    // per drain, as every socket that found it empty reports the same shortage.
+                    lentMore = buffers.lendMore()
                 }
                 let hasBuffer = cqe.flags & shoal_cqe_f_buffer() != 0
                 body(Completion(userData: cqe.user_data, result: cqe.res,
@@ -210,6 +217,9 @@ public final class URingBackend: LoopBackend {
     public func recycle(bufferID: UInt16) {
         buffers.recycle(id: bufferID)
     }
+
+    /// Receive buffers circulating in the ring now (between 64 and `receiveBufferCount`).
+    public var receiveBuffersLent: Int { buffers.lent }
 
     public func shutdown() {
         buffers.release(uring: ring)

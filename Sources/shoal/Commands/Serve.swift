@@ -22,7 +22,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Worker processes (default: one per CPU).") var workers: Int?
     @Option(help: "Registry entries for the whole cluster (split between 2 × workers slots).") var registryCapacity = 262_144
     @Option(help: "Seconds clients get to answer the 1001 close on stop or reload.") var drainTimeout = 5.0
-    @Option(help: "16 KiB receive buffers per worker (power of two; resident memory vs. burst capacity).")
+    @Option(help: "Most 16 KiB receive buffers per worker (power of two; lent as bursts need them).")
     var receiveBuffers = 1024
 
     // Limits (docs/security.md): each on by default.
