@@ -15,10 +15,10 @@ final class HTTPSession: SocketDelegate {
     private var ending = false
     /// Bytes of a request head received and not yet complete (for 408 versus a silent idle close).
     private var partialBytes = 0
-    /// When the current request must be complete (handshake deadline / keep-alive idle time).
-    private var deadline: UInt64 = 0
-
-    private enum TimerKind { static let deadline: UInt8 = 1 }
+    /// When the current request must be complete (handshake deadline / keep-alive idle time);
+    /// kept by the worker's `RequestDeadlines`.
+    var deadline: UInt64 = 0
+    var deadlineLink = DeadlineLink()
 
     init(web: WebServer, fd: Int32) {
         self.web = web
@@ -28,14 +28,7 @@ final class HTTPSession: SocketDelegate {
 
     func opened(on handle: SocketHandle) {
         socket = handle
-        armDeadline()
-    }
-
-    private func armDeadline() {
-        guard let socket else { return }
-        let timeout = web.configuration.requestTimeoutNanoseconds
-        deadline = web.loop.now &+ timeout
-        web.loop.setTimer(socket, after: timeout, kind: TimerKind.deadline)
+        web.requestDeadlines.restart(self)
     }
 
     func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle) {
@@ -58,7 +51,7 @@ final class HTTPSession: SocketDelegate {
                 if answer(head, leftover: leftover) { return }  // upgraded: the socket has a new owner
                 rest = leftover
                 parser = HTTPHeadParser(maxHeadSize: web.configuration.maxHeadSize, maxHeaderCount: web.configuration.maxHeaderCount)
-                armDeadline()
+                web.requestDeadlines.restart(self)
             }
         }
     }
@@ -160,6 +153,7 @@ final class HTTPSession: SocketDelegate {
         let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server, loop: web.loop, socket: socket,
                                              remoteAddress: address, compression: compression)
         connection.registryEntry = entry
+        web.requestDeadlines.remove(self)
         web.loop.setDelegate(connection, for: socket)
         web.connectionStarted(connection)
         connection.start(leftover: leftover)
@@ -189,6 +183,7 @@ final class HTTPSession: SocketDelegate {
             _ = web.loop.writeFrame(socket, opcode: .close, payload: $0)
         }
         ending = true
+        web.requestDeadlines.remove(self)
         web.loop.close(socket, mode: .graceful(lingerNanoseconds: web.configuration.lingerNanoseconds))
         return true
     }
@@ -208,6 +203,7 @@ final class HTTPSession: SocketDelegate {
         bytes.withUnsafeBytes { web.loop.write(socket, $0) }
         if !keepAlive {
             ending = true
+            web.requestDeadlines.remove(self)
             web.loop.close(socket, mode: .graceful(lingerNanoseconds: web.configuration.lingerNanoseconds))
         }
     }
@@ -216,14 +212,17 @@ final class HTTPSession: SocketDelegate {
         web.loop.close(handle, mode: .abort)
     }
 
-    func timerFired(on handle: SocketHandle, kind: UInt8) {
-        guard kind == TimerKind.deadline, !ending, web.loop.now >= deadline else { return }
+    /// The request was not complete in time (called by `RequestDeadlines`, which dropped the session).
+    func deadlinePassed() {
+        guard !ending, let socket else { return }
         if partialBytes > 0 {
             respond(status: 408, body: "Request head not complete in time\n", keepAlive: false)
         } else {
-            web.loop.close(handle, mode: .abort)
+            web.loop.close(socket, mode: .abort)
         }
     }
 
-    func closed(on handle: SocketHandle) {}
+    func closed(on handle: SocketHandle) {
+        web.requestDeadlines.remove(self)
+    }
 }

@@ -21,6 +21,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     private var localConnections: [Int: WebSocketConnection] = [:]
     /// Open WebSocket connections per client address (for `maxConnectionsPerAddress`).
     private var connectionsPerAddress: [String: Int] = [:]
+    /// Handshake and keep-alive deadlines of this worker's HTTP sessions.
+    private(set) lazy var requestDeadlines = RequestDeadlines(web: self, timeout: configuration.requestTimeoutNanoseconds)
     /// The effective `maxConnections` of this worker.
     let maxConnections: Int
     /// Open WebSocket connections of every server (for drain on shutdown).

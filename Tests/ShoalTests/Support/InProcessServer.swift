@@ -18,12 +18,13 @@ final class InProcessServer: @unchecked Sendable {
     private let thread: Thread
     private let finished = DispatchSemaphore(value: 0)
 
-    init(setup: (WebServer) -> Void) throws {
+    init(configure: (inout WebServerConfiguration) -> Void = { _ in }, setup: (WebServer) -> Void) throws {
         loop = try EventLoop(backend: try URingBackend())
         listener = try Socket.listen(host: "127.0.0.1", port: 0, reusePort: false)
         port = Socket.localPort(listener)
-        web = WebServer(loop: loop, configuration: WebServerConfiguration(host: "127.0.0.1", port: port),
-                        logger: Logger(label: "test"))
+        var configuration = WebServerConfiguration(host: "127.0.0.1", port: port)
+        configure(&configuration)
+        web = WebServer(loop: loop, configuration: configuration, logger: Logger(label: "test"))
         loop.listen(socket: listener, delegate: web)
         setup(web)
         let loop = self.loop
