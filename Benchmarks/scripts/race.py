@@ -8,10 +8,14 @@ each server's median and the ratio of the first server to each other one.
 
   echo  : messages per server CPU-second (shoal-bench refuses the figure when it was itself
           the bottleneck; the row then says client-bound)
-  idle  : server RSS per idle connection (VmRSS of the process tree, fresh server per run)
+  idle  : server RSS per idle connection (VmRSS of the process tree, fresh server per run).
+          With --idle-warmup N (default 200) each fresh server first serves N connections that
+          open and close, and only then is its baseline read: what a server pages in or sets up
+          once, on its first connections (code pages of the handshake path, first arenas), is
+          not memory per connection. --idle-warmup 0 gives the cold figure.
 
 usage: race.py --bench PATH [--scenario echo|idle ...] [--connections 100] [--size 16]
-               [--in-flight 1] [--idle-connections 10000] [--runs 3]
+               [--in-flight 1] [--idle-connections 10000] [--idle-warmup 200] [--runs 3]
                --server NAME='CMD with {port}' [--server ...]
 """
 import argparse
@@ -24,16 +28,24 @@ import time
 from pinned_server import pinned_server
 
 
-def bench(args, server_cmd, bench_args):
-    """Starts a fresh server, runs shoal-bench once with --json, stops the server."""
+def run_bench(args, server, port, bench_args):
+    out = subprocess.run(["taskset", "-c", "1", args.bench] + bench_args +
+                         ["--url", f"ws://127.0.0.1:{port}/", "--server-pid", str(server.pid), "--json"],
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode != 0 and not out.stdout.strip():
+        raise RuntimeError(f"shoal-bench failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout)
+
+
+def bench(args, server_cmd, bench_args, warmup_args=None):
+    """Starts a fresh server, runs shoal-bench once with --json (after a discarded warm-up run when
+    warmup_args is given), stops the server."""
     with pinned_server(server_cmd, "0") as (server, port):
         time.sleep(0.3)
-        out = subprocess.run(["taskset", "-c", "1", args.bench] + bench_args +
-                             ["--url", f"ws://127.0.0.1:{port}/", "--server-pid", str(server.pid), "--json"],
-                             capture_output=True, text=True, timeout=600)
-        if out.returncode != 0 and not out.stdout.strip():
-            raise RuntimeError(f"shoal-bench failed: {out.stderr[-2000:]}")
-        return json.loads(out.stdout)
+        if warmup_args:
+            run_bench(args, server, port, warmup_args)
+            time.sleep(0.5)
+        return run_bench(args, server, port, bench_args)
 
 
 def echo_row(report):
@@ -58,6 +70,8 @@ def main():
     p.add_argument("--in-flight", type=int, default=1)
     p.add_argument("--duration", type=float, default=5)
     p.add_argument("--idle-connections", type=int, default=10000)
+    p.add_argument("--idle-warmup", type=int, default=200,
+                   help="connections each fresh server serves (opened, then closed) before the idle baseline")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--server", action="append", required=True, help="NAME=COMMAND with {port}")
     args = p.parse_args()
@@ -99,13 +113,16 @@ def main():
         results = {name: [] for name, _ in servers}
         for run in range(args.runs):
             for name, cmd in servers:
+                warmup = (["idle", "--connections", str(args.idle_warmup), "--duration", "0.5", "--runs", "1"]
+                          if args.idle_warmup > 0 else None)
                 report = bench(args, cmd, ["idle", "--connections", str(args.idle_connections), "--duration", "2",
-                                           "--runs", "1"])
+                                           "--runs", "1"], warmup)
                 values = idle_row(report)
                 results[name] += values
                 print(f"idle run {run + 1} {name}: {values} B/conn", file=sys.stderr)
+        warmed = f"after {args.idle_warmup:,} warm-up connections" if args.idle_warmup > 0 else "cold, no warm-up"
         print(f"\n**idle**, {args.idle_connections:,} connections, server RSS per connection (process tree VmRSS, "
-              f"fresh server each run), median (min..max) of {args.runs}:\n")
+              f"fresh server each run, {warmed}), median (min..max) of {args.runs}:\n")
         print("| server | RSS per idle connection |")
         print("|---|---|")
         medians = {}
