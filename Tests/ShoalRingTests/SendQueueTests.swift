@@ -171,4 +171,31 @@ import Testing
         queue.discardAll(pool: pool)
         #expect(pool.outstanding == 0)
     }
+
+    @Test func appendsWhileTheHeadIsBeingSentJoinTheTailAndTheCountFollowsTheHead() {
+        let pool = ChunkPool(standardCapacity: 16, maxRetained: 8)
+        var queue = SendQueue()
+        var expected: [UInt8] = []
+        func append(_ count: Int, seed: Int) {
+            let piece = pattern(count, seed: seed)
+            expected += piece
+            piece.withUnsafeBytes { queue.append($0, pool: pool) }
+        }
+        var sent: [UInt8] = []
+        append(40, seed: 1)  // three chunks: 16 + 16 + 8
+        // The kernel takes the first chunk in two pieces; the second chunk becomes the head.
+        for n in [10, 6] {
+            sent += queue.nextSendable!.prefix(n)
+            queue.consume(n, pool: pool)
+        }
+        #expect(queue.queuedBytes == 24)
+        append(5, seed: 2)  // fills the last chunk, not the new head
+        #expect(pool.outstanding == 2)
+        #expect(queue.queuedBytes == 29)
+        append(20, seed: 3)
+        #expect(queue.queuedBytes == 49)
+        sent += drain(&queue, pool: pool, step: 7)
+        #expect(sent == expected)
+        #expect(queue.isEmpty && queue.queuedBytes == 0 && pool.outstanding == 0)
+    }
 }

@@ -2,7 +2,7 @@
 // memory at all, a busy one holds a chain of chunks until the kernel has taken the bytes.
 //
 // Chunk memory layout (one malloc block):
-//   [ChunkHeader: next, capacity, start, end, isPooled][capacity bytes of data]
+//   [ChunkHeader: next, capacity, start, end, queue tail and bytes, isPooled][capacity bytes of data]
 // Bytes [start, end) are queued and not yet sent; [end, capacity) is free for appends.
 import Glibc
 
@@ -12,6 +12,10 @@ struct ChunkHeader {
     var capacity: Int
     var start: Int
     var end: Int
+    /// Meaningful in a queue's head chunk only: the queue's last chunk and its byte count. They
+    /// live here rather than in `SendQueue`, so every socket slot holds one pointer, not three words.
+    var queueTail: UnsafeMutablePointer<ChunkHeader>?
+    var queuedBytes: Int
     var isPooled: Bool
 
     /// The data area that follows the header.
@@ -86,6 +90,8 @@ final class ChunkPool {
         chunk.pointee.next = nil
         chunk.pointee.start = 0
         chunk.pointee.end = 0
+        chunk.pointee.queueTail = nil
+        chunk.pointee.queuedBytes = 0
         return chunk
     }
 
@@ -94,7 +100,8 @@ final class ChunkPool {
             fatalError("out of memory allocating a \(capacity)-byte send chunk")
         }
         let chunk = raw.bindMemory(to: ChunkHeader.self, capacity: 1)
-        chunk.initialize(to: ChunkHeader(next: nil, capacity: capacity, start: 0, end: 0, isPooled: pooled))
+        chunk.initialize(to: ChunkHeader(next: nil, capacity: capacity, start: 0, end: 0, queueTail: nil, queuedBytes: 0,
+                                         isPooled: pooled))
         return chunk
     }
 

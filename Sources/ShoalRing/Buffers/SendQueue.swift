@@ -5,11 +5,14 @@
 ///
 /// While a send is in flight the kernel reads [head.start, inFlightEnd) of the head chunk; appends
 /// only ever write past `end`, so they never touch bytes the kernel is reading.
+///
+/// The queue itself is one pointer (an idle socket's slot stays small); its tail and byte count
+/// are kept in the head chunk's header, and move to the next chunk when the head is done.
 struct SendQueue {
     private(set) var head: UnsafeMutablePointer<ChunkHeader>?
-    private var tail: UnsafeMutablePointer<ChunkHeader>?
+
     /// Bytes queued and not yet confirmed sent.
-    private(set) var queuedBytes = 0
+    var queuedBytes: Int { head?.pointee.queuedBytes ?? 0 }
 
     var isEmpty: Bool { queuedBytes == 0 }
 
@@ -17,17 +20,24 @@ struct SendQueue {
     @discardableResult
     mutating func append<R>(count: Int, pool: ChunkPool, _ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
         let chunk: UnsafeMutablePointer<ChunkHeader>
-        if let last = tail, last.pointee.capacity - last.pointee.end >= count {
-            chunk = last
+        if let first = head {
+            let last = first.pointee.queueTail!
+            if last.pointee.capacity - last.pointee.end >= count {
+                chunk = last
+            } else {
+                chunk = pool.take(minimum: count)
+                last.pointee.next = chunk
+                first.pointee.queueTail = chunk
+            }
         } else {
-            chunk = pool.take(minimum: count, preferSmall: head == nil)
-            if let last = tail { last.pointee.next = chunk } else { head = chunk }
-            tail = chunk
+            chunk = pool.take(minimum: count, preferSmall: true)
+            chunk.pointee.queueTail = chunk
+            head = chunk
         }
         let region = UnsafeMutableRawBufferPointer(start: ChunkHeader.data(chunk) + chunk.pointee.end, count: count)
         let result = body(region)
         chunk.pointee.end += count
-        queuedBytes += count
+        head!.pointee.queuedBytes += count
         return result
     }
 
@@ -35,7 +45,7 @@ struct SendQueue {
     mutating func append(_ bytes: UnsafeRawBufferPointer, pool: ChunkPool) {
         var offset = 0
         while offset < bytes.count {
-            let room = tail.map { $0.pointee.capacity - $0.pointee.end } ?? 0
+            let room = head.map { $0.pointee.queueTail!.pointee.capacity - $0.pointee.queueTail!.pointee.end } ?? 0
             let piece = room > 0 ? min(room, bytes.count - offset) : min(pool.standardCapacity, bytes.count - offset)
             append(count: piece, pool: pool) { region in
                 region.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + piece)]))
@@ -55,11 +65,14 @@ struct SendQueue {
     mutating func consume(_ count: Int, pool: ChunkPool) {
         guard let chunk = head else { return }
         chunk.pointee.start += count
-        queuedBytes -= count
+        chunk.pointee.queuedBytes -= count
         if chunk.pointee.start == chunk.pointee.end {
             // A drained chunk goes back to the pool even when it is the tail: idle sockets hold nothing.
             head = chunk.pointee.next
-            if head == nil { tail = nil }
+            if let next = head {
+                next.pointee.queueTail = chunk.pointee.queueTail
+                next.pointee.queuedBytes = chunk.pointee.queuedBytes
+            }
             pool.give(chunk)
         }
     }
@@ -70,7 +83,5 @@ struct SendQueue {
             head = chunk.pointee.next
             pool.give(chunk)
         }
-        tail = nil
-        queuedBytes = 0
     }
 }
