@@ -11,8 +11,7 @@ final class RemoteConnection: WebSocketConnection, @unchecked Sendable {
 
     init(id: Int, ownerSlot: Int, wss: WebSocketServer) {
         self.ownerSlot = ownerSlot
-        super.init(id: id, handler: nil, wss: wss, loop: wss.web.loop,
-                   socket: SocketHandle(index: .max, generation: 0))
+        super.init(id: id, handler: nil, wss: wss, socket: SocketHandle(index: .max, generation: 0))
     }
 
     override var status: String {

@@ -14,13 +14,14 @@ extension WebSocketConnection: SocketDelegate {
 
     public func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle) {
         wss.web.counters.bytesIn += bytes.count
-        lastHeard = loop.now
-        idlePingSentAt = 0
+        idleSince = IdleClock.milliseconds(loop.now)
+        pingOutstanding = false
         if readPaused {
             // Received before the pause reached the kernel (io_uring may have a socket buffer's worth
             // of completions ready): kept, in order, for when the queue drains; bounded by that.
-            let pending = pendingInput ?? PendingInput()
-            pendingInput = pending
+            let cold = coldState()
+            let pending = cold.pendingInput ?? PendingInput()
+            cold.pendingInput = pending
             pending.append(UnsafeRawBufferPointer(bytes))
             return
         }
@@ -38,7 +39,7 @@ extension WebSocketConnection: SocketDelegate {
 
     /// Runs the input kept while paused, in pieces, pausing again if it backs the queue up again.
     private func consumePendingInput() {
-        guard let pending = pendingInput else { return }
+        guard let pending = cold?.pendingInput else { return }
         while pending.consumed < pending.bytes.count && !readPaused && (phase == .open || phase == .closeSent) {
             let start = pending.consumed
             let end = min(start + Self.pendingPiece, pending.bytes.count)
@@ -47,7 +48,7 @@ extension WebSocketConnection: SocketDelegate {
             pauseIfBackedUp()
         }
         // Kept (without copying) only while paused again with input left.
-        if !readPaused || pending.consumed >= pending.bytes.count { pendingInput = nil }
+        if !readPaused || pending.consumed >= pending.bytes.count { cold?.pendingInput = nil }
     }
 
     /// Input kept while paused is run in pieces of the loop's receive size, so a pause takes effect
@@ -107,9 +108,10 @@ extension WebSocketConnection: SocketDelegate {
 
     /// The peer's close frame: answer it (if we have not closed first) and end the TCP connection.
     private func peerClosed(code: UInt16?, reason: UnsafeRawBufferPointer) {
-        if terminateCode == nil {
-            terminateCode = code.map(Int.init) ?? 1005
-            terminateReason = reason.isEmpty ? nil : String(decoding: reason, as: UTF8.self)
+        let cold = coldState()
+        if cold.terminateCode == nil {
+            cold.terminateCode = code.map(Int.init) ?? 1005
+            cold.terminateReason = reason.isEmpty ? nil : String(decoding: reason, as: UTF8.self)
         }
         if phase == .open {
             writeCloseFrame(code: code, reason: "")
@@ -120,7 +122,8 @@ extension WebSocketConnection: SocketDelegate {
 
     /// A protocol violation: onError, our close frame with the RFC code, then the TCP close.
     private func fail(_ violation: ProtocolViolation) {
-        terminateCode = terminateCode ?? 1006
+        let cold = coldState()
+        cold.terminateCode = cold.terminateCode ?? 1006
         if phase == .open {
             writeCloseFrame(code: violation.closeCode, reason: violation.reason)
         }
@@ -159,6 +162,6 @@ extension WebSocketConnection: SocketDelegate {
         if let entry = registryEntry { wss.web.cluster?.registry.remove(entry) }
         wss.connectionClosed(self)
         wss.web.connectionEnded(self)
-        handler?.onTerminate(self, WebSocketTerminateEvent(code: terminateCode ?? 1006, reason: terminateReason))
+        handler?.onTerminate(self, WebSocketTerminateEvent(code: cold?.terminateCode ?? 1006, reason: cold?.terminateReason))
     }
 }

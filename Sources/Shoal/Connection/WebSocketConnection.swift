@@ -25,33 +25,33 @@ public class WebSocketConnection: @unchecked Sendable {
     public let handler: (any WebSocketConnectionHandler)?
     /// The server this connection belongs to: the worker's own server object (4D: `wss`).
     public let wss: WebSocketServer
+    /// The worker's loop, the server's (not stored per connection: every idle client holds its fields).
+    var loop: EventLoop { wss.loop }
 
-    let loop: EventLoop
     let socket: SocketHandle
-    // Unchecked exclusivity (loop thread only; `reader.next` calls nothing that reaches the connection):
-    // the dynamic check showed in the per-message profile.
-    @exclusivity(unchecked) var reader: MessageReader
-    @exclusivity(unchecked) var phase = Phase.open
-    /// What onTerminate will report; set when the peer's close frame (or a failure) decides it.
-    var terminateCode: Int?
-    var terminateReason: String?
-    /// Position in the server's live list (see `WebSocketServer.connectionClosed`).
-    var indexInServer = -1
-    /// The connection's registry entry when running in a cluster.
-    var registryEntry: Registry.Entry?
     /// The compressor for this client when it negotiated permessage-deflate: the worker's shared one
     /// (`.shared`) or its own (`.dedicated`).
     let deflater: MessageDeflater?
+    /// State needed only while closing or paused, allocated on first need (`coldState()`).
+    var cold: ConnectionColdState?
+    // Unchecked exclusivity (loop thread only; `reader.next` calls nothing that reaches the connection):
+    // the dynamic check showed in the per-message profile.
+    @exclusivity(unchecked) var reader: MessageReader
     /// The client's address, as counted for `maxConnectionsPerAddress`.
     let remoteAddress: String
-    /// Loop time of the last bytes from the client (idle timeout).
-    @exclusivity(unchecked) var lastHeard: UInt64
-    /// Loop time the idle ping went out, 0 when none is outstanding.
-    var idlePingSentAt: UInt64 = 0
+    /// Idle clock (`IdleClock`, milliseconds): when the client was last heard from, or, while
+    /// `pingOutstanding`, when the idle ping went out (nothing heard since then, or it would be clear).
+    @exclusivity(unchecked) var idleSince: UInt32
+    /// Position in the server's live list (see `WebSocketServer.connectionClosed`); -1 outside it.
+    var indexInServer: Int32 = -1
+    /// The index of the connection's entry in this worker's registry partition when running in a
+    /// cluster (the entry's other parts, worker slot and id, are known already).
+    var registryIndex: UInt32 = 0
+    @exclusivity(unchecked) var phase = Phase.open
+    /// The idle ping went out and nothing was heard since.
+    var pingOutstanding = false
     /// Reading is paused until the send queue drains (inbound backpressure).
     var readPaused = false
-    /// Bytes that arrived after reading was paused, run when it resumes.
-    var pendingInput: PendingInput?
     /// The send queue grew past `drainNotifyThreshold` (or reading was paused): onDrain runs once
     /// it has emptied.
     var awaitingDrain = false
@@ -60,15 +60,14 @@ public class WebSocketConnection: @unchecked Sendable {
     /// or two and would only make onDrain a per-message call.
     static let drainNotifyThreshold = 64 * 1024
 
-    init(id: Int, handler: (any WebSocketConnectionHandler)?, wss: WebSocketServer, loop: EventLoop, socket: SocketHandle,
+    init(id: Int, handler: (any WebSocketConnectionHandler)?, wss: WebSocketServer, socket: SocketHandle,
          remoteAddress: String = "", compression agreement: DeflateAgreement? = nil) {
         self.id = id
         self.handler = handler
         self.wss = wss
-        self.loop = loop
         self.socket = socket
         self.remoteAddress = remoteAddress
-        lastHeard = loop.now
+        idleSince = IdleClock.milliseconds(wss.loop.now)
         var inflater: MessageInflater?
         if let agreement {
             if wss.options.compression == .shared {
@@ -209,7 +208,7 @@ public class WebSocketConnection: @unchecked Sendable {
             // dropped (RFC 6455 §5.5.1 lets a closing endpoint discard data); this may run inside
             // the reader (a slow-consumer close), so the reader is not run again from here.
             readPaused = false
-            pendingInput = nil
+            cold?.pendingInput = nil
             loop.resumeReceiving(socket)
         }
         loop.setTimer(socket, after: wss.options.closeTimeoutNanoseconds, kind: TimerKind.closeHandshake)
@@ -221,6 +220,19 @@ public class WebSocketConnection: @unchecked Sendable {
         }
     }
 
+    /// The cold state, allocated now if the connection had none.
+    func coldState() -> ConnectionColdState {
+        if let cold { return cold }
+        let made = ConnectionColdState()
+        cold = made
+        return made
+    }
+
+    /// The connection's registry entry when running in a cluster.
+    var registryEntry: Registry.Entry? {
+        wss.web.cluster.map { Registry.Entry(slot: $0.slot, index: Int(registryIndex), id: id) }
+    }
+
     /// Moves to a closing phase and tells the other workers (status "Closing" in their listings).
     func enterClosing(_ next: Phase) {
         if phase == .open, let entry = registryEntry {
@@ -229,23 +241,25 @@ public class WebSocketConnection: @unchecked Sendable {
         phase = next
     }
 
-    /// Called by the server's idle sweep: ping a silent client, close one that did not answer.
-    func checkIdle(now: UInt64) {
+    /// Called by the server's idle sweep with the idle clock's time: ping a silent client, close one
+    /// that did not answer.
+    func checkIdle(now: UInt32) {
         guard phase == .open else { return }
         if readPaused {
             // We stopped reading, not the client talking: its pong could not reach us.
-            lastHeard = now
-            idlePingSentAt = 0
+            idleSince = now
+            pingOutstanding = false
             return
         }
-        let options = wss.options
-        if idlePingSentAt != 0 {
-            if now &- idlePingSentAt >= options.pongTimeoutNanoseconds {
+        let silent = now &- idleSince
+        if pingOutstanding {
+            if silent >= wss.pongTimeoutMilliseconds {
                 wss.web.counters.limits.count(.idleTimeout)
                 close(code: CloseCode.goingAway, reason: "idle timeout")
             }
-        } else if now &- lastHeard >= options.idleTimeoutNanoseconds {
-            idlePingSentAt = now
+        } else if silent >= wss.idleTimeoutMilliseconds {
+            idleSince = now
+            pingOutstanding = true
             loop.writeFrame(socket, opcode: .ping, payload: UnsafeRawBufferPointer(start: nil, count: 0))
         }
     }

@@ -150,9 +150,9 @@ final class HTTPSession: SocketDelegate {
         writeSwitchingProtocols(key: key, extensions: compression?.responseHeaderValue, on: socket)
         // The request is not kept: a handler that needs it later keeps what it needs (as 4D code
         // keeps values from onConnection's event), and idle connections stay small.
-        let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server, loop: web.loop, socket: socket,
+        let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server, socket: socket,
                                              remoteAddress: address, compression: compression)
-        connection.registryEntry = entry
+        if let entry { connection.registryIndex = UInt32(entry.index) }
         web.requestDeadlines.remove(self)
         web.loop.setDelegate(connection, for: socket)
         web.connectionStarted(connection)

@@ -18,6 +18,12 @@ public final class WebSocketServer: @unchecked Sendable {
     public private(set) var terminated = false
     public let options: WebSocketServerOptions
     unowned let web: WebServer
+    /// The worker's loop (`web.loop`), kept here so that a connection reaches it without an unowned
+    /// load and without storing it itself.
+    let loop: EventLoop
+    /// `options`' idle and pong timeouts on the idle clock (`IdleClock`).
+    let idleTimeoutMilliseconds: UInt32
+    let pongTimeoutMilliseconds: UInt32
     /// Position in creation order: the same server on every worker has the same index (each worker
     /// runs the same setup), which is how the bus names it.
     let index: Int
@@ -35,6 +41,9 @@ public final class WebSocketServer: @unchecked Sendable {
         self.handler = handler
         self.options = options
         self.web = web
+        loop = web.loop
+        idleTimeoutMilliseconds = IdleClock.duration(options.idleTimeoutNanoseconds)
+        pongTimeoutMilliseconds = IdleClock.duration(options.pongTimeoutNanoseconds)
         index = web.nextServerIndex
         web.add(self)
         handler.onOpen(self, WebSocketServerEvent(type: "open"))
@@ -42,12 +51,12 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     /// One sweep over this worker's connections every `idleSweepInterval` instead of a timer per
-    /// connection: a connection only stores two timestamps, and 100,000 connections cost a
+    /// connection: a connection only stores a 32-bit timestamp, and 100,000 connections cost a
     /// comparison each per sweep.
     private func scheduleIdleSweep() {
         web.loop.schedule(after: idleSweepInterval) { [weak self] in
             guard let self, !self.terminated else { return }
-            let now = self.web.loop.now
+            let now = IdleClock.milliseconds(self.loop.now)
             for connection in self.live { connection.checkIdle(now: now) }
             self.scheduleIdleSweep()
         }
@@ -143,17 +152,17 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     func connectionOpened(_ connection: WebSocketConnection) {
-        connection.indexInServer = live.count
+        connection.indexInServer = Int32(live.count)
         live.append(connection)
     }
 
     func connectionClosed(_ connection: WebSocketConnection) {
-        let index = connection.indexInServer
+        let index = Int(connection.indexInServer)
         guard index >= 0, index < live.count, live[index] === connection else { return }
         let last = live.removeLast()
         if index < live.count {
             live[index] = last
-            last.indexInServer = index
+            last.indexInServer = Int32(index)
         }
         connection.indexInServer = -1
     }

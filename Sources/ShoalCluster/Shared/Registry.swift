@@ -33,6 +33,14 @@ public final class Registry: @unchecked Sendable {
         public let slot: Int
         public let index: Int
         public let id: Int
+
+        /// The handle of entry `index` of `slot`'s partition for connection `id`, for an owner that
+        /// keeps only the index (its slot and the id it knows already).
+        public init(slot: Int, index: Int, id: Int) {
+            self.slot = slot
+            self.index = index
+            self.id = id
+        }
     }
 
     /// The owner's process-local bookkeeping of one partition. Only the owner of the slot (one
