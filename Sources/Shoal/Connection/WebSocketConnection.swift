@@ -37,8 +37,6 @@ public class WebSocketConnection: @unchecked Sendable {
     // Unchecked exclusivity (loop thread only; `reader.next` calls nothing that reaches the connection):
     // the dynamic check showed in the per-message profile.
     @exclusivity(unchecked) var reader: MessageReader
-    /// The client's address, as counted for `maxConnectionsPerAddress`.
-    let remoteAddress: String
     /// Idle clock (`IdleClock`, milliseconds): when the client was last heard from, or, while
     /// `pingOutstanding`, when the idle ping went out (nothing heard since then, or it would be clear).
     @exclusivity(unchecked) var idleSince: UInt32
@@ -47,6 +45,8 @@ public class WebSocketConnection: @unchecked Sendable {
     /// The index of the connection's entry in this worker's registry partition when running in a
     /// cluster (the entry's other parts, worker slot and id, are known already).
     var registryIndex: UInt32 = 0
+    /// The client's address as counted for `maxConnectionsPerAddress` (an `AddressCounts` index).
+    var addressIndex: UInt32 = 0
     @exclusivity(unchecked) var phase = Phase.open
     /// The idle ping went out and nothing was heard since.
     var pingOutstanding = false
@@ -61,12 +61,11 @@ public class WebSocketConnection: @unchecked Sendable {
     static let drainNotifyThreshold = 64 * 1024
 
     init(id: Int, handler: (any WebSocketConnectionHandler)?, wss: WebSocketServer, socket: SocketHandle,
-         remoteAddress: String = "", compression agreement: DeflateAgreement? = nil) {
+         compression agreement: DeflateAgreement? = nil) {
         self.id = id
         self.handler = handler
         self.wss = wss
         self.socket = socket
-        self.remoteAddress = remoteAddress
         idleSince = IdleClock.milliseconds(wss.loop.now)
         var inflater: MessageInflater?
         if let agreement {

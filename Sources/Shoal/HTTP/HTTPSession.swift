@@ -151,11 +151,11 @@ final class HTTPSession: SocketDelegate {
         // The request is not kept: a handler that needs it later keeps what it needs (as 4D code
         // keeps values from onConnection's event), and idle connections stay small.
         let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server, socket: socket,
-                                             remoteAddress: address, compression: compression)
+                                             compression: compression)
         if let entry { connection.registryIndex = UInt32(entry.index) }
         web.requestDeadlines.remove(self)
         web.loop.setDelegate(connection, for: socket)
-        web.connectionStarted(connection)
+        web.connectionStarted(connection, address: address)
         connection.start(leftover: leftover)
         return true
     }

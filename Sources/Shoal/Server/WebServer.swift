@@ -20,7 +20,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     private var servers: [WebSocketServer] = []
     private var localConnections: [Int: WebSocketConnection] = [:]
     /// Open WebSocket connections per client address (for `maxConnectionsPerAddress`).
-    private var connectionsPerAddress: [String: Int] = [:]
+    private var connectionsPerAddress = AddressCounts()
     /// Handshake and keep-alive deadlines of this worker's HTTP sessions.
     private(set) lazy var requestDeadlines = RequestDeadlines(web: self, timeout: configuration.requestTimeoutNanoseconds)
     /// The effective `maxConnections` of this worker.
@@ -114,24 +114,24 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         if openWebSockets >= maxConnections {
             return (503, .rejectedCapacity, "This worker holds its maximum of \(maxConnections) connections")
         }
-        if connectionsPerAddress[address, default: 0] >= configuration.maxConnectionsPerAddress {
+        if connectionsPerAddress.connections(from: address) >= configuration.maxConnectionsPerAddress {
             return (429, .rejectedPerAddress,
                     "Too many connections from \(address) (at most \(configuration.maxConnectionsPerAddress) per worker)")
         }
         return nil
     }
 
-    func connectionStarted(_ connection: WebSocketConnection) {
+    /// Counts a new WebSocket connection from client address `address`.
+    func connectionStarted(_ connection: WebSocketConnection, address: String) {
         openWebSockets += 1
         localConnections[connection.id] = connection
-        connectionsPerAddress[connection.remoteAddress, default: 0] += 1
+        connection.addressIndex = connectionsPerAddress.add(address)
     }
 
     func connectionEnded(_ connection: WebSocketConnection) {
         openWebSockets -= 1
         localConnections[connection.id] = nil
-        let left = connectionsPerAddress[connection.remoteAddress, default: 1] - 1
-        connectionsPerAddress[connection.remoteAddress] = left > 0 ? left : nil
+        connectionsPerAddress.remove(connection.addressIndex)
     }
 
     /// Graceful stop: no new connections, close 1001 to every client, then `loop.stop()` once they
