@@ -53,7 +53,9 @@ final class ClientConnection: SocketDelegate {
     private(set) var state = State.handshaking
     /// The 101 was received and validated (stays true after the connection closes).
     private(set) var handshakeDone = false
-    private var reader = MessageReader(requireMasking: false)
+    private var reader = MessageReader()
+    /// A client reads the server's unmasked frames.
+    private static let readerConfiguration = MessageReader.Configuration(requireMasking: false)
     /// The bench's compression state; nil without --deflate (then nothing is offered).
     private let deflate: DeflateSupport?
     /// What the server accepted, nil when it declined (or nothing was offered).
@@ -213,7 +215,7 @@ final class ClientConnection: SocketDelegate {
                         agreement = accepted
                         let inflater = deflate.inflater(for: accepted)
                         if inflater !== deflate.sharedInflater { ownInflater = inflater }
-                        reader = MessageReader(requireMasking: false, inflater: inflater)
+                        reader = MessageReader(inflater: inflater)
                         deflater = deflate.deflater(windowBits: accepted.clientMaxWindowBits)
                         deflate.negotiated += 1
                         deflate.answers[answer, default: 0] += 1
@@ -237,7 +239,7 @@ final class ClientConnection: SocketDelegate {
         while state == .open || state == .closing {
             let event: InboundEvent?
             do {
-                event = try reader.next(bytes, &offset)
+                event = try reader.next(bytes, &offset, Self.readerConfiguration)
             } catch {
                 fail(.protocolViolation, "\(error.reason) (close code \(error.closeCode))")
                 return

@@ -114,16 +114,16 @@ private func fragmentFrames(_ opcode: Opcode, _ payload: [UInt8], fragments: Int
         inputA.withUnsafeMutableBytes { bytes in
             var offset = 0
             let head = UnsafeMutableRawBufferPointer(rebasing: bytes[..<half])
-            #expect(try! first.next(head, &offset) == nil)
+            #expect(try! first.next(head, &offset, MessageReader.Configuration()) == nil)
         }
         inputB.withUnsafeMutableBytes { bytes in
             var offset = 0
-            if let event = try! second.next(bytes, &offset) { events.append(ReadEvent(event)) }
+            if let event = try! second.next(bytes, &offset, MessageReader.Configuration()) { events.append(ReadEvent(event)) }
         }
         inputA.withUnsafeMutableBytes { bytes in
             var offset = 0
             let rest = UnsafeMutableRawBufferPointer(rebasing: bytes[half...])
-            if let event = try! first.next(rest, &offset) { events.append(ReadEvent(event)) }
+            if let event = try! first.next(rest, &offset, MessageReader.Configuration()) { events.append(ReadEvent(event)) }
         }
         #expect(events == [.binary(b), .text(a)])
     }
@@ -208,10 +208,10 @@ private func fragmentFrames(_ opcode: Opcode, _ payload: [UInt8], fragments: Int
             + clientFrame(.text, "small")
         input.withUnsafeMutableBytes { bytes in
             var offset = 0
-            guard case .binary(let big) = try! reader.next(bytes, &offset) else { Issue.record("no message"); return }
+            guard case .binary(let big) = try! reader.next(bytes, &offset, MessageReader.Configuration()) else { Issue.record("no message"); return }
             #expect(big.count == 1 << 20)
             #expect(inflater.memoryHeld > 1 << 20)
-            guard case .text = try! reader.next(bytes, &offset) else { Issue.record("no text"); return }
+            guard case .text = try! reader.next(bytes, &offset, MessageReader.Configuration()) else { Issue.record("no text"); return }
             #expect(inflater.memoryHeld < 64 * 1024)
         }
     }

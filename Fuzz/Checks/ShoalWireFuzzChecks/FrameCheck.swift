@@ -35,9 +35,12 @@ public enum FrameCheck {
 
         /// A reader of its own (and an inflater of its own: with context takeover it carries state).
         func makeReader() -> MessageReader {
-            MessageReader(
-                maxMessageSize: maxMessageSize, requireMasking: true, maxFragments: maxFragments,
-                inflater: deflate ? MessageInflater(windowBits: 15, noContextTakeover: false) : nil)
+            MessageReader(inflater: deflate ? MessageInflater(windowBits: 15, noContextTakeover: false) : nil)
+        }
+
+        /// The rules every call of the run's readers gets.
+        var configuration: MessageReader.Configuration {
+            MessageReader.Configuration(maxMessageSize: maxMessageSize, requireMasking: true, maxFragments: maxFragments)
         }
     }
 
@@ -86,6 +89,7 @@ public enum FrameCheck {
         _ wire: [UInt8], _ pieces: [Range<Int>], setup: Setup
     ) throws(InvariantViolation) -> Outcome {
         var reader = setup.makeReader()
+        let configuration = setup.configuration
         let maxMessageSize = setup.maxMessageSize
         let closeCodes: [UInt16] = setup.deflate ? [1002, 1007, 1009, 1011] : [1002, 1007, 1009]
         var outcome = Outcome()
@@ -96,7 +100,7 @@ public enum FrameCheck {
                     let before = offset
                     let event: InboundEvent?
                     do throws(ProtocolViolation) {
-                        event = try reader.next(piece, &offset)
+                        event = try reader.next(piece, &offset, configuration)
                     } catch {
                         try require(closeCodes.contains(error.closeCode), "violation with close code \(error.closeCode)")
                         try require(!error.reason.isEmpty, "violation \(error.closeCode) without a reason")

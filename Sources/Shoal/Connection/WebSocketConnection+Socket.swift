@@ -61,7 +61,7 @@ extension WebSocketConnection: SocketDelegate {
         while phase == .open || phase == .closeSent {
             let event: InboundEvent?
             do {
-                event = try reader.next(bytes, &offset)
+                event = try reader.next(bytes, &offset, wss.readerConfiguration)
             } catch {
                 fail(error)
                 return

@@ -79,8 +79,7 @@ public class WebSocketConnection: @unchecked Sendable {
         } else {
             deflater = nil
         }
-        reader = MessageReader(maxMessageSize: wss.options.maxMessageSize, maxFragments: wss.options.maxFragments,
-                               inflater: inflater)
+        reader = MessageReader(inflater: inflater)
     }
 
     /// Whether this client negotiated permessage-deflate.

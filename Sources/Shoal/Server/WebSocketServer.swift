@@ -24,6 +24,8 @@ public final class WebSocketServer: @unchecked Sendable {
     /// `options`' idle and pong timeouts on the idle clock (`IdleClock`).
     let idleTimeoutMilliseconds: UInt32
     let pongTimeoutMilliseconds: UInt32
+    /// What every connection's reader enforces, from `options`.
+    let readerConfiguration: MessageReader.Configuration
     /// Position in creation order: the same server on every worker has the same index (each worker
     /// runs the same setup), which is how the bus names it.
     let index: Int
@@ -44,6 +46,8 @@ public final class WebSocketServer: @unchecked Sendable {
         loop = web.loop
         idleTimeoutMilliseconds = IdleClock.duration(options.idleTimeoutNanoseconds)
         pongTimeoutMilliseconds = IdleClock.duration(options.pongTimeoutNanoseconds)
+        readerConfiguration = MessageReader.Configuration(maxMessageSize: options.maxMessageSize,
+                                                          maxFragments: options.maxFragments)
         index = web.nextServerIndex
         web.add(self)
         handler.onOpen(self, WebSocketServerEvent(type: "open"))

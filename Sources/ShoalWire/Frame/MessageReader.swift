@@ -1,7 +1,8 @@
 // Turns client bytes into complete messages and control events: fragmentation, interleaved control
 // frames, UTF-8 and size limits on top of FrameParser, and permessage-deflate messages when compression
-// was negotiated. It lives in every connection, so it keeps its stored state small and allocates only
-// for messages that do not arrive in one piece.
+// was negotiated. It lives in every connection, so it keeps its stored state small (the rules it enforces,
+// the same for every connection of a server, are handed to each call) and allocates only for messages
+// that do not arrive in one piece.
 
 /// Incremental reader of client frames: input may be split at any byte.
 ///
@@ -15,12 +16,36 @@
 /// them too), inflated when the message completes, under the same size limit, and for text validated
 /// as UTF-8 then. Uncompressed messages take the same path as without an inflater.
 public struct MessageReader {
+    /// What a reader enforces: the same for every reader of a server, so it is passed to each `next`
+    /// call rather than stored in every connection's reader.
+    public struct Configuration: Sendable {
+        /// Bound on a message's bytes, compressed and inflated alike (1009 beyond it).
+        public let maxMessageSize: Int
+        /// Data frames allowed per message, empty ones included (1009 beyond it). 32 bits: four
+        /// billion fragments is no limit anyone needs.
+        public let maxFragments: UInt32
+        /// Whether unmasked frames are refused (1002).
+        public let requireMasking: Bool
+
+        /// `requireMasking` is true for a server (clients must mask, RFC 6455 §5.1); false accepts
+        /// masked and unmasked frames, for reading a server's frames as a client. `maxFragments` is
+        /// 1 or more.
+        public init(
+            maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true,
+            maxFragments: Int = Limits.defaultMaxFragments
+        ) {
+            precondition(maxFragments >= 1 && maxFragments <= UInt32.max, "maxFragments must be 1...2^32-1")
+            self.maxMessageSize = maxMessageSize
+            self.requireMasking = requireMasking
+            self.maxFragments = UInt32(maxFragments)
+        }
+    }
+
     /// Data bytes of the message in progress (plus, while a control frame is split across reads, that
     /// frame's payload after them). Nil until a message needs reassembly.
     private var buffer: ReassemblyBuffer?
     /// Inflates compressed messages; nil when compression was not negotiated (RSV1 is then a 1002).
     private let inflater: MessageInflater?
-    private let maxMessageSize: Int
     /// Announced data bytes of the message in progress, current frame included. At a frame boundary it
     /// equals the data bytes held in `buffer`, because only whole single-frame messages skip the buffer.
     private var messageSize = 0
@@ -28,12 +53,9 @@ public struct MessageReader {
     /// Carries UTF-8 state from one fragment or read to the next for text messages.
     private var utf8 = UTF8Validator()
     private var message = MessageState.none
-    private let requireMasking: Bool
     /// Whether the message in progress had RSV1 on its first frame.
     private var compressed = false
-    /// Data frames allowed per message, and data frames of the message in progress so far (32 bits each
-    /// to keep the reader small: four billion fragments is no limit anyone needs).
-    private let maxFragments: UInt32
+    /// Data frames of the message in progress so far (32 bits, as `Configuration.maxFragments`).
     private var fragments: UInt32 = 0
 
     private enum MessageState: UInt8 {
@@ -42,30 +64,19 @@ public struct MessageReader {
         case closed
     }
 
-    /// Creates a reader. `requireMasking` is true for a server (clients must mask, RFC 6455 §5.1);
-    /// false accepts masked and unmasked frames, for reading a server's frames as a client.
-    ///
-    /// `maxMessageSize` bounds a message's bytes, compressed and inflated alike; `maxFragments` (1 or
-    /// more) its data frames, empty ones included (1009 beyond either). `inflater` is given when
-    /// permessage-deflate was negotiated; it may be shared by the readers of several connections only
-    /// if it forgets between messages (client_no_context_takeover), see MessageInflater.
-    public init(
-        maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true,
-        maxFragments: Int = Limits.defaultMaxFragments, inflater: MessageInflater? = nil
-    ) {
-        precondition(maxFragments >= 1 && maxFragments <= UInt32.max, "maxFragments must be 1...2^32-1")
-        self.maxMessageSize = maxMessageSize
-        self.requireMasking = requireMasking
-        self.maxFragments = UInt32(maxFragments)
+    /// Creates a reader. `inflater` is given when permessage-deflate was negotiated; it may be shared by
+    /// the readers of several connections only if it forgets between messages
+    /// (client_no_context_takeover), see MessageInflater.
+    public init(inflater: MessageInflater? = nil) {
         self.inflater = inflater
         if inflater != nil {
             parser.allowedReservedBits = FrameHeader.rsv1Bit
         }
     }
 
-    /// Consumes bytes of `input` from `offset` (advancing it), unmasking in place. Returns the next complete
-    /// event, or nil once every byte of `input` was consumed and more input is needed.
-    /// After it throws, the reader must not be used again.
+    /// Consumes bytes of `input` from `offset` (advancing it), unmasking in place, under `configuration`
+    /// (give every call of one reader the same). Returns the next complete event, or nil once every byte
+    /// of `input` was consumed and more input is needed. After it throws, the reader must not be used again.
     ///
     /// A single-frame message (or control frame) whose payload lies wholly in `input` is returned as a
     /// view into `input`; anything else as a view into the reader's buffer, and an inflated message as a
@@ -73,7 +84,8 @@ public struct MessageReader {
     /// buffer behind the previous event.
     public mutating func next(
         _ input: UnsafeMutableRawBufferPointer,
-        _ offset: inout Int
+        _ offset: inout Int,
+        _ configuration: Configuration
     ) throws(ProtocolViolation) -> InboundEvent? {
         if message == .closed {
             offset = input.count
@@ -84,26 +96,26 @@ public struct MessageReader {
         }
         while true {
             if parser.phase == .byte0 && input.count - offset >= FrameParser.maxHeaderSize {
-                try consumeWholeHeader(input, &offset)
+                try consumeWholeHeader(input, &offset, configuration)
             } else if parser.phase != .payload {
                 guard offset < input.count else { return nil }
                 let byte = input[offset]
                 offset += 1
-                switch try parser.consumeHeaderByte(byte, requireMasking: requireMasking) {
+                switch try parser.consumeHeaderByte(byte, requireMasking: configuration.requireMasking) {
                 case .partial:
                     continue
                 case .opcodeKnown:
-                    try checkFragmentation()
+                    try checkFragmentation(configuration)
                     continue
                 case .lengthKnown:
-                    try checkLength()
+                    try checkLength(configuration)
                     continue
                 case .complete:
-                    try checkLength()
+                    try checkLength(configuration)
                     startFrame()
                 }
             }
-            if let event = try consumePayload(input, &offset) {
+            if let event = try consumePayload(input, &offset, configuration) {
                 return event
             }
             if parser.phase == .payload {
@@ -118,13 +130,14 @@ public struct MessageReader {
     @inline(__always)
     private mutating func consumeWholeHeader(
         _ input: UnsafeMutableRawBufferPointer,
-        _ offset: inout Int
+        _ offset: inout Int,
+        _ configuration: Configuration
     ) throws(ProtocolViolation) {
         let start = UnsafeRawPointer(input.baseAddress!) + offset
         try parser.fastByte0(start.load(as: UInt8.self))
-        try checkFragmentation()
-        let lengthBytes = try parser.fastLength(start + 1, requireMasking: requireMasking)
-        try checkLength()
+        try checkFragmentation(configuration)
+        let lengthBytes = try parser.fastLength(start + 1, requireMasking: configuration.requireMasking)
+        try checkLength(configuration)
         let keyBytes = parser.fastMaskKey(start + 1 + lengthBytes)
         offset += 1 + lengthBytes + keyBytes
         startFrame()
@@ -135,7 +148,8 @@ public struct MessageReader {
     /// Consumes payload bytes of the current frame. Returns an event when the frame completes one.
     private mutating func consumePayload(
         _ input: UnsafeMutableRawBufferPointer,
-        _ offset: inout Int
+        _ offset: inout Int,
+        _ configuration: Configuration
     ) throws(ProtocolViolation) -> InboundEvent? {
         let header = parser.header
         let opcode = header.opcode!  // FrameParser rejects unknown opcodes
@@ -156,7 +170,7 @@ public struct MessageReader {
             if opcode == .text && !compressed {
                 try validateText(UnsafeRawBufferPointer(payload))
             }
-            return try complete(opcode, UnsafeRawBufferPointer(payload))
+            return try complete(opcode, UnsafeRawBufferPointer(payload), configuration)
         }
 
         let chunkLength = min(available, parser.frameRemaining)
@@ -182,13 +196,14 @@ public struct MessageReader {
         // Control payloads sit after the data bytes of a message they interrupted.
         let start = opcode.isControl ? messageSize : 0
         let view = buffer.map { $0.view(start..<$0.count) } ?? UnsafeRawBufferPointer(start: nil, count: 0)
-        return try complete(opcode, view)
+        return try complete(opcode, view, configuration)
     }
 
     /// Builds the event for a frame whose payload is complete; nil never happens for a FIN frame.
     private mutating func complete(
         _ opcode: Opcode,
-        _ payload: UnsafeRawBufferPointer
+        _ payload: UnsafeRawBufferPointer,
+        _ configuration: Configuration
     ) throws(ProtocolViolation) -> InboundEvent {
         switch opcode {
         case .ping:
@@ -199,7 +214,7 @@ public struct MessageReader {
             return try closeEvent(payload)
         case .text, .binary, .continuation:
             let isText = message == .text
-            let payload = compressed ? try inflate(payload) : payload
+            let payload = compressed ? try inflate(payload, maxMessageSize: configuration.maxMessageSize) : payload
             if isText && !utf8.isAtBoundary {
                 throw ProtocolViolation(
                     closeCode: CloseCode.invalidPayload, reason: "text message ends inside a UTF-8 sequence")
@@ -213,7 +228,9 @@ public struct MessageReader {
     }
 
     /// Inflates a complete compressed message (a view into `input` or the buffer) and validates text.
-    private mutating func inflate(_ payload: UnsafeRawBufferPointer) throws(ProtocolViolation) -> UnsafeRawBufferPointer {
+    private mutating func inflate(
+        _ payload: UnsafeRawBufferPointer, maxMessageSize: Int
+    ) throws(ProtocolViolation) -> UnsafeRawBufferPointer {
         let inflated = try inflater!.inflate(payload, maxMessageSize: maxMessageSize)  // compressed implies one
         if message == .text {
             try validateText(inflated)
@@ -251,7 +268,7 @@ public struct MessageReader {
     /// Fragmentation rules, checked as soon as byte 0 is in (RFC 6455 §5.4), with the fragment count and
     /// where RSV1 may appear: the parser let it through only with an inflater, and RFC 7692 §6 allows it
     /// only on the first frame of a data message.
-    private mutating func checkFragmentation() throws(ProtocolViolation) {
+    private mutating func checkFragmentation(_ configuration: Configuration) throws(ProtocolViolation) {
         let header = parser.header
         switch header.opcode! {
         case .continuation:
@@ -262,9 +279,10 @@ public struct MessageReader {
                 throw .protocolError("RSV1 set on a continuation frame")
             }
             fragments += 1
-            if fragments > maxFragments {
+            if fragments > configuration.maxFragments {
                 throw ProtocolViolation(
-                    closeCode: CloseCode.messageTooBig, reason: "message has more than \(maxFragments) fragments")
+                    closeCode: CloseCode.messageTooBig,
+                    reason: "message has more than \(configuration.maxFragments) fragments")
             }
         case .text, .binary:
             guard message == .none else {
@@ -279,7 +297,8 @@ public struct MessageReader {
     }
 
     /// Length rules, checked once the length is known and before any payload byte is read.
-    private func checkLength() throws(ProtocolViolation) {
+    private func checkLength(_ configuration: Configuration) throws(ProtocolViolation) {
+        let maxMessageSize = configuration.maxMessageSize
         let opcode = parser.header.opcode!
         if opcode == .close && parser.frameLength == 1 {
             throw .protocolError("close frame with a 1-byte payload")

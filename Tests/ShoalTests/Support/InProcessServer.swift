@@ -63,7 +63,8 @@ final class ResultBox<T>: @unchecked Sendable {
 /// A blocking client: handshake, masked frames out, frames in.
 final class TestClient {
     let fd: Int32
-    private var reader = MessageReader(maxMessageSize: 64 << 20, requireMasking: false)
+    private var reader = MessageReader()
+    private let readerConfiguration = MessageReader.Configuration(maxMessageSize: 64 << 20, requireMasking: false)
     private var pending: [UInt8] = []
     let responseHead: String
 
@@ -108,7 +109,7 @@ final class TestClient {
             if !pending.isEmpty {
                 var offset = 0
                 let event: Event? = pending.withUnsafeMutableBytes { buffer in
-                    guard let inbound = try? reader.next(buffer, &offset) else { return nil }
+                    guard let inbound = try? reader.next(buffer, &offset, readerConfiguration) else { return nil }
                     switch inbound {
                     case .text(let p): return .text(String(decoding: p, as: UTF8.self))
                     case .binary(let p): return .binary(Array(p))

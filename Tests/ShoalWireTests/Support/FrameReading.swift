@@ -46,15 +46,16 @@ func read(
     _ chunks: [[UInt8]], maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true,
     maxFragments: Int = Limits.defaultMaxFragments, inflater: MessageInflater? = nil
 ) -> ReadOutcome {
-    var reader = MessageReader(
-        maxMessageSize: maxMessageSize, requireMasking: requireMasking, maxFragments: maxFragments, inflater: inflater)
+    var reader = MessageReader(inflater: inflater)
+    let configuration = MessageReader.Configuration(
+        maxMessageSize: maxMessageSize, requireMasking: requireMasking, maxFragments: maxFragments)
     var outcome = ReadOutcome()
     for chunk in chunks {
         var copy = chunk
         let failed = copy.withUnsafeMutableBytes { buffer -> Bool in
             var offset = 0
             do throws(ProtocolViolation) {
-                while let event = try reader.next(buffer, &offset) {
+                while let event = try reader.next(buffer, &offset, configuration) {
                     outcome.events.append(ReadEvent(event))
                 }
                 precondition(offset == buffer.count, "reader returned nil before consuming its input")

@@ -161,12 +161,13 @@ let benchmarks: @Sendable () -> Void = {
             ) { benchmark in
                 work.buffer.copyMemory(from: UnsafeRawBufferPointer(pristine.buffer))
                 var reader = MessageReader()
+                let rules = MessageReader.Configuration()
                 var offset = 0
                 var messages = 0
                 var bytes = 0
                 benchmark.startMeasurement()
                 do {
-                    while let event = try reader.next(work.buffer, &offset) {
+                    while let event = try reader.next(work.buffer, &offset, rules) {
                         switch event {
                         case .text(let payload), .binary(let payload):
                             messages += 1
