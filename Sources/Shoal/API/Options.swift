@@ -69,6 +69,8 @@ public struct WebSocketServerOptions: Sendable {
     public var slowConsumerPolicy: SlowConsumerPolicy
     /// Silence from a client after which the server sends a ping (nanoseconds; 0: never).
     /// 120 s, as uWebSockets: below the common 5-minute idle timeouts of NATs and proxies.
+    /// This and `pongTimeoutNanoseconds` are measured to the millisecond, up to 2^32 ms (49.7 days;
+    /// longer values act as that), by a sweep every quarter of the shorter one (50 ms to 1 s).
     public var idleTimeoutNanoseconds: UInt64
     /// After that ping, how long the client has to send anything (its pong) before the server
     /// closes with 1001 "idle timeout" (nanoseconds). 30 s: several round trips on a bad mobile link.
