@@ -132,7 +132,7 @@ struct RegistryTests {
         #expect(registry.liveCount(slot: 0) == 5 && registry.highWaterMark(slot: 0) == 5)
         #expect(registry.status(id: 6, slot: 1) == nil)
         let partition = SegmentLayout.partitionOffset(slot: 1, workerSlots: 2, registryCapacity: 16)
-        for index in 0..<16 { #expect(readU64(segment.descriptor, at: partition + 32 * index) == 0) }
+        for index in 0..<16 { #expect(readU64(segment.descriptor, at: partition + 16 * index) == 0) }
     }
 
     @Test("adopt gives a new owner an empty partition that fills from index 0 again")
@@ -177,7 +177,7 @@ struct RegistryTests {
 
         // Forge a live-looking entry at index 10, past the mark: no reader may see it.
         let fd = segment.descriptor
-        let forged = SegmentLayout.partitionOffset(slot: 0, workerSlots: 1, registryCapacity: 64) + 10 * 32
+        let forged = SegmentLayout.partitionOffset(slot: 0, workerSlots: 1, registryCapacity: 64) + 10 * 16
         writeInteger(fd, at: forged + 8, 1, size: 4)
         writeInteger(fd, at: forged + 12, UInt64(Registry.Status.connected.rawValue), size: 4)
         writeInteger(fd, at: forged, 999, size: 8)

@@ -37,22 +37,22 @@ struct SharedSegmentTests {
         #expect(SegmentLayout.counterOffset == 128)
         #expect(SegmentLayout.statsOffset == 256)
         #expect(SegmentLayout.statsStride == 256)
-        #expect(SegmentLayout.entrySize == 32)
+        #expect(SegmentLayout.entrySize == 16)
         for slots in [1, 2, 3, 7, 64] {
             let registry = SegmentLayout.registryOffset(workerSlots: slots)
             #expect(registry == 256 + 256 * slots)
             #expect(registry % 128 == 0)
             for capacity in [1, 3, 4, 1000] {
                 #expect(SegmentLayout.partitionOffset(slot: 1, workerSlots: slots, registryCapacity: capacity)
-                    == registry + 32 * capacity)
+                    == registry + 16 * capacity)
                 #expect(SegmentLayout.layoutEnd(workerSlots: slots, registryCapacity: capacity)
-                    == registry + slots * capacity * 32)
+                    == registry + slots * capacity * 16)
             }
         }
         let segment = try SharedSegment.create(workerSlots: 2, registryCapacity: 1000)
         defer { segment.unmap(); segment.closeDescriptor() }
         let end = SegmentLayout.layoutEnd(workerSlots: 2, registryCapacity: 1000)
-        #expect(end == 256 + 2 * 256 + 2 * 1000 * 32)
+        #expect(end == 256 + 2 * 256 + 2 * 1000 * 16)
         #expect(segment.segmentSize >= end)
         #expect(segment.segmentSize % Int(sysconf(Int32(_SC_PAGESIZE))) == 0)
         #expect(segment.segmentSize - end < Int(sysconf(Int32(_SC_PAGESIZE))), "rounded up to one page at most")
@@ -122,18 +122,18 @@ struct SharedSegmentTests {
         #expect(first.index == 0 && second.index == 1)
 
         let partition = SegmentLayout.partitionOffset(slot: 2, workerSlots: 3, registryCapacity: 5)
-        #expect(partition == 256 + 3 * 256 + 2 * 5 * 32)
+        #expect(partition == 256 + 3 * 256 + 2 * 5 * 16)
         #expect(readU64(fd, at: partition) == 77)
         #expect(readU32(fd, at: partition + 8) == 9)
         #expect(readU32(fd, at: partition + 12) == Registry.Status.connected.rawValue)
-        #expect(readU64(fd, at: partition + 32) == 78)
-        #expect(readU32(fd, at: partition + 40) == 4)
-        #expect(readU32(fd, at: partition + 44) == Registry.Status.closing.rawValue)
+        #expect(readU64(fd, at: partition + 16) == 78)
+        #expect(readU32(fd, at: partition + 24) == 4)
+        #expect(readU32(fd, at: partition + 28) == Registry.Status.closing.rawValue)
         // The partition's high-water mark and live count, in its stats block's reserved bytes.
         #expect(readU32(fd, at: 256 + 2 * 256 + 96) == 2)
         #expect(readU32(fd, at: 256 + 2 * 256 + 100) == 2)
         let otherPartitions = SegmentLayout.registryOffset(workerSlots: 3)
-        #expect(readBytes(fd, at: otherPartitions, count: 2 * 5 * 32).allSatisfy { $0 == 0 })
+        #expect(readBytes(fd, at: otherPartitions, count: 2 * 5 * 16).allSatisfy { $0 == 0 })
     }
 
     @Test("attach in the same process maps the same segment and shares the counter")

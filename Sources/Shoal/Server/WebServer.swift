@@ -18,7 +18,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     private var createdServers: [WebSocketServer] = []
     /// The servers that take upgrades.
     private var servers: [WebSocketServer] = []
-    private var localConnections: [Int: WebSocketConnection] = [:]
+    private var localConnections = ConnectionsByID()
     /// Open WebSocket connections per client address (for `maxConnectionsPerAddress`).
     private var connectionsPerAddress = AddressCounts()
     /// Handshake and keep-alive deadlines of this worker's HTTP sessions.
@@ -106,7 +106,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     }
 
     func localConnection(id: Int) -> WebSocketConnection? {
-        localConnections[id]
+        localConnections.connection(id: id)
     }
 
     /// Why a new WebSocket from `address` must be refused before its upgrade, or nil to admit it.
@@ -124,13 +124,13 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// Counts a new WebSocket connection from client address `address`.
     func connectionStarted(_ connection: WebSocketConnection, address: String) {
         openWebSockets += 1
-        localConnections[connection.id] = connection
+        localConnections.insert(connection)
         connection.addressIndex = connectionsPerAddress.add(address)
     }
 
     func connectionEnded(_ connection: WebSocketConnection) {
         openWebSockets -= 1
-        localConnections[connection.id] = nil
+        localConnections.remove(id: connection.id)
         connectionsPerAddress.remove(connection.addressIndex)
     }
 

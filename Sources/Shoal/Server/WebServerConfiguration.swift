@@ -28,7 +28,7 @@ public struct WebServerConfiguration: Sendable {
     /// so resident memory follows the busiest turn, up to 16 MiB at 1,024.
     public var receiveBuffers: Int
     /// Registry entries for the whole cluster, split evenly between 2 × workers slots (two
-    /// generations overlap during a reload). 262,144 by default: 32 bytes each, 8 MiB of shared
+    /// generations overlap during a reload). 262,144 by default: 16 bytes each, 4 MiB of shared
     /// memory, only touched as connections arrive. A worker whose share is full answers 503.
     public var registryCapacity: Int
     /// WebSocket connections one worker holds at most; beyond it upgrades get 503 with Retry-After

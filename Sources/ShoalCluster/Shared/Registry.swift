@@ -1,12 +1,14 @@
 // The registry of live connections in the shared segment: which worker slot holds which connection
 // id, for which server, in which status. Lets any process list the whole cluster without asking.
 
-// Entry layout (32 bytes, partition p = worker slot p, entry i at partitionOffset(p) + 32*i):
+// Entry layout (16 bytes, partition p = worker slot p, entry i at partitionOffset(p) + 16*i):
 //
 //   0    id      u64   connection id; 0 = free. Published last, cleared first.
 //   8    server  u32   the server (path) the connection belongs to
 //   12   status  u32   Registry.Status raw value
-//   16   reserved (16 bytes)
+//
+// Every live WebSocket holds an entry for its whole life, so it is kept to what a reader needs:
+// 16 bytes per idle connection of shared memory (layout version 3; version 2 reserved 16 more).
 //
 // Per partition, in the reserved bytes of the slot's WorkerStats block (WorkerStats.swift):
 //   byte 96  high-water mark u32: entries at index >= it are free; readers scan [0, hw) only

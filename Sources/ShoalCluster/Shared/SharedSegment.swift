@@ -24,9 +24,9 @@ import ShoalPosix
 //   256                         256*W  WorkerStats[W], 256 bytes each (W = workerSlots); field offsets
 //                                      in WorkerStats.swift, including the registry's per-partition
 //                                      high-water mark and live count (bytes 96 and 100 of the block)
-//   256 + 256*W                 32*W*C Registry: W partitions (partition p = worker slot p) of C entries
-//                                      (C = registryCapacity), 32 bytes each; entry layout in Registry.swift
-//   256 + 256*W + 32*W*C               end of the layout; segmentSize rounds it up to the page size
+//   256 + 256*W                 16*W*C Registry: W partitions (partition p = worker slot p) of C entries
+//                                      (C = registryCapacity), 16 bytes each; entry layout in Registry.swift
+//   256 + 256*W + 16*W*C               end of the layout; segmentSize rounds it up to the page size
 //
 // Every block starts on a 128-byte boundary (two 64-byte cache lines, as nginx pads its counter,
 // because adjacent-line prefetching pairs lines): the stats of two workers never share a line, nor
@@ -49,7 +49,7 @@ public enum SegmentLayout {
     /// Bytes per WorkerStats block.
     public static let statsStride = 256
     /// Bytes per registry entry.
-    public static let entrySize = 32
+    public static let entrySize = 16
 
     /// Where the registry (partition 0) starts.
     public static func registryOffset(workerSlots: Int) -> Int { statsOffset + statsStride * workerSlots }
@@ -100,7 +100,7 @@ public final class SharedSegment: @unchecked Sendable {
         return value
     }()
     /// Bump on any change to the layout table.
-    public static let version: UInt32 = 2
+    public static let version: UInt32 = 3
 
     public let descriptor: Int32
     public let workerSlots: Int

@@ -1,0 +1,66 @@
+// The id -> connection table of a worker (bus deliveries to local connections): every member is
+// found, removed ones are not, through growth and removals in the middle of probe runs.
+import Logging
+import ShoalRing
+import ShoalTestSupport
+import Testing
+@testable import Shoal
+
+@Suite struct ConnectionsByIDTests {
+    /// Connection objects need a server; proxies are the lightest ones (no socket).
+    private final class Fixture {
+        let loop: EventLoop
+        let wss: WebSocketServer
+        init() throws {
+            loop = try EventLoop(backend: EpollBackend())
+            let web = WebServer(loop: loop, configuration: WebServerConfiguration(host: "127.0.0.1", port: 0),
+                                logger: Logger(label: "test"))
+            wss = WebSocketServer(on: web, handler: RecordingServer("t", Journal()))
+        }
+        func connection(_ id: Int) -> WebSocketConnection { RemoteConnection(id: id, ownerSlot: 1, wss: wss) }
+        deinit { loop.shutdown() }
+    }
+
+    @Test func agreesWithADictionaryThroughRandomInsertsAndRemovals() throws {
+        let fixture = try Fixture()
+        var table = ConnectionsByID()
+        var reference: [Int: WebSocketConnection] = [:]
+        var random = SplitMix64(seed: 42)
+        var nextID = 1
+        for step in 0..<20_000 {
+            // Mostly consecutive ids (as the shared counter hands them out), removals at random.
+            if reference.isEmpty || random.next() % 100 < 55 {
+                let id = nextID
+                nextID += 1 + Int(random.next() % 3)  // other workers take ids in between
+                let connection = fixture.connection(id)
+                table.insert(connection)
+                reference[id] = connection
+            } else {
+                let id = reference.keys.randomElement(using: &random)!
+                table.remove(id: id)
+                reference[id] = nil
+            }
+            if step % 500 == 0 || step == 19_999 {
+                #expect(table.count == reference.count)
+                for (id, connection) in reference { #expect(table.connection(id: id) === connection) }
+                for id in stride(from: 1, to: nextID, by: 1) where reference[id] == nil {
+                    #expect(table.connection(id: id) == nil)
+                }
+            }
+        }
+    }
+
+    @Test func removingAnAbsentIdChangesNothing() throws {
+        let fixture = try Fixture()
+        var table = ConnectionsByID()
+        table.remove(id: 5)
+        let a = fixture.connection(5)
+        table.insert(a)
+        table.remove(id: 6)
+        #expect(table.count == 1)
+        #expect(table.connection(id: 5) === a)
+        table.remove(id: 5)
+        #expect(table.count == 0)
+        #expect(table.connection(id: 5) == nil)
+    }
+}
