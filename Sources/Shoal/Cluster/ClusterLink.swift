@@ -11,6 +11,7 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     private(set) var bus: Bus!
     private unowned let web: WebServer
     private var published = WebServer.Counters()
+    private var publishedTraffic = TrafficCounters()
 
     init(node: WorkerNode, web: WebServer) {
         self.node = node
@@ -32,9 +33,11 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     /// atomic adds per turn here.
     private func publish() {
         let stats = node.stats
+        let traffic = web.traffic
+        let moved = traffic - publishedTraffic
+        stats.add(messagesIn: moved.messagesIn, messagesOut: moved.messagesOut, bytesIn: moved.bytesIn, bytesOut: moved.bytesOut)
+        publishedTraffic = traffic
         let now = web.counters
-        stats.add(messagesIn: now.messagesIn - published.messagesIn, messagesOut: now.messagesOut - published.messagesOut,
-                  bytesIn: now.bytesIn - published.bytesIn, bytesOut: now.bytesOut - published.bytesOut)
         for event in WorkerStats.LimitEvent.allCases {
             stats.add(event, now.limits[event] - published.limits[event])
         }

@@ -13,7 +13,7 @@ extension WebSocketConnection: SocketDelegate {
     }
 
     public func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle) {
-        wss.web.counters.bytesIn += bytes.count
+        wss.traffic.bytesIn += bytes.count
         idleSince = IdleClock.milliseconds(loop.now)
         pingOutstanding = false
         if readPaused {
@@ -69,10 +69,10 @@ extension WebSocketConnection: SocketDelegate {
             guard let event else { return }
             switch event {
             case .text(let payload):
-                wss.web.counters.messagesIn += 1
+                wss.traffic.messagesIn += 1
                 if phase == .open { deliverText(payload) }
             case .binary(let payload):
-                wss.web.counters.messagesIn += 1
+                wss.traffic.messagesIn += 1
                 if phase == .open { handler?.onMessage(self, WebSocketMessageEvent(data: .blob(Array(payload)), isBinary: true)) }
             case .ping(let payload):
                 if phase == .open { loop.writeFrame(socket, opcode: .pong, payload: payload) }

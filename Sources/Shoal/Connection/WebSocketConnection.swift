@@ -181,8 +181,8 @@ public class WebSocketConnection: @unchecked Sendable {
     private func queue(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compressed: Bool, messageSize: Int,
                        after queued: Int) {
         if loop.writeFrame(socket, opcode: opcode, payload: payload, compressed: compressed) {
-            wss.web.counters.messagesOut += 1
-            wss.web.counters.bytesOut += messageSize
+            wss.traffic.messagesOut += 1
+            wss.traffic.bytesOut += messageSize
             if queued + payload.count >= Self.drainNotifyThreshold { awaitingDrain = true }
         }
     }

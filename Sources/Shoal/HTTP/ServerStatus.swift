@@ -47,8 +47,9 @@ extension WebServer {
                                 restarts: s.restarts, limits: WorkerStats.LimitEvent.allCases.map { s[$0] }))
             }
         } else {
-            rows.append(Row(slot: 0, pid: 0, connections: openWebSockets, messagesIn: counters.messagesIn,
-                            messagesOut: counters.messagesOut, bytesIn: counters.bytesIn, bytesOut: counters.bytesOut,
+            let traffic = self.traffic
+            rows.append(Row(slot: 0, pid: 0, connections: openWebSockets, messagesIn: traffic.messagesIn,
+                            messagesOut: traffic.messagesOut, bytesIn: traffic.bytesIn, bytesOut: traffic.bytesOut,
                             drops: 0, restarts: 0, limits: counters.limits.values))
         }
         var text = ""

@@ -29,14 +29,10 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     public private(set) var openWebSockets = 0
     private(set) var stopping = false
 
-    /// What this worker moved; plain integers bumped on the loop thread and published to the shared
-    /// segment once per turn by the cluster link.
+    /// What the production limits did in this worker, by `WorkerStats.LimitEvent` raw value; plain
+    /// integers bumped on the loop thread and published to the shared segment once per turn by the
+    /// cluster link (with `traffic`).
     struct Counters {
-        var messagesIn = 0
-        var messagesOut = 0
-        var bytesIn = 0
-        var bytesOut = 0
-        /// What the production limits did, by `WorkerStats.LimitEvent` raw value.
         var limits = LimitCounts()
     }
 
@@ -46,8 +42,12 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         subscript(_ event: WorkerStats.LimitEvent) -> Int { values[event.rawValue] }
         mutating func count(_ event: WorkerStats.LimitEvent) { values[event.rawValue] += 1 }
     }
-    /// Unchecked exclusivity: bumped per message on the loop thread, each access a plain `+=`.
     @exclusivity(unchecked) var counters = Counters()
+
+    /// What every WebSocket server of this worker moved, terminated ones included.
+    var traffic: TrafficCounters {
+        createdServers.reduce(TrafficCounters()) { $0 + $1.traffic }
+    }
 
     /// A web server; alone (connection ids from a local counter) until `join` makes it a cluster worker.
     public init(loop: EventLoop, configuration: WebServerConfiguration, logger: Logger) {

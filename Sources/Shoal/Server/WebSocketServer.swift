@@ -34,6 +34,10 @@ public final class WebSocketServer: @unchecked Sendable {
     /// until a client negotiates it).
     private(set) lazy var sharedDeflateCodecs = SharedDeflateCodecs(compressionLevel: options.compressionLevel)
 
+    /// What this server's connections moved in this worker (unchecked exclusivity: bumped per
+    /// message on the loop thread, each access a plain `+=`).
+    @exclusivity(unchecked) var traffic = TrafficCounters()
+
     /// This worker's live connections, in an array with swap-remove so joining and leaving are O(1).
     private var live: ContiguousArray<WebSocketConnection> = []
 
