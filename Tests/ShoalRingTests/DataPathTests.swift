@@ -119,15 +119,7 @@ import Testing
         defer { #expect(server.shutDown()) }
 
         let clientCount = 6
-        let size = 128 * 1024
-        let clients = try (0..<clientCount).map { _ in try TestClient(port: server.port) }
-        defer { for client in clients { client.close() } }
-        let results = concurrently(clients, seconds: 60) { index, client in
-            let message = pattern(size, seed: index)
-            return client.send(message) && client.receive(exactly: size) == message
-        }
-        #expect(results != nil, "every client finished within 60 s")
-        #expect(results == [Bool](repeating: true, count: clientCount))
+        #expect(try everyClientEchoesAtOnce(port: server.port, clientCount: clientCount, size: 128 * 1024))
         // The ring did run dry, and receive was armed again each time.
         let counts = backend.counts.value
         #expect(counts.noBufferCompletions > 0)

@@ -33,15 +33,7 @@ import Testing
         let server = try LoopHarness(backend: URingBackend(configuration: configuration))
         defer { #expect(server.shutDown()) }
 
-        let clientCount = 16
-        let size = 256 * 1024
-        let clients = try (0..<clientCount).map { _ in try TestClient(port: server.port) }
-        defer { for client in clients { client.close() } }
-        let results = concurrently(clients, seconds: 60) { index, client in
-            let message = pattern(size, seed: index)
-            return client.send(message) && client.receive(exactly: size) == message
-        }
-        #expect(results == [Bool](repeating: true, count: clientCount))
+        #expect(try everyClientEchoesAtOnce(port: server.port, clientCount: 16, size: 256 * 1024))
         let grown = try #require(lent(server))
         #expect(grown > ProvidedBufferRing.initiallyLent)
         #expect(grown <= configuration.receiveBufferCount)

@@ -96,10 +96,10 @@ final class FloodServer: WebSocketServerHandler {
             #expect(closeCode == 1008)
             #expect(received == fits)
             #expect(journal.wait { $0 == "terminate 1008" || $0 == "terminate 1006" })
-            #expect(server.onLoop { server.web.counters.limits[.slowConsumerClose] } == 1)
+            #expect(server.onLoop { server.web.limits[.slowConsumerClose] } == 1)
         case .drop:
             #expect(received == fits)
-            #expect(server.onLoop { server.web.counters.limits[.slowConsumerDrop] } == 64 - fits)
+            #expect(server.onLoop { server.web.limits[.slowConsumerDrop] } == 64 - fits)
         }
     }
 }

@@ -105,4 +105,39 @@ import ShoalTestSupport
         client.send(text: "still here")
         #expect(client.next() == .text("s:still here"))
     }
+
+    @Test func aServerCloseHandshakeIsNotCutShortByTheUpgradesRequestDeadline() throws {
+        // The request deadline was once a socket timer that stayed armed after the upgrade and fired
+        // into the connection as its close-handshake timer: a close we started was aborted at the
+        // request deadline instead of waiting `closeTimeout` for the client's answer.
+        let journal = Journal()
+        let server = try InProcessServer(configure: { $0.requestTimeoutNanoseconds = Self.timeout }) { web in
+            _ = WebSocketServer(on: web, handler: ClosingServer(journal), options: .init(closeTimeoutNanoseconds: 10_000_000_000))
+        }
+        defer { server.stop() }
+        let client = try TestClient(port: server.port)
+        client.send(text: "close")
+        #expect(client.next() == .close(code: 4001, reason: "bye"))
+        usleep(useconds_t(2 * Self.timeout / 1000))  // past the request deadline, within closeTimeout
+        client.sendClose(code: 1000)
+        #expect(client.next() == .eof)
+        shutdown(client.fd, Int32(SHUT_WR))  // our FIN ends the server's linger at once
+        #expect(journal.wait { $0 == "terminate 1000" }, "journal: \(journal.all)")
+    }
+}
+
+/// Closes a connection with 4001 "bye" when it says "close"; journals the code onTerminate reports.
+private final class ClosingServer: WebSocketServerHandler, WebSocketConnectionHandler {
+    let journal: Journal
+    init(_ journal: Journal) { self.journal = journal }
+
+    func onConnection(_ wss: WebSocketServer, _ event: WebSocketConnectionEvent) -> (any WebSocketConnectionHandler)? { self }
+
+    func onMessage(_ ws: WebSocketConnection, _ event: WebSocketMessageEvent) {
+        if event.data.text == "close" { ws.terminate(code: 4001, message: "bye") }
+    }
+
+    func onTerminate(_ ws: WebSocketConnection, _ event: WebSocketTerminateEvent) {
+        journal.add("terminate \(event.code)")
+    }
 }

@@ -10,7 +10,7 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     let node: WorkerNode
     private(set) var bus: Bus!
     private unowned let web: WebServer
-    private var published = WebServer.Counters()
+    private var publishedLimits = WebServer.LimitCounts()
     private var publishedTraffic = TrafficCounters()
 
     init(node: WorkerNode, web: WebServer) {
@@ -37,11 +37,11 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         let moved = traffic - publishedTraffic
         stats.add(messagesIn: moved.messagesIn, messagesOut: moved.messagesOut, bytesIn: moved.bytesIn, bytesOut: moved.bytesOut)
         publishedTraffic = traffic
-        let now = web.counters
+        let limits = web.limits
         for event in WorkerStats.LimitEvent.allCases {
-            stats.add(event, now.limits[event] - published.limits[event])
+            stats.add(event, limits[event] - publishedLimits[event])
         }
-        published = now
+        publishedLimits = limits
         stats.connections = web.openWebSockets
         stats.heartbeatNanoseconds = web.loop.now
     }

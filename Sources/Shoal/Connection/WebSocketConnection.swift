@@ -190,9 +190,9 @@ public class WebSocketConnection: @unchecked Sendable {
     private func slowConsumer() {
         switch wss.options.slowConsumerPolicy {
         case .drop:
-            wss.web.counters.limits.count(.slowConsumerDrop)
+            wss.web.limits.count(.slowConsumerDrop)
         case .close:
-            wss.web.counters.limits.count(.slowConsumerClose)
+            wss.web.limits.count(.slowConsumerClose)
             // The close frame waits behind the backlog; a client that does not read it is dropped
             // when the close handshake times out.
             close(code: CloseCode.policyViolation, reason: "slow consumer")
@@ -255,7 +255,7 @@ public class WebSocketConnection: @unchecked Sendable {
         let silent = now &- idleSince
         if pingOutstanding {
             if silent >= wss.pongTimeoutMilliseconds {
-                wss.web.counters.limits.count(.idleTimeout)
+                wss.web.limits.count(.idleTimeout)
                 close(code: CloseCode.goingAway, reason: "idle timeout")
             }
         } else if silent >= wss.idleTimeoutMilliseconds {

@@ -118,13 +118,13 @@ final class HTTPSession: SocketDelegate {
             return false
         }
         if let allowed = server.options.allowedOrigins, let origin = head.headers["origin"], !allowed.allows(origin) {
-            web.counters.limits.count(.rejectedOrigin)
+            web.limits.count(.rejectedOrigin)
             respond(status: 403, body: "Origin \(origin) is not allowed to connect\n", keepAlive: false)
             return false
         }
         let address = Socket.peerAddress(fd)
         if let refusal = web.admissionRefusal(address: address) {
-            web.counters.limits.count(refusal.event)
+            web.limits.count(refusal.event)
             respond(status: refusal.status, extraHeaders: [("Retry-After", "1")], body: refusal.reason + "\n", keepAlive: false)
             return false
         }
@@ -214,7 +214,7 @@ final class HTTPSession: SocketDelegate {
 
     /// The request was not complete in time (called by `RequestDeadlines`, which dropped the session).
     func deadlinePassed() {
-        guard !ending, let socket else { return }
+        guard let socket else { return }  // an ending session left the list already
         if partialBytes > 0 {
             respond(status: 408, body: "Request head not complete in time\n", keepAlive: false)
         } else {

@@ -50,7 +50,7 @@ extension WebServer {
             let traffic = self.traffic
             rows.append(Row(slot: 0, pid: 0, connections: openWebSockets, messagesIn: traffic.messagesIn,
                             messagesOut: traffic.messagesOut, bytesIn: traffic.bytesIn, bytesOut: traffic.bytesOut,
-                            drops: 0, restarts: 0, limits: counters.limits.values))
+                            drops: 0, restarts: 0, limits: limits.values))
         }
         var text = ""
         func family(_ name: String, _ kind: String, _ help: String, _ value: (Row) -> Int) {

@@ -29,20 +29,15 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     public private(set) var openWebSockets = 0
     private(set) var stopping = false
 
-    /// What the production limits did in this worker, by `WorkerStats.LimitEvent` raw value; plain
-    /// integers bumped on the loop thread and published to the shared segment once per turn by the
-    /// cluster link (with `traffic`).
-    struct Counters {
-        var limits = LimitCounts()
-    }
-
     /// One plain counter per `WorkerStats.LimitEvent` (rare events: an array is fine here).
     struct LimitCounts {
         private(set) var values = [Int](repeating: 0, count: WorkerStats.LimitEvent.allCases.count)
         subscript(_ event: WorkerStats.LimitEvent) -> Int { values[event.rawValue] }
         mutating func count(_ event: WorkerStats.LimitEvent) { values[event.rawValue] += 1 }
     }
-    @exclusivity(unchecked) var counters = Counters()
+    /// What the production limits did in this worker; published to the shared segment once per
+    /// turn by the cluster link, with `traffic`.
+    var limits = LimitCounts()
 
     /// What every WebSocket server of this worker moved, terminated ones included.
     var traffic: TrafficCounters {

@@ -62,7 +62,7 @@ public final class WebSocketServer: @unchecked Sendable {
     /// connection: a connection only stores a 32-bit timestamp, and 100,000 connections cost a
     /// comparison each per sweep.
     private func scheduleIdleSweep() {
-        web.loop.schedule(after: idleSweepInterval) { [weak self] in
+        loop.schedule(after: idleSweepInterval) { [weak self] in
             guard let self, !self.terminated else { return }
             let now = IdleClock.milliseconds(self.loop.now)
             for connection in self.live { connection.checkIdle(now: now) }

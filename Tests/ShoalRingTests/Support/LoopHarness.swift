@@ -27,6 +27,18 @@ func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
     return true
 }
 
+/// Connects `clientCount` clients to `port` and has each send `size` bytes (its own pattern) and read
+/// them back, all at once. True when every client got its exact bytes back within 60 s.
+func everyClientEchoesAtOnce(port: Int, clientCount: Int, size: Int) throws -> Bool {
+    let clients = try (0..<clientCount).map { _ in try TestClient(port: port) }
+    defer { for client in clients { client.close() } }
+    let results = concurrently(clients, seconds: 60) { index, client in
+        let message = pattern(size, seed: index)
+        return client.send(message) && client.receive(exactly: size) == message
+    }
+    return results == [Bool](repeating: true, count: clientCount)
+}
+
 /// Runs `body(index, client)` for every client at once, each on its own thread, and returns what each
 /// returned, or nil when they did not all finish within `seconds`.
 func concurrently(_ clients: [TestClient], seconds: Double = 60, _ body: @escaping (Int, TestClient) -> Bool) -> [Bool]? {
