@@ -89,7 +89,10 @@ fi
 
 # --- Autobahn rig ---------------------------------------------------------------
 if [ ! -x "$AUTOBAHN_DIR/run.sh" ]; then
-  say "ERROR: Autobahn rig not found at $AUTOBAHN_DIR (set SHOAL_AUTOBAHN_DIR)"; exit 1
+  # The rig lives beside the checkout, not in it; a clone without it still builds and tests.
+  say "WARNING: Autobahn rig not found at $AUTOBAHN_DIR (set SHOAL_AUTOBAHN_DIR): the Autobahn stages will be skipped"
+  say "ok: $(swift --version 2>&1 | head -n1); liburing $(pkg-config --modversion liburing); node $(node --version); venv $VENV; no autobahn rig"
+  exit 0
 fi
 AB_VENV_DIR="${AB_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/autobahn-py3/venv}"
 if ! { [ -x "$AB_VENV_DIR/bin/python" ] && "$AB_VENV_DIR/bin/python" -c 'import autobahntestsuite.py3compat' >/dev/null 2>&1; }; then
