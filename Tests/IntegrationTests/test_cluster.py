@@ -146,6 +146,41 @@ def test_chat_every_message_once_in_order(shoal, workers):
 # ---------------------------------------------------------------- 2. ids
 
 
+def test_chat_join_crosses_the_bus_once_per_worker(shoal):
+    """A join in the 4D chat example sends "New client connected" to every other client by
+    looping over wss.connections; the sends to another worker's clients made in that loop
+    cross the bus as one message per worker (the payload once, with the list of ids), not
+    one per remote client, and every client still gets the text exactly once."""
+    workers = 3
+    srv = shoal("--handler", "chat", "--path", "/chat", "--workers", str(workers))
+
+    def bus_messages() -> int:
+        return int(sum(metrics(srv.port).get("shoal_bus_messages_sent_total", {}).values()))
+
+    async def main():
+        clients, per = await open_chat_clients(srv.port, workers, minimum=15, per_worker=4, cap=80)
+        await asyncio.sleep(0.3)  # let the last join's counters reach the segment
+        before = bus_messages()
+        joiner = await connect(srv.port, "/chat", max_queue=None)
+        assert await recv(joiner) == WELCOME
+        for c in clients:
+            assert await recv(c) == JOINED
+        await asyncio.sleep(0.3)
+        sent = bus_messages() - before
+        remote = len(clients) - min(per.values())  # at least this many clients live on other workers
+        assert 1 <= sent <= workers - 1, \
+            f"one join into {len(clients)} clients ({per}) wrote {sent} bus messages; at most {workers - 1} expected"
+        assert remote >= 8
+        # Nothing arrived twice.
+        for c in clients + [joiner]:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(c.recv(), 0.2)
+        for c in clients + [joiner]:
+            await c.close()
+
+    run(main())
+
+
 def test_ids_unique_over_waves_and_continue_after_kill(shoal):
     """2,000 connections over 2 workers in 10 waves of 200: no id repeats. Then kill -9 a
     worker: once restarted, ids (on both workers, the new one included) exceed all before."""

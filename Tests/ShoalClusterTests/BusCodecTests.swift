@@ -64,6 +64,8 @@ private struct Outcome: Equatable, CustomStringConvertible {
                 return "broadcast(\(server), except \(except), op \(opcode), \(summary(payload)))"
             case .send(let connection, let opcode, let payload):
                 return "send(\(connection), op \(opcode), \(summary(payload)))"
+            case .sendMany(let connections, let opcode, let payload):
+                return "sendMany(\(connections.count) connections, op \(opcode), \(summary(payload)))"
             case .terminate, .terminateServer:
                 return "\(message)"
             }
@@ -177,6 +179,10 @@ struct BusCodecTests {
             .terminate(connection: 7, code: 4999, reason: String(repeating: "a", count: BusEncoder.maxReasonLength)),
             .terminateServer(server: 0),
             .terminateServer(server: .max),
+            .sendMany(connections: [1], opcode: 1, payload: Array("one".utf8)),
+            .sendMany(connections: [.max, .min, 0, 42], opcode: 0x0F, payload: []),
+            .sendMany(
+                connections: (1...Int64(BusEncoder.maxConnectionsPerMessage)).map { $0 }, opcode: 2, payload: pattern(300)),
         ]
         for message in messages {
             let encoded = frames(of: message)
@@ -454,6 +460,33 @@ struct BusCodecTests {
         }
     }
 
+    @Test func aSendManyWithAFragmentedPayloadCarriesItsConnectionsOnceAndRoundTrips() {
+        let connections = (0..<Int64(BusEncoder.maxConnectionsPerMessage)).map { $0 * 7 - 3 }
+        let message = BusMessage.sendMany(connections: connections, opcode: 2, payload: pattern(3 * BusEncoder.maxFrameSize))
+        let encoded = frames(of: message)
+        #expect(encoded.count == 4)
+        #expect(encoded.allSatisfy { $0.count <= BusEncoder.maxFrameSize })
+        #expect(encoded.map(\.count).reduce(0, +) == BusEncoder.encodedSize(of: message))
+        expectRoundTrip([message, .send(connection: 1, opcode: 1, payload: [1]), message], everyOffset: false, bytewise: false)
+    }
+
+    @Test func aSendManyWhoseCountIsZeroTooLargeOrBeyondItsBodyIsSkippedAlone() {
+        let valid = BusMessage.terminateServer(server: 9)
+        func body(count: UInt16, ids: Int) -> [UInt8] {
+            [1] + le(UInt32(0)) + le(count) + (0..<ids).flatMap { le(Int64($0)) }
+        }
+        let bad: [(String, [UInt8])] = [
+            ("no recipients", body(count: 0, ids: 0)),
+            ("too many recipients", body(count: UInt16(BusEncoder.maxConnectionsPerMessage + 1), ids: 1025)),
+            ("ids cut short", body(count: 3, ids: 2)),
+            ("fields cut short", [1, 0, 0]),
+        ]
+        for (label, bytes) in bad {
+            let outcome = decode([rawFrame(kind: 5, flags: 0b11, body: bytes)] + frames(of: valid))
+            #expect(outcome == Outcome(messages: [valid], malformed: 1), "\(label)")
+        }
+    }
+
     @Test func tenThousandRandomInputsNeverCrashTheDecoder() {
         var rng = SplitMix64(seed: 0x5EED)
         let seeds =
@@ -474,7 +507,7 @@ struct BusCodecTests {
             default:  // plausible headers with random kind/flags/lengths and short random bodies
                 let body = (0..<Int.random(in: 0...40, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
                 input = rawFrame(
-                    kind: UInt8.random(in: 0...5, using: &rng), flags: UInt8.random(in: 0...3, using: &rng), body: body)
+                    kind: UInt8.random(in: 0...6, using: &rng), flags: UInt8.random(in: 0...3, using: &rng), body: body)
                 if Bool.random(using: &rng) { input.removeLast(Int.random(in: 0...input.count, using: &rng)) }
             }
             var fresh = BusDecoder(generation: 1, maxMessageSize: 1 << 20)

@@ -75,6 +75,8 @@ public enum BusCheck {
                 "broadcast(\(server), except \(except), op \(opcode), \(payload.count) bytes)"
             case .send(let connection, let opcode, let payload):
                 "send(\(connection), op \(opcode), \(payload.count) bytes)"
+            case .sendMany(let connections, let opcode, let payload):
+                "sendMany(\(connections.count) connections, op \(opcode), \(payload.count) bytes)"
             case .terminate, .terminateServer:
                 "\(message)"
             }
@@ -121,6 +123,11 @@ public enum BusCheck {
 
     private static func checkLimits(_ message: BusMessage, maxMessageSize: Int) throws(InvariantViolation) {
         switch message {
+        case .sendMany(let connections, let opcode, let payload):
+            try require(
+                (1...BusEncoder.maxConnectionsPerMessage).contains(connections.count), "sendMany to \(connections.count)")
+            try require(opcode <= 0x0F, "opcode \(opcode)")
+            try require(payload.count <= maxMessageSize, "payload of \(payload.count) > \(maxMessageSize) bytes")
         case .broadcast(_, _, let opcode, let payload), .send(_, let opcode, let payload):
             try require(opcode <= 0x0F, "opcode \(opcode)")
             try require(payload.count <= maxMessageSize, "payload of \(payload.count) > \(maxMessageSize) bytes")

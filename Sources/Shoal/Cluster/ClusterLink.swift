@@ -12,6 +12,7 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     private unowned let web: WebServer
     private var publishedLimits = WebServer.LimitCounts()
     private var publishedTraffic = TrafficCounters()
+    private var publishedBusMessages = 0
 
     init(node: WorkerNode, web: WebServer) {
         self.node = node
@@ -37,6 +38,8 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         let moved = traffic - publishedTraffic
         stats.add(messagesIn: moved.messagesIn, messagesOut: moved.messagesOut, bytesIn: moved.bytesIn, bytesOut: moved.bytesOut)
         publishedTraffic = traffic
+        stats.add(busMessagesOut: bus.messagesSent - publishedBusMessages)
+        publishedBusMessages = bus.messagesSent
         let limits = web.limits
         for event in WorkerStats.LimitEvent.allCases {
             stats.add(event, limits[event] - publishedLimits[event])
@@ -54,6 +57,12 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         case .send(let connection, let opcode, let payload):
             guard let ws = web.localConnection(id: Int(connection)) else { return }
             payload.withUnsafeBytes { ws.sendFrame(Opcode(rawValue: opcode) ?? .binary, $0) }
+        case .sendMany(let connections, let opcode, let payload):
+            payload.withUnsafeBytes { bytes in
+                for id in connections {
+                    web.localConnection(id: Int(id))?.sendFrame(Opcode(rawValue: opcode) ?? .binary, bytes)
+                }
+            }
         case .terminate(let connection, let code, let reason):
             web.localConnection(id: Int(connection))?.close(code: code, reason: reason)
         case .terminateServer(let server):

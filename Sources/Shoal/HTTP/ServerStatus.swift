@@ -33,6 +33,7 @@ extension WebServer {
             var bytesIn: Int
             var bytesOut: Int
             var drops: Int
+            var busMessagesOut: Int
             var restarts: Int
             var limits: [Int]
         }
@@ -44,13 +45,13 @@ extension WebServer {
                 guard s.pid != 0 || s.restarts != 0 else { continue }
                 rows.append(Row(slot: slot, pid: s.pid, connections: s.connections, messagesIn: s.messagesIn,
                                 messagesOut: s.messagesOut, bytesIn: s.bytesIn, bytesOut: s.bytesOut, drops: s.drops,
-                                restarts: s.restarts, limits: WorkerStats.LimitEvent.allCases.map { s[$0] }))
+                                busMessagesOut: s.busMessagesOut, restarts: s.restarts, limits: WorkerStats.LimitEvent.allCases.map { s[$0] }))
             }
         } else {
             let traffic = self.traffic
             rows.append(Row(slot: 0, pid: 0, connections: openWebSockets, messagesIn: traffic.messagesIn,
                             messagesOut: traffic.messagesOut, bytesIn: traffic.bytesIn, bytesOut: traffic.bytesOut,
-                            drops: 0, restarts: 0, limits: limits.values))
+                            drops: 0, busMessagesOut: 0, restarts: 0, limits: limits.values))
         }
         var text = ""
         func family(_ name: String, _ kind: String, _ help: String, _ value: (Row) -> Int) {
@@ -72,6 +73,10 @@ extension WebServer {
         family("shoal_messages_sent_total", "counter", "WebSocket messages queued to clients.") { $0.messagesOut }
         family("shoal_received_bytes_total", "counter", "Bytes received on WebSocket connections.") { $0.bytesIn }
         family("shoal_sent_bytes_total", "counter", "Payload bytes queued to clients.") { $0.bytesOut }
+        family("shoal_bus_messages_sent_total", "counter",
+               "Messages this worker wrote to the bus (sends of one payload to many connections of a worker count once).") {
+            $0.busMessagesOut
+        }
         family("shoal_bus_drops_total", "counter", "Bus messages dropped because a peer worker was not reading.") { $0.drops }
         family("shoal_worker_restarts_total", "counter", "Times the supervisor restarted this slot's worker.") { $0.restarts }
         limitFamily("shoal_slow_consumer_total", "Connections past maxBackpressure: closed with 1008, or messages dropped.",

@@ -31,7 +31,7 @@ public struct BusDecoder {
     /// The fragmented message being reassembled.
     private var assembly: Assembly?
 
-    /// Fields of a fragmented broadcast or send whose first fragment arrived, and its payload so far.
+    /// Fields of a fragmented broadcast, send or sendMany whose first fragment arrived, and its payload so far.
     private struct Assembly {
         var kind: BusFrameKind
         var server: UInt32
@@ -40,6 +40,8 @@ public struct BusDecoder {
         var opcode: UInt8
         var total: Int
         var payload: [UInt8]
+        /// The recipients of a sendMany.
+        var connections: [Int64] = []
 
         /// The complete message; only called once `payload` holds `total` bytes.
         var finished: BusMessage {
@@ -48,8 +50,10 @@ public struct BusDecoder {
                 return .broadcast(server: server, except: target, opcode: opcode, payload: payload)
             case .send:
                 return .send(connection: target, opcode: opcode, payload: payload)
+            case .sendMany:
+                return .sendMany(connections: connections, opcode: opcode, payload: payload)
             case .terminate, .terminateServer:
-                preconditionFailure("only broadcast and send are reassembled")
+                preconditionFailure("only broadcast, send and sendMany are reassembled")
             }
         }
     }
@@ -173,6 +177,22 @@ public struct BusDecoder {
                 Assembly(kind: .send, server: 0, target: connection, opcode: opcode, total: total, payload: []),
                 last: header.isLast, chunk: UnsafeRawBufferPointer(rebasing: body[BusWire.sendFieldsSize...]),
                 deliver: deliver)
+        case .sendMany:
+            guard body.count >= BusWire.sendManyFieldsSize(connections: 0) else { return rejectFrame() }
+            let opcode = body[0]
+            let total = Int(UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 1, as: UInt32.self)))
+            let count = Int(UInt16(littleEndian: body.loadUnaligned(fromByteOffset: 5, as: UInt16.self)))
+            let fieldsSize = BusWire.sendManyFieldsSize(connections: count)
+            guard (1...BusEncoder.maxConnectionsPerMessage).contains(count), body.count >= fieldsSize else {
+                return rejectFrame()
+            }
+            let connections = (0..<count).map {
+                Int64(littleEndian: body.loadUnaligned(fromByteOffset: 7 + 8 * $0, as: Int64.self))
+            }
+            startMessage(
+                Assembly(kind: .sendMany, server: 0, target: 0, opcode: opcode, total: total, payload: [],
+                         connections: connections),
+                last: header.isLast, chunk: UnsafeRawBufferPointer(rebasing: body[fieldsSize...]), deliver: deliver)
         case .terminate:
             let fields = BusWire.terminateFieldsSize
             guard header.isLast, body.count >= fields, body.count - fields <= BusEncoder.maxReasonLength,
@@ -187,7 +207,7 @@ public struct BusDecoder {
         }
     }
 
-    /// First fragment of a broadcast or send: `chunk` is the payload it carries.
+    /// First fragment of a broadcast, send or sendMany: `chunk` is the payload it carries.
     private mutating func startMessage(
         _ message: Assembly, last: Bool, chunk: UnsafeRawBufferPointer, deliver: (BusMessage) -> Void
     ) {

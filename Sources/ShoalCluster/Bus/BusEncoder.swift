@@ -7,7 +7,7 @@
 // | offset | size | field      | meaning                                                              |
 // |--------|------|------------|----------------------------------------------------------------------|
 // | 0      | 4    | bodyLength | bytes after the header; header + body ≤ BusEncoder.maxFrameSize      |
-// | 4      | 1    | kind       | 1 broadcast, 2 send, 3 terminate, 4 terminateServer                  |
+// | 4      | 1    | kind       | 1 broadcast, 2 send, 3 terminate, 4 terminateServer, 5 sendMany      |
 // | 5      | 1    | flags      | bit0 first fragment, bit1 last fragment; other bits 0                |
 // | 6      | 2    | reserved   | 0                                                                    |
 // | 8      | 4    | generation | destination worker's generation; other generations are dropped       |
@@ -20,6 +20,8 @@
 // | send            | u64 connection, u8 opcode, u32 totalPayloadLength, payload bytes              |
 // | terminate       | u64 connection, u16 code (0 = none), reason UTF-8 (0...123 bytes); first+last |
 // | terminateServer | u32 server; always first+last                                                 |
+// | sendMany        | u8 opcode, u32 totalPayloadLength, u16 count (1...1024), count × u64 connection, |
+// |                 | payload bytes                                                                 |
 //
 // Continuation fragments (bit0 clear) repeat the message's kind and carry 1... payload bytes only; the one that
 // completes totalPayloadLength has bit1, and a message that fits one frame is a single first+last frame.
@@ -36,6 +38,9 @@ public enum BusEncoder {
 
     /// Largest close reason carried by `terminate`: a close frame's 125-byte payload minus its 2-byte code.
     public static let maxReasonLength = 123
+
+    /// Most recipients of one `sendMany`: their ids (8 KiB) and the fields fit the first frame with room for payload.
+    public static let maxConnectionsPerMessage = 1024
 
     /// Encodes `message` as one or more frames (a payload longer than fits one frame is split into fragments: the
     /// first fragment carries the message's fields and total length, the following ones only payload bytes), each
@@ -69,6 +74,12 @@ public enum BusEncoder {
                     copy(reasonBytes, 0, reasonLength, into: frame, at: h + BusWire.terminateFieldsSize)
                 }
             }
+        case .sendMany(let connections, let opcode, let payload):
+            connections.withUnsafeBufferPointer { ids in
+                payload.withUnsafeBytes {
+                    encodeSendMany(connections: ids, opcode: opcode, payload: $0, generation: generation, emit: emit)
+                }
+            }
         case .terminateServer(let server):
             let bodyLength = BusWire.terminateServerFieldsSize
             emit(BusWire.headerSize + bodyLength) { frame in
@@ -98,6 +109,17 @@ public enum BusEncoder {
             generation: generation, emit: emit)
     }
 
+    /// `sendMany` straight from the caller's ids and bytes: the payload crosses once for all `connections`.
+    public static func encodeSendMany(
+        connections: UnsafeBufferPointer<Int64>, opcode: UInt8, payload: UnsafeRawBufferPointer, generation: UInt32,
+        emit: Emit
+    ) {
+        precondition((1...maxConnectionsPerMessage).contains(connections.count), "sendMany to \(connections.count) connections")
+        encodeData(
+            DataFields(kind: .sendMany, server: 0, target: 0, opcode: opcode, connections: connections), payload: payload,
+            generation: generation, emit: emit)
+    }
+
     /// Total bytes (all frames) `message` encodes to, so a bounded send queue can refuse a whole message up front
     /// instead of queueing half of it.
     public static func encodedSize(of message: BusMessage) -> Int {
@@ -106,6 +128,8 @@ public enum BusEncoder {
             return encodedSize(broadcastPayloadCount: payload.count)
         case .send(_, _, let payload):
             return encodedSize(sendPayloadCount: payload.count)
+        case .sendMany(let connections, _, let payload):
+            return dataEncodedSize(fieldsSize: BusWire.sendManyFieldsSize(connections: connections.count), payloadCount: payload.count)
         case .terminate(_, _, var reason):
             let reasonLength = reason.withUTF8 { truncatedUTF8Length(UnsafeRawBufferPointer($0)) }
             return BusWire.headerSize + BusWire.terminateFieldsSize + reasonLength
@@ -134,18 +158,35 @@ public enum BusEncoder {
         return BusWire.maxFrameSize + continuations * BusWire.headerSize + rest
     }
 
-    /// The fields of a broadcast or send first fragment besides the payload length.
+    /// The fields of a broadcast, send or sendMany first fragment besides the payload length.
     private struct DataFields {
         var kind: BusFrameKind
         var server: UInt32
         /// `except` for a broadcast, `connection` for a send.
         var target: Int64
         var opcode: UInt8
+        /// The recipients of a sendMany.
+        var connections = UnsafeBufferPointer<Int64>(start: nil, count: 0)
 
-        var size: Int { kind == .broadcast ? BusWire.broadcastFieldsSize : BusWire.sendFieldsSize }
+        var size: Int {
+            switch kind {
+            case .broadcast: BusWire.broadcastFieldsSize
+            case .sendMany: BusWire.sendManyFieldsSize(connections: connections.count)
+            default: BusWire.sendFieldsSize
+            }
+        }
 
         /// Writes the fields and `total` where the first fragment's body starts.
         func write(into frame: UnsafeMutableRawBufferPointer, at offset: Int, total: Int) {
+            if kind == .sendMany {
+                frame.storeBytes(of: opcode, toByteOffset: offset, as: UInt8.self)
+                frame.storeBytes(of: UInt32(total).littleEndian, toByteOffset: offset + 1, as: UInt32.self)
+                frame.storeBytes(of: UInt16(connections.count).littleEndian, toByteOffset: offset + 5, as: UInt16.self)
+                for (i, id) in connections.enumerated() {
+                    frame.storeBytes(of: UInt64(bitPattern: id).littleEndian, toByteOffset: offset + 7 + 8 * i, as: UInt64.self)
+                }
+                return
+            }
             var at = offset
             if kind == .broadcast {
                 frame.storeBytes(of: server.littleEndian, toByteOffset: at, as: UInt32.self)
@@ -157,7 +198,7 @@ public enum BusEncoder {
         }
     }
 
-    /// Shared by broadcast and send: the first frame carries the fields and as much payload as fits; full
+    /// Shared by broadcast, send and sendMany: the first frame carries the fields and as much payload as fits; full
     /// continuation frames follow, the last one shorter.
     private static func encodeData(
         _ fields: DataFields, payload: UnsafeRawBufferPointer, generation: UInt32, emit: Emit
@@ -220,6 +261,8 @@ enum BusWire {
     static let broadcastFieldsSize = 4 + 8 + 1 + 4
     /// u64 connection, u8 opcode, u32 total.
     static let sendFieldsSize = 8 + 1 + 4
+    /// u8 opcode, u32 total, u16 count, then `connections` × u64 ids.
+    static func sendManyFieldsSize(connections: Int) -> Int { 1 + 4 + 2 + 8 * connections }
     /// u64 connection, u16 code.
     static let terminateFieldsSize = 8 + 2
     /// u32 server.

@@ -9,6 +9,10 @@ public enum BusMessage: Equatable, Sendable {
     case broadcast(server: UInt32, except: Int64, opcode: UInt8, payload: [UInt8])
     /// Send a data frame to one connection owned by the receiving worker.
     case send(connection: Int64, opcode: UInt8, payload: [UInt8])
+    /// Send the same data frame to several connections owned by the receiving worker (what one loop turn's sends
+    /// of one payload to many remote connections become: the 4D chat loop over `wss.connections`), in list order.
+    /// At most `BusEncoder.maxConnectionsPerMessage` ids, at least one.
+    case sendMany(connections: [Int64], opcode: UInt8, payload: [UInt8])
     /// Close one connection: code nil → close frame without status.
     ///
     /// On the wire code 0 means "none", so `code: 0` arrives as nil; a reason longer than
@@ -24,4 +28,5 @@ enum BusFrameKind: UInt8 {
     case send = 2
     case terminate = 3
     case terminateServer = 4
+    case sendMany = 5
 }

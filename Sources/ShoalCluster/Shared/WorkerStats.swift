@@ -20,7 +20,8 @@ import Glibc
 //   88   reserved
 //   96   registry high-water u32  owned by Registry: entries [0, hw) of partition `slot` may be live
 //   100  registry live u32        owned by Registry: live entries of the partition
-//   104  reserved (24 bytes)
+//   104  reserved (16 bytes)
+//   120  busMessagesOut         messages this worker wrote to the bus (a sendMany counts once)
 //   128  limit counters         one u64 per `WorkerStats.LimitEvent` (offset 128 + 8 × raw value):
 //                               what the production limits refused or closed, for /metrics
 //   ...  reserved to 256
@@ -41,13 +42,14 @@ public struct WorkerStats: Sendable {
         static let bytesIn = 56
         static let bytesOut = 64
         static let drops = 72
+        static let busMessagesOut = 120
         static let restarts = 80
         /// Registry words, not statistics: reset() leaves them alone.
         static let registryHighWater = 96
         static let registryLive = 100
-        /// The fields reset() zeroes: pid through drops.
+        /// The fields reset() zeroes: pid through drops, and the bus counter.
         static let resettable = [pid, generation, heartbeat, accepting, connections, messagesIn, messagesOut,
-                                 bytesIn, bytesOut, drops]
+                                 bytesIn, bytesOut, drops, busMessagesOut]
     }
 
     let memory: SharedMemory
@@ -99,12 +101,14 @@ public struct WorkerStats: Sendable {
     }
 
     /// Adds to the traffic counters (relaxed: nobody synchronises on them). No allocation: hot path.
-    public func add(messagesIn: Int = 0, messagesOut: Int = 0, bytesIn: Int = 0, bytesOut: Int = 0, drops: Int = 0) {
+    public func add(messagesIn: Int = 0, messagesOut: Int = 0, bytesIn: Int = 0, bytesOut: Int = 0, drops: Int = 0,
+                    busMessagesOut: Int = 0) {
         if messagesIn != 0 { increment(Field.messagesIn, messagesIn) }
         if messagesOut != 0 { increment(Field.messagesOut, messagesOut) }
         if bytesIn != 0 { increment(Field.bytesIn, bytesIn) }
         if bytesOut != 0 { increment(Field.bytesOut, bytesOut) }
         if drops != 0 { increment(Field.drops, drops) }
+        if busMessagesOut != 0 { increment(Field.busMessagesOut, busMessagesOut) }
     }
 
     private func increment(_ field: Int, _ amount: Int) {
@@ -141,6 +145,7 @@ public struct WorkerStats: Sendable {
     public var bytesIn: Int { load(Field.bytesIn) }
     public var bytesOut: Int { load(Field.bytesOut) }
     public var drops: Int { load(Field.drops) }
+    public var busMessagesOut: Int { load(Field.busMessagesOut) }
 
     /// Times the supervisor restarted a worker in this slot (written by the supervisor only).
     public var restarts: Int {
