@@ -1,8 +1,9 @@
-// Linux headers that Glibc's Swift module does not export (eventfd, memfd, pidfd, epoll), and
+// Linux headers that Glibc's Swift module does not export (eventfd, memfd, pidfd, epoll, malloc_trim), and
 // shims for the few of their macros Swift cannot import. Prefix: shoal_.
 #ifndef SHOAL_CSHOALSYSTEM_H
 #define SHOAL_CSHOALSYSTEM_H
 
+#include <malloc.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -44,5 +45,10 @@ static inline uint32_t shoal_epollerr(void) { return EPOLLERR; }
 static inline uint32_t shoal_epollhup(void) { return EPOLLHUP; }
 /// accept4(2), which glibc declares only under _GNU_SOURCE (so Swift's Glibc module lacks it).
 static inline int shoal_accept4(int fd, int flags) { return (int)syscall(SYS_accept4, fd, (void *)0, (void *)0, flags); }
+
+/// malloc_trim(3): glibc-specific, not in Swift's Glibc module.
+static inline int shoal_malloc_trim(size_t pad) { return malloc_trim(pad); }
+/// Bytes the heap has handed out and not yet been given back (mallinfo2's uordblks + hblkhd).
+static inline size_t shoal_heap_in_use(void) { struct mallinfo2 m = mallinfo2(); return m.uordblks + m.hblkhd; }
 
 #endif

@@ -52,6 +52,21 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         let root = configuration.publicDirectory ?? BundledResources.publicDirectory
         staticFiles = root.map(StaticFiles.init(root:))
         maxConnections = configuration.maxConnections ?? max(1, ResourceLimits.openFilesLimit() - 256)
+        scheduleHeapTrim()
+    }
+
+    /// Once a second: after a storm of clients has gone, hand the memory they used back to the
+    /// kernel (see HeapTrim), so the worker's RSS returns near where it was before the storm.
+    private func scheduleHeapTrim(policy: HeapTrimPolicy = HeapTrimPolicy()) {
+        var policy = policy
+        loop.schedule(after: 1_000_000_000) { [weak self] in
+            guard let self else { return }
+            if policy.sample(openSockets: self.loop.openSockets) {
+                HeapTrim.returnFreePages()
+                self.logger.debug("heap trimmed: \(self.loop.openSockets) socket(s) open, \(HeapTrim.bytesInUse >> 10) KiB in use")
+            }
+            self.scheduleHeapTrim(policy: policy)
+        }
     }
 
     /// Makes this web server a worker of a cluster: shared ids, registry, statistics and the bus.
