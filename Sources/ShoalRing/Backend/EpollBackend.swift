@@ -147,6 +147,14 @@ public final class EpollBackend: LoopBackend {
         prepared.append(.cancelReceive(fd: socket, receiveUserData: receiveUserData, userData: userData))
     }
 
+    public func shutdownSocket(_ fd: Int32, read: Bool, write: Bool) {
+        Socket.shutdown(fd, read: read, write: write)
+    }
+
+    public func closeSocket(_ fd: Int32) {
+        Socket.close(fd)
+    }
+
     // MARK: Running
 
     /// Runs the prepared operations (sends are tried at once), brings the epoll set up to date,

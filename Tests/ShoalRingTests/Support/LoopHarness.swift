@@ -178,6 +178,10 @@ final class CountingBackend: LoopBackend {
         base.prepareCancelReceive(socket: socket, receiveUserData: receiveUserData, userData: userData)
     }
 
+    func shutdownSocket(_ fd: Int32, read: Bool, write: Bool) { base.shutdownSocket(fd, read: read, write: write) }
+
+    func closeSocket(_ fd: Int32) { base.closeSocket(fd) }
+
     func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError) {
         try base.submitAndWait(timeoutNanoseconds: timeoutNanoseconds)
     }
