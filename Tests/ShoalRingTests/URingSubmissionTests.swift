@@ -30,7 +30,7 @@ import Testing
 
     static func drain(_ backend: URingBackend) -> [Completion] {
         var completions: [Completion] = []
-        backend.drainCompletions { completions.append($0) }
+        backend.drainCompletions(limit: .max) { completions.append($0) }
         return completions
     }
 

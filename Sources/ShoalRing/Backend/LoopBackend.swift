@@ -52,8 +52,9 @@ public protocol LoopBackend: AnyObject {
     func closeSocket(_ fd: Int32)
     /// Submits everything prepared and waits for at least one completion or the timeout.
     func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError)
-    /// Calls `body` for every completion ready now.
-    func drainCompletions(_ body: (Completion) -> Void)
+    /// Calls `body` for the completions ready now, at most `limit` of them; the rest stay, in
+    /// order, for the next call, and the next `submitAndWait` does not wait while any are left.
+    func drainCompletions(limit: Int, _ body: (Completion) -> Void)
     /// The bytes of a receive completion, valid until `recycle(bufferID:)`.
     func receivedBytes(bufferID: UInt16, count: Int) -> UnsafeMutableRawBufferPointer
     /// Gives a receive buffer back to the kernel.

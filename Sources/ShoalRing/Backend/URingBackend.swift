@@ -35,6 +35,8 @@ public final class URingBackend: LoopBackend {
     /// them here before handing them out, and so does making room in a full submission queue (which
     /// can happen in the middle of a drain). Delivered by the current or next drain, in order.
     private var reaped: ContiguousArray<ReapedCompletion> = []
+    /// Entries of `reaped` before this index were delivered.
+    private var reapedDelivered = 0
     /// Test seam: a result to use instead of calling io_uring_submit when the queue is full (nil: call it).
     var submitFault: (() -> Int32?)?
     private static let bufferGroup: UInt16 = 1
@@ -224,8 +226,8 @@ public final class URingBackend: LoopBackend {
     public func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError) {
         var cqe: UnsafeMutablePointer<io_uring_cqe>?
         let rc: Int32
-        if !reaped.isEmpty {
-            // Completions reaped while making room are ready now: submit, but do not sleep.
+        if reapedDelivered < reaped.count {
+            // Completions taken off the ring are ready now: submit, but do not sleep.
             rc = io_uring_submit(ring)
         } else if let timeout = timeoutNanoseconds {
             var ts = __kernel_timespec(tv_sec: timeout / 1_000_000_000, tv_nsec: timeout % 1_000_000_000)
@@ -239,16 +241,21 @@ public final class URingBackend: LoopBackend {
         }
     }
 
-    public func drainCompletions(_ body: (Completion) -> Void) {
+    public func drainCompletions(limit: Int, _ body: (Completion) -> Void) {
         var lentMore = false
-        var next = 0
-        while true {
+        var delivered = 0
+        while delivered < limit {
             // Copied off the ring first: `body` may prepare operations, and a full submission
-            // queue then reaps more completions (appended behind these, delivered in this drain).
-            let n = reapReady()
-            while next < reaped.count {
-                let cqe = reaped[next]
-                next += 1
+            // queue then reaps more completions (appended behind these, delivered in order).
+            if reapedDelivered == reaped.count {
+                reaped.removeAll(keepingCapacity: true)
+                reapedDelivered = 0
+                if reapReady() == 0 { return }
+            }
+            while reapedDelivered < reaped.count && delivered < limit {
+                let cqe = reaped[reapedDelivered]
+                reapedDelivered += 1
+                delivered += 1
                 if cqe.userData >> 56 == Self.acceptPollTag >> 56 {
                     acceptReady(cqe, body)
                     continue
@@ -263,9 +270,7 @@ public final class URingBackend: LoopBackend {
                                 hasMore: cqe.flags & shoal_cqe_f_more() != 0,
                                 bufferID: hasBuffer ? UInt16(truncatingIfNeeded: cqe.flags >> 16) : nil))
             }
-            if n < Int(completionBatchSize) { break }
         }
-        reaped.removeAll(keepingCapacity: true)
     }
 
     public func receivedBytes(bufferID: UInt16, count: Int) -> UnsafeMutableRawBufferPointer {

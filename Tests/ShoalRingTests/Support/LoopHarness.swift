@@ -186,8 +186,8 @@ final class CountingBackend: LoopBackend {
         try base.submitAndWait(timeoutNanoseconds: timeoutNanoseconds)
     }
 
-    func drainCompletions(_ body: (Completion) -> Void) {
-        base.drainCompletions { completion in
+    func drainCompletions(limit: Int, _ body: (Completion) -> Void) {
+        base.drainCompletions(limit: limit) { completion in
             if completion.result == -ENOBUFS { counts.withLock { $0.noBufferCompletions += 1 } }
             body(completion)
         }

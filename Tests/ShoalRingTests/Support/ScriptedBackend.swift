@@ -53,6 +53,8 @@ final class ScriptedBackend: LoopBackend {
     private(set) var shutdowns: [(fd: Int32, read: Bool, write: Bool)] = []
     /// The timeout of every `submitAndWait` (nil: wait without one).
     private(set) var waits: [Int64?] = []
+    /// Runs after each completion the loop took (a test's kernel that keeps posting).
+    var onDelivered: (() -> Void)?
     /// Breaches of the kernel contract, in the order they happened.
     private(set) var violations: [String] = []
 
@@ -117,10 +119,15 @@ final class ScriptedBackend: LoopBackend {
         submit()
     }
 
-    func drainCompletions(_ body: (Completion) -> Void) {
-        let batch = ready
-        ready.removeAll()
-        for completion in batch { body(completion) }
+    func drainCompletions(limit: Int, _ body: (Completion) -> Void) {
+        // Like a ring: what is posted during the drain (a submission queue run full, `onDelivered`)
+        // is delivered by the same drain, up to `limit`.
+        var delivered = 0
+        while delivered < limit && !ready.isEmpty {
+            body(ready.removeFirst())
+            delivered += 1
+            onDelivered?()
+        }
     }
 
     func receivedBytes(bufferID: UInt16, count: Int) -> UnsafeMutableRawBufferPointer {
