@@ -34,9 +34,12 @@ public final class URingBackend: LoopBackend {
     /// Completions taken off the ring and not yet given to the loop, oldest first: each drain copies
     /// them here before handing them out, and so does making room in a full submission queue (which
     /// can happen in the middle of a drain). Delivered by the current or next drain, in order.
-    private var reaped: ContiguousArray<ReapedCompletion> = []
+    /// `@exclusivity(unchecked)`: read once per completion, only on the loop thread, and no access
+    /// spans a call out (each read ends before the completion is handed to the loop); the runtime
+    /// check would cost on every completion (see EventLoop's slots).
+    @exclusivity(unchecked) private var reaped: ContiguousArray<ReapedCompletion> = []
     /// Entries of `reaped` before this index were delivered.
-    private var reapedDelivered = 0
+    @exclusivity(unchecked) private var reapedDelivered = 0
     /// Test seam: a result to use instead of calling io_uring_submit when the queue is full (nil: call it).
     var submitFault: (() -> Int32?)?
     private static let bufferGroup: UInt16 = 1
