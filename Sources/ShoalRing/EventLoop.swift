@@ -249,8 +249,8 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
-    /// Carries out what a socket's lifecycle asked for, in the order `SocketLifecycle.Actions`
-    /// lists them. Delegate calls that carry data (received, readEnded, drained) are made by the
+    /// Carries out what a socket's lifecycle asked for: chunks released first, the descriptor
+    /// closed last (`finish` frees the slot). Delegate calls that carry data (received, readEnded, drained) are made by the
     /// completion handlers themselves, and `close` arms the linger timer (it knows the linger).
     private func perform(_ actions: SocketLifecycle.Actions, _ i: Int) {
         if actions.isEmpty { return }

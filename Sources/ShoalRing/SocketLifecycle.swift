@@ -7,9 +7,9 @@
 /// The state of a connection's descriptor and of the operations the kernel holds on it.
 ///
 /// Phases: `open` → (`close(.graceful)`) `flushing` → (queue empty) `lingering` → `aborting` →
-/// `closed`; `close(.abort)`, a failed send or the linger timer go to `aborting` from any phase
-/// before it. `closed` is reached exactly once, with `.finish`, when neither a receive nor a send
-/// is in flight any more.
+/// `closed`. `close(.abort)` and a failed send go to `aborting` from any earlier phase, the linger
+/// timer from `flushing` or `lingering`. `closed` is reached exactly once, with `.finish`, when
+/// neither a receive nor a send is in flight any more.
 struct SocketLifecycle: Hashable {
     enum Phase: UInt8 {
         /// Reads and writes.
@@ -24,8 +24,8 @@ struct SocketLifecycle: Hashable {
         case closed
     }
 
-    /// What the loop must do after an event, in the order `EventLoop.perform` carries them out.
-    /// A small option set, so an event costs no allocation.
+    /// What the loop must do after an event (`EventLoop.perform` releases chunks first and
+    /// finishes last). A small option set, so an event costs no allocation.
     struct Actions: OptionSet {
         let rawValue: UInt16
 
