@@ -1,6 +1,8 @@
 // One event loop per worker thread: owns every socket slot, their send queues, the timers and the
 // cross-thread task queue, and drives a `LoopBackend`. Each turn: flush sends and re-arm
 // receives (prepared, not yet submitted), one submit-and-wait, then consume every completion.
+// What a socket's events mean is decided by its `SocketLifecycle`; this file carries out the
+// actions it returns.
 import Glibc
 import ShoalPosix
 import Synchronization
@@ -17,21 +19,12 @@ public enum CloseMode: Sendable {
 /// A single-threaded event loop. Everything except `execute(_:)`, `stop()` and `inEventLoop` must be
 /// called on the loop thread.
 public final class EventLoop: @unchecked Sendable {
-    private enum SocketState { case open, flushing, lingering, aborting }
-
     private struct Slot {
         var fd: Int32 = -1
         var generation: UInt32 = 0
         var delegate: (any SocketDelegate)?
         var sendQueue = SendQueue()
-        var state = SocketState.open
-        var receiving = false
-        var needsReceive = false
-        /// The delegate asked for no more bytes for now (`pauseReceiving`).
-        var receivePaused = false
-        /// A cancel of the armed receive (for a pause) is on its way; its -ECANCELED is ours, not an end.
-        var receiveCancelPending = false
-        var sending = false
+        var lifecycle = SocketLifecycle()
         var onFlushList = false
         var inUse = false
     }
@@ -63,10 +56,18 @@ public final class EventLoop: @unchecked Sendable {
     private var running = false
     private var turnEndHooks: [() -> Void] = []
     /// Monotonic time at the start of the current turn, in nanoseconds.
-    public private(set) var now: UInt64 = EventLoop.monotonicNanoseconds()
+    public private(set) var now: UInt64
+    /// Where `now` comes from: CLOCK_MONOTONIC, or a test's manual clock.
+    private let clock: () -> UInt64
 
-    public init(backend: any LoopBackend) throws(SystemError) {
+    public convenience init(backend: any LoopBackend) throws(SystemError) {
+        try self.init(backend: backend, clock: EventLoop.monotonicNanoseconds)
+    }
+
+    init(backend: any LoopBackend, clock: @escaping () -> UInt64) throws(SystemError) {
         self.backend = backend
+        self.clock = clock
+        now = clock()
         wakeup = try EventFD()
     }
 
@@ -75,6 +76,9 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Number of sockets registered and not yet closed.
     public private(set) var openSockets = 0
+
+    /// Send chunks taken from the pool and not given back (queued or read by an in-flight send).
+    var chunksOutstanding: Int { pool.outstanding }
 
     // MARK: Threads
 
@@ -131,7 +135,6 @@ public final class EventLoop: @unchecked Sendable {
         slots.withUnsafeMutableBufferPointer { all in
             let generation = all[Int(index)].generation
             all[Int(index)] = Slot(fd: fd, generation: generation, delegate: delegate, inUse: true)
-            all[Int(index)].needsReceive = true
         }
         openSockets += 1
         flushList.append(index)
@@ -149,7 +152,7 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Whether the handle still names an open socket that accepts writes.
     public func isWritable(_ handle: SocketHandle) -> Bool {
-        isCurrent(handle) && slots[Int(handle.index)].state == .open
+        isCurrent(handle) && slots[Int(handle.index)].lifecycle.acceptsWrites
     }
 
     /// Bytes queued on the socket and not yet taken by the kernel.
@@ -162,30 +165,18 @@ public final class EventLoop: @unchecked Sendable {
     /// Bytes the kernel already handed over may still arrive once. Closing resumes reading.
     public func pauseReceiving(_ handle: SocketHandle) {
         guard isCurrent(handle) else { return }
-        let i = Int(handle.index)
-        guard !slots[i].receivePaused, slots[i].state == .open else { return }
-        slots[i].receivePaused = true
-        if slots[i].receiving && !slots[i].receiveCancelPending {
-            slots[i].receiveCancelPending = true
-            backend.prepareCancelReceive(
-                socket: slots[i].fd,
-                receiveUserData: UserData(.receive, generation: slots[i].generation, index: handle.index).raw,
-                userData: UserData(.cancel, generation: slots[i].generation, index: handle.index).raw)
-        }
+        perform(slots[Int(handle.index)].lifecycle.pauseRequested(), Int(handle.index))
     }
 
     /// Undoes `pauseReceiving`.
     public func resumeReceiving(_ handle: SocketHandle) {
         guard isCurrent(handle) else { return }
-        let i = Int(handle.index)
-        guard slots[i].receivePaused else { return }
-        slots[i].receivePaused = false
-        scheduleFlush(handle.index)
+        perform(slots[Int(handle.index)].lifecycle.resumeRequested(), Int(handle.index))
     }
 
     /// Whether `pauseReceiving` is in effect.
     public func isReceivePaused(_ handle: SocketHandle) -> Bool {
-        isCurrent(handle) && slots[Int(handle.index)].receivePaused
+        isCurrent(handle) && slots[Int(handle.index)].lifecycle.receivePaused
     }
 
     /// Queues a copy of `bytes`. They leave with the socket's other bytes at the end of the turn.
@@ -212,37 +203,32 @@ public final class EventLoop: @unchecked Sendable {
     public func close(_ handle: SocketHandle, mode: CloseMode) {
         guard isCurrent(handle) else { return }
         let i = Int(handle.index)
-        if slots[i].receivePaused {
-            // A closing socket reads again: the peer's close frame or FIN is what ends it.
-            slots[i].receivePaused = false
-            scheduleFlush(handle.index)
+        var linger: UInt64?
+        if case .graceful(let nanoseconds) = mode { linger = nanoseconds }
+        let actions = slots[i].lifecycle.closeRequested(graceful: linger != nil, queueIsEmpty: slots[i].sendQueue.isEmpty)
+        if actions.contains(.armLingerTimer), let linger {
+            timers.insert(deadline: deadline(after: linger), .socket(index: handle.index, generation: handle.generation, kind: Self.lingerTimerKind))
         }
-        switch (mode, slots[i].state) {
-        case (_, .aborting):
-            return
-        case (.graceful, .open):
-            if case .graceful(let linger) = mode {
-                slots[i].state = .flushing
-                timers.insert(deadline: now &+ linger, .socket(index: handle.index, generation: handle.generation, kind: Self.lingerTimerKind))
-                if slots[i].sendQueue.isEmpty && !slots[i].sending { beginLinger(i) }
-            }
-        case (.graceful, _):
-            return
-        case (.abort, _):
-            abortSlot(i)
-        }
+        perform(actions, i)
     }
 
     /// Fires the delegate's `timerFired(on:kind:)` after `nanoseconds`, unless the socket is gone by then.
     /// `kind` 255 is reserved by the loop.
     public func setTimer(_ handle: SocketHandle, after nanoseconds: UInt64, kind: UInt8) {
         guard isCurrent(handle) else { return }
-        timers.insert(deadline: now &+ nanoseconds, .socket(index: handle.index, generation: handle.generation, kind: kind))
+        timers.insert(deadline: deadline(after: nanoseconds), .socket(index: handle.index, generation: handle.generation, kind: kind))
     }
 
     /// Runs `body` on the loop after `nanoseconds`.
     public func schedule(after nanoseconds: UInt64, _ body: @escaping () -> Void) {
-        timers.insert(deadline: now &+ nanoseconds, .closure(body))
+        timers.insert(deadline: deadline(after: nanoseconds), .closure(body))
+    }
+
+    /// `now` plus `nanoseconds`, saturated: a deadline too far to represent is never reached
+    /// (a wrapped sum would lie in the past and fire at once).
+    private func deadline(after nanoseconds: UInt64) -> UInt64 {
+        let (sum, overflow) = now.addingReportingOverflow(nanoseconds)
+        return overflow ? .max : sum
     }
 
     private static let lingerTimerKind: UInt8 = 255
@@ -263,31 +249,34 @@ public final class EventLoop: @unchecked Sendable {
         }
     }
 
-    private func beginLinger(_ i: Int) {
-        slots[i].state = .lingering
-        Socket.shutdown(slots[i].fd, read: false, write: true)
-        // The peer's FIN already came (its receive ended and was not re-armed): nothing is left to
-        // wait for, and no receive completion would ever end the linger before its timer.
-        if !slots[i].receiving && !slots[i].needsReceive { abortSlot(i) }
-    }
-
-    private func abortSlot(_ i: Int) {
-        slots[i].state = .aborting
-        slots[i].sendQueue.discardAll(pool: pool)
-        slots[i].needsReceive = false
-        if slots[i].receiving || slots[i].sending {
-            // The kernel still holds operations on this socket; cancel them and finish on their completions.
-            Socket.shutdown(slots[i].fd, read: true, write: true)
+    /// Carries out what a socket's lifecycle asked for: chunks released first, the descriptor
+    /// closed last (`finish` frees the slot). Delegate calls that carry data (received, readEnded, drained) are made by the
+    /// completion handlers themselves, and `close` arms the linger timer (it knows the linger).
+    private func perform(_ actions: SocketLifecycle.Actions, _ i: Int) {
+        if actions.isEmpty { return }
+        if actions.contains(.releaseAll) { slots[i].sendQueue.discardAll(pool: pool) }
+        if actions.contains(.releaseUnsent) { slots[i].sendQueue.discardAllButHead(pool: pool) }
+        if actions.contains(.flush) { scheduleFlush(UInt32(i)) }
+        if actions.contains(.cancelReceive) {
+            let generation = slots[i].generation
+            backend.prepareCancelReceive(
+                socket: slots[i].fd,
+                receiveUserData: UserData(.receive, generation: generation, index: UInt32(i)).raw,
+                userData: UserData(.cancel, generation: generation, index: UInt32(i)).raw)
+        }
+        if actions.contains(.shutdownWrite) { backend.shutdownSocket(slots[i].fd, read: false, write: true) }
+        if actions.contains(.cancelAll) {
+            backend.shutdownSocket(slots[i].fd, read: true, write: true)
             backend.prepareCancel(socket: slots[i].fd, userData: UserData(.cancel, generation: slots[i].generation, index: UInt32(i)).raw)
         }
-        finishIfIdle(i)
+        if actions.contains(.finish) { finish(i) }
     }
 
-    /// Closes the descriptor and frees the slot once no operation is in flight on it.
-    private func finishIfIdle(_ i: Int) {
-        guard slots[i].inUse, slots[i].state == .aborting, !slots[i].receiving, !slots[i].sending else { return }
+    /// Closes the descriptor and frees the slot; the lifecycle says when (once, nothing in flight).
+    private func finish(_ i: Int) {
+        assert(slots[i].sendQueue.head == nil, "a socket finished with chunks still queued")
         let handle = handle(of: i)
-        Socket.close(slots[i].fd)
+        backend.closeSocket(slots[i].fd)
         let delegate = slots[i].delegate
         slots[i].delegate = nil
         slots[i].fd = -1
@@ -305,22 +294,31 @@ public final class EventLoop: @unchecked Sendable {
         loopThread.store(pthread_self(), ordering: .releasing)
         running = true
         armWakeup()
-        while running {
-            flush()
-            var timeout: Int64? = nil
-            if let deadline = timers.earliestDeadline {
-                timeout = deadline > now ? Int64(deadline - now) : 0
-            }
-            try backend.submitAndWait(timeoutNanoseconds: timeout)
-            now = Self.monotonicNanoseconds()
-            backend.drainCompletions { completion in self.complete(completion) }
-            runDueTimers()
-            runTasks()
-            for hook in turnEndHooks { hook() }
-        }
+        while running { try runTurn() }
         flush()
         try backend.submitAndWait(timeoutNanoseconds: 0)
         loopThread.store(0, ordering: .releasing)
+    }
+
+    /// Completions one turn handles before it runs timers, tasks and turn-end hooks: a flood the
+    /// kernel keeps feeding (accepts, closes, messages) must not starve them. The rest waits in the
+    /// backend for the next turn, which then does not sleep. 1024 completions take well under a
+    /// millisecond in steady state, so timers are late by that much at most under a flood.
+    static let completionsPerTurn = 1024
+
+    /// One turn. `run()` repeats it; tests on a scripted backend call it one at a time.
+    func runTurn() throws(SystemError) {
+        flush()
+        var timeout: Int64? = nil
+        if let deadline = timers.earliestDeadline {
+            timeout = deadline > now ? Int64(clamping: deadline - now) : 0
+        }
+        try backend.submitAndWait(timeoutNanoseconds: timeout)
+        now = clock()
+        backend.drainCompletions(limit: Self.completionsPerTurn) { completion in self.complete(completion) }
+        runDueTimers()
+        runTasks()
+        for hook in turnEndHooks { hook() }
     }
 
     /// Prepares the sends and receives the turn produced; they reach the kernel with the next submit.
@@ -331,13 +329,12 @@ public final class EventLoop: @unchecked Sendable {
             slots[i].onFlushList = false
             guard slots[i].inUse else { continue }
             let userDataGeneration = slots[i].generation
-            if slots[i].needsReceive && !slots[i].receiving && !slots[i].receivePaused && slots[i].state != .aborting {
-                slots[i].needsReceive = false
-                slots[i].receiving = true
+            let bytes = slots[i].sendQueue.nextSendable
+            let actions = slots[i].lifecycle.flushed(hasSendable: bytes != nil)
+            if actions.contains(.armReceive) {
                 backend.prepareReceive(socket: slots[i].fd, userData: UserData(.receive, generation: userDataGeneration, index: index).raw)
             }
-            if !slots[i].sending, let bytes = slots[i].sendQueue.nextSendable {
-                slots[i].sending = true
+            if actions.contains(.send), let bytes {
                 backend.prepareSend(socket: slots[i].fd, bytes: bytes, userData: UserData(.send, generation: userDataGeneration, index: index).raw)
             }
         }
@@ -363,79 +360,54 @@ public final class EventLoop: @unchecked Sendable {
             return
         }
         let handle = SocketHandle(index: tag.index, generation: tag.generation)
+        let outcome: SocketLifecycle.ReceiveOutcome
         if completion.result > 0, let id = completion.bufferID {
-            if slots[i].state == .open || slots[i].state == .flushing, let delegate = slots[i].delegate {
+            // Bytes first, the lifecycle after: a delegate that closes while reading them gets
+            // `closed(on:)` once this call returned, not inside it.
+            if slots[i].lifecycle.deliversBytes, let delegate = slots[i].delegate {
                 delegate.received(backend.receivedBytes(bufferID: id, count: Int(completion.result)), on: handle)
             }
             backend.recycle(bufferID: id)
             guard isCurrent(handle) else { return }
-            if !completion.hasMore {
-                slots[i].receiving = false
-                slots[i].receiveCancelPending = false  // it ended before the cancel reached it
-                slots[i].needsReceive = slots[i].state != .aborting
-                scheduleFlush(tag.index)
-            }
+            outcome = .bytes
         } else if completion.result == -ENOBUFS {
-            // Every provided buffer was in use; receive again once this turn has recycled them.
-            slots[i].receiving = completion.hasMore
-            if !completion.hasMore { slots[i].receiveCancelPending = false }
-            if !completion.hasMore && slots[i].state != .aborting {
-                slots[i].needsReceive = true
-                scheduleFlush(tag.index)
-            }
-        } else if completion.result == -ECANCELED && slots[i].receiveCancelPending && slots[i].state != .aborting {
-            // Our own pause: armed again by the next flush once reading is resumed (or the socket closes).
-            slots[i].receiveCancelPending = false
-            slots[i].receiving = completion.hasMore
-            if !completion.hasMore {
-                slots[i].needsReceive = true
-                scheduleFlush(tag.index)
-            }
+            outcome = .noBuffers
+        } else if completion.result == -ECANCELED {
+            outcome = .cancelled
         } else {
-            if !completion.hasMore { slots[i].receiving = false }
-            let error: Int32? = completion.result < 0 && completion.result != -ECANCELED ? -completion.result : nil
-            switch slots[i].state {
-            case .open, .flushing:
-                // A flushing socket still ends once its sends complete or its linger timer fires.
-                slots[i].delegate?.readEnded(on: handle, error: error)
-            case .lingering:
-                abortSlot(i)
-            case .aborting:
-                break
-            }
+            outcome = .ended
         }
-        if isCurrent(handle) { finishIfIdle(i) }
+        let actions = slots[i].lifecycle.receiveCompleted(outcome, hasMore: completion.hasMore)
+        perform(actions, i)
+        if actions.contains(.notifyReadEnded) {
+            let error: Int32? = completion.result < 0 && completion.result != -ECANCELED ? -completion.result : nil
+            slots[i].delegate?.readEnded(on: handle, error: error)
+        }
     }
 
     private func completeSend(_ tag: UserData, _ completion: Completion) {
         let i = Int(tag.index)
         guard i < slots.count, slots[i].inUse, slots[i].generation == tag.generation else { return }
-        slots[i].sending = false
         let handle = SocketHandle(index: tag.index, generation: tag.generation)
-        if completion.result < 0 {
-            if completion.result == -EAGAIN || completion.result == -EINTR {
-                if slots[i].state == .aborting { finishIfIdle(i) } else { scheduleFlush(tag.index) }
-                return
-            }
-            if slots[i].state != .aborting {
-                slots[i].sendQueue.discardAll(pool: pool)
-                slots[i].delegate?.readEnded(on: handle, error: -completion.result)
-                if isCurrent(handle) && slots[i].state != .aborting { abortSlot(i) }
-            }
-            if isCurrent(handle) { finishIfIdle(i) }
-            return
-        }
-        slots[i].sendQueue.consume(Int(completion.result), pool: pool)
-        if !slots[i].sendQueue.isEmpty {
-            scheduleFlush(tag.index)
+        let outcome: SocketLifecycle.SendOutcome
+        if completion.result >= 0 {
+            slots[i].sendQueue.consume(Int(completion.result), pool: pool)
+            outcome = .sent
+        } else if completion.result == -EAGAIN || completion.result == -EINTR {
+            outcome = .retry
         } else {
-            switch slots[i].state {
-            case .flushing: beginLinger(i)
-            case .open: slots[i].delegate?.drained(on: handle)
-            case .lingering, .aborting: break
+            outcome = .failed
+        }
+        let actions = slots[i].lifecycle.sendCompleted(outcome, queueIsEmpty: slots[i].sendQueue.isEmpty)
+        perform(actions, i)
+        if actions.contains(.notifyDrained) {
+            slots[i].delegate?.drained(on: handle)
+        } else if actions.contains(.notifyReadEnded) {
+            slots[i].delegate?.readEnded(on: handle, error: -completion.result)
+            if actions.contains(.abortAfterNotifying) && isCurrent(handle) {
+                perform(slots[i].lifecycle.closeRequested(graceful: false, queueIsEmpty: slots[i].sendQueue.isEmpty), i)
             }
         }
-        if isCurrent(handle) { finishIfIdle(i) }
     }
 
     private func completeAccept(_ tag: UserData, _ completion: Completion) {
@@ -447,7 +419,7 @@ public final class EventLoop: @unchecked Sendable {
                 Socket.configureAccepted(fd)
                 register(socket: fd, delegate: delegate)
             } else {
-                Socket.close(fd)
+                backend.closeSocket(fd)
             }
         }
         if !completion.hasMore && listeners[l].active {
@@ -471,7 +443,7 @@ public final class EventLoop: @unchecked Sendable {
                 let handle = SocketHandle(index: index, generation: generation)
                 guard isCurrent(handle) else { continue }
                 if kind == Self.lingerTimerKind {
-                    if slots[Int(index)].state == .flushing || slots[Int(index)].state == .lingering { abortSlot(Int(index)) }
+                    perform(slots[Int(index)].lifecycle.lingerTimerFired(), Int(index))
                 } else {
                     slots[Int(index)].delegate?.timerFired(on: handle, kind: kind)
                 }
@@ -497,7 +469,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Releases the backend. Call after `run()` returned, when no socket is left.
     public func shutdown() {
         for i in slots.indices where slots[i].inUse {
-            Socket.close(slots[i].fd)
+            backend.closeSocket(slots[i].fd)
             slots[i].sendQueue.discardAll(pool: pool)
         }
         backend.shutdown()

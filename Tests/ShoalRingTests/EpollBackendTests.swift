@@ -270,7 +270,7 @@ import Testing
             turns += 1
             var inThisTurn = 0
             try backend.submitAndWait(timeoutNanoseconds: 1_000_000_000)
-            backend.drainCompletions { completion in
+            backend.drainCompletions(limit: .max) { completion in
                 #expect(completion.userData == 7)
                 if completion.result > 0, let id = completion.bufferID {
                     #expect(completion.hasMore)
@@ -437,7 +437,7 @@ import Testing
 private func epollTurn(_ backend: EpollBackend, timeout: Int64?) throws -> [Completion] {
     var completions: [Completion] = []
     try backend.submitAndWait(timeoutNanoseconds: timeout)
-    backend.drainCompletions { completion in
+    backend.drainCompletions(limit: .max) { completion in
         completions.append(completion)
         if let id = completion.bufferID { backend.recycle(bufferID: id) }
     }

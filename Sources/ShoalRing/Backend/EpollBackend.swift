@@ -101,6 +101,8 @@ public final class EpollBackend: LoopBackend {
     private var dirtyList: [Int32] = []
     private var prepared: [Prepared] = []
     private var completions: [Completion] = []
+    /// Completions before this index were delivered; the rest wait for the next drain.
+    private var completionsDelivered = 0
 
     public init(configuration: EpollConfiguration = .init()) throws(SystemError) {
         precondition(configuration.eventsPerWait > 0 && configuration.readsPerSocketPerTurn > 0
@@ -147,6 +149,14 @@ public final class EpollBackend: LoopBackend {
         prepared.append(.cancelReceive(fd: socket, receiveUserData: receiveUserData, userData: userData))
     }
 
+    public func shutdownSocket(_ fd: Int32, read: Bool, write: Bool) {
+        Socket.shutdown(fd, read: read, write: write)
+    }
+
+    public func closeSocket(_ fd: Int32) {
+        Socket.close(fd)
+    }
+
     // MARK: Running
 
     /// Runs the prepared operations (sends are tried at once), brings the epoll set up to date,
@@ -180,14 +190,17 @@ public final class EpollBackend: LoopBackend {
         updateRegistrations(removalsOnly: true)
     }
 
-    public func drainCompletions(_ body: (Completion) -> Void) {
+    public func drainCompletions(limit: Int, _ body: (Completion) -> Void) {
         // `body` may prepare operations and recycle buffers, never add completions.
-        var i = 0
-        while i < completions.count {
-            body(completions[i])
-            i += 1
+        let end = completionsDelivered + min(limit, completions.count - completionsDelivered)
+        while completionsDelivered < end {
+            body(completions[completionsDelivered])
+            completionsDelivered += 1
         }
-        completions.removeAll(keepingCapacity: true)
+        if completionsDelivered == completions.count {
+            completions.removeAll(keepingCapacity: true)
+            completionsDelivered = 0
+        }
     }
 
     public func receivedBytes(bufferID: UInt16, count: Int) -> UnsafeMutableRawBufferPointer {

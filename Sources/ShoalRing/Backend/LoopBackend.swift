@@ -45,10 +45,16 @@ public protocol LoopBackend: AnyObject {
     /// Cancels only the receive tagged `receiveUserData` on `socket` (it completes with -ECANCELED
     /// and no more; bytes already received may still complete before it). Sends are untouched.
     func prepareCancelReceive(socket: Int32, receiveUserData: UInt64, userData: UInt64)
+    /// shutdown(2) of a socket the loop owns.
+    func shutdownSocket(_ fd: Int32, read: Bool, write: Bool)
+    /// close(2) of a socket the loop owns, once no operation is pending on it. Through the backend,
+    /// so a backend that plays the kernel in tests sees every close.
+    func closeSocket(_ fd: Int32)
     /// Submits everything prepared and waits for at least one completion or the timeout.
     func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError)
-    /// Calls `body` for every completion ready now.
-    func drainCompletions(_ body: (Completion) -> Void)
+    /// Calls `body` for the completions ready now, at most `limit` of them; the rest stay, in
+    /// order, for the next call, and the next `submitAndWait` does not wait while any are left.
+    func drainCompletions(limit: Int, _ body: (Completion) -> Void)
     /// The bytes of a receive completion, valid until `recycle(bufferID:)`.
     func receivedBytes(bufferID: UInt16, count: Int) -> UnsafeMutableRawBufferPointer
     /// Gives a receive buffer back to the kernel.

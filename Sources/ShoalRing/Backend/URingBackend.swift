@@ -31,6 +31,17 @@ public final class URingBackend: LoopBackend {
     /// Scratch space for one batch of completion pointers, allocated once (no per-turn allocation).
     private let completionBatch = UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>.allocate(capacity: 256)
     private let completionBatchSize: UInt32 = 256
+    /// Completions taken off the ring and not yet given to the loop, oldest first: each drain copies
+    /// them here before handing them out, and so does making room in a full submission queue (which
+    /// can happen in the middle of a drain). Delivered by the current or next drain, in order.
+    /// `@exclusivity(unchecked)`: read once per completion, only on the loop thread, and no access
+    /// spans a call out (each read ends before the completion is handed to the loop); the runtime
+    /// check would cost on every completion (see EventLoop's slots).
+    @exclusivity(unchecked) private var reaped: ContiguousArray<ReapedCompletion> = []
+    /// Entries of `reaped` before this index were delivered.
+    @exclusivity(unchecked) private var reapedDelivered = 0
+    /// Test seam: a result to use instead of calling io_uring_submit when the queue is full (nil: call it).
+    var submitFault: (() -> Int32?)?
     private static let bufferGroup: UInt16 = 1
 
     public init(configuration: URingConfiguration = .init()) throws(SystemError) {
@@ -61,16 +72,54 @@ public final class URingBackend: LoopBackend {
             ring.deallocate()
             throw error
         }
+        reaped.reserveCapacity(Int(completionBatchSize))
     }
 
     /// A free submission entry, flushing the queue to the kernel when it is full.
+    @inline(__always)
     private func nextSubmission() -> UnsafeMutablePointer<io_uring_sqe> {
         if let sqe = io_uring_get_sqe(ring) { return sqe }
-        _ = io_uring_submit(ring)
-        guard let sqe = io_uring_get_sqe(ring) else {
-            fatalError("io_uring submission queue still full after submit")
+        return makeRoom()
+    }
+
+    /// The submission queue is full (a busy turn): submit it now, ahead of the turn's own submit.
+    /// The kernel may refuse: -EBUSY while completions it could not post wait for room in the
+    /// completion queue, -EAGAIN when short of memory; then reap completions into `reaped` (the
+    /// loop gets them with the next drain), give the kernel a moment if there was nothing to reap,
+    /// and try again. -EINTR is simply retried. A worker must not die of a busy ring.
+    private func makeRoom() -> UnsafeMutablePointer<io_uring_sqe> {
+        while true {
+            let rc = submitFault?() ?? io_uring_submit(ring)
+            if rc >= 0, let sqe = io_uring_get_sqe(ring) { return sqe }
+            switch -rc {
+            case EINTR:
+                continue
+            case EBADF, EFAULT, EINVAL, ENXIO, EOPNOTSUPP:
+                // The ring itself is unusable: no retry can help.
+                fatalError("io_uring_submit failed: errno \(-rc)")
+            default:
+                if reapReady() == 0 {
+                    // Nothing to reap yet: wait up to a millisecond for the kernel to post (entering
+                    // it also flushes completions it holds back for want of room).
+                    var cqe: UnsafeMutablePointer<io_uring_cqe>?
+                    var pause = __kernel_timespec(tv_sec: 0, tv_nsec: 1_000_000)
+                    _ = io_uring_wait_cqe_timeout(ring, &cqe, &pause)
+                    _ = reapReady()
+                }
+            }
         }
-        return sqe
+    }
+
+    /// Moves the completions ready in the ring to `reaped` and frees their ring entries. Returns how many.
+    @discardableResult
+    private func reapReady() -> Int {
+        let n = Int(io_uring_peek_batch_cqe(ring, completionBatch, completionBatchSize))
+        for i in 0..<n {
+            let cqe = completionBatch[i]!
+            reaped.append(ReapedCompletion(userData: cqe.pointee.user_data, result: cqe.pointee.res, flags: cqe.pointee.flags))
+        }
+        if n > 0 { io_uring_cq_advance(ring, UInt32(n)) }
+        return n
     }
 
     /// Accept is readiness-based: a multishot poll on the listener, then accept4 in this process.
@@ -99,17 +148,17 @@ public final class URingBackend: LoopBackend {
     private static let acceptsPerWakeup = 256
 
     /// Turns a listener's readiness into accept completions in the loop's terms.
-    private func acceptReady(_ cqe: io_uring_cqe, _ body: (Completion) -> Void) {
-        let index = Int(cqe.user_data & 0xFFFF_FFFF)
+    private func acceptReady(_ cqe: ReapedCompletion, _ body: (Completion) -> Void) {
+        let index = Int(cqe.userData & 0xFFFF_FFFF)
         guard index < listenerPolls.count else { return }
         let (listener, userData) = listenerPolls[index]
         let pollArmed = cqe.flags & shoal_cqe_f_more() != 0
-        if cqe.res == -ECANCELED, let removed = removedPolls.firstIndex(of: index) {
+        if cqe.result == -ECANCELED, let removed = removedPolls.firstIndex(of: index) {
             removedPolls.remove(at: removed)  // our own removal below: the loop was told already
             return
         }
-        guard cqe.res >= 0 else {
-            body(Completion(userData: userData, result: cqe.res, hasMore: false, bufferID: nil))
+        guard cqe.result >= 0 else {
+            body(Completion(userData: userData, result: cqe.result, hasMore: false, bufferID: nil))
             return
         }
         for _ in 0..<Self.acceptsPerWakeup {
@@ -125,7 +174,7 @@ public final class URingBackend: LoopBackend {
             if pollArmed {
                 removedPolls.append(index)
                 let sqe = nextSubmission()
-                io_uring_prep_poll_remove(sqe, cqe.user_data)
+                io_uring_prep_poll_remove(sqe, cqe.userData)
                 io_uring_sqe_set_data64(sqe, Self.acceptPollTag | 0xFFFF_FFFF)
             }
             body(Completion(userData: userData, result: -error, hasMore: false, bufferID: nil))
@@ -169,10 +218,21 @@ public final class URingBackend: LoopBackend {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
+    public func shutdownSocket(_ fd: Int32, read: Bool, write: Bool) {
+        Socket.shutdown(fd, read: read, write: write)
+    }
+
+    public func closeSocket(_ fd: Int32) {
+        Socket.close(fd)
+    }
+
     public func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError) {
         var cqe: UnsafeMutablePointer<io_uring_cqe>?
         let rc: Int32
-        if let timeout = timeoutNanoseconds {
+        if reapedDelivered < reaped.count {
+            // Completions taken off the ring are ready now: submit, but do not sleep.
+            rc = io_uring_submit(ring)
+        } else if let timeout = timeoutNanoseconds {
             var ts = __kernel_timespec(tv_sec: timeout / 1_000_000_000, tv_nsec: timeout % 1_000_000_000)
             rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
         } else {
@@ -184,29 +244,35 @@ public final class URingBackend: LoopBackend {
         }
     }
 
-    public func drainCompletions(_ body: (Completion) -> Void) {
+    public func drainCompletions(limit: Int, _ body: (Completion) -> Void) {
         var lentMore = false
-        while true {
-            let n = Int(io_uring_peek_batch_cqe(ring, completionBatch, completionBatchSize))
-            if n == 0 { return }
-            for i in 0..<n {
-                let cqe = completionBatch[i]!.pointee
-                if cqe.user_data >> 56 == Self.acceptPollTag >> 56 {
+        var delivered = 0
+        while delivered < limit {
+            // Copied off the ring first: `body` may prepare operations, and a full submission
+            // queue then reaps more completions (appended behind these, delivered in order).
+            if reapedDelivered == reaped.count {
+                reaped.removeAll(keepingCapacity: true)
+                reapedDelivered = 0
+                if reapReady() == 0 { return }
+            }
+            while reapedDelivered < reaped.count && delivered < limit {
+                let cqe = reaped[reapedDelivered]
+                reapedDelivered += 1
+                delivered += 1
+                if cqe.userData >> 56 == Self.acceptPollTag >> 56 {
                     acceptReady(cqe, body)
                     continue
                 }
-                if cqe.res == -ENOBUFS && !lentMore {
+                if cqe.result == -ENOBUFS && !lentMore {
                     // The ring ran dry: lend more before the loop re-arms this turn's receives. Once
                     // per drain, as every socket that found it empty reports the same shortage.
                     lentMore = buffers.lendMore()
                 }
                 let hasBuffer = cqe.flags & shoal_cqe_f_buffer() != 0
-                body(Completion(userData: cqe.user_data, result: cqe.res,
+                body(Completion(userData: cqe.userData, result: cqe.result,
                                 hasMore: cqe.flags & shoal_cqe_f_more() != 0,
                                 bufferID: hasBuffer ? UInt16(truncatingIfNeeded: cqe.flags >> 16) : nil))
             }
-            io_uring_cq_advance(ring, UInt32(n))
-            if n < Int(completionBatchSize) { return }
         }
     }
 
@@ -227,4 +293,11 @@ public final class URingBackend: LoopBackend {
         ring.deallocate()
         completionBatch.deallocate()
     }
+}
+
+/// A completion copied off the ring (the fields Shoal reads).
+private struct ReapedCompletion {
+    var userData: UInt64
+    var result: Int32
+    var flags: UInt32
 }

@@ -72,6 +72,10 @@ final class ChunkPool {
     /// Returns a chunk whose bytes were all sent (or dropped).
     func give(_ chunk: UnsafeMutablePointer<ChunkHeader>) {
         outstanding -= 1
+        #if DEBUG
+        // Scribble over released bytes, so a send still reading them sends garbage a test notices.
+        memset(ChunkHeader.data(chunk), 0xDD, chunk.pointee.capacity)
+        #endif
         guard chunk.pointee.isPooled else { return Glibc.free(chunk) }
         if chunk.pointee.capacity == standardCapacity && retained < maxRetained {
             chunk.pointee.next = free

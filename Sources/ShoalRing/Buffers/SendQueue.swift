@@ -77,7 +77,19 @@ struct SendQueue {
         }
     }
 
-    /// Drops everything queued (the socket is gone).
+    /// Drops everything queued except the head chunk, which an in-flight send is still reading:
+    /// the kernel owns those bytes until the send's completion (then `discardAll`).
+    mutating func discardAllButHead(pool: ChunkPool) {
+        guard let first = head else { return }
+        while let chunk = first.pointee.next {
+            first.pointee.next = chunk.pointee.next
+            pool.give(chunk)
+        }
+        first.pointee.queueTail = first
+        first.pointee.queuedBytes = first.pointee.end - first.pointee.start
+    }
+
+    /// Drops everything queued (the socket is gone and no send is in flight).
     mutating func discardAll(pool: ChunkPool) {
         while let chunk = head {
             head = chunk.pointee.next

@@ -178,12 +178,16 @@ final class CountingBackend: LoopBackend {
         base.prepareCancelReceive(socket: socket, receiveUserData: receiveUserData, userData: userData)
     }
 
+    func shutdownSocket(_ fd: Int32, read: Bool, write: Bool) { base.shutdownSocket(fd, read: read, write: write) }
+
+    func closeSocket(_ fd: Int32) { base.closeSocket(fd) }
+
     func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError) {
         try base.submitAndWait(timeoutNanoseconds: timeoutNanoseconds)
     }
 
-    func drainCompletions(_ body: (Completion) -> Void) {
-        base.drainCompletions { completion in
+    func drainCompletions(limit: Int, _ body: (Completion) -> Void) {
+        base.drainCompletions(limit: limit) { completion in
             if completion.result == -ENOBUFS { counts.withLock { $0.noBufferCompletions += 1 } }
             body(completion)
         }
