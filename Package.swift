@@ -39,6 +39,12 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // OpenSSL 3 for TLS (Debian: libssl-dev), plus a shim for its macros and C callbacks.
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         // Linux headers Glibc's module lacks (eventfd, memfd), as a C target.
         .target(name: "CShoalSystem"),
         // The only place besides the loop backends where raw syscalls live.
@@ -49,6 +55,8 @@ let package = Package(
             dependencies: ["CZlib", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
+        // TLS through memory buffers (no I/O): the engine wss:// in the worker and the client share.
+        .target(name: "ShoalTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         // The event loop: io_uring backend behind a backend protocol.
         .target(name: "ShoalRing", dependencies: ["CLibUring", "CShoalSystem", "ShoalPosix"], swiftSettings: strict),
         // Supervisor, worker spawn, shared-memory segment (ids, registry, stats), Unix-socket bus.
@@ -108,6 +116,7 @@ let package = Package(
             name: "ShoalClusterTests", dependencies: ["ShoalCluster", "ShoalClusterFuzzChecks", "ShoalPosix", "ShoalTestSupport"],
             swiftSettings: strict
         ),
+        .testTarget(name: "ShoalTLSTests", dependencies: ["ShoalTLS", "ShoalTestSupport"], swiftSettings: strict),
         .testTarget(name: "ShoalTests", dependencies: ["Shoal", "ShoalWire", "ShoalCluster", "ShoalTestSupport"], swiftSettings: strict),
     ]
 )

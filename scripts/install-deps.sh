@@ -6,7 +6,7 @@
 #
 #   - Swift: must already be installed (it is not an apt package here); /opt/swift/usr/bin
 #     is used if `swift` is not on PATH.
-#   - apt: liburing-dev zlib1g-dev pkg-config; for tests nodejs node-ws python3-venv python3-lib2to3 chromium
+#   - apt: liburing-dev zlib1g-dev libssl-dev pkg-config; for tests nodejs node-ws python3-venv python3-lib2to3 chromium openssl
 #     (apt-get update runs once, only if something is missing)
 #   - Python venv at ${SHOAL_VENV:-$HOME/.cache/shoal-venv} with websockets + pytest
 #   - the Autobahn|Testsuite rig (../shared/autobahn beside the repo, or $SHOAL_AUTOBAHN_DIR)
@@ -41,8 +41,8 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 # --- apt packages ------------------------------------------------------------
-APT_PKGS=(liburing-dev zlib1g-dev pkg-config)
-if [ "$TEST_DEPS" = 1 ]; then APT_PKGS+=(nodejs node-ws python3-venv python3-lib2to3 chromium); fi
+APT_PKGS=(liburing-dev zlib1g-dev libssl-dev pkg-config)
+if [ "$TEST_DEPS" = 1 ]; then APT_PKGS+=(nodejs node-ws python3-venv python3-lib2to3 chromium openssl); fi
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -1,0 +1,42 @@
+// Certificates made for a test run with the openssl command: a private CA, a server certificate
+// for localhost / 127.0.0.1 signed by it, one for other.example (SNI), an RSA-2048 one, and a key
+// that belongs to none of them.
+import Foundation
+
+struct TestCertificates {
+    let directory: String
+    var caCertificate: String { directory + "/ca.pem" }
+    var localhostChain: String { directory + "/localhost.pem" }
+    var localhostKey: String { directory + "/localhost.key" }
+    var otherChain: String { directory + "/other.pem" }
+    var otherKey: String { directory + "/other.key" }
+    var rsaChain: String { directory + "/rsa.pem" }
+    var rsaKey: String { directory + "/rsa.key" }
+    var strayKey: String { directory + "/stray.key" }
+
+    /// Made once per test process (a few hundred milliseconds of openssl).
+    static let shared: TestCertificates = {
+        let directory = NSTemporaryDirectory() + "shoal-tls-\(getpid())"
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let script = """
+            set -e
+            cd '\(directory)'
+            ec="-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+            openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj '/CN=Shoal Test CA' 2>/dev/null
+            openssl req -x509 $ec -keyout localhost.key -out localhost.pem -days 2 -subj '/CN=localhost' \
+              -CA ca.pem -CAkey ca.key -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' 2>/dev/null
+            openssl req -x509 $ec -keyout other.key -out other.pem -days 2 -subj '/CN=other.example' \
+              -CA ca.pem -CAkey ca.key -addext 'subjectAltName=DNS:other.example,DNS:*.other.example' 2>/dev/null
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout rsa.key -out rsa.pem -days 2 -subj '/CN=localhost' \
+              -CA ca.pem -CAkey ca.key -addext 'subjectAltName=DNS:localhost' 2>/dev/null
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out stray.key 2>/dev/null
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        try! process.run()
+        process.waitUntilExit()
+        precondition(process.terminationStatus == 0, "openssl could not make the test certificates")
+        return TestCertificates(directory: directory)
+    }()
+}
