@@ -64,6 +64,11 @@ public final class EventLoop: @unchecked Sendable {
     private var turnEndHooks: [() -> Void] = []
     /// Monotonic time at the start of the current turn, in nanoseconds.
     public private(set) var now: UInt64 = EventLoop.monotonicNanoseconds()
+    /// Completions handled plus timers run: a loop that moves it is alive however long one turn
+    /// takes, and one that does not is stuck (the cluster's watchdog reads it).
+    public private(set) var progress: UInt64 = 0
+    /// Told `progress` each time it moves, also in the middle of a long turn.
+    public var progressObserver: ((UInt64) -> Void)?
 
     public init(backend: any LoopBackend) throws(SystemError) {
         self.backend = backend
@@ -345,6 +350,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func complete(_ completion: Completion) {
+        madeProgress()
         guard let tag = UserData(raw: completion.userData) else { return }
         switch tag.operation {
         case .receive: completeReceive(tag, completion)
@@ -464,6 +470,7 @@ public final class EventLoop: @unchecked Sendable {
 
     private func runDueTimers() {
         while let action = timers.popDue(now: now) {
+            madeProgress()
             switch action {
             case .closure(let body):
                 body()
@@ -477,6 +484,11 @@ public final class EventLoop: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    private func madeProgress() {
+        progress &+= 1
+        progressObserver?(progress)
     }
 
     private func runTasks() {
