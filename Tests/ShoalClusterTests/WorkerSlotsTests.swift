@@ -154,8 +154,7 @@ struct WorkerSlotsTests {
     @Test("a stopped worker is killed once when it made no progress for the watchdog time, then replaced")
     func watchdogKillsAStoppedWorkerOnce() {
         var world = serving(watchdogTimeout: 2)
-        let victim = world.slots.owner(of: 1)!.pid
-        world.stop(victim)
+        let victim = world.stopOwner(of: 1)
         world.run(for: 1.9)
         #expect(world.processes[victim]!.alive)
         world.advance(by: 0.2)
@@ -174,10 +173,9 @@ struct WorkerSlotsTests {
 
     @Test("a worker whose counter moves is not killed, however rarely the supervisor sees it move")
     func progressingWorkerLives() {
-        var world = serving(watchdogTimeout: 2)
-        let steady = world.slots.owner(of: 0)!.pid
         // Its loop moves once per 1.9 s (one very long turn each time): never 2 s without progress.
-        world.stop(steady)
+        var world = serving(watchdogTimeout: 2)
+        let steady = world.stopOwner(of: 0)
         for _ in 0..<10 {
             world.run(for: 1.9)
             world.resume(steady)
@@ -191,8 +189,7 @@ struct WorkerSlotsTests {
     @Test("time the supervisor itself did not run is not held against the workers")
     func supervisorGapIsForgiven() {
         var world = serving(watchdogTimeout: 2)
-        let pid = world.slots.owner(of: 0)!.pid
-        world.stop(pid)
+        let pid = world.stopOwner(of: 0)
         world.advance(by: 30)  // the whole machine was suspended
         world.turn()
         #expect(world.processes[pid]!.alive && world.watchdogKills == 0)
@@ -203,8 +200,7 @@ struct WorkerSlotsTests {
     @Test("with the watchdog off, a stopped worker is left alone")
     func watchdogOff() {
         var world = serving(watchdogTimeout: 0)
-        let pid = world.slots.owner(of: 0)!.pid
-        world.stop(pid)
+        let pid = world.stopOwner(of: 0)
         world.run(for: 60)
         #expect(world.processes[pid]!.alive && world.watchdogKills == 0)
     }

@@ -127,6 +127,13 @@ struct SlotWorld {
 
     mutating func stop(_ pid: Int32) { processes[pid]?.stopped = true }
 
+    /// SIGSTOPs the worker that owns `slot`; returns its pid.
+    mutating func stopOwner(of slot: Int) -> Int32 {
+        let pid = slots.owner(of: slot)!.pid
+        stop(pid)
+        return pid
+    }
+
     mutating func resume(_ pid: Int32) {
         guard processes[pid]?.stopped == true else { return }
         processes[pid]!.stopped = false
