@@ -114,6 +114,31 @@ def test_sighup_during_a_crash_restart(shoal):
     assert set(serving_slots(srv.port)) == {2, 3}
 
 
+def test_sighup_while_a_slot_waits_out_its_restart_back_off(shoal):
+    """Slot 1 killed five times within 10 s waits 1 s before its next start; a SIGHUP in that
+    second brings up the new set, which serves alone in the end."""
+    srv = shoal("--handler", "echo", "--workers", "2", "--drain-timeout", "2")
+    sup = srv.proc.pid
+    pids = wait_workers(sup, [0, 1])
+    for kill in range(5):
+        victim = pids[1]
+        os.kill(victim, signal.SIGKILL)
+        if kill < 4:
+            pids = wait_until(lambda: (lambda m: m if m.get(1) not in (None, victim) else None)(workers_by_slot(sup)),
+                              5, what="slot 1 restarted")
+    srv.signal(signal.SIGHUP)
+
+    def new_set_only():
+        status, _ = healthz(srv.port)
+        now = workers_by_slot(sup)
+        return now if status == 200 and set(now) == {2, 3} else None
+    wait_until(new_set_only, 12, interval=0.2, what="slots 2,3 only, /healthz 200")
+    log = open(srv.log_path, errors="replace").read()
+    assert "restarting in 1 s" in log, log[-3000:]
+    stays_healthy(srv.port, 2)
+    assert set(workers_by_slot(sup)) == {2, 3}
+
+
 def test_sigterm_during_a_reload_exits_cleanly(shoal):
     """SIGTERM while a reload brings up the new set: every worker of both sets stops and the
     supervisor exits 0 (the fixture then checks that no process is left)."""
