@@ -50,6 +50,15 @@ def stays_healthy(port: int, seconds: float) -> None:
         time.sleep(0.25)
 
 
+def wait_for_only_slots(srv, slots: set[int], timeout: float) -> dict[int, int]:
+    """Waits until workers run in exactly `slots` and /healthz answers 200; returns {slot: pid}."""
+    def only():
+        status, _ = healthz(srv.port)
+        now = workers_by_slot(srv.proc.pid)
+        return now if status == 200 and set(now) == slots else None
+    return wait_until(only, timeout, interval=0.2, what=f"workers in slots {sorted(slots)} only, /healthz 200")
+
+
 def hold_clients(port: int, count: int) -> list[RawWS]:
     """WebSocket clients that never read again: they never answer the 1001 close, so a worker
     draining them waits for its whole drain timeout."""
@@ -103,12 +112,7 @@ def test_sighup_during_a_crash_restart(shoal):
     old = wait_workers(sup, [0, 1])
     os.kill(old[0], signal.SIGKILL)
     srv.signal(signal.SIGHUP)
-
-    def new_set_only():
-        status, _ = healthz(srv.port)
-        now = workers_by_slot(sup)
-        return now if status == 200 and set(now) == {2, 3} else None
-    wait_until(new_set_only, 12, interval=0.2, what="slots 2,3 only, /healthz 200")
+    wait_for_only_slots(srv, {2, 3}, 12)
     stays_healthy(srv.port, 3)
     assert set(workers_by_slot(sup)) == {2, 3}
     assert set(serving_slots(srv.port)) == {2, 3}
@@ -127,12 +131,7 @@ def test_sighup_while_a_slot_waits_out_its_restart_back_off(shoal):
             pids = wait_until(lambda: (lambda m: m if m.get(1) not in (None, victim) else None)(workers_by_slot(sup)),
                               5, what="slot 1 restarted")
     srv.signal(signal.SIGHUP)
-
-    def new_set_only():
-        status, _ = healthz(srv.port)
-        now = workers_by_slot(sup)
-        return now if status == 200 and set(now) == {2, 3} else None
-    wait_until(new_set_only, 12, interval=0.2, what="slots 2,3 only, /healthz 200")
+    wait_for_only_slots(srv, {2, 3}, 12)
     log = open(srv.log_path, errors="replace").read()
     assert "restarting in 1 s" in log, log[-3000:]
     stays_healthy(srv.port, 2)
