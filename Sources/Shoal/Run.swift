@@ -30,7 +30,8 @@ public enum Shoal {
             let supervisor = try Supervisor(configuration: .init(
                 workers: workers, host: configuration.host, port: configuration.port,
                 registryCapacity: configuration.registryCapacity,
-                drainTimeoutSeconds: Double(configuration.drainTimeoutNanoseconds) / 1e9), logger: logger)
+                drainTimeoutSeconds: Double(configuration.drainTimeoutNanoseconds) / 1e9,
+                watchdogTimeoutSeconds: Double(configuration.watchdogTimeoutNanoseconds) / 1e9), logger: logger)
             _ = try supervisor.run()
         }
     }

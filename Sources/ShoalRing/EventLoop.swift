@@ -59,6 +59,11 @@ public final class EventLoop: @unchecked Sendable {
     public private(set) var now: UInt64
     /// Where `now` comes from: CLOCK_MONOTONIC, or a test's manual clock.
     private let clock: () -> UInt64
+    /// Completions handled plus timers run: a loop that moves it is alive however long one turn
+    /// takes, and one that does not is stuck (the cluster's watchdog reads it).
+    public private(set) var progress: UInt64 = 0
+    /// Told `progress` each time it moves, also in the middle of a long turn.
+    public var progressObserver: ((UInt64) -> Void)?
 
     public convenience init(backend: any LoopBackend) throws(SystemError) {
         try self.init(backend: backend, clock: EventLoop.monotonicNanoseconds)
@@ -342,6 +347,7 @@ public final class EventLoop: @unchecked Sendable {
     }
 
     private func complete(_ completion: Completion) {
+        madeProgress()
         guard let tag = UserData(raw: completion.userData) else { return }
         switch tag.operation {
         case .receive: completeReceive(tag, completion)
@@ -436,6 +442,7 @@ public final class EventLoop: @unchecked Sendable {
 
     private func runDueTimers() {
         while let action = timers.popDue(now: now) {
+            madeProgress()
             switch action {
             case .closure(let body):
                 body()
@@ -449,6 +456,11 @@ public final class EventLoop: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    private func madeProgress() {
+        progress &+= 1
+        progressObserver?(progress)
     }
 
     private func runTasks() {

@@ -19,10 +19,27 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         self.web = web
     }
 
-    /// Registers the bus channels on the loop and starts publishing statistics and heartbeats.
+    /// Registers the bus channels on the loop and starts publishing statistics and progress.
     func start() {
         bus = Bus(loop: web.loop, segment: node.segment, role: node.role, receiver: self)
         web.loop.addTurnEndHook { [unowned self] in self.publish() }
+        let stats = node.stats
+        web.loop.progressObserver = { stats.progress = $0 }
+        keepProgressingWhenIdle()
+    }
+
+    /// A loop with nothing to do waits in the kernel with no timeout; this timer wakes it now and
+    /// then, so an idle worker still shows progress and only a stuck one stops.
+    private func keepProgressingWhenIdle() {
+        web.loop.schedule(after: Self.idleTick(watchdogTimeout: web.configuration.watchdogTimeoutNanoseconds)) {
+            [unowned self] in self.keepProgressingWhenIdle()
+        }
+    }
+
+    /// A quarter of the watchdog time, between 50 ms and 1 s (1 s with the watchdog off, which
+    /// /healthz still uses): the supervisor sees an idle worker move several times per timeout.
+    static func idleTick(watchdogTimeout: UInt64) -> UInt64 {
+        watchdogTimeout == 0 ? 1_000_000_000 : min(max(watchdogTimeout / 4, 50_000_000), 1_000_000_000)
     }
 
     var slot: Int { node.role.slot }
@@ -46,7 +63,6 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         }
         publishedLimits = limits
         stats.connections = web.openWebSockets
-        stats.heartbeatNanoseconds = web.loop.now
     }
 
     func busDelivered(_ message: BusMessage, from slot: Int) {

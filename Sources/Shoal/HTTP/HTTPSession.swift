@@ -89,9 +89,8 @@ final class HTTPSession: SocketDelegate {
         }
         let isHead = head.method == "HEAD"
         if target.path == "/healthz" {
-            let problem = web.healthProblem()
-            respond(status: problem == nil ? 200 : 503, body: problem.map { "unhealthy: \($0)\n" } ?? "ok\n",
-                    keepAlive: keepAlive, omitBody: isHead)
+            let health = web.health()
+            respond(status: health.status, body: health.body, keepAlive: keepAlive, omitBody: isHead)
             return false
         }
         if target.path == "/metrics" {

@@ -4,23 +4,37 @@ import ShoalCluster
 import ShoalRing
 
 extension WebServer {
-    /// Why the server is not healthy, or nil. In a cluster: a worker of the serving generation is
-    /// missing or its loop has not turned for 5 s.
-    func healthProblem() -> String? {
-        guard let cluster else { return nil }
+    /// /healthz: 503 when a worker of the serving generation is missing, or has made no progress
+    /// for the watchdog time (it is being replaced; 10 s with the watchdog off); 200 otherwise,
+    /// naming any worker that has made no progress for more than 3 s (slow, not yet stuck).
+    func health() -> (status: Int, body: String) {
+        guard let cluster else { return (200, "ok\n") }
         let segment = cluster.node.segment
         let workers = cluster.node.role.workers
-        let now = loop.now
+        let watchdog = configuration.watchdogTimeoutNanoseconds
+        let unhealthyAfter = watchdog > 0 ? watchdog : Self.stuckWithoutWatchdog
+        let now = WorkerStats.monotonicNanoseconds()
         let servingSet = cluster.slot / workers
+        var slow: [String] = []
         for index in 0..<workers {
             let slot = servingSet * workers + index
             let stats = segment.stats(slot: slot)
-            if stats.pid == 0 { return "worker slot \(slot) is not running" }
-            let beat = stats.heartbeatNanoseconds
-            if beat != 0 && now > beat && now - beat > 5_000_000_000 { return "worker slot \(slot) has not turned its loop for 5 s" }
+            if stats.pid == 0 { return (503, "unhealthy: worker slot \(slot) is not running\n") }
+            let seen = stats.progressSeenNanoseconds
+            guard seen != 0, now > seen, now - seen > Self.slowAfter else { continue }
+            let tenths = (now - seen) / 100_000_000
+            let line = "worker slot \(slot) (pid \(stats.pid)) has made no progress for \(tenths / 10).\(tenths % 10) s"
+            if now - seen >= unhealthyAfter { return (503, "unhealthy: \(line)\n") }
+            slow.append(line)
         }
-        return nil
+        return (200, slow.isEmpty ? "ok\n" : "ok; slow: \(slow.joined(separator: "; "))\n")
     }
+
+    /// A worker this long without progress is named by /healthz: several idle ticks (at most 1 s
+    /// apart) and supervisor turns missed, more than scheduling noise on a loaded machine.
+    static let slowAfter: UInt64 = 3_000_000_000
+    /// With the watchdog off nobody replaces a stuck worker, but the load balancer should know.
+    static let stuckWithoutWatchdog: UInt64 = 10_000_000_000
 
     /// Prometheus text exposition of every worker's statistics.
     func metricsText() -> String {
@@ -35,6 +49,7 @@ extension WebServer {
             var drops: Int
             var busMessagesOut: Int
             var restarts: Int
+            var watchdogKills: Int
             var limits: [Int]
         }
         var rows: [Row] = []
@@ -42,16 +57,16 @@ extension WebServer {
             let segment = cluster.node.segment
             for slot in 0..<segment.workerSlots {
                 let s = segment.stats(slot: slot)
-                guard s.pid != 0 || s.restarts != 0 else { continue }
+                guard s.pid != 0 || s.restarts != 0 || s.watchdogKills != 0 else { continue }
                 rows.append(Row(slot: slot, pid: s.pid, connections: s.connections, messagesIn: s.messagesIn,
                                 messagesOut: s.messagesOut, bytesIn: s.bytesIn, bytesOut: s.bytesOut, drops: s.drops,
-                                busMessagesOut: s.busMessagesOut, restarts: s.restarts, limits: WorkerStats.LimitEvent.allCases.map { s[$0] }))
+                                busMessagesOut: s.busMessagesOut, restarts: s.restarts, watchdogKills: s.watchdogKills, limits: WorkerStats.LimitEvent.allCases.map { s[$0] }))
             }
         } else {
             let traffic = self.traffic
             rows.append(Row(slot: 0, pid: 0, connections: openWebSockets, messagesIn: traffic.messagesIn,
                             messagesOut: traffic.messagesOut, bytesIn: traffic.bytesIn, bytesOut: traffic.bytesOut,
-                            drops: 0, busMessagesOut: 0, restarts: 0, limits: limits.values))
+                            drops: 0, busMessagesOut: 0, restarts: 0, watchdogKills: 0, limits: limits.values))
         }
         var text = ""
         func family(_ name: String, _ kind: String, _ help: String, _ value: (Row) -> Int) {
@@ -79,6 +94,9 @@ extension WebServer {
         }
         family("shoal_bus_drops_total", "counter", "Bus messages dropped because a peer worker was not reading.") { $0.drops }
         family("shoal_worker_restarts_total", "counter", "Times the supervisor restarted this slot's worker.") { $0.restarts }
+        family("shoal_watchdog_kills_total", "counter", "Times the supervisor killed this slot's worker for making no progress.") {
+            $0.watchdogKills
+        }
         limitFamily("shoal_slow_consumer_total", "Connections past maxBackpressure: closed with 1008, or messages dropped.",
                     label: "action", [("close", .slowConsumerClose), ("drop", .slowConsumerDrop)])
         limitFamily("shoal_rejected_upgrades_total", "Upgrades refused by a limit before the 101.", label: "reason",

@@ -20,6 +20,11 @@ public struct WebServerConfiguration: Sendable {
     public var lingerNanoseconds: UInt64
     /// On SIGTERM/SIGINT, how long clients get to answer the 1001 close before the worker exits: 5 s.
     public var drainTimeoutNanoseconds: UInt64
+    /// A worker whose loop handles no completion and runs no timer for this long is killed and
+    /// replaced by the supervisor; 0 turns the watchdog off. 10 s: far above any loop turn of a
+    /// live worker (an idle one runs a timer every second), short enough that a hung worker's
+    /// clients are not stranded for long.
+    public var watchdogTimeoutNanoseconds: UInt64
     /// Worker processes; nil: one per CPU, as nginx's `worker_processes auto`.
     public var workers: Int?
     /// The most 16 KiB receive buffers each worker lends the kernel (a power of two): how many
@@ -43,7 +48,8 @@ public struct WebServerConfiguration: Sendable {
     public init(host: String = "0.0.0.0", port: Int = 8080, publicDirectory: String? = nil,
                 maxHeadSize: Int = 16 * 1024, maxHeaderCount: Int = 100,
                 requestTimeoutNanoseconds: UInt64 = 10_000_000_000, lingerNanoseconds: UInt64 = 2_000_000_000,
-                drainTimeoutNanoseconds: UInt64 = 5_000_000_000, workers: Int? = nil, registryCapacity: Int = 262_144, receiveBuffers: Int = 1024,
+                drainTimeoutNanoseconds: UInt64 = 5_000_000_000, watchdogTimeoutNanoseconds: UInt64 = 10_000_000_000,
+                workers: Int? = nil, registryCapacity: Int = 262_144, receiveBuffers: Int = 1024,
                 maxConnections: Int? = nil, maxConnectionsPerAddress: Int = 8192) {
         self.host = host
         self.port = port
@@ -53,6 +59,7 @@ public struct WebServerConfiguration: Sendable {
         self.requestTimeoutNanoseconds = requestTimeoutNanoseconds
         self.lingerNanoseconds = lingerNanoseconds
         self.drainTimeoutNanoseconds = drainTimeoutNanoseconds
+        self.watchdogTimeoutNanoseconds = watchdogTimeoutNanoseconds
         self.workers = workers
         self.receiveBuffers = receiveBuffers
         self.registryCapacity = registryCapacity

@@ -100,7 +100,7 @@ public final class SharedSegment: @unchecked Sendable {
         return value
     }()
     /// Bump on any change to the layout table.
-    public static let version: UInt32 = 3
+    public static let version: UInt32 = 4
 
     public let descriptor: Int32
     public let workerSlots: Int

@@ -8,7 +8,8 @@ import Glibc
 //
 //   0    pid                    worker's pid (0: no worker yet)
 //   8    generation             reload generation of the worker in the slot
-//   16   heartbeatNanoseconds   CLOCK_MONOTONIC at the worker's last loop turn
+//   16   progress               the worker loop's completions handled plus timers run (it idles
+//                               on a timer, so a live loop always moves it; the watchdog reads it)
 //   24   accepting              1 while the worker accepts new connections, else 0
 //   32   connections            live connections of the worker (signed, stored as its bit pattern)
 //   40   messagesIn             monotonic counters, added with relaxed fetch-adds
@@ -17,24 +18,26 @@ import Glibc
 //   64   bytesOut
 //   72   drops                  messages dropped by the slow-consumer policy or a full bus
 //   80   restarts               written by the supervisor only; survives reset()
-//   88   reserved
+//   88   progressSeenNanoseconds  CLOCK_MONOTONIC when the supervisor last saw `progress` move
+//                               (or started the worker); written by the supervisor only
 //   96   registry high-water u32  owned by Registry: entries [0, hw) of partition `slot` may be live
 //   100  registry live u32        owned by Registry: live entries of the partition
-//   104  reserved (16 bytes)
+//   104  watchdogKills          written by the supervisor only; survives reset()
+//   112  reserved (8 bytes)
 //   120  busMessagesOut         messages this worker wrote to the bus (a sendMany counts once)
 //   128  limit counters         one u64 per `WorkerStats.LimitEvent` (offset 128 + 8 × raw value):
 //                               what the production limits refused or closed, for /metrics
 //   ...  reserved to 256
 //
-// Writers: the worker in the slot, except `restarts` (supervisor) and the registry words (see
-// Registry.swift: the owner, and the supervisor's sweep).
+// Writers: the worker in the slot, except `restarts`, `progressSeenNanoseconds`, `watchdogKills`
+// (supervisor) and the registry words (see Registry.swift: the owner, and the supervisor's sweep).
 
 /// A view of one 128-byte stats block (layout above). Copies are views of the same memory.
 public struct WorkerStats: Sendable {
     enum Field {
         static let pid = 0
         static let generation = 8
-        static let heartbeat = 16
+        static let progress = 16
         static let accepting = 24
         static let connections = 32
         static let messagesIn = 40
@@ -44,12 +47,14 @@ public struct WorkerStats: Sendable {
         static let drops = 72
         static let busMessagesOut = 120
         static let restarts = 80
+        static let progressSeen = 88
+        static let watchdogKills = 104
         /// Registry words, not statistics: reset() leaves them alone.
         static let registryHighWater = 96
         static let registryLive = 100
-        /// The fields reset() zeroes: pid through drops, and the bus counter.
-        static let resettable = [pid, generation, heartbeat, accepting, connections, messagesIn, messagesOut,
-                                 bytesIn, bytesOut, drops, busMessagesOut]
+        /// The fields reset() zeroes: the worker's, and when the supervisor last saw it progress.
+        static let resettable = [pid, generation, progress, accepting, connections, messagesIn, messagesOut,
+                                 bytesIn, bytesOut, drops, progressSeen, busMessagesOut]
     }
 
     let memory: SharedMemory
@@ -74,16 +79,21 @@ public struct WorkerStats: Sendable {
         nonmutating set { store(Field.generation, newValue) }
     }
 
-    /// CLOCK_MONOTONIC (nanoseconds) of the worker's last loop turn; the same clock in every process.
-    public var heartbeatNanoseconds: UInt64 {
-        get { memory.load64(offset + Field.heartbeat) }
-        nonmutating set { memory.store64(offset + Field.heartbeat, newValue) }
+    /// The worker loop's progress counter: completions handled plus timers run. Only its movement
+    /// means anything (the supervisor's watchdog); the worker stores it as its loop counts.
+    public var progress: UInt64 {
+        get { memory.load64(offset + Field.progress) }
+        nonmutating set { memory.store64(offset + Field.progress, newValue) }
     }
 
-    /// Stores the current CLOCK_MONOTONIC time as the heartbeat.
-    public func beat() { heartbeatNanoseconds = Self.monotonicNanoseconds() }
+    /// CLOCK_MONOTONIC (nanoseconds) when the supervisor last saw `progress` move, or started the
+    /// worker; the same clock in every process, so /healthz in any worker can say how long ago.
+    public var progressSeenNanoseconds: UInt64 {
+        get { memory.load64(offset + Field.progressSeen) }
+        nonmutating set { memory.store64(offset + Field.progressSeen, newValue) }
+    }
 
-    /// CLOCK_MONOTONIC now, in nanoseconds (what `heartbeatNanoseconds` is compared against).
+    /// CLOCK_MONOTONIC now, in nanoseconds (what `progressSeenNanoseconds` is compared against).
     public static func monotonicNanoseconds() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
@@ -153,7 +163,13 @@ public struct WorkerStats: Sendable {
         nonmutating set { store(Field.restarts, newValue) }
     }
 
-    /// Zeroes every statistic except `restarts` (a new worker in the slot). The registry words
+    /// Times the supervisor's watchdog killed this slot's worker for making no progress.
+    public var watchdogKills: Int {
+        get { load(Field.watchdogKills) }
+        nonmutating set { store(Field.watchdogKills, newValue) }
+    }
+
+    /// Zeroes every statistic except `restarts` and `watchdogKills` (a new worker in the slot). The registry words
     /// (high-water mark, live count) are the registry's: `Registry.adopt(slot:)` resets those.
     public func reset() {
         for field in Field.resettable { store(field, 0) }

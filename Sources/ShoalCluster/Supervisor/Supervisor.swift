@@ -1,6 +1,7 @@
 // The supervisor: creates the shared segment, one SO_REUSEPORT listener per worker index and the
-// bus, spawns the workers, restarts the ones that die, and carries out stop (SIGTERM/SIGINT) and
-// zero-downtime reload (SIGHUP). Signal handlers only record; this loop acts (nginx's master cycle).
+// bus, then turns signals, reaped children, the workers' published progress and the clock into
+// events for `WorkerSlots` and carries out its actions (spawn, kill, clear a slot). Signal handlers
+// only record; this loop acts (nginx's master cycle).
 import CShoalSystem
 import Logging
 import ShoalPosix
@@ -21,24 +22,22 @@ public final class Supervisor {
         public var registryCapacity: Int
         /// How long workers get to close their clients on stop or reload before they are killed.
         public var drainTimeoutSeconds: Double
+        /// How long a worker may make no progress before it is killed and replaced; 0: never.
+        public var watchdogTimeoutSeconds: Double
         /// argv of the workers (argv[0] included); by default the supervisor's own.
         public var arguments: [String]
 
         public init(workers: Int, host: String, port: Int, registryCapacity: Int = 262_144,
-                    drainTimeoutSeconds: Double = 5, arguments: [String] = CommandLine.arguments) {
+                    drainTimeoutSeconds: Double = 5, watchdogTimeoutSeconds: Double = 10,
+                    arguments: [String] = CommandLine.arguments) {
             self.workers = workers
             self.host = host
             self.port = port
             self.registryCapacity = registryCapacity
             self.drainTimeoutSeconds = drainTimeoutSeconds
+            self.watchdogTimeoutSeconds = watchdogTimeoutSeconds
             self.arguments = arguments
         }
-    }
-
-    private struct Worker {
-        var pid: pid_t
-        var slot: Int
-        var draining = false
     }
 
     private let configuration: Configuration
@@ -47,19 +46,17 @@ public final class Supervisor {
     private var listeners: [Int32] = []
     /// busEnds[a][b]: slot a's end of the channel between slots a and b.
     private var busEnds: [[Int32]] = []
-    private var workers: [pid_t: Worker] = [:]
-    private var activeSet = 0
-    private var nextGeneration = 1
-    private var recentStarts: [Int: [Double]] = [:]
-    private var pendingRestarts: [(slot: Int, at: Double)] = []
-    private var pendingSwitch: (set: Int, deadline: Double)?
-    private var stopDeadline: Double?
+    /// Every decision about the slots; this class only carries them out.
+    private var slots: WorkerSlots
     private let doorbell: EventFD
 
     public init(configuration: Configuration, logger: Logger) throws {
         precondition(configuration.workers >= 1)
         self.configuration = configuration
         self.logger = logger
+        slots = WorkerSlots(configuration: .init(workers: configuration.workers,
+                                                 drainTimeout: configuration.drainTimeoutSeconds,
+                                                 watchdogTimeout: configuration.watchdogTimeoutSeconds))
         doorbell = try EventFD()
     }
 
@@ -71,35 +68,65 @@ public final class Supervisor {
         // SIGTERM must mean a graceful stop, not the signal's default action.
         Signals.install([SIGINT, SIGTERM, SIGHUP, SIGCHLD], wakeFD: doorbell.descriptor)
         try prepare()
-        for index in 0..<configuration.workers { spawn(slot: index) }
         logger.info("supervisor \(getpid()): \(configuration.workers) worker(s) on \(configuration.host):\(configuration.port)")
-
-        while true {
+        handle(.start)
+        while !slots.isFinished {
             waitForEvents()
             for signal in Signals.take() {
                 switch signal {
-                case SIGTERM, SIGINT: beginStop()
-                case SIGHUP: beginReload()
+                case SIGTERM, SIGINT: handle(.stop)
+                case SIGHUP: handle(.reload)
                 default: break
                 }
             }
-            reapWorkers()
-            let now = Self.now()
-            if let deadline = stopDeadline {
-                if workers.isEmpty { break }
-                if now >= deadline {
-                    logger.warning("drain timeout: killing \(workers.count) worker(s)")
-                    for pid in workers.keys { Spawn.kill(pid, SIGKILL) }
-                    stopDeadline = now + 5
-                }
-                continue
+            while let (pid, status) = Spawn.reap() {
+                handle(.exited(pid: pid, status: Spawn.describe(status: status)))
             }
-            runPendingRestarts(now: now)
-            finishReloadIfReady(now: now)
-            checkHeartbeats(now: now)
+            observeWorkers()
+            handle(.tick)
+            publishProgressSeen()
         }
         logger.info("supervisor: every worker stopped")
         return 0
+    }
+
+    /// Feeds one event to the slots and carries out what they decide (a spawn reports back).
+    private func handle(_ event: WorkerSlots.Event) {
+        var pending = [event]
+        while !pending.isEmpty {
+            for action in slots.handle(pending.removeFirst(), now: Self.now()) {
+                if let next = perform(action) { pending.append(next) }
+            }
+        }
+    }
+
+    private func perform(_ action: WorkerSlots.Action) -> WorkerSlots.Event? {
+        switch action {
+        case .spawn(let slot, let generation):
+            return spawn(slot: slot, generation: generation)
+        case .kill(let pid, let signal, _):
+            Spawn.kill(pid, signal == .kill ? SIGKILL : SIGTERM)
+        case .clearSlot(let slot, let owner):
+            let stats = segment.stats(slot: slot)
+            // The slot's owner just died: nobody else can be writing the block or the partition.
+            assert(stats.pid == Int(owner), "slot \(slot) cleared for pid \(owner), held by \(stats.pid)")
+            stats.pid = 0
+            stats.accepting = false
+            segment.registry.sweep(slot: slot)
+        case .countRestart(let slot):
+            segment.stats(slot: slot).restarts += 1
+        case .countWatchdogKill(let slot):
+            segment.stats(slot: slot).watchdogKills += 1
+        case .switchActiveSet:
+            logger.info("reload: new generation serving, old one draining")
+        case .log(let level, let message):
+            switch level {
+            case .info: logger.info("\(message)")
+            case .warning: logger.warning("\(message)")
+            case .error: logger.error("\(message)")
+            }
+        }
+        return nil
     }
 
     // MARK: Setup
@@ -130,14 +157,11 @@ public final class Supervisor {
 
     // MARK: Workers
 
-    private func spawn(slot: Int) {
-        let generation = nextGeneration
-        nextGeneration += 1
+    private func spawn(slot: Int, generation: Int) -> WorkerSlots.Event {
         let stats = segment.stats(slot: slot)
-        let restarts = stats.restarts
         stats.reset()
-        stats.restarts = restarts
         stats.generation = generation
+        stats.progressSeenNanoseconds = Self.monotonicNanoseconds()
         segment.registry.sweep(slot: slot)
 
         let role = WorkerRole(slot: slot, generation: generation, workers: configuration.workers)
@@ -153,106 +177,27 @@ public final class Supervisor {
                                       environment: role.environment(inheriting: Spawn.currentEnvironment()),
                                       descriptors: descriptors)
             stats.pid = Int(pid)
-            workers[pid] = Worker(pid: pid, slot: slot)
-            recentStarts[slot, default: []].append(Self.now())
             logger.info("worker slot \(slot) generation \(generation): pid \(pid)")
+            return .spawned(slot: slot, pid: pid)
         } catch {
-            logger.error("could not start worker slot \(slot): \(error); retrying in 1 s")
-            pendingRestarts.append((slot, Self.now() + 1))
+            return .spawnFailed(slot: slot, error: "\(error)")
         }
     }
 
-    private func reapWorkers() {
-        while let (pid, status) = Spawn.reap() {
-            guard let worker = workers.removeValue(forKey: pid) else { continue }
+    /// Reads what each live worker published: whether it accepts, and its loop's progress.
+    private func observeWorkers() {
+        for worker in slots.workers.values {
             let stats = segment.stats(slot: worker.slot)
-            stats.pid = 0
-            stats.accepting = false
-            segment.registry.sweep(slot: worker.slot)
-            let how = Spawn.describe(status: status)
-            if stopDeadline != nil || worker.draining || !isActive(slot: worker.slot) {
-                logger.info("worker slot \(worker.slot) pid \(pid) \(how)")
-                continue
-            }
-            stats.restarts += 1
-            // Restart at once; a slot that keeps dying is restarted at most every second.
-            let now = Self.now()
-            let recent = (recentStarts[worker.slot] ?? []).filter { now - $0 < 10 }
-            recentStarts[worker.slot] = recent
-            let delay = recent.count >= 5 ? 1.0 : 0
-            logger.warning("worker slot \(worker.slot) pid \(pid) \(how); restarting\(delay > 0 ? " in 1 s" : "")")
-            pendingRestarts.append((worker.slot, now + delay))
+            guard stats.pid == Int(worker.pid) else { continue }
+            handle(.observed(pid: worker.pid, accepting: stats.accepting, progress: stats.progress))
         }
     }
 
-    private func runPendingRestarts(now: Double) {
-        let due = pendingRestarts.filter { $0.at <= now }
-        pendingRestarts.removeAll { $0.at <= now }
-        for item in due where isActive(slot: item.slot) && !workers.values.contains(where: { $0.slot == item.slot }) {
-            spawn(slot: item.slot)
+    /// Tells /healthz (in any worker) when each worker last made progress.
+    private func publishProgressSeen() {
+        for worker in slots.workers.values where slots.owner(of: worker.slot)?.pid == worker.pid {
+            segment.stats(slot: worker.slot).progressSeenNanoseconds = UInt64(max(0, worker.progressSeen) * 1e9)
         }
-    }
-
-    private func isActive(slot: Int) -> Bool {
-        slot / configuration.workers == activeSet
-    }
-
-    /// A worker whose loop has not turned for 10 s is stuck: kill it, the restart follows.
-    private func checkHeartbeats(now: Double) {
-        let monotonic = Self.monotonicNanoseconds()
-        for worker in workers.values where !worker.draining {
-            let beat = segment.stats(slot: worker.slot).heartbeatNanoseconds
-            if beat != 0 && monotonic > beat && monotonic - beat > 10_000_000_000 {
-                logger.error("worker slot \(worker.slot) pid \(worker.pid) stuck for 10 s: killing it")
-                Spawn.kill(worker.pid, SIGKILL)
-            }
-        }
-    }
-
-    // MARK: Stop and reload
-
-    private func beginStop() {
-        guard stopDeadline == nil else { return }
-        logger.info("supervisor: stopping \(workers.count) worker(s)")
-        pendingRestarts.removeAll()
-        for pid in workers.keys { Spawn.kill(pid, SIGTERM) }
-        stopDeadline = Self.now() + configuration.drainTimeoutSeconds + 2
-    }
-
-    private func beginReload() {
-        guard stopDeadline == nil else { return }
-        guard pendingSwitch == nil else {
-            logger.warning("reload already in progress; SIGHUP ignored")
-            return
-        }
-        let newSet = 1 - activeSet
-        logger.info("reload: starting a new generation of \(configuration.workers) worker(s)")
-        for index in 0..<configuration.workers {
-            let slot = newSet * configuration.workers + index
-            // A worker of the generation before last may still be draining in this slot: end it.
-            for (pid, worker) in workers where worker.slot == slot {
-                Spawn.kill(pid, SIGKILL)
-                workers[pid]?.draining = true
-            }
-            spawn(slot: slot)
-        }
-        pendingSwitch = (newSet, Self.now() + 10)
-    }
-
-    /// Once every new worker accepts (or after 10 s), the old generation stops accepting and drains.
-    private func finishReloadIfReady(now: Double) {
-        guard let (newSet, deadline) = pendingSwitch else { return }
-        let newSlots = (0..<configuration.workers).map { newSet * configuration.workers + $0 }
-        let ready = newSlots.allSatisfy { segment.stats(slot: $0).accepting }
-        guard ready || now >= deadline else { return }
-        if !ready { logger.warning("reload: new workers not all ready after 10 s; switching anyway") }
-        activeSet = newSet
-        pendingSwitch = nil
-        for (pid, worker) in workers where !isActive(slot: worker.slot) && !worker.draining {
-            workers[pid]?.draining = true
-            Spawn.kill(pid, SIGTERM)
-        }
-        logger.info("reload: new generation serving, old one draining")
     }
 
     // MARK: Waiting

@@ -22,6 +22,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Worker processes (default: one per CPU).") var workers: Int?
     @Option(help: "Registry entries for the whole cluster (split between 2 × workers slots).") var registryCapacity = 262_144
     @Option(help: "Seconds clients get to answer the 1001 close on stop or reload.") var drainTimeout = 5.0
+    @Option(help: "Seconds a worker may make no progress before it is replaced (0: never).") var watchdogTimeout = 10.0
     @Option(help: "Most 16 KiB receive buffers per worker (power of two; lent as bursts need them).")
     var receiveBuffers = 1024
 
@@ -79,6 +80,9 @@ struct Serve: ParsableCommand {
         if let workers, workers < 1 || workers > 256 { throw ValidationError("--workers must be between 1 and 256") }
         guard registryCapacity >= 1 else { throw ValidationError("--registry-capacity must be at least 1") }
         guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
+        guard watchdogTimeout == 0 || (1...3600).contains(watchdogTimeout) else {
+            throw ValidationError("--watchdog-timeout must be 0 (off) or between 1 and 3600 seconds")
+        }
         guard receiveBuffers >= 16, receiveBuffers <= 32768, receiveBuffers & (receiveBuffers - 1) == 0 else {
             throw ValidationError("--receive-buffers must be a power of two between 16 and 32768")
         }
@@ -113,7 +117,8 @@ struct Serve: ParsableCommand {
         let configuration = WebServerConfiguration(
             host: host, port: port, publicDirectory: publicDirectory,
             requestTimeoutNanoseconds: UInt64(requestTimeout * 1e9),
-            drainTimeoutNanoseconds: UInt64(drainTimeout * 1e9), workers: workers, registryCapacity: registryCapacity,
+            drainTimeoutNanoseconds: UInt64(drainTimeout * 1e9), watchdogTimeoutNanoseconds: UInt64(watchdogTimeout * 1e9),
+            workers: workers, registryCapacity: registryCapacity,
             receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress)
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
