@@ -23,7 +23,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
@@ -52,7 +51,7 @@ let package = Package(
         // RFC 6455 and HTTP/1.1 upgrade: pure, no I/O.
         .target(
             name: "ShoalWire",
-            dependencies: ["CZlib", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["CZlib", "COpenSSL"],
             swiftSettings: strict
         ),
         // TLS through memory buffers (no I/O): the engine wss:// in the worker and the client share.

@@ -1,7 +1,7 @@
 // The server side of the opening handshake (RFC 6455 §4.2): decides whether a request is a valid
 // WebSocket upgrade, says which HTTP error to answer otherwise, and computes Sec-WebSocket-Accept.
 
-import Crypto
+import COpenSSL
 
 /// Validation of WebSocket upgrade requests and the accept key.
 public enum WebSocketUpgrade {
@@ -55,8 +55,13 @@ public enum WebSocketUpgrade {
     public static func acceptValue(forKey key: String) -> String {
         // SHA-1 is what the RFC mandates here; it proves the server understood the handshake, it is not
         // used for security.
-        let digest = Insecure.SHA1.hash(data: Array((key + guid).utf8))
-        return Base64.encode(Array(digest))
+        let input = Array((key + guid).utf8)
+        var digest = [UInt8](repeating: 0, count: 20)
+        var length: UInt32 = 0
+        // libcrypto's EVP digest cannot fail for SHA-1 over memory; a failure would leave zeros, and
+        // the client would then refuse the handshake (a wrong accept value), not misread it.
+        _ = EVP_Digest(input, input.count, &digest, &length, EVP_sha1(), nil)
+        return Base64.encode(digest)
     }
 
     private static func trimmed(_ value: String) -> String {
