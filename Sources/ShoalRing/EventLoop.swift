@@ -223,7 +223,7 @@ public final class EventLoop: @unchecked Sendable {
         case (.graceful, .open):
             if case .graceful(let linger) = mode {
                 slots[i].state = .flushing
-                timers.insert(deadline: now &+ linger, .socket(index: handle.index, generation: handle.generation, kind: Self.lingerTimerKind))
+                timers.insert(deadline: deadline(after: linger), .socket(index: handle.index, generation: handle.generation, kind: Self.lingerTimerKind))
                 if slots[i].sendQueue.isEmpty && !slots[i].sending { beginLinger(i) }
             }
         case (.graceful, _):
@@ -237,12 +237,24 @@ public final class EventLoop: @unchecked Sendable {
     /// `kind` 255 is reserved by the loop.
     public func setTimer(_ handle: SocketHandle, after nanoseconds: UInt64, kind: UInt8) {
         guard isCurrent(handle) else { return }
-        timers.insert(deadline: now &+ nanoseconds, .socket(index: handle.index, generation: handle.generation, kind: kind))
+        timers.insert(deadline: deadline(after: nanoseconds), .socket(index: handle.index, generation: handle.generation, kind: kind))
     }
 
     /// Runs `body` on the loop after `nanoseconds`.
     public func schedule(after nanoseconds: UInt64, _ body: @escaping () -> Void) {
-        timers.insert(deadline: now &+ nanoseconds, .closure(body))
+        timers.insert(deadline: deadline(after: nanoseconds), .closure(body))
+    }
+
+    /// The loop time `nanoseconds` from now. A duration may be any value a program passes
+    /// (UInt64.max: never), so the sum saturates instead of wrapping into the past.
+    public func deadline(after nanoseconds: UInt64) -> UInt64 {
+        Self.deadline(after: nanoseconds, from: now)
+    }
+
+    /// `start + nanoseconds`, saturated at UInt64.max.
+    public static func deadline(after nanoseconds: UInt64, from start: UInt64) -> UInt64 {
+        let (sum, overflow) = start.addingReportingOverflow(nanoseconds)
+        return overflow ? .max : sum
     }
 
     private static let lingerTimerKind: UInt8 = 255
@@ -309,7 +321,7 @@ public final class EventLoop: @unchecked Sendable {
             flush()
             var timeout: Int64? = nil
             if let deadline = timers.earliestDeadline {
-                timeout = deadline > now ? Int64(deadline - now) : 0
+                timeout = deadline > now ? Int64(clamping: deadline - now) : 0
             }
             try backend.submitAndWait(timeoutNanoseconds: timeout)
             now = Self.monotonicNanoseconds()
