@@ -3,18 +3,10 @@ bounded in bytes, and nothing outside the folder or hidden (docs/security.md).""
 
 import os
 
-from cluster_helpers import wait_workers
+from cluster_helpers import rss_bytes, wait_workers
 from helpers import http_get
 
 MIB = 1024 * 1024
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 def public_folder(tmp_path):
