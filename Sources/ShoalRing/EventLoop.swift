@@ -229,10 +229,15 @@ public final class EventLoop: @unchecked Sendable {
         timers.insert(deadline: deadline(after: nanoseconds), .closure(body))
     }
 
-    /// `now` plus `nanoseconds`, saturated: a deadline too far to represent is never reached
-    /// (a wrapped sum would lie in the past and fire at once).
-    private func deadline(after nanoseconds: UInt64) -> UInt64 {
-        let (sum, overflow) = now.addingReportingOverflow(nanoseconds)
+    /// The loop time `nanoseconds` from now. A duration may be any value a program passes
+    /// (UInt64.max: never), so the sum saturates instead of wrapping into the past.
+    public func deadline(after nanoseconds: UInt64) -> UInt64 {
+        Self.deadline(after: nanoseconds, from: now)
+    }
+
+    /// `start + nanoseconds`, saturated at UInt64.max.
+    public static func deadline(after nanoseconds: UInt64, from start: UInt64) -> UInt64 {
+        let (sum, overflow) = start.addingReportingOverflow(nanoseconds)
         return overflow ? .max : sum
     }
 

@@ -98,6 +98,20 @@ def children(pid: int) -> list[int]:
     return live
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (VmRSS)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def fd_count(pid: int) -> int:
+    """Descriptors a process holds."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def worker_slot(pid: int) -> int | None:
     """The slot a worker was spawned for (SHOAL_WORKER_SLOT in its environment)."""
     try:

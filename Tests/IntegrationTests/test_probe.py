@@ -436,3 +436,25 @@ def test_probe_with_path(shoal):
         await expect_refused(srv.port, "/api/other", status=404)
         await ws.close()
     run(main())
+
+
+def test_say_relays_to_the_others_and_silent_clients_are_not_announced(probe):
+    """`say TEXT` reaches every other connection as the chat handler does; a `?silent` client's
+    open and terminate are not told (test_chaos.py runs 500 of them)."""
+    async def main():
+        a, aid = await join(probe.port)
+        b, bid = await join(probe.port)
+        assert (await recv_json(a)) == {"event": "open", "id": bid}
+        quiet, qid = await join(probe.port, "/?silent")
+        await quiet.send("say hello from quiet")
+        assert await recv(a) == "hello from quiet"  # not an "open" event first: it was not announced
+        assert await recv(b) == "hello from quiet"
+        await b.send("say two words")
+        assert await recv(a) == "two words"
+        assert await recv(quiet) == "two words"
+        await quiet.close()
+        # the next thing a and b get is their answer, not quiet's terminate event
+        assert await ask(a, "id") == {"id": aid}
+        assert await ask(b, "id") == {"id": bid}
+        await asyncio.gather(a.close(), b.close())
+    run(main())

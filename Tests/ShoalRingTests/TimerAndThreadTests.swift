@@ -48,6 +48,25 @@ import Testing
         #expect(!server.log.contains { if case .timerFired = $0 { true } else { false } })
     }
 
+    /// A duration from code may be any UInt64: the deadline saturates (never) instead of wrapping
+    /// into the past (firing at once) or trapping when the wait is converted to Int64.
+    @Test func aHugeDelayMeansNeverAndTheLoopKeepsRunning() throws {
+        #expect(EventLoop.deadline(after: .max, from: 5) == .max)
+        #expect(EventLoop.deadline(after: 1 << 63, from: 1 << 63) == .max)
+        #expect(EventLoop.deadline(after: 10, from: 5) == 15)
+        let server = try LoopHarness(listening: false)
+        defer { #expect(server.shutDown()) }
+        let fired = Locked<[String]>([])
+        server.onLoop { loop in
+            loop.schedule(after: .max) { fired.withLock { $0.append("max") } }
+            loop.schedule(after: (1 << 63) + 1) { fired.withLock { $0.append("beyond Int64") } }
+            loop.schedule(after: 20 * Self.millisecond) { fired.withLock { $0.append("20ms") } }
+        }
+        #expect(waitUntil { fired.value.count == 1 })
+        Thread.sleep(forTimeInterval: 0.1)
+        #expect(fired.value == ["20ms"])
+    }
+
     @Test func scheduledClosuresRunInDeadlineOrderAndTiesInSchedulingOrder() throws {
         let server = try LoopHarness(listening: false)
         defer { #expect(server.shutDown()) }

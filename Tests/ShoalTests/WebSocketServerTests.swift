@@ -106,6 +106,34 @@ final class RecordingConnection: WebSocketConnectionHandler {
         #expect(journal.all.contains("chat connection /chat?room=1"))
     }
 
+    /// Durations from code may be as long as UInt64 allows: they mean "never", not a trap or a
+    /// timeout in the past (the loop's deadlines saturate).
+    @Test func theLongestDurationsMeanNever() throws {
+        let journal = Journal()
+        let server = try InProcessServer(configure: {
+            $0.requestTimeoutNanoseconds = .max
+            $0.lingerNanoseconds = .max
+            $0.drainTimeoutNanoseconds = .max
+        }) { web in
+            _ = WebSocketServer(on: web, handler: RecordingServer("s", journal),
+                                options: .init(closeTimeoutNanoseconds: .max, idleTimeoutNanoseconds: .max,
+                                               pongTimeoutNanoseconds: .max))
+        }
+        defer { server.stop() }
+        var client: TestClient? = try TestClient(port: server.port)
+        #expect(journal.wait { $0.hasPrefix("s open") })
+        Thread.sleep(forTimeInterval: 0.3)
+        client?.send(text: "still here")
+        #expect(client?.next() == .text("s:still here"))
+        client?.sendClose(code: 1000, reason: "done")
+        #expect(client?.next() == .close(code: 1000, reason: ""))
+        // The server waits for the client to close TCP for as long as the close timeout: for ever.
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(!journal.all.contains { $0.hasSuffix("1000 done Closed") })
+        client = nil
+        #expect(journal.wait { $0.hasSuffix("1000 done Closed") })
+    }
+
     @Test func connectionsGrowAndShrinkAndStatusEndsClosed() throws {
         let journal = Journal()
         let server = try InProcessServer { web in

@@ -30,7 +30,7 @@ final class RequestDeadlines {
     /// Gives `session` a new deadline `timeout` from now (its first, or the next request's).
     func restart(_ session: HTTPSession) {
         remove(session)
-        session.deadline = web.loop.now &+ timeout
+        session.deadline = web.loop.deadline(after: timeout)
         session.deadlineLink.inList = true
         session.deadlineLink.previous = tail
         if let last = tail { last.deadlineLink.next = session } else { head = session }

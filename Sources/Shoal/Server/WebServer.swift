@@ -50,7 +50,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         let root = configuration.publicDirectory ?? BundledResources.publicDirectory
-        staticFiles = root.map(StaticFiles.init(root:))
+        staticFiles = root.map { StaticFiles(root: $0) }
+        if let staticFiles { Self.report(staticFiles, to: logger) }
         maxConnections = configuration.maxConnections ?? max(1, ResourceLimits.openFilesLimit() - 256)
         scheduleHeapTrim()
     }
@@ -67,6 +68,20 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
             }
             self.scheduleHeapTrim(policy: policy)
         }
+    }
+
+    /// Says at start which files of the public folder will not be served, and why.
+    private static func report(_ files: StaticFiles, to logger: Logger) {
+        if FileTree.resolvedFolder(files.root) == nil { logger.warning("public folder \(files.root) is not a readable folder: every file is 404") }
+        for skipped in files.skipped {
+            switch skipped.reason {
+            case .fileTooLarge: logger.warning("not served (above the per-file limit): \(skipped.path)")
+            case .totalTooLarge: logger.warning("not served (the public folder's byte limit is reached): \(skipped.path)")
+            case .unreadable: logger.warning("not served (could not be read): \(skipped.path)")
+            }
+        }
+        if files.truncated { logger.warning("public folder \(files.root) has too many files: only the first ones are served") }
+        logger.debug("public folder \(files.root): \(files.totalBytes) bytes in memory")
     }
 
     /// Makes this web server a worker of a cluster: shared ids, registry, statistics and the bus.
@@ -155,7 +170,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         // Local only: on stop or reload every worker drains its own clients; terminating the servers
         // cluster-wide would also close the clients of a new generation during a reload.
         for server in servers { server.terminateLocally() }
-        let deadline = loop.now &+ configuration.drainTimeoutNanoseconds
+        let deadline = loop.deadline(after: configuration.drainTimeoutNanoseconds)
         loop.addTurnEndHook { [unowned self] in
             if self.openWebSockets == 0 || self.loop.now >= deadline { self.loop.stop() }
         }

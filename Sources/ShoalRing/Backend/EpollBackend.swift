@@ -164,7 +164,8 @@ public final class EpollBackend: LoopBackend {
     /// then waits for readiness and performs the operations it allows, until at least one
     /// completion is ready or the timeout passed (nil: no timeout).
     public func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError) {
-        let deadline = timeoutNanoseconds.map { EventLoop.monotonicNanoseconds() &+ UInt64(max(0, $0)) }
+        // Saturating: a timeout as long as Int64 allows must not wrap into the past.
+        let deadline = timeoutNanoseconds.map { EventLoop.deadline(after: UInt64(max(0, $0)), from: EventLoop.monotonicNanoseconds()) }
         runPrepared()
         while true {
             updateRegistrations(removalsOnly: false)

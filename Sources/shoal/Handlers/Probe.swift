@@ -1,6 +1,8 @@
 // `probe`: a handler that makes the API observable from outside, for the integration tests.
 // Each command answers with one JSON message; every lifecycle event is reported to the other
-// clients, so a test can watch what onTerminate saw for a connection that is gone.
+// clients, so a test can watch what onTerminate saw for a connection that is gone. A client
+// connecting with `?silent` is not announced (a test with hundreds of clients is spared their
+// events), and `say TEXT` relays TEXT to every other client as the chat handler does.
 import Shoal
 
 final class ProbeServer: WebSocketServerHandler {
@@ -20,9 +22,12 @@ final class ProbeServer: WebSocketServerHandler {
 
 final class ProbeConnection: WebSocketConnectionHandler {
     let request: WebSocketRequest
+    /// Whether the other clients are told of this connection's open, terminate and error.
+    let announced: Bool
 
     init(request: WebSocketRequest) {
         self.request = request
+        announced = !request.queryItems.contains { $0.key == "silent" }
     }
 
     func onOpen(_ ws: WebSocketConnection, _ event: WebSocketOpenEvent) {
@@ -43,6 +48,9 @@ final class ProbeConnection: WebSocketConnectionHandler {
         }
         let words = text.split(separator: " ", maxSplits: 2).map(String.init)
         switch words.first ?? "" {
+        case "say" where words.count > 1:
+            let said = String(text.dropFirst(4))
+            for client in ws.wss.connections where client.id != ws.id { client.send(said) }
         case "id": ws.send(JSONValue.object(["id": .integer(Int64(ws.id))]))
         case "status": ws.send(JSONValue.object(["status": .string(ws.status)]))
         case "count": ws.send(JSONValue.object(["count": .integer(Int64(ws.wss.connections.count))]))
@@ -78,6 +86,7 @@ final class ProbeConnection: WebSocketConnectionHandler {
     }
 
     private func tellOthers(of ws: WebSocketConnection, _ object: JSONObject) {
+        guard announced else { return }
         let message = JSONValue.object(object)
         for client in ws.wss.connections where client.id != ws.id {
             client.send(message)
