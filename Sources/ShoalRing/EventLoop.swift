@@ -85,6 +85,11 @@ public final class EventLoop: @unchecked Sendable {
     /// Send chunks taken from the pool and not given back (queued or read by an in-flight send).
     var chunksOutstanding: Int { pool.outstanding }
 
+    /// Frees the send memory kept for reuse; call when a burst is over (the pool refills on demand).
+    public func releaseRetainedMemory() {
+        pool.releaseRetained()
+    }
+
     // MARK: Threads
 
     /// True on the thread running `run()`.

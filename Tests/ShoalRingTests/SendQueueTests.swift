@@ -198,4 +198,18 @@ import Testing
         #expect(sent == expected)
         #expect(queue.isEmpty && queue.queuedBytes == 0 && pool.outstanding == 0)
     }
+
+    @Test func releasingTheRetainedChunksEmptiesTheFreeListsAndTheyRefillOnDemand() {
+        let pool = ChunkPool(standardCapacity: 16, maxRetained: 8, smallCapacity: 4)
+        var queue = SendQueue()
+        let bytes = [UInt8](repeating: 7, count: 60)
+        bytes.withUnsafeBytes { queue.append($0, pool: pool) }
+        _ = drain(&queue, pool: pool)
+        #expect(pool.retained > 0 && pool.outstanding == 0)
+        pool.releaseRetained()
+        #expect(pool.retained == 0 && pool.retainedSmall == 0)
+        bytes.withUnsafeBytes { queue.append($0, pool: pool) }
+        #expect(drain(&queue, pool: pool) == bytes)
+        #expect(pool.outstanding == 0 && pool.retained > 0)
+    }
 }

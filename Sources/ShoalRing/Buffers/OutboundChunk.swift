@@ -109,12 +109,22 @@ final class ChunkPool {
         return chunk
     }
 
-    deinit {
+    /// Frees every chunk kept for reuse (after a storm: the free lists hold up to 4 MiB that the
+    /// quiet that follows does not need).
+    func releaseRetained() {
         for var list in [free, freeSmall] {
             while let chunk = list {
                 list = chunk.pointee.next
                 Glibc.free(chunk)
             }
         }
+        free = nil
+        freeSmall = nil
+        retained = 0
+        retainedSmall = 0
+    }
+
+    deinit {
+        releaseRetained()
     }
 }
