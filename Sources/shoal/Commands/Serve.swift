@@ -40,6 +40,12 @@ struct Serve: ParsableCommand {
     @Option(help: "Bytes queued for one client before the slow-consumer policy applies.") var maxBackpressure = 16 * 1024 * 1024
     @Option(help: "Slow-consumer policy: close (1008) or drop.") var slowConsumer = "close"
 
+    // Behind a reverse proxy (docs/operations.md): who the client is.
+    @Option(help: "Proxy address or CIDR block whose Forwarded/X-Forwarded-For/X-Real-IP headers name the client; repeatable.")
+    var trustedProxy: [String] = []
+    @Flag(help: "Every connection starts with a PROXY protocol header (v1 or v2) naming the client.")
+    var proxyProtocol = false
+
     // permessage-deflate (RFC 7692).
     @Option(help: "Compression: off, shared (one compressor per worker) or dedicated (one per connection).")
     var compression = "shared"
@@ -79,6 +85,7 @@ struct Serve: ParsableCommand {
         if let workers, workers < 1 || workers > 256 { throw ValidationError("--workers must be between 1 and 256") }
         guard registryCapacity >= 1 else { throw ValidationError("--registry-capacity must be at least 1") }
         guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
+        do { _ = try trustedProxy.map(AddressRange.init) } catch { throw ValidationError("--trusted-proxy \(error)") }
         guard receiveBuffers >= 16, receiveBuffers <= 32768, receiveBuffers & (receiveBuffers - 1) == 0 else {
             throw ValidationError("--receive-buffers must be a power of two between 16 and 32768")
         }
@@ -114,7 +121,8 @@ struct Serve: ParsableCommand {
             host: host, port: port, publicDirectory: publicDirectory,
             requestTimeoutNanoseconds: UInt64(requestTimeout * 1e9),
             drainTimeoutNanoseconds: UInt64(drainTimeout * 1e9), workers: workers, registryCapacity: registryCapacity,
-            receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress)
+            receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress,
+            trustedProxies: TrustedProxies(try trustedProxy.map(AddressRange.init)), proxyProtocol: proxyProtocol)
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler
