@@ -9,7 +9,8 @@
 #   - apt: liburing-dev zlib1g-dev pkg-config; for tests nodejs node-ws python3-venv python3-lib2to3 chromium,
 #     and nginx haproxy openssl (Tests/IntegrationTests/test_deploy.py starts its own nginx and
 #     haproxy on loopback ports; on a host with systemd apt also starts their default services:
-#     `systemctl disable --now nginx haproxy` if they are not wanted)
+#     `systemctl disable --now nginx haproxy` if they are not wanted), and prometheus for
+#     `promtool check metrics` (19 MB download, 96 MB installed: the package ships no promtool alone)
 #     (apt-get update runs once, only if something is missing)
 #   - Python venv at ${SHOAL_VENV:-$HOME/.cache/shoal-venv} with websockets + pytest
 #   - the Autobahn|Testsuite rig (../shared/autobahn beside the repo, or $SHOAL_AUTOBAHN_DIR)
@@ -45,7 +46,7 @@ fi
 
 # --- apt packages ------------------------------------------------------------
 APT_PKGS=(liburing-dev zlib1g-dev pkg-config)
-if [ "$TEST_DEPS" = 1 ]; then APT_PKGS+=(nodejs node-ws python3-venv python3-lib2to3 chromium nginx haproxy openssl); fi
+if [ "$TEST_DEPS" = 1 ]; then APT_PKGS+=(nodejs node-ws python3-venv python3-lib2to3 chromium nginx haproxy openssl prometheus); fi
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
