@@ -16,6 +16,7 @@ import asyncio
 import http.client
 import os
 import shutil
+import shlex
 import signal
 import socket
 import ssl
@@ -26,7 +27,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidStatus
 
-from conftest import REPO, free_port
+from conftest import REPO, free_port, shoal_bin
 from helpers import T, recv, recv_json, run
 from hostile_helpers import metric_present, serve
 from proxy_helpers import proxied_metric
@@ -34,6 +35,7 @@ from proxy_helpers import proxied_metric
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze") or "/usr/bin/systemd-analyze"
 
 
 def require(binary: str, package: str) -> None:
@@ -188,8 +190,8 @@ def start_haproxy(proxies, tmp_path, tls, shoal_port: int) -> int:
 # ---------------------------------------------------------------- clients
 
 
-async def wss(port: int, tls, source: str, headers=None):
-    return await ws_connect(f"wss://127.0.0.1:{port}/", ssl=tls["context"], local_addr=(source, 0),
+async def wss(port: int, tls, source: str, headers=None, path: str = "/"):
+    return await ws_connect(f"wss://127.0.0.1:{port}{path}", ssl=tls["context"], local_addr=(source, 0),
                             additional_headers=headers, open_timeout=T, close_timeout=T)
 
 
@@ -331,3 +333,53 @@ def test_haproxy_passes_each_clients_address_and_limits_count_clients(shoal, pro
     port = start_haproxy(proxies, tmp_path, tls, srv.port)
     check_addresses_and_limits(port, tls, lambda: sum(
         proxied_metric(srv.port, f'shoal_rejected_upgrades_total{{worker="{w}",reason="per_address"}}') for w in (0, 1)))
+
+
+# ---------------------------------------------------------------- systemd
+
+
+def unit_text() -> str:
+    """The shipped unit with the binary path replaced, as Deploy/install.sh renders it for its PREFIX."""
+    with open(os.path.join(REPO, "Deploy/systemd/shoal.service")) as f:
+        return f.read().replace("/usr/local/bin/shoal", shoal_bin())
+
+
+def test_systemd_unit_passes_systemd_analyze_verify(tmp_path):
+    require(SYSTEMD_ANALYZE, "systemd (systemd-analyze)")
+    unit = tmp_path / "shoal.service"
+    unit.write_text(unit_text())
+    p = subprocess.run([SYSTEMD_ANALYZE, "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "shoal.service" not in p.stdout + p.stderr, p.stdout + p.stderr
+
+
+def test_systemd_command_line_serves_clients_through_nginx(shoal, proxies, tmp_path, tls):
+    """The unit's own ExecStart: loopback only (never 0.0.0.0 without an origin policy), and behind
+    the shipped nginx each client is itself: --refuse-address added to that command line refuses
+    one client and not the other."""
+    lines = [line for line in unit_text().splitlines() if line.startswith("ExecStart=")]
+    assert len(lines) == 1, lines
+    argv = shlex.split(lines[0].split("=", 1)[1])
+    assert argv[:2] == [shoal_bin(), "serve"], argv
+    args = argv[2:]
+    host = args[args.index("--host") + 1] if "--host" in args else "0.0.0.0"
+    assert host == "127.0.0.1" or "--allow-origin" in args, f"the unit serves {host} without an origin policy: {argv}"
+    path = args[args.index("--path") + 1]
+    for flag in ("--host", "--port"):  # the fixture chooses these
+        i = args.index(flag)
+        del args[i:i + 2]
+    srv = serve(shoal, *args, "--workers", "2", "--refuse-address", "127.0.0.3")
+    port = start_nginx(proxies, tmp_path, tls, srv.port)
+
+    async def go():
+        ws = await wss(port, tls, "127.0.0.2", path=path)
+        try:
+            assert await recv(ws) == "Welcome on the chat!"
+            try:
+                await wss(port, tls, "127.0.0.3", path=path)
+            except InvalidStatus as e:
+                assert e.response.status_code == 403, e.response
+            else:
+                raise AssertionError("--refuse-address 127.0.0.3 did not refuse that client through nginx")
+        finally:
+            await ws.close()
+    run(go())
