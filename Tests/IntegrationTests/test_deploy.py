@@ -318,6 +318,30 @@ def test_nginx_passes_each_clients_address_and_limits_count_clients(shoal, proxi
         port, tls, lambda: metric_present(srv.port, "shoal_rejected_upgrades_total", reason="per_address"))
 
 
+def test_chromium_chats_on_the_https_demo_page_through_nginx(shoal, proxies, tmp_path, tls):
+    """Headless Chromium opens the demo page at https://…/ through nginx; the page's own script
+    connects with wss:// to /chat; a message typed in tab A reaches tab B."""
+    from cdp import CHROMIUM, Chromium
+    require(CHROMIUM, "chromium")
+    import test_browser as demo  # here, not at the top: that module skips itself without Chromium
+
+    srv = serve(shoal, "--handler", "chat", "--path", "/chat", "--workers", "2", "--trusted-proxy", "127.0.0.1")
+    port = start_nginx(proxies, tmp_path, tls, srv.port)
+
+    async def main(chromium):
+        async with demo.browser(chromium) as new_page:
+            a = await demo.open_demo(new_page, f"https://127.0.0.1:{port}/")
+            b = await demo.open_demo(new_page, f"https://127.0.0.1:{port}/")
+            await a.wait_frame(demo.JOINED)
+            await a.say("hello through nginx")
+            await b.wait_frame("hello through nginx")
+            await b.wait_shown("them", "hello through nginx")
+            assert a.errors() == [] and b.errors() == []
+    # The certificate is this module's own: Chromium is told to accept it rather than a CA store.
+    with Chromium(extra_args=["--ignore-certificate-errors"]).start(timeout=15.0) as chromium:
+        run(main(chromium), timeout=45)
+
+
 # ---------------------------------------------------------------- haproxy
 
 
