@@ -85,7 +85,7 @@ final class HTTPSession: SocketDelegate {
             return UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
         } catch {
             web.limits.count(.rejectedProxyHeader)
-            web.logger.debug("closed a connection from \(peerAddress): \(error)")
+            web.logger.debug("PROXY header refused: \(error)", metadata: ["peer": "\(peerAddress)"])
             ending = true
             web.requestDeadlines.remove(self)
             web.loop.close(socket, mode: .abort)
@@ -206,7 +206,7 @@ final class HTTPSession: SocketDelegate {
         web.requestDeadlines.remove(self)
         web.loop.setDelegate(connection, for: socket)
         web.connectionStarted(connection, address: address)
-        web.logger.debug("connection \(id) from \(address)")
+        web.logger.debug("connection opened", metadata: ["connection": "\(id)", "client": "\(address)"])
         connection.start(leftover: leftover)
         return true
     }

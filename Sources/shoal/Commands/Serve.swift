@@ -19,6 +19,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Refuse WebSocket clients from this address (403); repeatable.") var refuseAddress: [String] = []
     @Option(name: .customLong("public"), help: "Folder of static files (default: the bundled demo page).") var publicDirectory: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "Log lines as text, or json (one object per line, for log shippers).") var logFormat = "text"
     @Option(help: "Worker processes (default: one per CPU).") var workers: Int?
     @Option(help: "Registry entries for the whole cluster (split between 2 × workers slots).") var registryCapacity = 262_144
     @Option(help: "Seconds clients get to answer the 1001 close on stop or reload.") var drainTimeout = 5.0
@@ -81,6 +82,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--data-type must be text, blob or object, not \"\(dataType)\"")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard ["text", "json"].contains(logFormat) else {
+            throw ValidationError("--log-format must be text or json, not \"\(logFormat)\"")
+        }
         if let path, !path.hasPrefix("/") { throw ValidationError("--path must start with /") }
         if let workers, workers < 1 || workers > 256 { throw ValidationError("--workers must be between 1 and 256") }
         guard registryCapacity >= 1 else { throw ValidationError("--registry-capacity must be at least 1") }
@@ -101,7 +105,13 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
