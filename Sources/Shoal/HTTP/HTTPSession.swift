@@ -75,10 +75,10 @@ final class HTTPSession: SocketDelegate {
     /// when it needs more or the connection was closed for a bad one (no HTTP answer: the peer is a
     /// proxy, or someone who bypassed it).
     private func readProxyHeader(_ bytes: UnsafeMutableRawBufferPointer) -> UnsafeMutableRawBufferPointer? {
-        guard let socket, var reader = proxyHeader else { return nil }
+        guard let socket, proxyHeader != nil else { return nil }
         do {
-            let result = try reader.feed(UnsafeRawBufferPointer(bytes))
-            proxyHeader = reader
+            // In place: a copy of the parser would copy its buffer on every read.
+            let result = try proxyHeader!.feed(UnsafeRawBufferPointer(bytes))
             guard case .complete(let header, let consumed) = result else { return nil }
             proxyHeader = nil
             if case .proxied(let source, _) = header { connectionAddress = source.description }
