@@ -92,16 +92,16 @@ if ! venv_ok; then
 fi
 
 # --- Autobahn rig ---------------------------------------------------------------
-# The rig lives outside the repository; without it the other stages still run, and
-# scripts/test.sh says loudly that the Autobahn stages were skipped.
 if [ ! -x "$AUTOBAHN_DIR/run.sh" ]; then
-  say "WARNING: no Autobahn rig at $AUTOBAHN_DIR (set SHOAL_AUTOBAHN_DIR): scripts/test.sh will SKIP the Autobahn stages"
-else
-  AB_VENV_DIR="${AB_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/autobahn-py3/venv}"
-  if ! { [ -x "$AB_VENV_DIR/bin/python" ] && "$AB_VENV_DIR/bin/python" -c 'import autobahntestsuite.py3compat' >/dev/null 2>&1; }; then
-    say "installing the Autobahn rig ($AUTOBAHN_DIR/install.sh)"
-    bash "$AUTOBAHN_DIR/install.sh"
-  fi
+  # The rig lives beside the checkout, not in it; a clone without it still builds and tests.
+  say "WARNING: Autobahn rig not found at $AUTOBAHN_DIR (set SHOAL_AUTOBAHN_DIR): the Autobahn stages will be skipped"
+  say "ok: $(swift --version 2>&1 | head -n1); liburing $(pkg-config --modversion liburing); node $(node --version); venv $VENV; no autobahn rig"
+  exit 0
+fi
+AB_VENV_DIR="${AB_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/autobahn-py3/venv}"
+if ! { [ -x "$AB_VENV_DIR/bin/python" ] && "$AB_VENV_DIR/bin/python" -c 'import autobahntestsuite.py3compat' >/dev/null 2>&1; }; then
+  say "installing the Autobahn rig ($AUTOBAHN_DIR/install.sh)"
+  bash "$AUTOBAHN_DIR/install.sh"
 fi
 
-say "ok: $(swift --version 2>&1 | head -n1); liburing $(pkg-config --modversion liburing); node $(node --version); venv $VENV; autobahn rig $([ -x "$AUTOBAHN_DIR/run.sh" ] && echo "$AUTOBAHN_DIR" || echo "MISSING")"
+say "ok: $(swift --version 2>&1 | head -n1); liburing $(pkg-config --modversion liburing); node $(node --version); venv $VENV; autobahn rig $AUTOBAHN_DIR"

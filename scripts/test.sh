@@ -7,6 +7,8 @@
 #   5. pytest Tests/IntegrationTests  (real binary, Python websockets + Node ws clients)
 #   6. Autobahn|Testsuite sections 1-10 against `shoal serve --handler echo`, --strict-close
 #   7. Autobahn|Testsuite sections 12-13 (permessage-deflate), default backend only
+# Without the Autobahn rig beside the checkout (../shared/autobahn) its stages are skipped with a
+# loud warning in the log and the summary (conformance is then not checked).
 # Last line: "N passed, M failed" (tests summed over the stages; a stage that fails
 # without reporting test counts counts as one failure). Exit 0 only if everything passed.
 #
@@ -179,8 +181,9 @@ run_autobahn() { # run_autobahn NAME [CASES]   (CASES: rig patterns, default sec
   stage "Autobahn|Testsuite (${cases:-sections 1-10}) against shoal serve --handler echo [$name]"
   if skipped autobahn; then return; fi
   if [ ! -x "$AUTOBAHN_DIR/run.sh" ]; then
-    echo "SKIPPED: no Autobahn rig at $AUTOBAHN_DIR (set SHOAL_AUTOBAHN_DIR): RFC 6455 conformance is NOT checked in this run"
-    SUMMARY+=("$(printf '%-18s SKIPPED: no Autobahn rig at %s' "$name" "$AUTOBAHN_DIR")")
+    echo "test.sh: WARNING: SKIPPED $name: the Autobahn rig is not at $AUTOBAHN_DIR (it lives beside the checkout;"
+    echo "test.sh: WARNING: set SHOAL_AUTOBAHN_DIR to run it). Conformance was NOT checked in this run."
+    SUMMARY+=("$(printf '%-18s SKIPPED (no Autobahn rig at %s)' "$name" "$AUTOBAHN_DIR")")
     return
   fi
   if [ $RELEASE_OK != 1 ]; then echo "(not run: no release binary)"; record "$name" 0 1; return; fi
