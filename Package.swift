@@ -81,8 +81,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["BuildInfoPlugin"]
         ),
+        // Writes the git commit into `shoal` before each build (scripts/build-info.sh), for --version.
+        .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),
         // The library used from a user's own program: the 4D examples served by a cluster (docs/cluster.md).
         .executableTarget(
             name: "shoal-example",

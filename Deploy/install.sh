@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Build Shoal and install it on this host.
 #
-#   Deploy/install.sh [--prefix DIR] [--destdir DIR] [--system] [--no-apt] [--no-build]
+#   Deploy/install.sh [--prefix DIR] [--destdir DIR] [--system] [--no-apt] [--no-build] [--packages]
 #
-#   (default)       apt: liburing2 (runtime), liburing-dev + pkg-config (build), if missing;
+#   (default)       apt: liburing2 zlib1g libstdc++6 (runtime), liburing-dev zlib1g-dev
+#                   pkg-config (build), if missing;
 #                   build the release binary with the Swift runtime linked statically, so the
-#                   host needs no Swift toolchain at run time, only liburing2 and libstdc++;
+#                   host needs no Swift toolchain at run time, only the runtime packages;
 #                   install  PREFIX/bin/shoal
 #                            PREFIX/bin/Shoal_Shoal.resources/  (demo page; must sit next to
 #                                                                the binary, see below)
@@ -21,6 +22,7 @@
 #                   then `systemctl daemon-reload`. It never enables, starts or restarts shoal.
 #   --no-apt        do not install packages (fail if the build needs one that is missing)
 #   --no-build      install the binary from the previous build of this script
+#   --packages      print the apt packages it installs (runtime, build) and exit
 #
 # Idempotent: files that are already identical are left alone and reported "unchanged".
 # The build uses its own directory (.build-install/, git-ignored; $SHOAL_BUILD_DIR overrides
@@ -41,7 +43,11 @@ BUILD=1
 SCRATCH="${SHOAL_BUILD_DIR:-$REPO/.build-install}"
 BUNDLE=Shoal_Shoal.resources
 
-usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
+# What the binary links (readelf -d: liburing.so.2, libz.so.1, libstdc++.so.6, and libc6's own
+# libraries) and what building it needs (headers and .pc files SwiftPM finds them with).
+RUNTIME_PKGS=(liburing2 zlib1g libstdc++6)
+BUILD_PKGS=(liburing-dev zlib1g-dev pkg-config)
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;
@@ -52,6 +58,7 @@ while [ $# -gt 0 ]; do
     --no-apt) APT=0; shift ;;
     --no-build) BUILD=0; shift ;;
     -h|--help) usage; exit 0 ;;
+    --packages) echo "runtime: ${RUNTIME_PKGS[*]}"; echo "build: ${BUILD_PKGS[*]}"; exit 0 ;;
     *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -67,11 +74,9 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # --- packages ----------------------------------------------------------------------------
-# liburing2: the shared library the binary links (liburing.so.2).
-# liburing-dev, pkg-config: headers and the .pc file SwiftPM finds liburing with.
 if [ "$APT" = 1 ]; then
-  pkgs=(liburing2)
-  if [ "$BUILD" = 1 ]; then pkgs+=(liburing-dev pkg-config); fi
+  pkgs=("${RUNTIME_PKGS[@]}")
+  if [ "$BUILD" = 1 ]; then pkgs+=("${BUILD_PKGS[@]}"); fi
   missing=()
   for p in "${pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -30,6 +30,11 @@ let package = Package(
             name: "FuzzFrames",
             dependencies: ["FuzzSupport", .product(name: "ShoalWireFuzzChecks", package: "Shoal")]
         ),
+        // ProxyHeaderParser in pieces, and the forwarding-header rule on the same bytes.
+        .executableTarget(
+            name: "FuzzProxy",
+            dependencies: ["FuzzSupport", .product(name: "ShoalWireFuzzChecks", package: "Shoal")]
+        ),
         // BusDecoder on arbitrary bytes, and BusEncoder/BusDecoder round trips of what it delivers.
         .executableTarget(
             name: "FuzzBus",

@@ -3,7 +3,7 @@
 # each on a copy of its corpus (Fuzz/Corpus/<target>), niced, then prints execs/s and corpus size per target.
 #
 #   scripts/fuzz.sh [target|all] [seconds] [--merge] [--no-build]
-#     target     upgrade | frames | bus | all (default all)
+#     target     upgrade | frames | bus | proxy | all (default all)
 #     seconds    -max_total_time per target (default 600)
 #     --merge    afterwards, merge the inputs that add coverage back into Fuzz/Corpus/<target> (libFuzzer -merge=1);
 #                without it the repository's corpus is never written
@@ -18,9 +18,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
   export PATH="/opt/swift/usr/bin:$PATH"
 fi
-ALL_TARGETS=(upgrade frames bus)
+ALL_TARGETS=(upgrade frames bus proxy)
 binary_name() {
-  case "$1" in upgrade) echo FuzzUpgrade ;; frames) echo FuzzFrames ;; bus) echo FuzzBus ;; *) return 1 ;; esac
+  case "$1" in upgrade) echo FuzzUpgrade ;; frames) echo FuzzFrames ;; bus) echo FuzzBus ;; proxy) echo FuzzProxy ;; *) return 1 ;; esac
 }
 
 TARGET=all SECONDS_EACH=600 MERGE=0 BUILD=1
@@ -41,7 +41,7 @@ if [ "$TARGET" = all ]; then
 elif binary_name "$TARGET" >/dev/null; then
   TARGETS=("$TARGET")
 else
-  echo "fuzz.sh: unknown target '$TARGET' (upgrade, frames, bus or all)" >&2; exit 2
+  echo "fuzz.sh: unknown target '$TARGET' (upgrade, frames, bus, proxy or all)" >&2; exit 2
 fi
 case "$SECONDS_EACH" in ''|*[!0-9]*) echo "fuzz.sh: seconds must be a number" >&2; exit 2 ;; esac
 

@@ -6,7 +6,11 @@
 #
 #   - Swift: must already be installed (it is not an apt package here); /opt/swift/usr/bin
 #     is used if `swift` is not on PATH.
-#   - apt: liburing-dev zlib1g-dev libssl-dev pkg-config; for tests nodejs node-ws python3-venv python3-lib2to3 chromium openssl
+#   - apt: liburing-dev zlib1g-dev libssl-dev pkg-config; for tests nodejs node-ws python3-venv python3-lib2to3 chromium,
+#     and nginx haproxy openssl (Tests/IntegrationTests/test_deploy.py starts its own nginx and
+#     haproxy on loopback ports; on a host with systemd apt also starts their default services:
+#     `systemctl disable --now nginx haproxy` if they are not wanted), and prometheus for
+#     `promtool check metrics` (19 MB download, 96 MB installed: the package ships no promtool alone)
 #     (apt-get update runs once, only if something is missing)
 #   - Python venv at ${SHOAL_VENV:-$HOME/.cache/shoal-venv} with websockets + pytest
 #   - the Autobahn|Testsuite rig (../shared/autobahn beside the repo, or $SHOAL_AUTOBAHN_DIR)
@@ -42,7 +46,7 @@ fi
 
 # --- apt packages ------------------------------------------------------------
 APT_PKGS=(liburing-dev zlib1g-dev libssl-dev pkg-config)
-if [ "$TEST_DEPS" = 1 ]; then APT_PKGS+=(nodejs node-ws python3-venv python3-lib2to3 chromium openssl); fi
+if [ "$TEST_DEPS" = 1 ]; then APT_PKGS+=(nodejs node-ws python3-venv python3-lib2to3 chromium nginx haproxy openssl prometheus); fi
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

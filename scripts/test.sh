@@ -154,7 +154,7 @@ run_integration() { # run_integration NAME   (SHOAL_BACKEND already set or unset
   if [ $RELEASE_OK != 1 ]; then echo "(not run: no release binary)"; record "$name" 0 1; return; fi
   # shellcheck disable=SC2086
   SHOAL_BIN="$BIN" timeout -k 30 1800 "$VENV/bin/python" -m pytest "$REPO/Tests/IntegrationTests" \
-    -p no:cacheprovider -rfE --tb=short --junitxml="$WORK/pytest.xml" ${PYTEST_ARGS:-}; rc=$?
+    -p no:cacheprovider -rfEs --tb=short --junitxml="$WORK/pytest.xml" ${PYTEST_ARGS:-}; rc=$?
   read -r ip if_ < <("$VENV/bin/python" - "$WORK/pytest.xml" <<'EOF'
 import sys, xml.etree.ElementTree as ET
 try:

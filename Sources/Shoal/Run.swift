@@ -61,6 +61,20 @@ public enum Shoal {
         logger.info("stopped")
     }
 
+    /// The event loop backend a worker would run on this host, and why: the line `serve` logs at
+    /// start ("event loop backend: io_uring", or epoll with the reason io_uring was refused). Sets
+    /// up a small backend and shuts it down again.
+    public static func probeLoopBackend() -> String {
+        var line = ""
+        do {
+            let backend = try BackendProbe.makeBackend(receiveBuffers: 16) { line = $0 }
+            backend.shutdown()
+        } catch {
+            return "event loop backend: none: \(error)"
+        }
+        return line
+    }
+
     private static func environment() -> [String: String] {
         var result: [String: String] = [:]
         for entry in Spawn.currentEnvironment() {

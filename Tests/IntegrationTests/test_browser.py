@@ -214,7 +214,7 @@ async def open_demo(new_page, url: str) -> DemoTab:
     await page.navigate(url)
     created = await page.wait_event("Network.webSocketCreated", what="the demo page's WebSocket")
     rid = created["requestId"]
-    assert created["url"] == url.replace("http://", "ws://").rstrip("/") + "/chat", created
+    assert created["url"] == url.replace("https://", "wss://").replace("http://", "ws://").rstrip("/") + "/chat", created
     request = (await page.wait_event("Network.webSocketWillSendHandshakeRequest",
                                      where=lambda p: p["requestId"] == rid))["request"]
     response = (await unless_closed(page, rid, page.wait_event(

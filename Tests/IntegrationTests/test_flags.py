@@ -17,7 +17,8 @@ INTEGERS = ["port", "workers", "registry-capacity", "receive-buffers", "max-mess
 BAD = ["nan", "inf", "-inf", "-1", "1e300", "99999999999999999999", "9223372036854775807"]
 
 
-NOT_NUMERIC = ["host", "handler", "path", "data-type", "refuse-address", "public", "log-level", "allow-origin",
+NOT_NUMERIC = ["host", "handler", "path", "data-type", "refuse-address", "public", "log-level", "log-format", "allow-origin",
+               "trusted-proxy", "proxy-protocol",
                "slow-consumer", "compression"]
 
 

@@ -14,6 +14,10 @@ import Testing
         try replay("frames", FrameCheck.check)
     }
 
+    @Test func everyProxyCorpusInputKeepsTheClientAddressInvariants() throws {
+        try replay("proxy", ProxyCheck.check)
+    }
+
     private func replay(_ target: String, _ check: ([UInt8]) throws(InvariantViolation) -> Void) throws {
         let inputs = try FuzzCorpus.inputs(target)
         for input in inputs {

@@ -2,3 +2,5 @@
 @_exported public import struct ShoalWire.HTTPHeaders
 @_exported public import struct ShoalWire.OriginAllowList
 @_exported public import struct ShoalWire.OriginPatternError
+@_exported public import struct ShoalWire.AddressRange
+@_exported public import struct ShoalWire.TrustedProxies

@@ -1,5 +1,6 @@
 // The HTTP/1.1 side of a connection until it upgrades: keep-alive requests for static files
 // and /healthz, and the opening handshake that hands the socket to a WebSocketConnection.
+import Logging
 import ShoalCluster
 import ShoalPosix
 import ShoalRing
@@ -15,6 +16,15 @@ final class HTTPSession: SocketDelegate {
     private var ending = false
     /// Bytes of a request head received and not yet complete (for 408 versus a silent idle close).
     private var partialBytes = 0
+    /// Reads the PROXY protocol header (`proxyProtocol`) until it is complete; nil after that.
+    private var proxyHeader: ProxyHeaderParser?
+    /// The source a PROXY header named (`proxyProtocol`); nil: the connection comes from the TCP peer.
+    private var connectionAddress: String?
+    /// The TCP peer's address in canonical form, read when first needed.
+    private lazy var peerAddress: String = {
+        let raw = Socket.peerAddress(fd)
+        return IPAddress(raw)?.description ?? raw
+    }()
     /// When the current request must be complete (handshake deadline / keep-alive idle time);
     /// kept by the worker's `RequestDeadlines`.
     var deadline: UInt64 = 0
@@ -24,6 +34,7 @@ final class HTTPSession: SocketDelegate {
         self.web = web
         self.fd = fd
         parser = HTTPHeadParser(maxHeadSize: web.configuration.maxHeadSize, maxHeaderCount: web.configuration.maxHeaderCount)
+        if web.configuration.proxyProtocol { proxyHeader = ProxyHeaderParser() }
     }
 
     func opened(on handle: SocketHandle) {
@@ -33,6 +44,10 @@ final class HTTPSession: SocketDelegate {
 
     func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle) {
         var rest = bytes
+        if proxyHeader != nil {
+            guard let request = readProxyHeader(rest) else { return }
+            rest = request
+        }
         while rest.count > 0 && !ending {
             let result: HTTPHeadParser.Result
             do {
@@ -54,6 +69,41 @@ final class HTTPSession: SocketDelegate {
                 web.requestDeadlines.restart(self)
             }
         }
+    }
+
+    /// Feeds `bytes` to the PROXY header parser; returns the bytes after a complete header, or nil
+    /// when it needs more or the connection was closed for a bad one (no HTTP answer: the peer is a
+    /// proxy, or someone who bypassed it).
+    private func readProxyHeader(_ bytes: UnsafeMutableRawBufferPointer) -> UnsafeMutableRawBufferPointer? {
+        guard let socket, proxyHeader != nil else { return nil }
+        do {
+            // In place: a copy of the parser would copy its buffer on every read.
+            let result = try proxyHeader!.feed(UnsafeRawBufferPointer(bytes))
+            guard case .complete(let header, let consumed) = result else { return nil }
+            proxyHeader = nil
+            if case .proxied(let source, _) = header { connectionAddress = source.description }
+            return UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
+        } catch {
+            web.limits.count(.rejectedProxyHeader)
+            web.logger.debug("PROXY header refused: \(error)", metadata: ["peer": "\(peerAddress)"])
+            ending = true
+            web.requestDeadlines.remove(self)
+            web.loop.close(socket, mode: .abort)
+            return nil
+        }
+    }
+
+    /// The client address of a request on this connection: where the connection comes from, or,
+    /// when that is a trusted proxy, the client its forwarding headers name.
+    private func clientAddress(of head: HTTPRequestHead) -> String {
+        web.configuration.trustedProxies.clientAddress(peer: connectionAddress ?? peerAddress, headers: head.headers)
+    }
+
+    /// /metrics is for the operator: not for a client a proxy speaks for (haproxy in TCP mode cannot
+    /// filter paths), unless that client is itself a trusted proxy (a scraper behind the same proxy).
+    private func mayReadMetrics(_ head: HTTPRequestHead) -> Bool {
+        let client = clientAddress(of: head)
+        return client == peerAddress || IPAddress(client).map(web.configuration.trustedProxies.contains) == true
     }
 
     /// Answers one request. Returns true when the connection became a WebSocket.
@@ -93,7 +143,7 @@ final class HTTPSession: SocketDelegate {
             respond(status: health.status, body: health.body, keepAlive: keepAlive, omitBody: isHead)
             return false
         }
-        if target.path == "/metrics" {
+        if target.path == "/metrics" && mayReadMetrics(head) {
             respond(status: 200, extraHeaders: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                     bodyBytes: Array(web.metricsText().utf8), keepAlive: keepAlive, omitBody: isHead)
             return false
@@ -121,7 +171,7 @@ final class HTTPSession: SocketDelegate {
             respond(status: 403, body: "Origin \(origin) is not allowed to connect\n", keepAlive: false)
             return false
         }
-        let address = Socket.peerAddress(fd)
+        let address = clientAddress(of: head)
         if let refusal = web.admissionRefusal(address: address) {
             web.limits.count(refusal.event)
             respond(status: refusal.status, extraHeaders: [("Retry-After", "1")], body: refusal.reason + "\n", keepAlive: false)
@@ -155,6 +205,7 @@ final class HTTPSession: SocketDelegate {
         web.requestDeadlines.remove(self)
         web.loop.setDelegate(connection, for: socket)
         web.connectionStarted(connection, address: address)
+        web.logger.debug("connection opened", metadata: ["connection": "\(id)", "client": "\(address)"])
         connection.start(leftover: leftover)
         return true
     }
@@ -214,7 +265,11 @@ final class HTTPSession: SocketDelegate {
     /// The request was not complete in time (called by `RequestDeadlines`, which dropped the session).
     func deadlinePassed() {
         guard let socket else { return }  // an ending session left the list already
-        if partialBytes > 0 {
+        if let proxyHeader, proxyHeader.receivedCount > 0 {
+            // Part of a PROXY header and no more in time: a slow header, refused like a malformed one.
+            web.limits.count(.rejectedProxyHeader)
+            web.loop.close(socket, mode: .abort)
+        } else if partialBytes > 0 {
             respond(status: 408, body: "Request head not complete in time\n", keepAlive: false)
         } else {
             web.loop.close(socket, mode: .abort)

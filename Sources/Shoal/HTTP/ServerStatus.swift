@@ -104,6 +104,10 @@ extension WebServer {
         family("shoal_idle_timeouts_total", "counter", "Connections closed with 1001 after an unanswered idle ping.") {
             $0.limits[WorkerStats.LimitEvent.idleTimeout.rawValue]
         }
+        family("shoal_proxy_header_rejections_total", "counter",
+               "Connections closed because their PROXY protocol header was missing, malformed or not complete in time.") {
+            $0.limits[WorkerStats.LimitEvent.rejectedProxyHeader.rawValue]
+        }
         return text
     }
 }

@@ -1,5 +1,6 @@
 // Settings of the web server a worker runs: where it listens, what it serves, and the limits
 // that keep one client from costing the others. Each default says why it is what it is.
+public import ShoalWire
 
 /// Configuration of one worker's web server.
 public struct WebServerConfiguration: Sendable {
@@ -44,13 +45,20 @@ public struct WebServerConfiguration: Sendable {
     /// 429. 8,192: far above any NAT or office gateway in practice, while one host alone cannot
     /// take a worker's descriptors (load tests from one machine spread over 127.0.0.x addresses).
     public var maxConnectionsPerAddress: Int
+    /// Reverse proxies whose forwarding headers (Forwarded, X-Forwarded-For, X-Real-IP) name the
+    /// client. None by default: a client could otherwise pick the address it is counted and refused as.
+    public var trustedProxies: TrustedProxies
+    /// Every connection starts with a PROXY protocol header (v1 or v2) naming the client; one
+    /// without it is closed. Off by default: only a listener that proxies alone can reach may expect it.
+    public var proxyProtocol: Bool
 
     public init(host: String = "0.0.0.0", port: Int = 8080, publicDirectory: String? = nil,
                 maxHeadSize: Int = 16 * 1024, maxHeaderCount: Int = 100,
                 requestTimeoutNanoseconds: UInt64 = 10_000_000_000, lingerNanoseconds: UInt64 = 2_000_000_000,
                 drainTimeoutNanoseconds: UInt64 = 5_000_000_000, watchdogTimeoutNanoseconds: UInt64 = 10_000_000_000,
                 workers: Int? = nil, registryCapacity: Int = 262_144, receiveBuffers: Int = 1024,
-                maxConnections: Int? = nil, maxConnectionsPerAddress: Int = 8192) {
+                maxConnections: Int? = nil, maxConnectionsPerAddress: Int = 8192,
+                trustedProxies: TrustedProxies = TrustedProxies(), proxyProtocol: Bool = false) {
         self.host = host
         self.port = port
         self.publicDirectory = publicDirectory
@@ -65,5 +73,7 @@ public struct WebServerConfiguration: Sendable {
         self.registryCapacity = registryCapacity
         self.maxConnections = maxConnections
         self.maxConnectionsPerAddress = maxConnectionsPerAddress
+        self.trustedProxies = trustedProxies
+        self.proxyProtocol = proxyProtocol
     }
 }

@@ -139,6 +139,8 @@ public struct WorkerStats: Sendable {
         case rejectedPerAddress
         /// A connection closed with 1001 after its idle ping went unanswered.
         case idleTimeout
+        /// A connection closed because its PROXY protocol header was missing, malformed or too slow.
+        case rejectedProxyHeader
 
         var offset: Int { 128 + 8 * rawValue }
     }

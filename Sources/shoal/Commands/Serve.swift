@@ -19,6 +19,7 @@ struct Serve: ParsableCommand {
     @Option(help: "Refuse WebSocket clients from this address (403); repeatable.") var refuseAddress: [String] = []
     @Option(name: .customLong("public"), help: "Folder of static files (default: the bundled demo page).") var publicDirectory: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "Log lines as text, or json (one object per line, for log shippers).") var logFormat = "text"
     @Option(help: "Worker processes (default: one per CPU).") var workers: Int?
     @Option(help: "Registry entries for the whole cluster (split between 2 × workers slots).") var registryCapacity = 262_144
     @Option(help: "Seconds clients get to answer the 1001 close on stop or reload.") var drainTimeout = 5.0
@@ -40,6 +41,12 @@ struct Serve: ParsableCommand {
     var allowOrigin: [String] = []
     @Option(help: "Bytes queued for one client before the slow-consumer policy applies.") var maxBackpressure = 16 * 1024 * 1024
     @Option(help: "Slow-consumer policy: close (1008) or drop.") var slowConsumer = "close"
+
+    // Behind a reverse proxy (docs/operations.md): who the client is.
+    @Option(help: "Proxy address or CIDR block whose Forwarded/X-Forwarded-For/X-Real-IP headers name the client; repeatable.")
+    var trustedProxy: [String] = []
+    @Flag(help: "Every connection starts with a PROXY protocol header (v1 or v2) naming the client.")
+    var proxyProtocol = false
 
     // permessage-deflate (RFC 7692).
     @Option(help: "Compression: off, shared (one compressor per worker) or dedicated (one per connection).")
@@ -90,11 +97,15 @@ struct Serve: ParsableCommand {
             throw ValidationError("--data-type must be text, blob or object, not \"\(dataType)\"")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard ["text", "json"].contains(logFormat) else {
+            throw ValidationError("--log-format must be text or json, not \"\(logFormat)\"")
+        }
         if let path, !path.hasPrefix("/") { throw ValidationError("--path must start with /") }
         // Under a second, one slow turn on a loaded machine would pass for a hang.
         guard watchdogTimeout == 0 || watchdogTimeout >= 1 else {
             throw ValidationError("--watchdog-timeout must be 0 (off) or between 1 and 3600 seconds")
         }
+        do { _ = try trustedProxy.map(AddressRange.init) } catch { throw ValidationError("--trusted-proxy \(error)") }
     }
 
     private var compressionChoice: WebSocketCompression {
@@ -107,7 +118,13 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         let level = Logger.Level(rawValue: logLevel) ?? .info
+        let json = logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json {
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -128,7 +145,8 @@ struct Serve: ParsableCommand {
             requestTimeoutNanoseconds: Seconds.nanoseconds(requestTimeout),
             drainTimeoutNanoseconds: Seconds.nanoseconds(drainTimeout), watchdogTimeoutNanoseconds: Seconds.nanoseconds(watchdogTimeout),
             workers: workers, registryCapacity: registryCapacity,
-            receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress)
+            receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress,
+            trustedProxies: TrustedProxies(try trustedProxy.map(AddressRange.init)), proxyProtocol: proxyProtocol)
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler

@@ -1,0 +1,70 @@
+"""/healthz's 503 answers, caused for real: a worker that died while its supervisor could not
+replace it (the supervisor is stopped), and a worker whose loop does not turn (SIGSTOP), which
+the supervisor's watchdog then replaces. Each turns back to 200 once the cluster is whole
+again. Every wait is bounded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from cluster_helpers import wait_until, wait_workers
+from helpers import RawConn
+
+T = 20.0
+STUCK = "unhealthy: worker slot 1 has not turned its loop for 5 s\n"
+
+
+def healthz(port: int) -> tuple[int, str] | None:
+    """(status, body) of one /healthz, or None when no answer came within 0.3 s (the kernel may
+    hand the connection to the listener of the worker that does not run)."""
+    try:
+        with RawConn(port, timeout=0.3) as c:
+            c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            r = c.read_response()
+            return r.status, r.body.decode()
+    except OSError:
+        return None
+
+
+def wait_health(port: int, status: int, body: str, timeout: float = T) -> None:
+    wait_until(lambda: healthz(port) == (status, body), timeout, interval=0.05, what=f"/healthz {status} {body!r}")
+
+
+def serving_cluster(shoal) -> tuple[object, dict[int, int]]:
+    """Two workers whose loops both run and have published a heartbeat. A worker publishes it at
+    the end of each loop turn, an idle one at least every second (its idle sweep); one stopped
+    before its first turn ended has none yet and counts as starting, not stuck."""
+    srv = shoal("--handler", "echo", "--workers", "2")
+    workers = wait_workers(srv.proc.pid, {0, 1})
+    wait_until(lambda: all(f"worker={s} [Shoal] listening" in srv.log(200) for s in (0, 1)), 10,
+               what="both workers listening")
+    time.sleep(1.5)
+    assert healthz(srv.port) in ((200, "ok\n"), None)
+    return srv, workers
+
+
+def test_healthz_503_while_a_dead_worker_is_not_replaced(shoal):
+    srv, workers = serving_cluster(shoal)
+    os.kill(srv.proc.pid, signal.SIGSTOP)  # the supervisor cannot reap or replace the worker meanwhile
+    try:
+        os.kill(workers[1], signal.SIGKILL)
+        wait_health(srv.port, 503, STUCK)
+    finally:
+        os.kill(srv.proc.pid, signal.SIGCONT)
+    wait_health(srv.port, 200, "ok\n")
+
+
+def test_healthz_503_while_a_worker_loop_is_stuck(shoal):
+    srv, workers = serving_cluster(shoal)
+    os.kill(workers[1], signal.SIGSTOP)
+    try:
+        # 503 once the heartbeat is 5 s old; the watchdog kills the worker at 10 s and a new one serves.
+        wait_health(srv.port, 503, STUCK, timeout=10)
+    finally:
+        try:
+            os.kill(workers[1], signal.SIGCONT)
+        except ProcessLookupError:
+            pass  # the watchdog killed it already
+    wait_health(srv.port, 200, "ok\n")

@@ -1,0 +1,44 @@
+"""`shoal --version`: version, the git commit it was built from, the Swift compiler, and the
+loop backend this host allows (as `serve` would choose it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+from conftest import REPO, shoal_bin
+
+
+def version(env: dict[str, str] | None = None) -> list[str]:
+    p = subprocess.run([shoal_bin(), "--version"], capture_output=True, text=True, timeout=30,
+                       env={**os.environ, **(env or {})})
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    return p.stdout.splitlines()
+
+
+def test_version_names_the_build_and_the_backend():
+    lines = version()
+    assert len(lines) == 4, lines
+    assert re.fullmatch(r"shoal \d+\.\d+\.\d+", lines[0]), lines
+    commit = re.fullmatch(r"commit: ([0-9a-f]{12}(-dirty)?|unknown)", lines[1])
+    assert commit, lines
+    assert re.fullmatch(r"swift: \d+\.\d+( or later)?", lines[2]), lines
+    assert lines[3] == "event loop backend: io_uring" or lines[3].startswith("event loop backend: epoll"), lines
+    # A binary built from this checkout names one of its commits.
+    if commit.group(1) != "unknown" and shutil.which("git"):
+        known = subprocess.run(["git", "-C", REPO, "cat-file", "-t", commit.group(1).removesuffix("-dirty")],
+                               capture_output=True, text=True, timeout=30)
+        assert known.returncode == 0 and known.stdout.strip() == "commit", (lines[1], known.stderr)
+    # The compiler on PATH, when it is the one that built the binary, agrees to the minor version.
+    swift = shutil.which("swift") or ("/opt/swift/usr/bin/swift" if os.access("/opt/swift/usr/bin/swift", os.X_OK) else None)
+    if swift:
+        out = subprocess.run([swift, "--version"], capture_output=True, text=True, timeout=60).stdout
+        m = re.search(r"Swift version (\d+\.\d+)", out)
+        if m and not lines[2].endswith("or later"):
+            assert lines[2] == f"swift: {m.group(1)}", (lines[2], out)
+
+
+def test_version_reports_the_backend_the_environment_forces():
+    assert version({"SHOAL_BACKEND": "epoll"})[3] == "event loop backend: epoll (chosen by SHOAL_BACKEND=epoll)"
