@@ -30,7 +30,7 @@ public enum Shoal {
             let supervisor = try Supervisor(configuration: .init(
                 workers: workers, host: configuration.host, port: configuration.port,
                 registryCapacity: configuration.registryCapacity,
-                drainTimeoutSeconds: Double(configuration.drainTimeoutNanoseconds) / 1e9), logger: logger)
+                drainTimeoutSeconds: Double(configuration.drainTimeout.clampedNanoseconds) / 1e9), logger: logger)
             _ = try supervisor.run()
         }
     }
@@ -52,6 +52,7 @@ public enum Shoal {
             if !Signals.take().isEmpty { web.beginShutdown() }
         }
         try setup(web)
+        try web.checkSetup()
         loop.listen(socket: listener, delegate: web)
         node?.stats.accepting = true
         logger.info("listening on http://\(configuration.host):\(Socket.localPort(listener)) (\(backend.name) loop, pid \(getpid()))")

@@ -53,7 +53,7 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
             payload.withUnsafeBytes { wss.broadcastLocally(Opcode(rawValue: opcode) ?? .binary, $0, except: Int(except)) }
         case .send(let connection, let opcode, let payload):
             guard let ws = web.localConnection(id: Int(connection)) else { return }
-            payload.withUnsafeBytes { ws.sendFrame(Opcode(rawValue: opcode) ?? .binary, $0) }
+            _ = payload.withUnsafeBytes { ws.sendFrame(Opcode(rawValue: opcode) ?? .binary, $0) }
         case .terminate(let connection, let code, let reason):
             web.localConnection(id: Int(connection))?.close(code: code, reason: reason)
         case .terminateServer(let server):

@@ -15,11 +15,11 @@ public struct WebServerConfiguration: Sendable {
     public var maxHeaderCount: Int
     /// Time for a request head to arrive, and for an idle keep-alive connection to send its next
     /// request: 10 s, long enough for slow mobile links, short enough against slow-header attacks.
-    public var requestTimeoutNanoseconds: UInt64
+    public var requestTimeout: Duration
     /// After our last bytes, how long we wait for the peer to close before dropping the socket: 2 s.
-    public var lingerNanoseconds: UInt64
+    public var linger: Duration
     /// On SIGTERM/SIGINT, how long clients get to answer the 1001 close before the worker exits: 5 s.
-    public var drainTimeoutNanoseconds: UInt64
+    public var drainTimeout: Duration
     /// Worker processes; nil: one per CPU, as nginx's `worker_processes auto`.
     public var workers: Int?
     /// The most 16 KiB receive buffers each worker lends the kernel (a power of two): how many
@@ -42,21 +42,44 @@ public struct WebServerConfiguration: Sendable {
 
     public init(host: String = "0.0.0.0", port: Int = 8080, publicDirectory: String? = nil,
                 maxHeadSize: Int = 16 * 1024, maxHeaderCount: Int = 100,
-                requestTimeoutNanoseconds: UInt64 = 10_000_000_000, lingerNanoseconds: UInt64 = 2_000_000_000,
-                drainTimeoutNanoseconds: UInt64 = 5_000_000_000, workers: Int? = nil, registryCapacity: Int = 262_144, receiveBuffers: Int = 1024,
+                requestTimeout: Duration = .seconds(10), linger: Duration = .seconds(2),
+                drainTimeout: Duration = .seconds(5), workers: Int? = nil, registryCapacity: Int = 262_144, receiveBuffers: Int = 1024,
                 maxConnections: Int? = nil, maxConnectionsPerAddress: Int = 8192) {
         self.host = host
         self.port = port
         self.publicDirectory = publicDirectory
         self.maxHeadSize = maxHeadSize
         self.maxHeaderCount = maxHeaderCount
-        self.requestTimeoutNanoseconds = requestTimeoutNanoseconds
-        self.lingerNanoseconds = lingerNanoseconds
-        self.drainTimeoutNanoseconds = drainTimeoutNanoseconds
+        self.requestTimeout = requestTimeout
+        self.linger = linger
+        self.drainTimeout = drainTimeout
         self.workers = workers
         self.receiveBuffers = receiveBuffers
         self.registryCapacity = registryCapacity
         self.maxConnections = maxConnections
         self.maxConnectionsPerAddress = maxConnectionsPerAddress
     }
+
+    @available(*, deprecated, renamed: "requestTimeout")
+    public var requestTimeoutNanoseconds: UInt64 {
+        get { requestTimeout.clampedNanoseconds }
+        set { requestTimeout = .nanoseconds(newValue) }
+    }
+
+    @available(*, deprecated, renamed: "linger")
+    public var lingerNanoseconds: UInt64 {
+        get { linger.clampedNanoseconds }
+        set { linger = .nanoseconds(newValue) }
+    }
+
+    @available(*, deprecated, renamed: "drainTimeout")
+    public var drainTimeoutNanoseconds: UInt64 {
+        get { drainTimeout.clampedNanoseconds }
+        set { drainTimeout = .nanoseconds(newValue) }
+    }
+}
+
+/// What is wrong with the WebSocket servers a setup created (`WebServer.checkSetup()`).
+public struct SetupError: Error, Sendable, CustomStringConvertible {
+    public let description: String
 }

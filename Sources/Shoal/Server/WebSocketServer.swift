@@ -4,9 +4,11 @@
 import ShoalCluster
 import ShoalRing
 import ShoalWire
+import Synchronization
 
 /// A WebSocket server attached to a worker's web server, told apart from others by its path.
-/// Use it on the loop thread (handler callbacks run there).
+/// Every public member may be used from any thread (a `Task`, for instance): what changes is either
+/// read from state safe to share or handed to the worker's loop, where handler callbacks run.
 public final class WebSocketServer: @unchecked Sendable {
     /// The handler the server was created with (4D: `handler`).
     public let handler: any WebSocketServerHandler
@@ -14,8 +16,11 @@ public final class WebSocketServer: @unchecked Sendable {
     public var path: String? { options.path }
     /// The form of received text messages (4D: `dataType`).
     public var dataType: WebSocketDataType { options.dataType }
-    /// True once `terminate()` ran (4D: `terminated`).
-    public private(set) var terminated = false
+    /// True once `terminate()` was called, here or on another worker (4D: `terminated`).
+    public var terminated: Bool { terminatedFlag.load(ordering: .acquiring) }
+    private let terminatedFlag = Atomic<Bool>(false)
+    /// `terminateLocally` ran (loop thread only): this worker's connections were closed.
+    private var stopped = false
     public let options: WebSocketServerOptions
     unowned let web: WebServer
     /// The worker's loop (`web.loop`), kept here so that a connection reaches it without an unowned
@@ -39,7 +44,10 @@ public final class WebSocketServer: @unchecked Sendable {
     @exclusivity(unchecked) var traffic = TrafficCounters()
 
     /// This worker's live connections, in an array with swap-remove so joining and leaving are O(1).
+    /// Changed on the loop thread under `liveLock`; the loop thread reads it without the lock (it is
+    /// the only writer), other threads take the lock (`connections` from a `Task`).
     private var live: ContiguousArray<WebSocketConnection> = []
+    private let liveLock = Mutex(())
 
     /// Creates and starts a server on `web` (4D: `4D.WebSocketServer.new(handler; options)`).
     /// Its handler's onOpen runs before this returns.
@@ -48,14 +56,22 @@ public final class WebSocketServer: @unchecked Sendable {
         self.options = options
         self.web = web
         loop = web.loop
-        idleTimeoutMilliseconds = IdleClock.duration(options.idleTimeoutNanoseconds)
-        pongTimeoutMilliseconds = IdleClock.duration(options.pongTimeoutNanoseconds)
+        idleTimeoutMilliseconds = IdleClock.duration(options.idleTimeout.clampedNanoseconds)
+        pongTimeoutMilliseconds = IdleClock.duration(options.pongTimeout.clampedNanoseconds)
         readerConfiguration = MessageReader.Configuration(maxMessageSize: options.maxMessageSize,
                                                           maxFragments: options.maxFragments)
         index = web.nextServerIndex
         web.add(self)
+        if web.cluster?.node.segment.servers.isTerminated(server: index) == true {
+            // Terminated on some worker before this one started (a restart, a reload): it stays so.
+            // Its onOpen and onTerminate ran where it was open.
+            terminatedFlag.store(true, ordering: .releasing)
+            stopped = true
+            web.remove(self)
+            return
+        }
         handler.onOpen(self, WebSocketServerEvent(type: "open"))
-        if options.idleTimeoutNanoseconds > 0 { scheduleIdleSweep() }
+        if options.idleTimeout.clampedNanoseconds > 0 { scheduleIdleSweep() }
     }
 
     /// One sweep over this worker's connections every `idleSweepInterval` instead of a timer per
@@ -63,7 +79,7 @@ public final class WebSocketServer: @unchecked Sendable {
     /// comparison each per sweep.
     private func scheduleIdleSweep() {
         loop.schedule(after: idleSweepInterval) { [weak self] in
-            guard let self, !self.terminated else { return }
+            guard let self, !self.stopped else { return }
             let now = IdleClock.milliseconds(self.loop.now)
             for connection in self.live { connection.checkIdle(now: now) }
             self.scheduleIdleSweep()
@@ -72,7 +88,7 @@ public final class WebSocketServer: @unchecked Sendable {
 
     /// A quarter of the shorter timeout, between 50 ms and 1 s: a timeout fires at most 25% late.
     private var idleSweepInterval: UInt64 {
-        let shorter = min(options.idleTimeoutNanoseconds, max(options.pongTimeoutNanoseconds, 1))
+        let shorter = min(options.idleTimeout.clampedNanoseconds, max(options.pongTimeout.clampedNanoseconds, 1))
         return min(max(shorter / 4, 50_000_000), 1_000_000_000)
     }
 
@@ -80,41 +96,76 @@ public final class WebSocketServer: @unchecked Sendable {
     /// This worker's connections are the real objects; the others are light proxies made when an
     /// element is accessed (`handler` nil, `send`/`terminate` over the bus, `status` from the registry).
     public var connections: Connections {
+        let local = loop.inEventLoop ? live : liveLock.withLock { _ in live }
         var remote: ContiguousArray<Connections.RemoteEntry> = []
         if let cluster = web.cluster {
             cluster.registry.forEach(server: index, excludingSlot: cluster.slot) { id, slot, _ in
                 remote.append(Connections.RemoteEntry(id: id, slot: slot))
             }
         }
-        return Connections(server: self, local: live, remote: remote)
+        return Connections(server: self, local: local, remote: remote)
     }
 
     /// Closes every connection with 1001 (going away) and stops accepting upgrades, on every
     /// worker (4D: `terminate()`).
+    /// `terminated` is true when this returns; the closing happens on the loop.
     public func terminate() {
-        guard !terminated else { return }
-        web.cluster?.bus.postToAll(.terminateServer(server: UInt32(index)))
-        terminateLocally()
+        guard !terminatedFlag.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        onLoop {
+            if let cluster = self.web.cluster {
+                cluster.node.segment.servers.markTerminated(server: self.index)
+                cluster.bus.postToAll(.terminateServer(server: UInt32(self.index)))
+            }
+            self.terminateLocally()
+        }
     }
 
     func terminateLocally() {
-        guard !terminated else { return }
-        terminated = true
+        guard !stopped else { return }
+        stopped = true
+        terminatedFlag.store(true, ordering: .releasing)
         web.remove(self)
         for connection in live { connection.close(code: 1001, reason: "server terminated") }
         handler.onTerminate(self, WebSocketServerEvent(type: "terminate"))
     }
 
+    /// Calls the handler's onError with one error (4D's shape: `statusText`, `errors`), plus the HTTP
+    /// status the client got, if one did.
+    func reportError(_ code: WebSocketErrorCode, status: Int?, message: String) {
+        handler.onError(self, WebSocketServerErrorEvent(status: status, errors: [
+            WebSocketErrorInfo(errCode: code.rawValue, message: message)]))
+    }
+
     /// Sends `text` to every connection on every worker except the one with id `except` (Shoal's
     /// addition to 4D: one bus message per worker, the frame written once per recipient locally).
     public func broadcast(_ text: String, except: Int? = nil) {
+        guard loop.inEventLoop else { return loop.execute { self.broadcast(text, except: except) } }
         var copy = text
         copy.withUTF8 { broadcastFrame(.text, UnsafeRawBufferPointer($0), except: except) }
     }
 
     /// Binary version of `broadcast(_:except:)`.
     public func broadcast(_ bytes: [UInt8], except: Int? = nil) {
+        guard loop.inEventLoop else { return loop.execute { self.broadcast(bytes, except: except) } }
         bytes.withUnsafeBytes { broadcastFrame(.binary, $0, except: except) }
+    }
+
+    /// JSON version of `broadcast(_:except:)`: a text frame holding the value as JSON Stringify writes it.
+    public func broadcast(_ value: JSONValue, except: Int? = nil) {
+        guard loop.inEventLoop else { return loop.execute { self.broadcast(value, except: except) } }
+        var encoded: [UInt8] = []
+        value.write(into: &encoded)
+        encoded.withUnsafeBytes { broadcastFrame(.text, $0, except: except) }
+    }
+
+    /// `broadcast` of a message in the form it arrived (`event.data`): text and objects as text
+    /// frames, blobs as binary frames.
+    public func broadcast(_ data: WebSocketData, except: Int? = nil) {
+        switch data {
+        case .text(let text): broadcast(text, except: except)
+        case .blob(let bytes): broadcast(bytes, except: except)
+        case .object(let value): broadcast(value, except: except)
+        }
     }
 
     private func broadcastFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, except: Int?) {
@@ -161,18 +212,44 @@ public final class WebSocketServer: @unchecked Sendable {
 
     func connectionOpened(_ connection: WebSocketConnection) {
         connection.indexInServer = Int32(live.count)
-        live.append(connection)
+        liveLock.withLock { _ in live.append(connection) }
     }
 
     func connectionClosed(_ connection: WebSocketConnection) {
         let index = Int(connection.indexInServer)
         guard index >= 0, index < live.count, live[index] === connection else { return }
-        let last = live.removeLast()
-        if index < live.count {
-            live[index] = last
-            last.indexInServer = Int32(index)
+        liveLock.withLock { _ in
+            let last = live.removeLast()
+            if index < live.count {
+                live[index] = last
+                last.indexInServer = Int32(index)
+            }
         }
         connection.indexInServer = -1
+    }
+
+    /// Every subprotocol onConnection has chosen so far, so a connection stores a small index
+    /// (`WebSocketConnection.subprotocolIndex`, 1-based) instead of the name. Handlers choose among a
+    /// few names; past 65,535 distinct ones a connection's `protocol` reads nil.
+    private let subprotocols = Mutex<[String]>([])
+
+    func subprotocolIndex(of name: String) -> UInt16 {
+        subprotocols.withLock { list in
+            if let found = list.firstIndex(of: name) { return UInt16(found + 1) }
+            guard list.count < Int(UInt16.max) else { return 0 }
+            list.append(name)
+            return UInt16(list.count)
+        }
+    }
+
+    func subprotocol(at index: UInt16) -> String? {
+        guard index > 0 else { return nil }
+        return subprotocols.withLock { list in Int(index) <= list.count ? list[Int(index) - 1] : nil }
+    }
+
+    /// Runs `body` on the loop thread: now when called there, else at the loop's next turn.
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
     }
 
     /// A snapshot of the server's connections: this worker's objects, then the other workers'

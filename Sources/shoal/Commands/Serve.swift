@@ -103,17 +103,17 @@ struct Serve: ParsableCommand {
         let options = WebSocketServerOptions(
             path: path, dataType: WebSocketDataType(rawValue: dataType) ?? .text,
             maxMessageSize: maxMessageSize, maxFragments: maxFragments,
-            closeTimeoutNanoseconds: UInt64(closeTimeout * 1e9),
+            closeTimeout: .seconds(closeTimeout),
             allowedOrigins: allowOrigin.isEmpty ? nil : try OriginAllowList(allowOrigin),
             maxBackpressure: maxBackpressure, slowConsumerPolicy: SlowConsumerPolicy(rawValue: slowConsumer) ?? .close,
-            idleTimeoutNanoseconds: UInt64(idleTimeout * 1e9), pongTimeoutNanoseconds: UInt64(pongTimeout * 1e9),
+            idleTimeout: .seconds(idleTimeout), pongTimeout: .seconds(pongTimeout),
             compression: compressionChoice, compressionThreshold: compressionThreshold,
             compressionLevel: compressionLevel)
         let refused = Set(refuseAddress)
         let configuration = WebServerConfiguration(
             host: host, port: port, publicDirectory: publicDirectory,
-            requestTimeoutNanoseconds: UInt64(requestTimeout * 1e9),
-            drainTimeoutNanoseconds: UInt64(drainTimeout * 1e9), workers: workers, registryCapacity: registryCapacity,
+            requestTimeout: .seconds(requestTimeout),
+            drainTimeout: .seconds(drainTimeout), workers: workers, registryCapacity: registryCapacity,
             receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress)
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
