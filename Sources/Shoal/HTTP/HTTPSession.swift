@@ -125,7 +125,7 @@ final class HTTPSession: SocketDelegate {
             server.reportError(.originRefused, status: 403, message: "Origin \(origin) is not allowed to connect")
             return false
         }
-        let address = Socket.peerAddress(fd)
+        let address = web.peerAddress(fd)
         if let refusal = web.admissionRefusal(address: address) {
             web.limits.count(refusal.event)
             respond(status: refusal.status, extraHeaders: [("Retry-After", "1")], body: refusal.reason + "\n", keepAlive: false)

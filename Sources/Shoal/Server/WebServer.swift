@@ -12,6 +12,9 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     public let logger: Logger
     private(set) var ids: any ConnectionIDSource = LocalConnectionIDs()
     let staticFiles: StaticFiles?
+    /// The client address of an accepted socket; ShoalTesting's simulated clients, which have no
+    /// socket, set their own.
+    package var peerAddress: (Int32) -> String = Socket.peerAddress
     /// Set when this worker is part of a cluster.
     private(set) var cluster: ClusterLink?
     /// Every server ever created here, by index (terminated ones included, so indexes stay stable).
