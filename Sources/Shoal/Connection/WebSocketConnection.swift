@@ -51,9 +51,10 @@ public class WebSocketConnection: @unchecked Sendable {
     var registryIndex: UInt32 = 0
     /// The client's address as counted for `maxConnectionsPerAddress` (an `AddressCounts` index).
     var addressIndex: UInt32 = 0
-    @exclusivity(unchecked) var phase = Phase.open
-    /// `phase`, for `status` read from another thread (written with `phase`, on the loop thread).
-    private let publishedPhase = Atomic<UInt8>(Phase.open.rawValue)
+    /// `phase`, stored atomically so `status` can read it from any thread; written on the loop thread
+    /// only, where a relaxed load is a plain byte load. (A separate atomic copy would cost a byte that
+    /// the object does not have: see the size note above.)
+    private let phaseByte = Atomic<UInt8>(Phase.open.rawValue)
     /// The idle ping went out and nothing was heard since.
     var pingOutstanding = false
     /// Reading is paused until the send queue drains (inbound backpressure).
@@ -61,9 +62,6 @@ public class WebSocketConnection: @unchecked Sendable {
     /// The send queue grew past `drainNotifyThreshold` (or reading was paused): onDrain runs once
     /// it has emptied.
     var awaitingDrain = false
-    /// The chosen subprotocol as an index in the server's list of them (`WebSocketServer.subprotocols`),
-    /// 0 for none: two bytes per connection rather than a String's sixteen. Set before the connection is shared.
-    let subprotocolIndex: UInt16
 
     /// A queue this large is worth an onDrain when it empties; smaller ones drain within a turn
     /// or two and would only make onDrain a per-message call.
@@ -72,7 +70,6 @@ public class WebSocketConnection: @unchecked Sendable {
     init(id: Int, handler: (any WebSocketConnectionHandler)?, wss: WebSocketServer, socket: SocketHandle,
          compression agreement: DeflateAgreement? = nil, subprotocol: String? = nil) {
         self.id = id
-        subprotocolIndex = subprotocol.map(wss.subprotocolIndex(of:)) ?? 0
         self.handler = handler
         self.wss = wss
         self.socket = socket
@@ -90,18 +87,23 @@ public class WebSocketConnection: @unchecked Sendable {
             deflater = nil
         }
         reader = MessageReader(inflater: inflater)
+        if let subprotocol { coldState().subprotocol = subprotocol }
     }
 
     /// The subprotocol onConnection chose from the client's offer (`event.selectProtocol`), nil when
     /// none (RFC 6455 §4.2.2).
-    public var `protocol`: String? { wss.subprotocol(at: subprotocolIndex) }
+    /// Kept in the cold state (few connections have one); from another thread this waits for the loop.
+    public var `protocol`: String? {
+        if loop.inEventLoop { return cold?.subprotocol }
+        return loop.onLoopAndWait { self.cold?.subprotocol }
+    }
 
     /// Whether this client negotiated permessage-deflate.
     public var isCompressing: Bool { deflater != nil }
 
     /// "Connected", "Closing" or "Closed" (4D: `status`).
     public var status: String {
-        switch Phase(rawValue: publishedPhase.load(ordering: .acquiring)) ?? .closed {
+        switch Phase(rawValue: phaseByte.load(ordering: .acquiring)) ?? .closed {
         case .open: return "Connected"
         case .closeSent, .closeReceived: return "Closing"
         case .closed: return "Closed"
@@ -117,8 +119,12 @@ public class WebSocketConnection: @unchecked Sendable {
 
     /// Moves to `next` (loop thread), publishing it for `status`.
     func setPhase(_ next: Phase) {
-        phase = next
-        publishedPhase.store(next.rawValue, ordering: .releasing)
+        phaseByte.store(next.rawValue, ordering: .releasing)
+    }
+
+    /// Where the connection is in its life (loop thread).
+    var phase: Phase {
+        @inline(__always) get { unsafeBitCast(phaseByte.load(ordering: .relaxed), to: Phase.self) }
     }
 
     // MARK: Sending (any thread)

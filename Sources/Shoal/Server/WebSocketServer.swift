@@ -228,25 +228,6 @@ public final class WebSocketServer: @unchecked Sendable {
         connection.indexInServer = -1
     }
 
-    /// Every subprotocol onConnection has chosen so far, so a connection stores a small index
-    /// (`WebSocketConnection.subprotocolIndex`, 1-based) instead of the name. Handlers choose among a
-    /// few names; past 65,535 distinct ones a connection's `protocol` reads nil.
-    private let subprotocols = Mutex<[String]>([])
-
-    func subprotocolIndex(of name: String) -> UInt16 {
-        subprotocols.withLock { list in
-            if let found = list.firstIndex(of: name) { return UInt16(found + 1) }
-            guard list.count < Int(UInt16.max) else { return 0 }
-            list.append(name)
-            return UInt16(list.count)
-        }
-    }
-
-    func subprotocol(at index: UInt16) -> String? {
-        guard index > 0 else { return nil }
-        return subprotocols.withLock { list in Int(index) <= list.count ? list[Int(index) - 1] : nil }
-    }
-
     /// Runs `body` on the loop thread: now when called there, else at the loop's next turn.
     func onLoop(_ body: @escaping @Sendable () -> Void) {
         if loop.inEventLoop { body() } else { loop.execute(body) }
