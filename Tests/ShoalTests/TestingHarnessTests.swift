@@ -118,6 +118,31 @@ final class DocChatConnection: WebSocketConnectionHandler {
         #expect(server.connect().status == 404)
     }
 
+    /// The server's onOpen and onTerminate, and each connection's `handler` and `wss`.
+    @Test func serverLifecycleAndConnectionAccessors() throws {
+        final class Lifecycle: WebSocketServerHandler {
+            var events: [String] = []
+            let connectionHandler = DocChatConnection()
+            func onConnection(_ wss: WebSocketServer, _ event: WebSocketConnectionEvent) -> (any WebSocketConnectionHandler)? {
+                connectionHandler
+            }
+            func onOpen(_ wss: WebSocketServer, _ event: WebSocketServerEvent) { events.append(event.type) }
+            func onTerminate(_ wss: WebSocketServer, _ event: WebSocketServerEvent) { events.append(event.type) }
+        }
+        let lifecycle = Lifecycle()
+        let server = try WebSocketTestServer { web in _ = WebSocketServer(on: web, handler: lifecycle, options: .init(dataType: .object)) }
+        #expect(lifecycle.events == ["open"])
+        let wss = server.servers[0]
+        #expect(wss.handler === lifecycle && wss.dataType == .object && wss.path == nil && !wss.terminated)
+        _ = server.connect()
+        let ws = wss.connections[0]
+        #expect(ws.handler === lifecycle.connectionHandler && ws.wss === wss && ws.status == "Connected")
+        wss.terminate()
+        server.settle()
+        #expect(lifecycle.events == ["open", "terminate"])
+        #expect(wss.terminated && ws.status == "Closed")
+    }
+
     @Test func aSetupWithTwoServersOnOnePathIsRefused() {
         #expect(throws: SetupError.self) {
             _ = try WebSocketTestServer { web in
