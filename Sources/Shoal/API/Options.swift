@@ -110,20 +110,17 @@ public struct WebSocketServerOptions: Sendable {
 
     @available(*, deprecated, renamed: "closeTimeout")
     public var closeTimeoutNanoseconds: UInt64 {
-        get { closeTimeout.clampedNanoseconds }
-        set { closeTimeout = .nanoseconds(newValue) }
+        get { closeTimeout.clampedNanoseconds } set { closeTimeout = .nanoseconds(newValue) }
     }
 
     @available(*, deprecated, renamed: "idleTimeout")
     public var idleTimeoutNanoseconds: UInt64 {
-        get { idleTimeout.clampedNanoseconds }
-        set { idleTimeout = .nanoseconds(newValue) }
+        get { idleTimeout.clampedNanoseconds } set { idleTimeout = .nanoseconds(newValue) }
     }
 
     @available(*, deprecated, renamed: "pongTimeout")
     public var pongTimeoutNanoseconds: UInt64 {
-        get { pongTimeout.clampedNanoseconds }
-        set { pongTimeout = .nanoseconds(newValue) }
+        get { pongTimeout.clampedNanoseconds } set { pongTimeout = .nanoseconds(newValue) }
     }
 
     /// The negotiation policy for `compression`, nil when off.

@@ -62,20 +62,12 @@ public struct WebServerConfiguration: Sendable {
 
     @available(*, deprecated, renamed: "requestTimeout")
     public var requestTimeoutNanoseconds: UInt64 {
-        get { requestTimeout.clampedNanoseconds }
-        set { requestTimeout = .nanoseconds(newValue) }
-    }
-
-    @available(*, deprecated, renamed: "linger")
-    public var lingerNanoseconds: UInt64 {
-        get { linger.clampedNanoseconds }
-        set { linger = .nanoseconds(newValue) }
+        get { requestTimeout.clampedNanoseconds } set { requestTimeout = .nanoseconds(newValue) }
     }
 
     @available(*, deprecated, renamed: "drainTimeout")
     public var drainTimeoutNanoseconds: UInt64 {
-        get { drainTimeout.clampedNanoseconds }
-        set { drainTimeout = .nanoseconds(newValue) }
+        get { drainTimeout.clampedNanoseconds } set { drainTimeout = .nanoseconds(newValue) }
     }
 }
 
