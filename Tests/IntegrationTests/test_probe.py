@@ -545,3 +545,28 @@ def test_subprotocol_from_node_client(probe):
     got = run_node("client.js", "subprotocol", ws_url(probe.port), "other,probe.v1")
     assert got == {"open": True, "extensions": got.get("extensions"), "protocol": "probe.v1",
                    "answer": {"protocol": "probe.v1"}, "close": got.get("close")}, got
+
+
+def test_async_send_after_the_client_left_is_a_no_op(probe):
+    """A handler's Task sends after an await: to a client still there the message arrives
+    (result "queued"); to one that left meanwhile nothing is sent (result "closed") and the
+    worker goes on serving."""
+    async def main():
+        obs, _ = await join(probe.port)
+        stays, sid = await join(probe.port)
+        await next_event(obs, "open", sid)
+        await stays.send("later 200 hello")
+        assert await recv(stays) == "hello"
+        m, _ = await next_event(obs, "later", sid)
+        assert m == {"event": "later", "id": sid, "result": "queued"}, m
+
+        leaves, lid = await join(probe.port)
+        await next_event(obs, "open", lid)
+        await leaves.send("later 300 too-late")
+        await leaves.close()
+        m, _ = await next_event(obs, "later", lid, skip=("terminate",))
+        assert m == {"event": "later", "id": lid, "result": "closed"}, m
+        assert await ask(obs, "count") == {"count": 2}
+        for ws in (obs, stays):
+            await ws.close()
+    run(main())

@@ -70,6 +70,16 @@ final class ProbeConnection: WebSocketConnectionHandler {
         case "broadcast-json":
             // wss.broadcast(JSONValue) reaches every client, the sender included.
             ws.wss.broadcast(JSONValue.object(["event": "broadcast", "from": .integer(Int64(ws.id))]))
+        case "later" where words.count > 2:
+            // Async work from a handler: a Task waits (as for a database), then sends through the loop
+            // and tells everybody what became of it (the client may have left meanwhile).
+            let delay = Int(words[1]) ?? 0
+            let text = words[2]
+            Task {
+                try? await Task.sleep(for: .milliseconds(delay))
+                let result = await ws.onLoop { $0.send(text) }
+                ws.wss.broadcast(JSONValue.object(["event": "later", "id": .integer(Int64(ws.id)), "result": .string("\(result)")]))
+            }
         case "protocol": ws.send(JSONValue.object(["protocol": ws.protocol.map(JSONValue.string) ?? .null]))
         case "server-errors":
             ws.send(JSONValue.object(["serverErrors": .array((ws.wss.handler as? ProbeServer)?.errors ?? [])]))
