@@ -52,7 +52,12 @@ public enum Shoal {
             if !Signals.take().isEmpty { web.beginShutdown() }
         }
         try setup(web)
-        try web.checkSetup()
+        do {
+            try web.checkSetup()
+        } catch {
+            logger.critical("setup refused: \(error)")
+            throw error
+        }
         loop.listen(socket: listener, delegate: web)
         node?.stats.accepting = true
         logger.info("listening on http://\(configuration.host):\(Socket.localPort(listener)) (\(backend.name) loop, pid \(getpid()))")
