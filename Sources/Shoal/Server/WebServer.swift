@@ -90,6 +90,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
 
     /// What is wrong with the servers the setup created (`checkSetup()`).
     private var setupProblems: [String] = []
+    /// `checkSetup()` passed: the cluster's terminated flags are those of this worker's servers.
+    private(set) var setupChecked = false
 
     /// Checks the servers the program's setup created: no two on one path, and in a cluster the same
     /// servers in the same order as the other workers of this generation (each worker runs the setup;
@@ -97,13 +99,18 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// setup and stops the worker with this error.
     public func checkSetup() throws(SetupError) {
         if let problem = setupProblems.first { throw SetupError(description: problem) }
-        guard let cluster else { return }
+        guard let cluster else {
+            setupChecked = true
+            return
+        }
         let list = createdServers.map { "\($0.index) \($0.path ?? "*") \($0.dataType.rawValue)" }
         guard cluster.node.segment.servers.agreesOnSetup(ServerTable.signature(of: list), generation: cluster.node.role.generation) else {
             throw SetupError(description: "this worker created other WebSocket servers, or in another order, than the"
                              + " first worker (\(list.joined(separator: ", "))): the setup closure must create the same"
                              + " servers in the same order in every worker")
         }
+        setupChecked = true
+        for server in createdServers { server.terminateIfTerminatedElsewhere() }
     }
 
     func remove(_ server: WebSocketServer) {

@@ -62,16 +62,17 @@ public final class WebSocketServer: @unchecked Sendable {
                                                           maxFragments: options.maxFragments)
         index = web.nextServerIndex
         web.add(self)
-        if web.cluster?.node.segment.servers.isTerminated(server: index) == true {
-            // Terminated on some worker before this one started (a restart, a reload): it stays so.
-            // Its onOpen and onTerminate ran where it was open.
-            terminatedFlag.store(true, ordering: .releasing)
-            stopped = true
-            web.remove(self)
-            return
-        }
         handler.onOpen(self, WebSocketServerEvent(type: "open"))
         if options.idleTimeout.clampedNanoseconds > 0 { scheduleIdleSweep() }
+        // A server created after the setup was checked: the cluster's flags name this setup's servers.
+        if web.setupChecked { terminateIfTerminatedElsewhere() }
+    }
+
+    /// Terminates this server here if some worker terminated it before this worker started (a
+    /// restart after a crash, a reload with the same servers): 4D's terminated server stays so.
+    /// Its handler sees onOpen then onTerminate, and the server takes no client.
+    func terminateIfTerminatedElsewhere() {
+        if web.cluster?.node.segment.servers.isTerminated(server: index) == true { terminateLocally() }
     }
 
     /// One sweep over this worker's connections every `idleSweepInterval` instead of a timer per
