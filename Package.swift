@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "ShoalWireFuzzChecks", targets: ["ShoalWireFuzzChecks"]),
         .library(name: "ShoalClusterFuzzChecks", targets: ["ShoalClusterFuzzChecks"]),
         .executable(name: "shoal", targets: ["shoal"]),
+        // Test a program's handlers without sockets or workers (docs/api.md, "Testing handlers").
+        .library(name: "ShoalTesting", targets: ["ShoalTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -74,6 +76,10 @@ let package = Package(
             resources: [.copy("Resources/public")],
             swiftSettings: strict
         ),
+        // Simulated clients on a loop whose kernel is in memory (MemoryBackend).
+        .target(name: "ShoalTesting", dependencies: ["Shoal", "ShoalRing", "ShoalWire",
+                                                    .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
         .executableTarget(
             name: "shoal",
             dependencies: [
@@ -119,6 +125,9 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ShoalTLSTests", dependencies: ["ShoalTLS", "ShoalTestSupport"], swiftSettings: strict),
-        .testTarget(name: "ShoalTests", dependencies: ["Shoal", "ShoalWire", "ShoalCluster", "ShoalTestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "ShoalTests", dependencies: ["Shoal", "ShoalTesting", "ShoalWire", "ShoalCluster", "ShoalTestSupport"],
+            swiftSettings: strict
+        ),
     ]
 )

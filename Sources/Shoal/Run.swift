@@ -30,8 +30,8 @@ public enum Shoal {
             let supervisor = try Supervisor(configuration: .init(
                 workers: workers, host: configuration.host, port: configuration.port,
                 registryCapacity: configuration.registryCapacity,
-                drainTimeoutSeconds: Double(configuration.drainTimeoutNanoseconds) / 1e9,
-                watchdogTimeoutSeconds: Double(configuration.watchdogTimeoutNanoseconds) / 1e9), logger: logger)
+                drainTimeoutSeconds: Double(configuration.drainTimeout.clampedNanoseconds) / 1e9,
+                watchdogTimeoutSeconds: Double(configuration.watchdogTimeout.clampedNanoseconds) / 1e9), logger: logger)
             _ = try supervisor.run()
         }
     }
@@ -53,6 +53,12 @@ public enum Shoal {
             if !Signals.take().isEmpty { web.beginShutdown() }
         }
         try setup(web)
+        do {
+            try web.checkSetup()
+        } catch {
+            logger.critical("setup refused: \(error)")
+            throw error
+        }
         loop.listen(socket: listener, delegate: web)
         node?.stats.accepting = true
         logger.info("listening on http://\(configuration.host):\(Socket.localPort(listener)) (\(backend.name) loop, pid \(getpid()))")

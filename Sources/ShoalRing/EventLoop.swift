@@ -98,6 +98,9 @@ public final class EventLoop: @unchecked Sendable {
         return thread != 0 && pthread_equal(thread, pthread_self()) != 0
     }
 
+    /// True while a thread is inside `run()`. Safe from any thread.
+    public var isRunning: Bool { loopThread.load(ordering: .acquiring) != 0 }
+
     /// Runs `task` on the loop thread at its next turn. Safe from any thread.
     public func execute(_ task: @escaping @Sendable () -> Void) {
         if tasks.push(task) { wakeup.signal() }
@@ -437,6 +440,8 @@ public final class EventLoop: @unchecked Sendable {
             } else {
                 backend.closeSocket(fd)
             }
+        } else if listeners[l].active {
+            listeners[l].delegate.acceptFailed(error: -completion.result, on: self)
         }
         if !completion.hasMore && listeners[l].active {
             // Multishot accept ended (EMFILE, ENFILE, ...): re-arm after a pause so a descriptor

@@ -18,6 +18,12 @@ public struct SocketHandle: Hashable, Sendable {
 public protocol ListenerDelegate: AnyObject {
     /// A new connection; return its delegate, or nil to close it at once.
     func accepted(socket fd: Int32, on loop: EventLoop) -> (any SocketDelegate)?
+    /// Accepting failed with `error` (an errno: EMFILE, ENFILE, ...); the loop retries after a pause.
+    func acceptFailed(error: Int32, on loop: EventLoop)
+}
+
+extension ListenerDelegate {
+    public func acceptFailed(error: Int32, on loop: EventLoop) {}
 }
 
 /// Events of one socket. All calls happen on the loop thread.

@@ -21,7 +21,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from cluster_helpers import (await_until, connections_per_worker, metrics, owners_of_clients, probe_ask,
-                             probe_join, wait_workers, workers_by_slot)
+                             probe_join, wait_until, wait_workers, workers_by_slot)
 from helpers import T, connect, expect_closed, recv, run
 
 WELCOME = "Welcome on the chat!"
@@ -560,6 +560,36 @@ def test_server_terminate_ends_the_server_on_every_worker(shoal):
             with pytest.raises(InvalidStatus) as refused:
                 await probe_join(srv.port, "/p")
             assert refused.value.response.status_code == 404
+    run(main(), timeout=120)
+
+
+def test_server_terminate_outlives_a_worker_restart_and_a_reload(shoal):
+    """After wss.terminate(), a worker restarted after kill -9, and the workers of a new
+    generation after SIGHUP, start with the server terminated: /p answers 404 everywhere."""
+    srv = shoal("--handler", "probe", "--path", "/p", "--workers", "2", "--drain-timeout", "1")
+    sup = srv.proc.pid
+
+    async def refused_everywhere():
+        for _ in range(8):
+            with pytest.raises(InvalidStatus) as refused:
+                await probe_join(srv.port, "/p")
+            assert refused.value.response.status_code == 404
+
+    async def main():
+        slots = wait_workers(sup, [0, 1])
+        ws, _ = await probe_join(srv.port, "/p")
+        await ws.send("terminate-server")
+        _, _ = await expect_closed(ws)
+        await refused_everywhere()
+
+        os.kill(slots[0], signal.SIGKILL)
+        wait_until(lambda: workers_by_slot(sup).get(0) not in (None, slots[0]), 10, what="slot 0 restarted")
+        await refused_everywhere()
+
+        os.kill(sup, signal.SIGHUP)
+        wait_until(lambda: {2, 3} <= set(workers_by_slot(sup)) and not {0, 1} & set(workers_by_slot(sup)), 20,
+                   what="generation 2 in slots 2 and 3 only")
+        await refused_everywhere()
     run(main(), timeout=120)
 
 

@@ -2,11 +2,12 @@
 terminate codes, onTerminate/onError events)."""
 
 import asyncio
+import json
 
 import pytest
 
-from helpers import (OP_BINARY, OP_CLOSE, OP_TEXT, RawWS, client_frame, connect, expect_closed, expect_refused,
-                     recv, recv_json, run, run_node, ws_url)
+from helpers import (OP_BINARY, OP_CLOSE, OP_TEXT, RawConn, RawWS, client_frame, connect, expect_closed, expect_refused,
+                     http_raw, recv, recv_json, run, run_node, upgrade_request, ws_url)
 
 
 @pytest.fixture
@@ -347,7 +348,8 @@ def test_protocol_error_events(probe):
         raw.send_close(1007)
         raw.close()
         m, _ = await next_event(obs, "error", cid)
-        assert set(m) == {"event", "id", "message"} and isinstance(m["message"], str) and m["message"], m
+        assert set(m) == {"event", "id", "message", "code", "errCodes"} and isinstance(m["message"], str) and m["message"], m
+        assert m["code"] == 1007 and m["errCodes"] == [1007], m
         m, _ = await next_event(obs, "terminate", cid)
         assert m["status"] == "Closed", m
         await obs.close()
@@ -457,4 +459,136 @@ def test_say_relays_to_the_others_and_silent_clients_are_not_announced(probe):
         assert await ask(a, "id") == {"id": aid}
         assert await ask(b, "id") == {"id": bid}
         await asyncio.gather(a.close(), b.close())
+    run(main())
+
+
+def test_broadcast_json_reaches_every_client_as_json_text(probe):
+    """wss.broadcast(JSONValue): one JSON text frame for every client, the sender included."""
+    async def main():
+        a, ida = await join(probe.port)
+        b, idb = await join(probe.port)
+        await next_event(a, "open", idb)
+        await a.send("broadcast-json")
+        for ws in (a, b):
+            got = await recv(ws)
+            assert isinstance(got, str), got
+            assert json.loads(got) == {"event": "broadcast", "from": ida}
+        for ws in (a, b):
+            await ws.close()
+    run(main())
+
+
+async def server_errors(ws):
+    return (await ask(ws, "server-errors"))["serverErrors"]
+
+
+def expect_server_error(entry, err_code, status):
+    """One onError event of the server: 4D's shape plus the HTTP status."""
+    assert entry["status"] == status, entry
+    assert entry["statusText"].startswith(f"{status} ") if status else entry["statusText"], entry
+    assert len(entry["errors"]) == 1, entry
+    error = entry["errors"][0]
+    assert error["errCode"] == err_code and error["componentSignature"] == "shoal" and error["message"], entry
+
+
+def test_refusals_reach_the_server_on_error(shoal):
+    """403 origin, 403 by onConnection, 404 path, 400 bad handshake: each reaches the server's onError."""
+    srv = shoal("--handler", "probe", "--path", "/p", "--workers", "1", "--allow-origin", "https://ok.example")
+
+    async def main():
+        obs, _ = await join(srv.port, "/p")
+        assert await server_errors(obs) == []
+        evil = upgrade_request(srv.port, "/p", extra=[("Origin", "https://evil.example")])
+        assert http_raw(srv.port, evil).status == 403
+        await expect_refused(srv.port, "/p?refuse")
+        assert http_raw(srv.port, upgrade_request(srv.port, "/nowhere")).status == 404
+        assert http_raw(srv.port, upgrade_request(srv.port, "/p", version="8")).status == 426
+        errors = await server_errors(obs)
+        assert len(errors) == 4, errors
+        for entry, (code, status) in zip(errors, [(1, 403), (2, 403), (3, 404), (9, 426)]):
+            expect_server_error(entry, code, status)
+        assert "evil.example" in errors[0]["errors"][0]["message"], errors[0]
+        assert "/nowhere" in errors[2]["errors"][0]["message"], errors[2]
+        await obs.close()
+    run(main())
+
+
+def test_limits_reach_the_server_on_error(shoal):
+    """429 per address and 503 full (worker and registry) reach the server's onError."""
+    per_address = shoal("--handler", "probe", "--workers", "1", "--max-connections-per-address", "2")
+    full = shoal("--handler", "probe", "--workers", "1", "--max-connections", "2")
+    registry = shoal("--handler", "probe", "--workers", "1", "--registry-capacity", "4")
+
+    async def main():
+        for srv, code, status in [(per_address, 5, 429), (full, 6, 503), (registry, 7, 503)]:
+            obs, _ = await join(srv.port)
+            other, oid = await join(srv.port)
+            await next_event(obs, "open", oid)
+            await expect_refused(srv.port, status=status)
+            errors = await server_errors(obs)
+            assert len(errors) == 1, errors
+            expect_server_error(errors[0], code, status)
+            await other.close()
+            await obs.close()
+    run(main())
+
+
+def test_request_timeout_reaches_the_server_on_error(shoal):
+    srv = shoal("--handler", "probe", "--workers", "1", "--request-timeout", "0.3")
+
+    async def main():
+        obs, _ = await join(srv.port)
+        slow = RawConn(srv.port)
+        slow.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert slow.read_response().status == 408
+        errors = await server_errors(obs)
+        assert len(errors) == 1, errors
+        expect_server_error(errors[0], 4, 408)
+        await obs.close()
+    run(main())
+
+
+@pytest.mark.parametrize("offer, chosen", [(["probe.v1"], "probe.v1"), (["mqtt", "probe.v1"], "probe.v1"),
+                                           (["mqtt"], None), (None, None)])
+def test_subprotocol_chosen_from_the_offer(probe, offer, chosen):
+    """onConnection picks probe.v1 when offered (RFC 6455 §4.2.2): the 101 names it and
+    ws.protocol tells it; other offers, or none, connect without a subprotocol."""
+    async def main():
+        kw = {"subprotocols": offer} if offer else {}
+        ws, _ = await join(probe.port, **kw)
+        assert ws.subprotocol == chosen
+        assert await ask(ws, "protocol") == {"protocol": chosen}
+        await ws.close()
+    run(main())
+
+
+def test_subprotocol_from_node_client(probe):
+    """An independent client (Node ws) sees the chosen subprotocol too."""
+    got = run_node("client.js", "subprotocol", ws_url(probe.port), "other,probe.v1")
+    assert got == {"open": True, "extensions": got.get("extensions"), "protocol": "probe.v1",
+                   "answer": {"protocol": "probe.v1"}, "close": got.get("close")}, got
+
+
+def test_async_send_after_the_client_left_is_a_no_op(probe):
+    """A handler's Task sends after an await: to a client still there the message arrives
+    (result "queued"); to one that left meanwhile nothing is sent (result "closed") and the
+    worker goes on serving."""
+    async def main():
+        obs, _ = await join(probe.port)
+        stays, sid = await join(probe.port)
+        await next_event(obs, "open", sid)
+        await stays.send("later 200 hello")
+        assert await recv(stays) == "hello"
+        m, _ = await next_event(obs, "later", sid)
+        assert m == {"event": "later", "id": sid, "result": "queued"}, m
+
+        leaves, lid = await join(probe.port)
+        await next_event(obs, "open", lid)
+        await leaves.send("later 300 too-late")
+        await leaves.close()
+        m, _ = await next_event(obs, "later", lid, skip=("terminate",))
+        assert m == {"event": "later", "id": lid, "result": "closed"}, m
+        assert await ask(obs, "count") == {"count": 2}
+        for ws in (obs, stays):
+            await ws.close()
     run(main())

@@ -11,7 +11,7 @@ import ShoalTestSupport
     private static let timeout: UInt64 = 1_000_000_000
 
     private func server(_ journal: Journal = Journal()) throws -> InProcessServer {
-        try InProcessServer(configure: { $0.requestTimeoutNanoseconds = Self.timeout }) { web in
+        try InProcessServer(configure: { $0.requestTimeout = .nanoseconds(Self.timeout) }) { web in
             _ = WebSocketServer(on: web, handler: RecordingServer("s", journal))
         }
     }
@@ -111,8 +111,8 @@ import ShoalTestSupport
         // into the connection as its close-handshake timer: a close we started was aborted at the
         // request deadline instead of waiting `closeTimeout` for the client's answer.
         let journal = Journal()
-        let server = try InProcessServer(configure: { $0.requestTimeoutNanoseconds = Self.timeout }) { web in
-            _ = WebSocketServer(on: web, handler: ClosingServer(journal), options: .init(closeTimeoutNanoseconds: 10_000_000_000))
+        let server = try InProcessServer(configure: { $0.requestTimeout = .nanoseconds(Self.timeout) }) { web in
+            _ = WebSocketServer(on: web, handler: ClosingServer(journal), options: .init(closeTimeout: .seconds(10)))
         }
         defer { server.stop() }
         let client = try TestClient(port: server.port)

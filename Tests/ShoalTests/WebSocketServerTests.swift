@@ -106,18 +106,18 @@ final class RecordingConnection: WebSocketConnectionHandler {
         #expect(journal.all.contains("chat connection /chat?room=1"))
     }
 
-    /// Durations from code may be as long as UInt64 allows: they mean "never", not a trap or a
-    /// timeout in the past (the loop's deadlines saturate).
+    /// Durations from code may be as long as `Duration` allows: they mean "never", not a trap or a
+    /// timeout in the past (nanoseconds and the loop's deadlines saturate).
     @Test func theLongestDurationsMeanNever() throws {
         let journal = Journal()
+        let never = Duration.seconds(Int64.max)
         let server = try InProcessServer(configure: {
-            $0.requestTimeoutNanoseconds = .max
-            $0.lingerNanoseconds = .max
-            $0.drainTimeoutNanoseconds = .max
+            $0.requestTimeout = never
+            $0.linger = never
+            $0.drainTimeout = never
         }) { web in
             _ = WebSocketServer(on: web, handler: RecordingServer("s", journal),
-                                options: .init(closeTimeoutNanoseconds: .max, idleTimeoutNanoseconds: .max,
-                                               pongTimeoutNanoseconds: .max))
+                                options: .init(closeTimeout: never, idleTimeout: never, pongTimeout: never))
         }
         defer { server.stop() }
         var client: TestClient? = try TestClient(port: server.port)

@@ -52,9 +52,9 @@ public struct WebSocketServerOptions: Sendable {
     /// Autobahn sends 65,536 fragments of 64 bytes in a legitimate test, while a client sending
     /// millions of 1-byte fragments only burns the server's CPU (ws 8.21 added the same cap).
     public var maxFragments: Int
-    /// How long a close handshake may take before the TCP connection is dropped (nanoseconds).
+    /// How long a close handshake may take before the TCP connection is dropped.
     /// 2 s: a peer that is alive answers a close frame within a round trip.
-    public var closeTimeoutNanoseconds: UInt64
+    public var closeTimeout: Duration
     /// Browser origins allowed to connect (RFC 6455 §10.2, cross-site WebSocket hijacking).
     /// **nil accepts every origin**: any web page a user visits can then open a connection to this
     /// server with the user's cookies. Set it for anything a browser reaches; `shoal serve` takes
@@ -67,14 +67,14 @@ public struct WebSocketServerOptions: Sendable {
     public var maxBackpressure: Int
     /// See `SlowConsumerPolicy`; `.close` by default, so nobody silently misses messages.
     public var slowConsumerPolicy: SlowConsumerPolicy
-    /// Silence from a client after which the server sends a ping (nanoseconds; 0: never).
+    /// Silence from a client after which the server sends a ping (`.zero`: never).
     /// 120 s, as uWebSockets: below the common 5-minute idle timeouts of NATs and proxies.
-    /// This and `pongTimeoutNanoseconds` are measured to the millisecond, up to 2^32 ms (49.7 days;
+    /// This and `pongTimeout` are measured to the millisecond, up to 2^32 ms (49.7 days;
     /// longer values act as that), by a sweep every quarter of the shorter one (50 ms to 1 s).
-    public var idleTimeoutNanoseconds: UInt64
+    public var idleTimeout: Duration
     /// After that ping, how long the client has to send anything (its pong) before the server
-    /// closes with 1001 "idle timeout" (nanoseconds). 30 s: several round trips on a bad mobile link.
-    public var pongTimeoutNanoseconds: UInt64
+    /// closes with 1001 "idle timeout". 30 s: several round trips on a bad mobile link.
+    public var pongTimeout: Duration
     /// See `WebSocketCompression`; `.shared` by default: browsers get compression at no memory cost.
     public var compression: WebSocketCompression
     /// Messages smaller than this are sent uncompressed (`send(_:compress:)` overrides it): below
@@ -87,25 +87,40 @@ public struct WebSocketServerOptions: Sendable {
 
     public init(path: String? = nil, dataType: WebSocketDataType = .text,
                 maxMessageSize: Int = 16 * 1024 * 1024, maxFragments: Int = 100_000,
-                closeTimeoutNanoseconds: UInt64 = 2_000_000_000,
+                closeTimeout: Duration = .seconds(2),
                 allowedOrigins: OriginAllowList? = nil,
                 maxBackpressure: Int = 16 * 1024 * 1024, slowConsumerPolicy: SlowConsumerPolicy = .close,
-                idleTimeoutNanoseconds: UInt64 = 120_000_000_000, pongTimeoutNanoseconds: UInt64 = 30_000_000_000,
+                idleTimeout: Duration = .seconds(120), pongTimeout: Duration = .seconds(30),
                 compression: WebSocketCompression = .shared, compressionThreshold: Int = 256,
                 compressionLevel: Int = 1) {
         self.path = path
         self.dataType = dataType
         self.maxMessageSize = maxMessageSize
         self.maxFragments = maxFragments
-        self.closeTimeoutNanoseconds = closeTimeoutNanoseconds
+        self.closeTimeout = closeTimeout
         self.allowedOrigins = allowedOrigins
         self.maxBackpressure = maxBackpressure
         self.slowConsumerPolicy = slowConsumerPolicy
-        self.idleTimeoutNanoseconds = idleTimeoutNanoseconds
-        self.pongTimeoutNanoseconds = pongTimeoutNanoseconds
+        self.idleTimeout = idleTimeout
+        self.pongTimeout = pongTimeout
         self.compression = compression
         self.compressionThreshold = compressionThreshold
         self.compressionLevel = compressionLevel
+    }
+
+    @available(*, deprecated, renamed: "closeTimeout")
+    public var closeTimeoutNanoseconds: UInt64 {
+        get { closeTimeout.clampedNanoseconds } set { closeTimeout = .nanoseconds(newValue) }
+    }
+
+    @available(*, deprecated, renamed: "idleTimeout")
+    public var idleTimeoutNanoseconds: UInt64 {
+        get { idleTimeout.clampedNanoseconds } set { idleTimeout = .nanoseconds(newValue) }
+    }
+
+    @available(*, deprecated, renamed: "pongTimeout")
+    public var pongTimeoutNanoseconds: UInt64 {
+        get { pongTimeout.clampedNanoseconds } set { pongTimeout = .nanoseconds(newValue) }
     }
 
     /// The negotiation policy for `compression`, nil when off.

@@ -31,7 +31,7 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     /// A loop with nothing to do waits in the kernel with no timeout; this timer wakes it now and
     /// then, so an idle worker still shows progress and only a stuck one stops.
     private func keepProgressingWhenIdle() {
-        web.loop.schedule(after: Self.idleTick(watchdogTimeout: web.configuration.watchdogTimeoutNanoseconds)) {
+        web.loop.schedule(after: Self.idleTick(watchdogTimeout: web.configuration.watchdogTimeout.clampedNanoseconds)) {
             [unowned self] in self.keepProgressingWhenIdle()
         }
     }
@@ -72,11 +72,11 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
             payload.withUnsafeBytes { wss.broadcastLocally(Opcode(rawValue: opcode) ?? .binary, $0, except: Int(except)) }
         case .send(let connection, let opcode, let payload):
             guard let ws = web.localConnection(id: Int(connection)) else { return }
-            payload.withUnsafeBytes { ws.sendFrame(Opcode(rawValue: opcode) ?? .binary, $0) }
+            _ = payload.withUnsafeBytes { ws.sendFrame(Opcode(rawValue: opcode) ?? .binary, $0) }
         case .sendMany(let connections, let opcode, let payload):
             payload.withUnsafeBytes { bytes in
                 for id in connections {
-                    web.localConnection(id: Int(id))?.sendFrame(Opcode(rawValue: opcode) ?? .binary, bytes)
+                    _ = web.localConnection(id: Int(id))?.sendFrame(Opcode(rawValue: opcode) ?? .binary, bytes)
                 }
             }
         case .terminate(let connection, let code, let reason):

@@ -1,6 +1,7 @@
-// What a WebSocket connection needs only once it starts closing or pauses its reads. Kept out of
-// the connection object, which every idle client holds for its whole life, and allocated on first
-// need: most connections spend their life open and reading, with none of it.
+// What a WebSocket connection needs only once it starts closing or pauses its reads, or when it
+// speaks a subprotocol. Kept out of the connection object, which every idle client holds for its
+// whole life, and allocated on first need: most connections spend their life open and reading,
+// with none of it.
 
 /// A connection's rarely used state.
 final class ConnectionColdState {
@@ -9,4 +10,6 @@ final class ConnectionColdState {
     var terminateReason: String?
     /// Bytes that arrived after reading was paused, run when it resumes.
     var pendingInput: PendingInput?
+    /// The subprotocol onConnection chose (`WebSocketConnection.protocol`).
+    var subprotocol: String?
 }

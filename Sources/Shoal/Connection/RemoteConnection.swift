@@ -24,8 +24,9 @@ final class RemoteConnection: WebSocketConnection, @unchecked Sendable {
 
     override var bufferedAmount: Int { 0 }
 
-    override func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compress: Bool? = nil) {
+    override func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compress: Bool? = nil) -> WebSocketSendResult {
         wss.web.cluster?.bus.send(toSlot: ownerSlot, connection: id, opcode: opcode.rawValue, payload: payload)
+        return .forwarded
     }
 
     override func close(code: UInt16?, reason: String) {

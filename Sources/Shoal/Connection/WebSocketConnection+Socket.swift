@@ -98,8 +98,7 @@ extension WebSocketConnection: SocketDelegate {
             } catch {
                 // The message is dropped, the connection stays open: a bad document is the
                 // application's problem, not the protocol's.
-                handler?.onError(self, WebSocketErrorEvent(code: 0, errors: [
-                    WebSocketErrorInfo(errCode: 1007, message: error.description)]))
+                handler?.onError(self, WebSocketErrorEvent(code: 0, errCode: 1007, message: error.description))
                 return
             }
         }
@@ -117,7 +116,7 @@ extension WebSocketConnection: SocketDelegate {
             writeCloseFrame(code: code, reason: "")
         }
         enterClosing(.closeReceived)
-        loop.close(socket, mode: .graceful(lingerNanoseconds: wss.options.closeTimeoutNanoseconds))
+        loop.close(socket, mode: .graceful(lingerNanoseconds: wss.options.closeTimeout.clampedNanoseconds))
     }
 
     /// A protocol violation: onError, our close frame with the RFC code, then the TCP close.
@@ -129,9 +128,9 @@ extension WebSocketConnection: SocketDelegate {
         }
         // Closing before onError: the connection is failed, so what the handler sends from onError is dropped.
         enterClosing(.closeReceived)
-        loop.close(socket, mode: .graceful(lingerNanoseconds: wss.options.closeTimeoutNanoseconds))
-        handler?.onError(self, WebSocketErrorEvent(code: Int(violation.closeCode), errors: [
-            WebSocketErrorInfo(errCode: Int(violation.closeCode), message: violation.reason)]))
+        loop.close(socket, mode: .graceful(lingerNanoseconds: wss.options.closeTimeout.clampedNanoseconds))
+        handler?.onError(self, WebSocketErrorEvent(code: Int(violation.closeCode), errCode: Int(violation.closeCode),
+                                                   message: violation.reason))
     }
 
     public func drained(on handle: SocketHandle) {
@@ -158,7 +157,7 @@ extension WebSocketConnection: SocketDelegate {
     }
 
     public func closed(on handle: SocketHandle) {
-        phase = .closed
+        setPhase(.closed)
         if let entry = registryEntry { wss.web.cluster?.registry.remove(entry) }
         wss.connectionClosed(self)
         wss.web.connectionEnded(self)

@@ -1,15 +1,16 @@
 // 4D's WebSocketConnection: the public face of one client (id, handler, status, send,
-// terminate, wss). `send` and `terminate` may be called from any thread; everything else
-// belongs to the worker's loop thread, where the callbacks run. A connection owned by another
+// terminate, wss). Every public member may be used from any thread: `send` and `terminate` are
+// handed to the worker's loop (where the callbacks run), `status` is read from an atomic. A connection owned by another
 // worker appears as a `RemoteConnection` (a subclass) in `wss.connections`.
 import ShoalCluster
 import ShoalRing
 import ShoalWire
+import Synchronization
 
 /// One WebSocket client of a server.
 public class WebSocketConnection: @unchecked Sendable {
     /// Where the connection is in its life; `status` is its 4D name.
-    enum Phase {
+    enum Phase: UInt8 {
         case open
         /// We sent a close frame and wait for the peer's.
         case closeSent
@@ -50,7 +51,10 @@ public class WebSocketConnection: @unchecked Sendable {
     var registryIndex: UInt32 = 0
     /// The client's address as counted for `maxConnectionsPerAddress` (an `AddressCounts` index).
     var addressIndex: UInt32 = 0
-    @exclusivity(unchecked) var phase = Phase.open
+    /// `phase`, stored atomically so `status` can read it from any thread; written on the loop thread
+    /// only, where a relaxed load is a plain byte load. (A separate atomic copy would cost a byte that
+    /// the object does not have: see the size note above.)
+    private let phaseByte = Atomic<UInt8>(Phase.open.rawValue)
     /// The idle ping went out and nothing was heard since.
     var pingOutstanding = false
     /// Reading is paused until the send queue drains (inbound backpressure).
@@ -64,7 +68,7 @@ public class WebSocketConnection: @unchecked Sendable {
     static let drainNotifyThreshold = 64 * 1024
 
     init(id: Int, handler: (any WebSocketConnectionHandler)?, wss: WebSocketServer, socket: SocketHandle,
-         compression agreement: DeflateAgreement? = nil) {
+         compression agreement: DeflateAgreement? = nil, subprotocol: String? = nil) {
         self.id = id
         self.handler = handler
         self.wss = wss
@@ -83,6 +87,15 @@ public class WebSocketConnection: @unchecked Sendable {
             deflater = nil
         }
         reader = MessageReader(inflater: inflater)
+        if let subprotocol { coldState().subprotocol = subprotocol }
+    }
+
+    /// The subprotocol onConnection chose from the client's offer (`event.selectProtocol`), nil when
+    /// none (RFC 6455 §4.2.2).
+    /// Kept in the cold state (few connections have one); from another thread this waits for the loop.
+    public var `protocol`: String? {
+        if loop.inEventLoop { return cold?.subprotocol }
+        return loop.onLoopAndWait { self.cold?.subprotocol }
     }
 
     /// Whether this client negotiated permessage-deflate.
@@ -90,47 +103,99 @@ public class WebSocketConnection: @unchecked Sendable {
 
     /// "Connected", "Closing" or "Closed" (4D: `status`).
     public var status: String {
-        switch phase {
+        switch Phase(rawValue: phaseByte.load(ordering: .acquiring)) ?? .closed {
         case .open: return "Connected"
         case .closeSent, .closeReceived: return "Closing"
         case .closed: return "Closed"
         }
     }
 
-    /// Bytes queued for this client and not yet taken by the kernel.
-    public var bufferedAmount: Int { loop.bufferedAmount(socket) }
+    /// Bytes queued for this client and not yet taken by the kernel. From another thread this waits
+    /// for the loop's next turn.
+    public var bufferedAmount: Int {
+        let loop = self.loop, socket = self.socket
+        return loop.onLoopAndWait { loop.bufferedAmount(socket) }
+    }
+
+    /// Moves to `next` (loop thread), publishing it for `status`.
+    func setPhase(_ next: Phase) {
+        phaseByte.store(next.rawValue, ordering: .releasing)
+    }
+
+    /// Where the connection is in its life (loop thread).
+    var phase: Phase {
+        @inline(__always) get { unsafeBitCast(phaseByte.load(ordering: .relaxed), to: Phase.self) }
+    }
 
     // MARK: Sending (any thread)
 
-    /// Sends a text message (4D: `send(Text)`).
-    public func send(_ message: String) { send(message, compress: nil) }
+    /// Sends a text message (4D: `send(Text)`). The result says what became of it; it may be ignored.
+    @discardableResult
+    public func send(_ message: String) -> WebSocketSendResult { send(message, compress: nil) }
 
     /// Sends a binary message (4D: `send(Blob)`).
-    public func send(_ message: [UInt8]) { send(message, compress: nil) }
+    @discardableResult
+    public func send(_ message: [UInt8]) -> WebSocketSendResult { send(message, compress: nil) }
 
     /// Sends a JSON text message (4D: `send(Object)`, the same text as JSON Stringify).
-    public func send(_ message: JSONValue) { send(message, compress: nil) }
+    @discardableResult
+    public func send(_ message: JSONValue) -> WebSocketSendResult { send(message, compress: nil) }
+
+    /// Sends a message in the form it arrived (4D's echo idiom `ws.send(event.data)`): `.text` and
+    /// `.object` as a text frame, `.blob` as a binary frame.
+    @discardableResult
+    public func send(_ message: WebSocketData) -> WebSocketSendResult { send(message, compress: nil) }
+
+    /// `send(WebSocketData)` choosing compression for this message (see `send(_:compress:)` for text).
+    @discardableResult
+    public func send(_ message: WebSocketData, compress: Bool?) -> WebSocketSendResult {
+        switch message {
+        case .text(let text): return send(text, compress: compress)
+        case .blob(let bytes): return send(bytes, compress: compress)
+        case .object(let value): return send(value, compress: compress)
+        }
+    }
 
     /// `send(String)` choosing compression for this message: true compresses it whatever its size
     /// (when the client negotiated permessage-deflate), false never; nil follows `compressionThreshold`.
-    public func send(_ message: String, compress: Bool?) {
-        guard loop.inEventLoop else { return loop.execute { self.send(message, compress: compress) } }
+    @discardableResult
+    public func send(_ message: String, compress: Bool?) -> WebSocketSendResult {
+        guard loop.inEventLoop else { return handOver { $0.send(message, compress: compress) } }
         var text = message
-        text.withUTF8 { sendFrame(.text, UnsafeRawBufferPointer($0), compress: compress) }
+        return text.withUTF8 { sendFrame(.text, UnsafeRawBufferPointer($0), compress: compress) }
     }
 
     /// `send([UInt8])` choosing compression for this message (see `send(_:compress:)` for text).
-    public func send(_ message: [UInt8], compress: Bool?) {
-        guard loop.inEventLoop else { return loop.execute { self.send(message, compress: compress) } }
-        message.withUnsafeBytes { sendFrame(.binary, $0, compress: compress) }
+    @discardableResult
+    public func send(_ message: [UInt8], compress: Bool?) -> WebSocketSendResult {
+        guard loop.inEventLoop else { return handOver { $0.send(message, compress: compress) } }
+        return message.withUnsafeBytes { sendFrame(.binary, $0, compress: compress) }
     }
 
     /// `send(JSONValue)` choosing compression for this message (see `send(_:compress:)` for text).
-    public func send(_ message: JSONValue, compress: Bool?) {
-        guard loop.inEventLoop else { return loop.execute { self.send(message, compress: compress) } }
+    @discardableResult
+    public func send(_ message: JSONValue, compress: Bool?) -> WebSocketSendResult {
+        guard loop.inEventLoop else { return handOver { $0.send(message, compress: compress) } }
         var encoded: [UInt8] = []
         message.write(into: &encoded)
-        encoded.withUnsafeBytes { sendFrame(.text, $0, compress: compress) }
+        return encoded.withUnsafeBytes { sendFrame(.text, $0, compress: compress) }
+    }
+
+    /// A send from another thread: run on the loop at its next turn, outcome unknown here.
+    private func handOver(_ send: @escaping @Sendable (WebSocketConnection) -> WebSocketSendResult) -> WebSocketSendResult {
+        loop.execute { _ = send(self) }
+        return .handedToLoop
+    }
+
+    /// Runs `body` on the worker's loop thread with this connection and returns its result: the way
+    /// for async code (a `Task` that awaited a database call) to act on the connection and learn what
+    /// happened, e.g. `let result = await ws.onLoop { $0.send(rows) }` gives `.queued`, or `.closed`
+    /// when the client left meanwhile. The server's loop must be running.
+    public func onLoop<T: Sendable>(_ body: @escaping @Sendable (WebSocketConnection) -> T) async -> T {
+        if loop.inEventLoop { return body(self) }
+        return await withCheckedContinuation { continuation in
+            loop.execute { continuation.resume(returning: body(self)) }
+        }
     }
 
     /// Closes the connection (4D: `terminate({code; message})`). With a code in 3001...4999 the close
@@ -149,42 +214,52 @@ public class WebSocketConnection: @unchecked Sendable {
 
     /// Queues one data frame if the connection is open (sending after terminate does nothing),
     /// compressed when the client negotiated it and `compress` (nil: the size threshold) says so.
-    func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compress: Bool? = nil) {
-        guard let queued = queuedIfAdmitted(payload.count) else { return }
-        if let deflater, compress ?? (payload.count >= wss.options.compressionThreshold) {
-            deflater.withCompressed(payload) { queue(opcode, $0, compressed: true, messageSize: payload.count, after: queued) }
-        } else {
-            queue(opcode, payload, compressed: false, messageSize: payload.count, after: queued)
+    @discardableResult
+    func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compress: Bool? = nil) -> WebSocketSendResult {
+        let queued: Int
+        switch admission(payload.count) {
+        case .success(let bytes): queued = bytes
+        case .failure(let refusal): return refusal.result
         }
+        if let deflater, compress ?? (payload.count >= wss.options.compressionThreshold) {
+            return deflater.withCompressed(payload) { queue(opcode, $0, compressed: true, messageSize: payload.count, after: queued) }
+        }
+        return queue(opcode, payload, compressed: false, messageSize: payload.count, after: queued)
     }
 
     /// Queues a payload a broadcast already compressed for this connection's window size.
     func sendPrecompressed(_ opcode: Opcode, _ compressed: UnsafeRawBufferPointer, messageSize: Int) {
-        guard let queued = queuedIfAdmitted(compressed.count) else { return }
+        guard case .success(let queued) = admission(compressed.count) else { return }
         queue(opcode, compressed, compressed: true, messageSize: messageSize, after: queued)
     }
 
+    /// Why a message is not sent.
+    private struct Refusal: Error {
+        let result: WebSocketSendResult
+    }
+
     /// The bytes already queued, if `count` more may be: the connection is open and its queue stays
-    /// within `maxBackpressure`; otherwise the slow-consumer policy applies, this message is not sent,
-    /// and the result is nil. Checked before compressing, so a compressor with context takeover never
-    /// takes in a message its peer will not see.
-    private func queuedIfAdmitted(_ count: Int) -> Int? {
-        guard phase == .open else { return nil }
+    /// within `maxBackpressure`; otherwise the slow-consumer policy applies and this message is not
+    /// sent. Checked before compressing, so a compressor with context takeover never takes in a
+    /// message its peer will not see.
+    private func admission(_ count: Int) -> Result<Int, Refusal> {
+        guard phase == .open else { return .failure(Refusal(result: .closed)) }
         let queued = loop.bufferedAmount(socket)
         if queued + count > wss.options.maxBackpressure {
             slowConsumer()
-            return nil
+            return .failure(Refusal(result: .dropped))
         }
-        return queued
+        return .success(queued)
     }
 
+    @discardableResult
     private func queue(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compressed: Bool, messageSize: Int,
-                       after queued: Int) {
-        if loop.writeFrame(socket, opcode: opcode, payload: payload, compressed: compressed) {
-            wss.traffic.messagesOut += 1
-            wss.traffic.bytesOut += messageSize
-            if queued + payload.count >= Self.drainNotifyThreshold { awaitingDrain = true }
-        }
+                       after queued: Int) -> WebSocketSendResult {
+        guard loop.writeFrame(socket, opcode: opcode, payload: payload, compressed: compressed) else { return .closed }
+        wss.traffic.messagesOut += 1
+        wss.traffic.bytesOut += messageSize
+        if queued + payload.count >= Self.drainNotifyThreshold { awaitingDrain = true }
+        return .queued
     }
 
     private func slowConsumer() {
@@ -196,6 +271,8 @@ public class WebSocketConnection: @unchecked Sendable {
             // The close frame waits behind the backlog; a client that does not read it is dropped
             // when the close handshake times out.
             close(code: CloseCode.policyViolation, reason: "slow consumer")
+            handler?.onError(self, WebSocketErrorEvent(code: Int(CloseCode.policyViolation), errCode: Int(CloseCode.policyViolation),
+                                                       message: "slow consumer: more than \(wss.options.maxBackpressure) bytes queued"))
         }
     }
 
@@ -212,7 +289,7 @@ public class WebSocketConnection: @unchecked Sendable {
             cold?.pendingInput = nil
             loop.resumeReceiving(socket)
         }
-        loop.setTimer(socket, after: wss.options.closeTimeoutNanoseconds, kind: TimerKind.closeHandshake)
+        loop.setTimer(socket, after: wss.options.closeTimeout.clampedNanoseconds, kind: TimerKind.closeHandshake)
     }
 
     func writeCloseFrame(code: UInt16?, reason: String) {
@@ -239,7 +316,7 @@ public class WebSocketConnection: @unchecked Sendable {
         if phase == .open, let entry = registryEntry {
             wss.web.cluster?.registry.setStatus(entry, .closing)
         }
-        phase = next
+        setPhase(next)
     }
 
     /// Called by the server's idle sweep with the idle clock's time: ping a silent client, close one
@@ -257,6 +334,8 @@ public class WebSocketConnection: @unchecked Sendable {
             if silent >= wss.pongTimeoutMilliseconds {
                 wss.web.limits.count(.idleTimeout)
                 close(code: CloseCode.goingAway, reason: "idle timeout")
+                handler?.onError(self, WebSocketErrorEvent(code: Int(CloseCode.goingAway), errCode: Int(CloseCode.goingAway),
+                                                           message: "idle timeout: no answer to the ping"))
             }
         } else if silent >= wss.idleTimeoutMilliseconds {
             idleSince = now

@@ -22,7 +22,7 @@ final class HTTPSession: SocketDelegate {
     private var connectionAddress: String?
     /// The TCP peer's address in canonical form, read when first needed.
     private lazy var peerAddress: String = {
-        let raw = Socket.peerAddress(fd)
+        let raw = web.peerAddress(fd)
         return IPAddress(raw)?.description ?? raw
     }()
     /// When the current request must be complete (handshake deadline / keep-alive idle time);
@@ -124,6 +124,7 @@ final class HTTPSession: SocketDelegate {
             }
             guard let server = web.server(forPath: target.path) else {
                 respond(status: 404, body: "No WebSocket server at \(target.path)\n", keepAlive: false)
+                web.reportToEveryServer(.noServerForPath, status: 404, message: "No WebSocket server at \(target.path)")
                 return false
             }
             return upgrade(head, target: target, server: server, leftover: leftover)
@@ -164,22 +165,27 @@ final class HTTPSession: SocketDelegate {
             key = try WebSocketUpgrade.validate(head)
         } catch {
             respond(status: error.status, extraHeaders: error.headers, body: error.reason + "\n", keepAlive: false)
+            server.reportError(.badHandshake, status: error.status, message: error.reason)
             return false
         }
         if let allowed = server.options.allowedOrigins, let origin = head.headers["origin"], !allowed.allows(origin) {
             web.limits.count(.rejectedOrigin)
             respond(status: 403, body: "Origin \(origin) is not allowed to connect\n", keepAlive: false)
+            server.reportError(.originRefused, status: 403, message: "Origin \(origin) is not allowed to connect")
             return false
         }
         let address = clientAddress(of: head)
         if let refusal = web.admissionRefusal(address: address) {
             web.limits.count(refusal.event)
             respond(status: refusal.status, extraHeaders: [("Retry-After", "1")], body: refusal.reason + "\n", keepAlive: false)
+            server.reportError(refusal.code, status: refusal.status, message: refusal.reason)
             return false
         }
         let request = WebSocketRequest(head: head, target: target, remoteAddress: address)
-        guard let connectionHandler = server.handler.onConnection(server, WebSocketConnectionEvent(request: request)) else {
+        let event = WebSocketConnectionEvent(request: request)
+        guard let connectionHandler = server.handler.onConnection(server, event) else {
             respond(status: 403, body: "Connection refused by the server\n", keepAlive: false)
+            server.reportError(.refusedByHandler, status: 403, message: "onConnection refused the client from \(address)")
             return false
         }
         let id = web.ids.nextID()
@@ -189,6 +195,7 @@ final class HTTPSession: SocketDelegate {
             guard let claimed = cluster.registry.insert(id: id, server: server.index, slot: cluster.slot) else {
                 respond(status: 503, extraHeaders: [("Retry-After", "1")],
                         body: "Too many connections on this worker (registry full)\n", keepAlive: false)
+                server.reportError(.registryFull, status: 503, message: "This worker's share of the registry is full")
                 return false
             }
             entry = claimed
@@ -196,11 +203,12 @@ final class HTTPSession: SocketDelegate {
         let compression = server.options.deflatePolicy.flatMap {
             PerMessageDeflate.negotiate(headerValues: head.headers.values("sec-websocket-extensions"), policy: $0)
         }
-        writeSwitchingProtocols(key: key, extensions: compression?.responseHeaderValue, on: socket)
+        writeSwitchingProtocols(key: key, extensions: compression?.responseHeaderValue, subprotocol: event.selectedProtocol,
+                                on: socket)
         // The request is not kept: a handler that needs it later keeps what it needs (as 4D code
         // keeps values from onConnection's event), and idle connections stay small.
         let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server, socket: socket,
-                                             compression: compression)
+                                             compression: compression, subprotocol: event.selectedProtocol)
         if let entry { connection.registryIndex = UInt32(entry.index) }
         web.requestDeadlines.remove(self)
         web.loop.setDelegate(connection, for: socket)
@@ -210,12 +218,14 @@ final class HTTPSession: SocketDelegate {
         return true
     }
 
-    private func writeSwitchingProtocols(key: String, extensions: String? = nil, on socket: SocketHandle) {
+    private func writeSwitchingProtocols(key: String, extensions: String? = nil, subprotocol: String? = nil,
+                                         on socket: SocketHandle) {
         var headers = [
             ("Upgrade", "websocket"), ("Connection", "Upgrade"),
             ("Sec-WebSocket-Accept", WebSocketUpgrade.acceptValue(forKey: key)),
         ]
         if let extensions { headers.append(("Sec-WebSocket-Extensions", extensions)) }
+        if let subprotocol { headers.append(("Sec-WebSocket-Protocol", subprotocol)) }
         let response = HTTPResponse.head(status: 101, headers: headers, bodyLength: nil)
         response.withUnsafeBytes { web.loop.write(socket, $0) }
     }
@@ -234,7 +244,7 @@ final class HTTPSession: SocketDelegate {
         }
         ending = true
         web.requestDeadlines.remove(self)
-        web.loop.close(socket, mode: .graceful(lingerNanoseconds: web.configuration.lingerNanoseconds))
+        web.loop.close(socket, mode: .graceful(lingerNanoseconds: web.configuration.linger.clampedNanoseconds))
         return true
     }
 
@@ -254,7 +264,7 @@ final class HTTPSession: SocketDelegate {
         if !keepAlive {
             ending = true
             web.requestDeadlines.remove(self)
-            web.loop.close(socket, mode: .graceful(lingerNanoseconds: web.configuration.lingerNanoseconds))
+            web.loop.close(socket, mode: .graceful(lingerNanoseconds: web.configuration.linger.clampedNanoseconds))
         }
     }
 
@@ -271,6 +281,7 @@ final class HTTPSession: SocketDelegate {
             web.loop.close(socket, mode: .abort)
         } else if partialBytes > 0 {
             respond(status: 408, body: "Request head not complete in time\n", keepAlive: false)
+            web.reportToEveryServer(.requestTimeout, status: 408, message: "Request head not complete in time")
         } else {
             web.loop.close(socket, mode: .abort)
         }

@@ -11,7 +11,7 @@ extension WebServer {
         guard let cluster else { return (200, "ok\n") }
         let segment = cluster.node.segment
         let workers = cluster.node.role.workers
-        let watchdog = configuration.watchdogTimeoutNanoseconds
+        let watchdog = configuration.watchdogTimeout.clampedNanoseconds
         let unhealthyAfter = watchdog > 0 ? watchdog : Self.stuckWithoutWatchdog
         let now = WorkerStats.monotonicNanoseconds()
         let servingSet = cluster.slot / workers

@@ -12,6 +12,9 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     public let logger: Logger
     private(set) var ids: any ConnectionIDSource = LocalConnectionIDs()
     let staticFiles: StaticFiles?
+    /// The client address of an accepted socket; ShoalTesting's simulated clients, which have no
+    /// socket, set their own.
+    package var peerAddress: (Int32) -> String = Socket.peerAddress
     /// Set when this worker is part of a cluster.
     private(set) var cluster: ClusterLink?
     /// Every server ever created here, by index (terminated ones included, so indexes stay stable).
@@ -22,7 +25,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// Open WebSocket connections per client address (for `maxConnectionsPerAddress`).
     private var connectionsPerAddress = AddressCounts()
     /// Handshake and keep-alive deadlines of this worker's HTTP sessions.
-    private(set) lazy var requestDeadlines = RequestDeadlines(web: self, timeout: configuration.requestTimeoutNanoseconds)
+    private(set) lazy var requestDeadlines = RequestDeadlines(web: self, timeout: configuration.requestTimeout.clampedNanoseconds)
     /// The effective `maxConnections` of this worker.
     let maxConnections: Int
     /// Open WebSocket connections of every server (for drain on shutdown).
@@ -103,9 +106,42 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// The index the next server created here gets.
     var nextServerIndex: Int { createdServers.count }
 
+    /// Registers a new server, unless another one already takes its path: then the new one never
+    /// gets a client, and `checkSetup()` says so.
     func add(_ server: WebSocketServer) {
         createdServers.append(server)
+        if let first = servers.first(where: { $0.path == server.path }) {
+            setupProblems.append(
+                "WebSocket servers \(first.index) and \(server.index) both take \(server.path.map { "path \($0)" } ?? "every path"):"
+                    + " the second would never get a client")
+            return
+        }
         servers.append(server)
+    }
+
+    /// What is wrong with the servers the setup created (`checkSetup()`).
+    private var setupProblems: [String] = []
+    /// `checkSetup()` passed: the cluster's terminated flags are those of this worker's servers.
+    private(set) var setupChecked = false
+
+    /// Checks the servers the program's setup created: no two on one path, and in a cluster the same
+    /// servers in the same order as the other workers of this generation (each worker runs the setup;
+    /// the bus and the registry name a server by its creation index). `Shoal.run` calls it after
+    /// setup and stops the worker with this error.
+    public func checkSetup() throws(SetupError) {
+        if let problem = setupProblems.first { throw SetupError(description: problem) }
+        guard let cluster else {
+            setupChecked = true
+            return
+        }
+        let list = createdServers.map { "\($0.index) \($0.path ?? "*") \($0.dataType.rawValue)" }
+        guard cluster.node.segment.servers.agreesOnSetup(ServerTable.signature(of: list), generation: cluster.node.role.generation) else {
+            throw SetupError(description: "this worker created other WebSocket servers, or in another order, than the"
+                             + " first worker (\(list.joined(separator: ", "))): the setup closure must create the same"
+                             + " servers in the same order in every worker")
+        }
+        setupChecked = true
+        for server in createdServers { server.terminateIfTerminatedElsewhere() }
     }
 
     func remove(_ server: WebSocketServer) {
@@ -136,12 +172,13 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     }
 
     /// Why a new WebSocket from `address` must be refused before its upgrade, or nil to admit it.
-    func admissionRefusal(address: String) -> (status: Int, event: WorkerStats.LimitEvent, reason: String)? {
+    func admissionRefusal(address: String)
+        -> (status: Int, event: WorkerStats.LimitEvent, code: WebSocketErrorCode, reason: String)? {
         if openWebSockets >= maxConnections {
-            return (503, .rejectedCapacity, "This worker holds its maximum of \(maxConnections) connections")
+            return (503, .rejectedCapacity, .workerFull, "This worker holds its maximum of \(maxConnections) connections")
         }
         if connectionsPerAddress.connections(from: address) >= configuration.maxConnectionsPerAddress {
-            return (429, .rejectedPerAddress,
+            return (429, .rejectedPerAddress, .tooManyFromAddress,
                     "Too many connections from \(address) (at most \(configuration.maxConnectionsPerAddress) per worker)")
         }
         return nil
@@ -160,6 +197,18 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         connectionsPerAddress.remove(connection.addressIndex)
     }
 
+    /// A web-server-level error (no server of its own: a 404 upgrade, a 408, a listener failure)
+    /// reaches the onError of every server taking upgrades.
+    func reportToEveryServer(_ code: WebSocketErrorCode, status: Int?, message: String) {
+        for server in servers { server.reportError(code, status: status, message: message) }
+    }
+
+    public func acceptFailed(error: Int32, on loop: EventLoop) {
+        let message = SystemError("accept", errno: error).description
+        logger.error("\(message)")
+        reportToEveryServer(.listenerFailed, status: nil, message: message)
+    }
+
     /// Graceful stop: no new connections, close 1001 to every client, then `loop.stop()` once they
     /// are gone or the drain timeout passed.
     public func beginShutdown() {
@@ -171,7 +220,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         // Local only: on stop or reload every worker drains its own clients; terminating the servers
         // cluster-wide would also close the clients of a new generation during a reload.
         for server in servers { server.terminateLocally() }
-        let deadline = loop.deadline(after: configuration.drainTimeoutNanoseconds)
+        let deadline = loop.deadline(after: configuration.drainTimeout.clampedNanoseconds)
         loop.addTurnEndHook { [unowned self] in
             if self.openWebSockets == 0 || self.loop.now >= deadline { self.loop.stop() }
         }

@@ -1,6 +1,5 @@
 // Settings of the web server a worker runs: where it listens, what it serves, and the limits
 // that keep one client from costing the others. Each default says why it is what it is.
-public import ShoalWire
 
 /// Configuration of one worker's web server.
 public struct WebServerConfiguration: Sendable {
@@ -16,16 +15,16 @@ public struct WebServerConfiguration: Sendable {
     public var maxHeaderCount: Int
     /// Time for a request head to arrive, and for an idle keep-alive connection to send its next
     /// request: 10 s, long enough for slow mobile links, short enough against slow-header attacks.
-    public var requestTimeoutNanoseconds: UInt64
+    public var requestTimeout: Duration
     /// After our last bytes, how long we wait for the peer to close before dropping the socket: 2 s.
-    public var lingerNanoseconds: UInt64
+    public var linger: Duration
     /// On SIGTERM/SIGINT, how long clients get to answer the 1001 close before the worker exits: 5 s.
-    public var drainTimeoutNanoseconds: UInt64
+    public var drainTimeout: Duration
     /// A worker whose loop handles no completion and runs no timer for this long is killed and
-    /// replaced by the supervisor; 0 turns the watchdog off. 10 s: far above any loop turn of a
+    /// replaced by the supervisor; zero turns the watchdog off. 10 s: far above any loop turn of a
     /// live worker (an idle one runs a timer every second), short enough that a hung worker's
     /// clients are not stranded for long.
-    public var watchdogTimeoutNanoseconds: UInt64
+    public var watchdogTimeout: Duration
     /// Worker processes; nil: one per CPU, as nginx's `worker_processes auto`.
     public var workers: Int?
     /// The most 16 KiB receive buffers each worker lends the kernel (a power of two): how many
@@ -54,8 +53,8 @@ public struct WebServerConfiguration: Sendable {
 
     public init(host: String = "0.0.0.0", port: Int = 8080, publicDirectory: String? = nil,
                 maxHeadSize: Int = 16 * 1024, maxHeaderCount: Int = 100,
-                requestTimeoutNanoseconds: UInt64 = 10_000_000_000, lingerNanoseconds: UInt64 = 2_000_000_000,
-                drainTimeoutNanoseconds: UInt64 = 5_000_000_000, watchdogTimeoutNanoseconds: UInt64 = 10_000_000_000,
+                requestTimeout: Duration = .seconds(10), linger: Duration = .seconds(2),
+                drainTimeout: Duration = .seconds(5), watchdogTimeout: Duration = .seconds(10),
                 workers: Int? = nil, registryCapacity: Int = 262_144, receiveBuffers: Int = 1024,
                 maxConnections: Int? = nil, maxConnectionsPerAddress: Int = 8192,
                 trustedProxies: TrustedProxies = TrustedProxies(), proxyProtocol: Bool = false) {
@@ -64,10 +63,10 @@ public struct WebServerConfiguration: Sendable {
         self.publicDirectory = publicDirectory
         self.maxHeadSize = maxHeadSize
         self.maxHeaderCount = maxHeaderCount
-        self.requestTimeoutNanoseconds = requestTimeoutNanoseconds
-        self.lingerNanoseconds = lingerNanoseconds
-        self.drainTimeoutNanoseconds = drainTimeoutNanoseconds
-        self.watchdogTimeoutNanoseconds = watchdogTimeoutNanoseconds
+        self.requestTimeout = requestTimeout
+        self.linger = linger
+        self.drainTimeout = drainTimeout
+        self.watchdogTimeout = watchdogTimeout
         self.workers = workers
         self.receiveBuffers = receiveBuffers
         self.registryCapacity = registryCapacity
@@ -76,4 +75,19 @@ public struct WebServerConfiguration: Sendable {
         self.trustedProxies = trustedProxies
         self.proxyProtocol = proxyProtocol
     }
+
+    @available(*, deprecated, renamed: "requestTimeout")
+    public var requestTimeoutNanoseconds: UInt64 {
+        get { requestTimeout.clampedNanoseconds } set { requestTimeout = .nanoseconds(newValue) }
+    }
+
+    @available(*, deprecated, renamed: "drainTimeout")
+    public var drainTimeoutNanoseconds: UInt64 {
+        get { drainTimeout.clampedNanoseconds } set { drainTimeout = .nanoseconds(newValue) }
+    }
+}
+
+/// What is wrong with the WebSocket servers a setup created (`WebServer.checkSetup()`).
+public struct SetupError: Error, Sendable, CustomStringConvertible {
+    public let description: String
 }

@@ -2,11 +2,14 @@
 // (its own object, its own connections); `ws.wss` is always the worker's own object, and
 // `connections` lists the connections of every worker.
 import ShoalCluster
+import ShoalPosix
 import ShoalRing
 import ShoalWire
+import Synchronization
 
 /// A WebSocket server attached to a worker's web server, told apart from others by its path.
-/// Use it on the loop thread (handler callbacks run there).
+/// Every public member may be used from any thread (a `Task`, for instance): what changes is either
+/// read from state safe to share or handed to the worker's loop, where handler callbacks run.
 public final class WebSocketServer: @unchecked Sendable {
     /// The handler the server was created with (4D: `handler`).
     public let handler: any WebSocketServerHandler
@@ -14,8 +17,11 @@ public final class WebSocketServer: @unchecked Sendable {
     public var path: String? { options.path }
     /// The form of received text messages (4D: `dataType`).
     public var dataType: WebSocketDataType { options.dataType }
-    /// True once `terminate()` ran (4D: `terminated`).
-    public private(set) var terminated = false
+    /// True once `terminate()` was called, here or on another worker (4D: `terminated`).
+    public var terminated: Bool { terminatedFlag.load(ordering: .acquiring) }
+    private let terminatedFlag = Atomic<Bool>(false)
+    /// `terminateLocally` ran (loop thread only): this worker's connections were closed.
+    private var stopped = false
     public let options: WebSocketServerOptions
     unowned let web: WebServer
     /// The worker's loop (`web.loop`), kept here so that a connection reaches it without an unowned
@@ -39,7 +45,10 @@ public final class WebSocketServer: @unchecked Sendable {
     @exclusivity(unchecked) var traffic = TrafficCounters()
 
     /// This worker's live connections, in an array with swap-remove so joining and leaving are O(1).
+    /// Changed on the loop thread under `liveLock`; the loop thread reads it without the lock (it is
+    /// the only writer), other threads take the lock (`connections` from a `Task`).
     private var live: ContiguousArray<WebSocketConnection> = []
+    private let liveLock = Lock()
 
     /// Creates and starts a server on `web` (4D: `4D.WebSocketServer.new(handler; options)`).
     /// Its handler's onOpen runs before this returns.
@@ -48,14 +57,23 @@ public final class WebSocketServer: @unchecked Sendable {
         self.options = options
         self.web = web
         loop = web.loop
-        idleTimeoutMilliseconds = IdleClock.duration(options.idleTimeoutNanoseconds)
-        pongTimeoutMilliseconds = IdleClock.duration(options.pongTimeoutNanoseconds)
+        idleTimeoutMilliseconds = IdleClock.duration(options.idleTimeout.clampedNanoseconds)
+        pongTimeoutMilliseconds = IdleClock.duration(options.pongTimeout.clampedNanoseconds)
         readerConfiguration = MessageReader.Configuration(maxMessageSize: options.maxMessageSize,
                                                           maxFragments: options.maxFragments)
         index = web.nextServerIndex
         web.add(self)
         handler.onOpen(self, WebSocketServerEvent(type: "open"))
-        if options.idleTimeoutNanoseconds > 0 { scheduleIdleSweep() }
+        if options.idleTimeout.clampedNanoseconds > 0 { scheduleIdleSweep() }
+        // A server created after the setup was checked: the cluster's flags name this setup's servers.
+        if web.setupChecked { terminateIfTerminatedElsewhere() }
+    }
+
+    /// Terminates this server here if some worker terminated it before this worker started (a
+    /// restart after a crash, a reload with the same servers): 4D's terminated server stays so.
+    /// Its handler sees onOpen then onTerminate, and the server takes no client.
+    func terminateIfTerminatedElsewhere() {
+        if web.cluster?.node.segment.servers.isTerminated(server: index) == true { terminateLocally() }
     }
 
     /// One sweep over this worker's connections every `idleSweepInterval` instead of a timer per
@@ -63,7 +81,7 @@ public final class WebSocketServer: @unchecked Sendable {
     /// comparison each per sweep.
     private func scheduleIdleSweep() {
         loop.schedule(after: idleSweepInterval) { [weak self] in
-            guard let self, !self.terminated else { return }
+            guard let self, !self.stopped else { return }
             let now = IdleClock.milliseconds(self.loop.now)
             for connection in self.live { connection.checkIdle(now: now) }
             self.scheduleIdleSweep()
@@ -72,7 +90,7 @@ public final class WebSocketServer: @unchecked Sendable {
 
     /// A quarter of the shorter timeout, between 50 ms and 1 s: a timeout fires at most 25% late.
     private var idleSweepInterval: UInt64 {
-        let shorter = min(options.idleTimeoutNanoseconds, max(options.pongTimeoutNanoseconds, 1))
+        let shorter = min(options.idleTimeout.clampedNanoseconds, max(options.pongTimeout.clampedNanoseconds, 1))
         return min(max(shorter / 4, 50_000_000), 1_000_000_000)
     }
 
@@ -80,41 +98,76 @@ public final class WebSocketServer: @unchecked Sendable {
     /// This worker's connections are the real objects; the others are light proxies made when an
     /// element is accessed (`handler` nil, `send`/`terminate` over the bus, `status` from the registry).
     public var connections: Connections {
+        let local = loop.inEventLoop ? live : liveLock.withLock { live }
         var remote: ContiguousArray<Connections.RemoteEntry> = []
         if let cluster = web.cluster {
             cluster.registry.forEach(server: index, excludingSlot: cluster.slot) { id, slot, _ in
                 remote.append(Connections.RemoteEntry(id: id, slot: slot))
             }
         }
-        return Connections(server: self, local: live, remote: remote)
+        return Connections(server: self, local: local, remote: remote)
     }
 
     /// Closes every connection with 1001 (going away) and stops accepting upgrades, on every
     /// worker (4D: `terminate()`).
+    /// `terminated` is true when this returns; the closing happens on the loop.
     public func terminate() {
-        guard !terminated else { return }
-        web.cluster?.bus.postToAll(.terminateServer(server: UInt32(index)))
-        terminateLocally()
+        guard !terminatedFlag.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        onLoop {
+            if let cluster = self.web.cluster {
+                cluster.node.segment.servers.markTerminated(server: self.index)
+                cluster.bus.postToAll(.terminateServer(server: UInt32(self.index)))
+            }
+            self.terminateLocally()
+        }
     }
 
     func terminateLocally() {
-        guard !terminated else { return }
-        terminated = true
+        guard !stopped else { return }
+        stopped = true
+        terminatedFlag.store(true, ordering: .releasing)
         web.remove(self)
         for connection in live { connection.close(code: 1001, reason: "server terminated") }
         handler.onTerminate(self, WebSocketServerEvent(type: "terminate"))
     }
 
+    /// Calls the handler's onError with one error (4D's shape: `statusText`, `errors`), plus the HTTP
+    /// status the client got, if one did.
+    func reportError(_ code: WebSocketErrorCode, status: Int?, message: String) {
+        handler.onError(self, WebSocketServerErrorEvent(status: status, errors: [
+            WebSocketErrorInfo(errCode: code.rawValue, message: message)]))
+    }
+
     /// Sends `text` to every connection on every worker except the one with id `except` (Shoal's
     /// addition to 4D: one bus message per worker, the frame written once per recipient locally).
     public func broadcast(_ text: String, except: Int? = nil) {
+        guard loop.inEventLoop else { return loop.execute { self.broadcast(text, except: except) } }
         var copy = text
         copy.withUTF8 { broadcastFrame(.text, UnsafeRawBufferPointer($0), except: except) }
     }
 
     /// Binary version of `broadcast(_:except:)`.
     public func broadcast(_ bytes: [UInt8], except: Int? = nil) {
+        guard loop.inEventLoop else { return loop.execute { self.broadcast(bytes, except: except) } }
         bytes.withUnsafeBytes { broadcastFrame(.binary, $0, except: except) }
+    }
+
+    /// JSON version of `broadcast(_:except:)`: a text frame holding the value as JSON Stringify writes it.
+    public func broadcast(_ value: JSONValue, except: Int? = nil) {
+        guard loop.inEventLoop else { return loop.execute { self.broadcast(value, except: except) } }
+        var encoded: [UInt8] = []
+        value.write(into: &encoded)
+        encoded.withUnsafeBytes { broadcastFrame(.text, $0, except: except) }
+    }
+
+    /// `broadcast` of a message in the form it arrived (`event.data`): text and objects as text
+    /// frames, blobs as binary frames.
+    public func broadcast(_ data: WebSocketData, except: Int? = nil) {
+        switch data {
+        case .text(let text): broadcast(text, except: except)
+        case .blob(let bytes): broadcast(bytes, except: except)
+        case .object(let value): broadcast(value, except: except)
+        }
     }
 
     private func broadcastFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, except: Int?) {
@@ -161,18 +214,25 @@ public final class WebSocketServer: @unchecked Sendable {
 
     func connectionOpened(_ connection: WebSocketConnection) {
         connection.indexInServer = Int32(live.count)
-        live.append(connection)
+        liveLock.withLock { live.append(connection) }
     }
 
     func connectionClosed(_ connection: WebSocketConnection) {
         let index = Int(connection.indexInServer)
         guard index >= 0, index < live.count, live[index] === connection else { return }
-        let last = live.removeLast()
-        if index < live.count {
-            live[index] = last
-            last.indexInServer = Int32(index)
+        liveLock.withLock {
+            let last = live.removeLast()
+            if index < live.count {
+                live[index] = last
+                last.indexInServer = Int32(index)
+            }
         }
         connection.indexInServer = -1
+    }
+
+    /// Runs `body` on the loop thread: now when called there, else at the loop's next turn.
+    func onLoop(_ body: @escaping @Sendable () -> Void) {
+        if loop.inEventLoop { body() } else { loop.execute(body) }
     }
 
     /// A snapshot of the server's connections: this worker's objects, then the other workers'

@@ -18,7 +18,10 @@ import ShoalPosix
 //     20   (padding)        u32          zero
 //     24   segmentSize      u64          bytes of the memfd (the layout's end rounded up to the page size)
 //     32   supervisorPID    u32          pid of the process that created the segment
-//     36   reserved         92 bytes     zero
+//     36   (padding)        u32          zero
+//     40   serverSetup      u64          the WebSocket servers workers create (ServerTable.swift)
+//     48   terminatedServers u64         bit i: server i was terminated (ServerTable.swift)
+//     56   reserved         72 bytes     zero
 //   128                         128    connection-id counter, u64 at 128, alone on its line (holds the last
 //                                      id handed out: fetch-add 1, first id is 1); rest of the line zero
 //   256                         256*W  WorkerStats[W], 256 bytes each (W = workerSlots); field offsets
@@ -42,6 +45,10 @@ public enum SegmentLayout {
     public static let registryCapacityOffset = 16
     public static let segmentSizeOffset = 24
     public static let supervisorPIDOffset = 32
+    /// The servers' setup signature and terminated flags (ServerTable.swift); zero in a new segment,
+    /// so a segment of the previous layout (reserved bytes) reads as "nothing yet".
+    public static let serverSetupOffset = 40
+    public static let terminatedServersOffset = 48
     /// The connection-id counter, alone on its 128-byte line.
     public static let counterOffset = 128
     /// The first WorkerStats block.
@@ -109,6 +116,8 @@ public final class SharedSegment: @unchecked Sendable {
     /// Bytes of the segment (header's segmentSize).
     public let segmentSize: Int
     public let registry: Registry
+    /// What every worker must agree on about its WebSocket servers.
+    public var servers: ServerTable { ServerTable(memory: memory) }
     let memory: SharedMemory
 
     private init(descriptor: Int32, memory: SharedMemory, workerSlots: Int, registryCapacity: Int, segmentSize: Int) {
@@ -253,6 +262,10 @@ struct SharedMemory: @unchecked Sendable {
     /// Relaxed: for counters nobody synchronises on (statistics).
     @inline(__always) func fetchAddRelaxed64(_ offset: Int, _ value: UInt64) -> UInt64 {
         shoal_atomic_fetch_add_relaxed_u64(word64(offset), value)
+    }
+    /// Sequentially consistent compare-and-swap; true when `expected` was there and `desired` is now.
+    @inline(__always) func compareExchange64(_ offset: Int, expected: UInt64, desired: UInt64) -> Bool {
+        shoal_atomic_cas_u64(word64(offset), expected, desired) != 0
     }
     @inline(__always) func load32(_ offset: Int) -> UInt32 { shoal_atomic_load_u32(word32(offset)) }
     @inline(__always) func store32(_ offset: Int, _ value: UInt32) { shoal_atomic_store_u32(word32(offset), value) }

@@ -133,17 +133,17 @@ struct Serve: ParsableCommand {
         let options = WebSocketServerOptions(
             path: path, dataType: WebSocketDataType(rawValue: dataType) ?? .text,
             maxMessageSize: maxMessageSize, maxFragments: maxFragments,
-            closeTimeoutNanoseconds: Seconds.nanoseconds(closeTimeout),
+            closeTimeout: .seconds(closeTimeout),
             allowedOrigins: allowOrigin.isEmpty ? nil : try OriginAllowList(allowOrigin),
             maxBackpressure: maxBackpressure, slowConsumerPolicy: SlowConsumerPolicy(rawValue: slowConsumer) ?? .close,
-            idleTimeoutNanoseconds: Seconds.nanoseconds(idleTimeout), pongTimeoutNanoseconds: Seconds.nanoseconds(pongTimeout),
+            idleTimeout: .seconds(idleTimeout), pongTimeout: .seconds(pongTimeout),
             compression: compressionChoice, compressionThreshold: compressionThreshold,
             compressionLevel: compressionLevel)
         let refused = Set(refuseAddress)
         let configuration = WebServerConfiguration(
             host: host, port: port, publicDirectory: publicDirectory,
-            requestTimeoutNanoseconds: Seconds.nanoseconds(requestTimeout),
-            drainTimeoutNanoseconds: Seconds.nanoseconds(drainTimeout), watchdogTimeoutNanoseconds: Seconds.nanoseconds(watchdogTimeout),
+            requestTimeout: .seconds(requestTimeout),
+            drainTimeout: .seconds(drainTimeout), watchdogTimeout: .seconds(watchdogTimeout),
             workers: workers, registryCapacity: registryCapacity,
             receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress,
             trustedProxies: TrustedProxies(try trustedProxy.map(AddressRange.init)), proxyProtocol: proxyProtocol)

@@ -14,11 +14,11 @@ final class EchoServer: WebSocketServerHandler {
 
 final class EchoConnection: WebSocketConnectionHandler {
     func onMessage(_ ws: WebSocketConnection, _ event: WebSocketMessageEvent) {
-        switch event.data {
-        case .text(let text): ws.send(text)
-        case .blob(let bytes) where event.isBinary: ws.send(bytes)
-        case .blob(let bytes): ws.send(String(decoding: bytes, as: UTF8.self))
-        case .object(let value): ws.send(value)
+        // With dataType "blob" a text frame arrives as bytes too: it goes back as text.
+        if case .blob(let bytes) = event.data, !event.isBinary {
+            ws.send(String(decoding: bytes, as: UTF8.self))
+        } else {
+            ws.send(event.data)  // 4D's echo idiom
         }
     }
 

@@ -7,14 +7,28 @@ import Shoal
 
 final class ProbeServer: WebSocketServerHandler {
     let refusedAddresses: Set<String>
+    /// The last server errors this worker saw (the `server-errors` command lists them).
+    private(set) var errors: [JSONValue] = []
 
     init(refusedAddresses: Set<String>) {
         self.refusedAddresses = refusedAddresses
     }
 
+    func onError(_ wss: WebSocketServer, _ event: WebSocketServerErrorEvent) {
+        let entries = event.errors.map { error -> JSONValue in
+            .object(["errCode": .integer(Int64(error.errCode)), "message": .string(error.message),
+                     "componentSignature": .string(error.componentSignature)])
+        }
+        errors.append(.object(["status": event.status.map { .integer(Int64($0)) } ?? .null,
+                               "statusText": .string(event.statusText), "errors": .array(entries)]))
+        if errors.count > 100 { errors.removeFirst() }
+    }
+
     func onConnection(_ wss: WebSocketServer, _ event: WebSocketConnectionEvent) -> (any WebSocketConnectionHandler)? {
         if event.request.queryItems.contains(where: { $0.key == "refuse" }) { return nil }
         if refusedAddresses.contains(event.request.remoteAddress) { return nil }
+        // Speaks one subprotocol, chosen when the client offers it (`protocol` tells which).
+        event.selectProtocol("probe.v1")
         // Like a 4D handler, the connection handler keeps what it needs from the request.
         return ProbeConnection(request: event.request)
     }
@@ -61,6 +75,22 @@ final class ProbeConnection: WebSocketConnectionHandler {
             ws.send(JSONValue.object(["query": .array(request.queryItems.map { .array([.string($0.key), .string($0.value)]) })]))
         case "header" where words.count > 1:
             ws.send(JSONValue.object(["header": .string(words[1]), "values": .array(request.headers.values(words[1]).map { .string($0) })]))
+        case "broadcast-json":
+            // wss.broadcast(JSONValue) reaches every client, the sender included.
+            ws.wss.broadcast(JSONValue.object(["event": "broadcast", "from": .integer(Int64(ws.id))]))
+        case "later" where words.count > 2:
+            // Async work from a handler: a Task waits (as for a database), then sends through the loop
+            // and tells everybody what became of it (the client may have left meanwhile).
+            let delay = Int(words[1]) ?? 0
+            let text = words[2]
+            Task {
+                try? await Task.sleep(for: .milliseconds(delay))
+                let result = await ws.onLoop { $0.send(text) }
+                ws.wss.broadcast(JSONValue.object(["event": "later", "id": .integer(Int64(ws.id)), "result": .string("\(result)")]))
+            }
+        case "protocol": ws.send(JSONValue.object(["protocol": ws.protocol.map(JSONValue.string) ?? .null]))
+        case "server-errors":
+            ws.send(JSONValue.object(["serverErrors": .array((ws.wss.handler as? ProbeServer)?.errors ?? [])]))
         case "terminate-server":
             // 4D's wss.terminate(): the server ends on every worker.
             ws.wss.terminate()
@@ -82,7 +112,9 @@ final class ProbeConnection: WebSocketConnectionHandler {
     }
 
     func onError(_ ws: WebSocketConnection, _ event: WebSocketErrorEvent) {
-        tellOthers(of: ws, ["event": "error", "id": .integer(Int64(ws.id)), "message": .string(event.message)])
+        tellOthers(of: ws, ["event": "error", "id": .integer(Int64(ws.id)), "message": .string(event.message),
+                            "code": .integer(Int64(event.code)),
+                            "errCodes": .array(event.errors.map { .integer(Int64($0.errCode)) })])
     }
 
     private func tellOthers(of ws: WebSocketConnection, _ object: JSONObject) {

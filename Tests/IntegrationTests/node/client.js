@@ -3,6 +3,8 @@
 //
 //   node client.js echo URL [BIG_BYTES]     text, binary, big text, big binary round trips
 //   node client.js connect URL [LOCAL_ADDR] open (from LOCAL_ADDR) and report status / first message
+//   node client.js subprotocol URL A,B      offer subprotocols A and B to the probe handler; report
+//                                           ws.protocol and the answer to "protocol"
 //
 // Run with NODE_PATH=/usr/share/nodejs (Debian's node-ws).
 'use strict';
@@ -16,7 +18,7 @@ setTimeout(() => { out.error = 'timeout'; done(1); }, 60000).unref();
 
 const opts = { maxPayload: 64 * 1024 * 1024, handshakeTimeout: 10000 };
 if (mode === 'connect' && arg) opts.localAddress = arg;
-const ws = new WebSocket(url, opts);
+const ws = mode === 'subprotocol' ? new WebSocket(url, arg.split(','), opts) : new WebSocket(url, opts);
 
 const queue = [];
 let waiter = null;
@@ -36,6 +38,14 @@ ws.on('close', (code, reason) => { out.close = { code, reason: reason.toString()
 ws.on('open', async () => {
   out.open = true;
   out.extensions = ws.extensions;
+  if (mode === 'subprotocol') {
+    out.protocol = ws.protocol;
+    await next();  // the probe's hello
+    ws.send('protocol');
+    out.answer = JSON.parse((await next()).data.toString());
+    ws.close(1000);
+    return;
+  }
   if (mode === 'connect') {
     const m = await next();
     out.first = { isBinary: m.isBinary, data: m.data.toString() };

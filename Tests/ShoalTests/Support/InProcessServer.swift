@@ -14,7 +14,7 @@ final class InProcessServer: @unchecked Sendable {
     let loop: EventLoop
     let web: WebServer
     let port: Int
-    private let listener: Int32
+    let listener: Int32
     private let thread: Thread
     private let finished = DispatchSemaphore(value: 0)
 
@@ -75,14 +75,15 @@ final class TestClient {
         case eof
     }
 
-    init(port: Int, path: String = "/") throws {
+    init(port: Int, path: String = "/", headers: [String] = []) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.fd = fd
         guard connectToLoopback(fd, port: port) == 0 else { throw SystemError.last("connect") }
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            + headers.map { $0 + "\r\n" }.joined() + "\r\n"
         Self.sendAll(fd, Array(request.utf8))
         var head: [UInt8] = []
         while !head.ends(with: [13, 10, 13, 10]) {
@@ -145,4 +146,14 @@ final class TestClient {
 
 extension Array where Element == UInt8 {
     func ends(with suffix: [UInt8]) -> Bool { count >= suffix.count && Array(self[(count - suffix.count)...]) == suffix }
+}
+
+/// Polls `condition` every millisecond until it holds or `seconds` have passed; returns whether it held.
+func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !condition() {
+        if Date() >= deadline { return false }
+        usleep(1000)
+    }
+    return true
 }
