@@ -1,5 +1,5 @@
-// `shoal-bench`: Shoal's load generator. One io_uring loop on one thread drives every connection;
-// each subcommand is a scenario (docs/shoal-bench.md).
+// `shoal-bench`: Shoal's load generator. One io_uring loop per thread (--threads), each driving its
+// share of the connections; each subcommand is a scenario (docs/shoal-bench.md).
 import ArgumentParser
 import Glibc
 import ShoalRing
@@ -8,7 +8,7 @@ import ShoalRing
 struct ShoalBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shoal-bench",
-        abstract: "Load generator for WebSocket servers (any RFC 6455 server), on one io_uring loop.",
+        abstract: "Load generator for WebSocket servers (any RFC 6455 server), one io_uring loop per thread.",
         discussion: "Figures: wall-clock rate, and with --server-pid the rate per server CPU-second (user+sys of "
             + "the server's whole process tree). The bench reports its own CPU and prints a WARNING instead of "
             + "that figure when it, not the server, was the bottleneck.",
@@ -45,14 +45,14 @@ struct CommonOptions: ParsableArguments {
     }
 }
 
-/// Runs a scenario's loop to the end and prints its report; exits 1 when no connection opened.
-func execute(_ scenario: Scenario, rateTitle: String, extraColumns: [(String, String, (Double) -> String)] = []) throws {
-    scenario.start()
-    try scenario.loop.run()
-    scenario.progress.finish()
-    var report = scenario.report
+/// Runs a scenario on `threads` threads (one loop each, built by `make` on its thread) to the end
+/// and prints the merged report; exits 1 when no connection opened.
+func execute(_ common: CommonOptions, threads: Int, rateTitle: String, extraColumns: [(String, String, (Double) -> String)] = [],
+             make: @escaping @Sendable (BenchSetup, ThreadShare) throws -> Scenario) throws {
+    let scenarios = try runThreads(common, threads: threads, make: make)
+    var report = Report.merged(scenarios)
     report.summarize()
-    if scenario.common.json {
+    if common.json {
         print(report.json())
         for warning in report.warnings { writeStandardError("shoal-bench: \(warning)\n") }
     } else {

@@ -1,0 +1,257 @@
+"""shoal-bench as a load tester (docs/shoal-bench.md): --threads, the open model (--rate, --stages,
+--connect-rate), CI thresholds (--threshold) and the HTML report (--report), run for a few seconds
+with a handful of connections against the real `shoal serve` and against an independent echo
+server written with Python's `websockets` (its own process, so it can be stopped with SIGSTOP).
+
+Counts, exit statuses and the stall's effect on the percentiles decide; rates only within wide
+tolerances (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import free_port
+from test_bench_smoke import TIMEOUT, bench, bench_bin
+
+PY_ECHO = """
+import asyncio, sys, time
+from websockets.asyncio.server import serve
+
+async def echo(ws):
+    print("open", time.monotonic(), flush=True)  # CLOCK_MONOTONIC: --connect-rate's pacing is checked with it
+    async for message in ws:
+        await ws.send(message)
+
+async def main():
+    async with serve(echo, "127.0.0.1", int(sys.argv[1]), compression=None, max_queue=None):
+        await asyncio.get_running_loop().create_future()
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def py_echo(tmp_path):
+    """An echo server in Python's websockets (one process); yields (url, Popen)."""
+    script = tmp_path / "py_echo.py"
+    script.write_text(PY_ECHO)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(script), str(port)], stdout=subprocess.PIPE, text=True,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while True:
+        if proc.poll() is not None:
+            raise AssertionError(f"python echo exited {proc.returncode}: {proc.stderr.read()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise AssertionError("python echo server did not listen")
+            time.sleep(0.05)
+    try:
+        yield f"ws://127.0.0.1:{port}/", proc
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.kill()
+        proc.wait(5)
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([bench_bin(), *args], capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def check_threads_add_up(report: dict, threads: int) -> None:
+    """Each run: one entry per thread, the threads' counts add up to the run's count exactly, and
+    the merged latency histogram holds every message once."""
+    assert report["threads"] == threads
+    assert report["parameters"]["threads"] == str(threads)
+    for r in report["runs"]:
+        parts = r["per_thread"]
+        assert sorted(p["thread"] for p in parts) == list(range(1, threads + 1)), parts
+        assert sum(p["count"] for p in parts) == r["count"], (parts, r["count"])
+        assert all(p["count"] > 0 and p["cpu_seconds"] > 0 for p in parts), parts
+        if r.get("latency"):
+            assert r["latency"]["count"] == r["count"]
+    assert report["latency"]["count"] == sum(r["count"] for r in report["runs"])
+
+
+# --- --threads ---
+
+def test_threads_split_connections_and_merge_exactly(shoal):
+    srv = shoal("--handler", "echo", "--workers", "2")
+    report = bench("echo", "--url", srv.url(), "--threads", "2", "--connections", "6", "--in-flight", "2",
+                   "--warmup", "0.3", "--runs", "2", "--duration", "0.6", "--server-pid", str(srv.proc.pid))
+    assert report["errors"] == {}, report["error_samples"]
+    assert report["connections_opened"] == 6
+    check_threads_add_up(report, 2)
+    for r in report["runs"]:
+        # the generator's CPU covers both threads' loops
+        assert r["client_cpu_seconds"] >= max(p["cpu_seconds"] for p in r["per_thread"])
+
+
+def test_threads_default_to_one_per_cpu_and_never_exceed_connections(shoal):
+    srv = shoal("--handler", "echo", "--workers", "1")
+    report = bench("echo", "--url", srv.url(), "--connections", "1", "--warmup", "0.2", "--runs", "1",
+                   "--duration", "0.4")
+    assert report["threads"] == 1  # one connection: one thread, whatever the CPU count
+    cpus = len(os.sched_getaffinity(0))
+    report = bench("echo", "--url", srv.url(), "--connections", "8", "--warmup", "0.2", "--runs", "1",
+                   "--duration", "0.4")
+    assert report["threads"] == min(cpus, 8)
+    check_threads_add_up(report, min(cpus, 8))
+
+
+def test_threads_against_python_websockets(py_echo):
+    url, proc = py_echo
+    report = bench("echo", "--url", url, "--threads", "2", "--connections", "4", "--warmup", "0.3",
+                   "--runs", "1", "--duration", "0.8", "--server-pid", str(proc.pid))
+    assert report["errors"] == {}, report["error_samples"]
+    check_threads_add_up(report, 2)
+
+
+def test_broadcast_threads_time_and_count_across_threads(shoal):
+    # 2 publishers and 4 subscribers over 2 threads: each thread's subscribers also receive the
+    # other thread's publisher, the stamps share one clock, and the fan-out is over all of them
+    srv = shoal("--handler", "chat", "--workers", "1")
+    report = bench("broadcast", "--url", srv.url(), "--threads", "2", "--publishers", "2", "--subscribers", "4",
+                   "--rate", "50", "--size", "24", "--warmup", "0.3", "--runs", "1", "--duration", "1",
+                   "--server-pid", str(srv.proc.pid))
+    assert report["errors"] == {}, report["error_samples"]
+    check_threads_add_up(report, 2)
+    r = report["runs"][0]
+    assert r["extra"]["own_deliveries"] == 0
+    assert 4.5 <= r["extra"]["fanout"] <= 5.5, r["extra"]  # relayed to the 5 others
+    assert report["latency"]["max"] < 5_000_000  # µs: one clock for both threads (no wild stamps)
+
+
+def test_connect_threads(shoal):
+    srv = shoal("--handler", "echo", "--workers", "1")
+    report = bench("connect", "--url", srv.url(), "--threads", "2", "--close-immediately", "--concurrency", "4",
+                   "--warmup", "0.2", "--runs", "1", "--duration", "0.6")
+    assert report["errors"] == {}, report["error_samples"]
+    check_threads_add_up(report, 2)
+
+
+def test_bad_thread_count_is_a_usage_error():
+    proc = run_bench("echo", "--threads", "0")
+    assert proc.returncode == 64
+    assert "--threads" in proc.stderr
+
+
+# --- open model: --rate, --stages, --connect-rate ---
+
+def check_rate(report: dict, rate: float) -> None:
+    for r in report["runs"]:
+        assert r["target_per_second"] == pytest.approx(rate, rel=0.02), r
+        assert 0.95 <= r["achieved_share"] <= 1.05, r
+        assert r["per_second"] == pytest.approx(rate, rel=0.1), r
+    assert not any("not achieved" in w for w in report["warnings"]), report["warnings"]
+    assert report["parameters"]["model"] == "open"
+    assert report["latency_uncorrected"]["count"] == report["latency"]["count"]
+
+
+def test_rate_is_achieved_against_shoal(shoal):
+    srv = shoal("--handler", "echo", "--workers", "2")
+    report = bench("echo", "--url", srv.url(), "--rate", "400", "--threads", "2", "--connections", "4",
+                   "--warmup", "0.3", "--runs", "2", "--duration", "1", "--server-pid", str(srv.proc.pid))
+    assert report["errors"] == {}, report["error_samples"]
+    check_rate(report, 400)
+    check_threads_add_up(report, 2)
+
+
+def test_rate_is_achieved_against_python_websockets(py_echo):
+    url, _ = py_echo
+    report = bench("echo", "--url", url, "--rate", "300", "--connections", "3", "--warmup", "0.3",
+                   "--runs", "1", "--duration", "1.5")
+    assert report["errors"] == {}, report["error_samples"]
+    check_rate(report, 300)
+
+
+def test_a_rate_the_server_cannot_reach_is_reported(py_echo):
+    # one Python process echoes a few thousand messages a second at most
+    url, _ = py_echo
+    report = bench("echo", "--url", url, "--rate", "500000", "--threads", "1", "--connections", "2",
+                   "--warmup", "0.2", "--runs", "1", "--duration", "1")
+    r = report["runs"][0]
+    assert r["target_per_second"] == pytest.approx(500000, rel=0.02)
+    assert r["achieved_share"] < 0.5, r
+    warning = [w for w in report["warnings"] if "target rate not achieved" in w]
+    assert warning and "500,000" in warning[0] and "short" in warning[0], report["warnings"]
+
+
+def test_a_stalled_server_shows_in_the_corrected_p99(py_echo):
+    # 200 messages/s for 3 s; the server is stopped for 1 s in the middle. Messages due meanwhile
+    # wait (one in flight per connection), and their latency runs from when they were due: about a
+    # third of them are late by up to a second. Timed from the actual send they look fast.
+    url, server = py_echo
+    bench_proc = subprocess.Popen([bench_bin(), "echo", "--url", url, "--rate", "200", "--connections", "2",
+                                   "--threads", "1", "--in-flight", "1", "--warmup", "0.3", "--runs", "1",
+                                   "--duration", "3", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.3)
+    server.send_signal(signal.SIGSTOP)
+    time.sleep(1.0)
+    server.send_signal(signal.SIGCONT)
+    out, err = bench_proc.communicate(timeout=TIMEOUT)
+    assert bench_proc.returncode == 0, err
+    report = json.loads(out)
+    assert report["errors"] == {}, report["error_samples"]
+    corrected, uncorrected = report["latency"], report["latency_uncorrected"]
+    assert corrected["p99"] >= 500_000, corrected  # µs
+    assert uncorrected["p99"] < 200_000, uncorrected
+    assert corrected["count"] == uncorrected["count"]
+    # the backlog went out once the server woke: the target was still (nearly) met
+    assert report["runs"][0]["achieved_share"] >= 0.9
+
+
+def test_stages_ramp_up_hold_and_down(shoal):
+    srv = shoal("--handler", "echo", "--workers", "1")
+    report = bench("echo", "--url", srv.url(), "--stages", "1s:200,1s:200,500ms:0", "--connections", "4",
+                   "--threads", "2")
+    assert report["errors"] == {}, report["error_samples"]
+    assert report["parameters"]["stages"] == "1s:200,1s:200,0.5s:0"
+    assert len(report["runs"]) == 1
+    r = report["runs"][0]
+    # 0→200 over 1 s (100), 200 for 1 s (200), 200→0 over 0.5 s (50)
+    assert r["target"] == pytest.approx(350, abs=3), r
+    assert 0.95 <= r["achieved_share"] <= 1.02, r
+    check_threads_add_up(report, 2)
+
+
+def test_connect_rate_paces_the_opening(py_echo):
+    url, server = py_echo
+    report = bench("echo", "--url", url, "--connect-rate", "10", "--connections", "6", "--warmup", "0",
+                   "--runs", "1", "--duration", "0.3")
+    assert report["connections_opened"] == 6
+    assert report["parameters"]["connect_rate"] == "10.0"
+    server.kill()
+    opened = sorted(float(line.split()[1]) for line in server.stdout.read().splitlines() if line.startswith("open "))
+    assert len(opened) == 6
+    # one every 100 ms: the sixth opens about 0.5 s after the first
+    assert 0.4 <= opened[-1] - opened[0] <= 2.0, opened
+    assert all(b - a >= 0.05 for a, b in zip(opened, opened[1:])), opened
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--rate", "100", "--stages", "1s:100"], "exclude each other"),
+    (["--stages", "10s"], "stage 1"),
+    (["--stages", "1s:100,fast:200"], "stage 2"),
+    (["--stages", "1s:0"], "rate 0"),
+    (["--rate", "-5"], "--rate"),
+    (["--connect-rate", "0"], "--connect-rate"),
+])
+def test_bad_open_model_flags_are_usage_errors(args, message):
+    proc = run_bench("echo", *args)
+    assert proc.returncode == 64, proc.stderr
+    assert message in proc.stderr
