@@ -61,7 +61,8 @@ struct Echo: ParsableCommand {
         }
         let options = UncheckedBox(self)
         let plan = try plan()
-        try execute(common, threads: threading.count(for: connections), rateTitle: "msgs/s") { setup, share in
+        try execute(common, threads: threading.count(for: connections), measures: plan == nil ? [.latency, .errors] : [.latency, .errors, .rate],
+                    rateTitle: "msgs/s") { setup, share in
             EchoScenario(setup, share, options.value, plan: plan)
         }
     }

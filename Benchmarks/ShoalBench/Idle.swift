@@ -41,7 +41,7 @@ struct Idle: ParsableCommand {
         let k = sourceAddresses ?? max(4, (connections + 15_999) / 16_000)
         let options = UncheckedBox(self)
         // One thread: the figure is memory, read before and after a hold in which nothing happens.
-        try execute(common, threads: 1, rateTitle: "", extraColumns: [
+        try execute(common, threads: 1, measures: [.errors], rateTitle: "", extraColumns: [
                         ("open_seconds", "open s", { fixed($0, 2) }),
                         ("server_rss_before", "server RSS before", bytesText),
                         ("server_rss_after", "server RSS after", bytesText),

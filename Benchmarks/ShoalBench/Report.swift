@@ -111,6 +111,8 @@ struct Report: Codable {
     var warnings: [String]
     /// permessage-deflate: negotiated or not, and traffic (only with --deflate).
     var deflate: DeflateReport? = nil
+    /// --threshold, each with its measured value (only with --threshold).
+    var thresholds: [ThresholdResult]? = nil
 
     mutating func summarize() {
         func spread(_ values: [Double?]) -> Spread? { Spread(values.compactMap { $0 }) }
@@ -227,6 +229,10 @@ struct Report: Codable {
             }
             out += "  compressed messages sent: \(grouped(Double(d.compressedMessagesSent))); "
                 + "bench zlib memory (peak at a run's end): \(bytesText(Double(d.benchZlibBytesPeak)))\n"
+        }
+        for t in thresholds ?? [] {
+            let measured = t.measured.map { fixed($0, 3).replacingOccurrences(of: #"\.?0+$"#, with: "", options: .regularExpression) + t.unit } ?? "nothing measured"
+            out += "threshold \(t.threshold): \(measured): \(t.passed ? "passed" : "FAILED")\n"
         }
         out += errors.isEmpty ? "errors: none\n" : "errors: " + errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
         for sample in errorSamples { out += "  e.g. \(sample)\n" }

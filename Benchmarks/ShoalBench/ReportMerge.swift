@@ -4,8 +4,9 @@
 import Histogram
 
 extension Report {
-    /// The threads' scenarios (run to the end) as one report; thread 0's parameters and server figures.
-    static func merged(_ scenarios: [Scenario]) -> Report {
+    /// The threads' scenarios (run to the end) as one report, thread 0's parameters and server
+    /// figures; and the latency histogram over every run and thread (nil without latency).
+    static func merged(_ scenarios: [Scenario]) -> (Report, Histogram<UInt64>?) {
         precondition(!scenarios.isEmpty)
         var report = scenarios[0].report
         report.threads = scenarios.count
@@ -48,7 +49,7 @@ extension Report {
             for warning in scenario.report.warnings where !report.warnings.contains(warning) { report.warnings.append(warning) }
         }
         report.deflate = DeflateReport.merged(scenarios.compactMap(\.report.deflate))
-        return report
+        return (report, anyLatency ? all : nil)
     }
 
     /// Run i of every thread as one run. The windows began at the same start line, so they

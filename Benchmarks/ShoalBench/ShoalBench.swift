@@ -2,6 +2,7 @@
 // share of the connections; each subcommand is a scenario (docs/shoal-bench.md).
 import ArgumentParser
 import Glibc
+import Histogram
 import ShoalRing
 
 @main
@@ -34,11 +35,20 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Measured runs; the table shows the median and min..max (3 or more recommended).")
     var runs = 3
 
+    @Option(help: ArgumentHelp("Pass/fail condition for CI, repeatable: p99<5ms, p99.9<=20ms, mean<1ms, max<1s, errors<0.1%, errors<=10, rate>=0.99 (open model: achieved share of the target). Exit status 99 when one does not hold.", valueName: "condition"))
+    var threshold: [String] = []
+
     @Flag(help: "Offer permessage-deflate (\"\(ClientDeflateAgreement.offer)\"); where the server accepts, read and send compressed messages.")
     var deflate = false
 
+    /// The parsed --threshold conditions.
+    var thresholds: [Threshold] { threshold.compactMap { try? Threshold($0) } }
+
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        for text in threshold {
+            do throws(Threshold.ParseError) { _ = try Threshold(text) } catch { throw ValidationError(error.description) }
+        }
         for pid in serverPIDs where kill(pid, 0) != 0 && errno == ESRCH {
             throw ValidationError("--server-pid \(pid): no such process")
         }
@@ -46,12 +56,23 @@ struct CommonOptions: ParsableArguments {
 }
 
 /// Runs a scenario on `threads` threads (one loop each, built by `make` on its thread) to the end
-/// and prints the merged report; exits 1 when no connection opened.
-func execute(_ common: CommonOptions, threads: Int, rateTitle: String, extraColumns: [(String, String, (Double) -> String)] = [],
+/// and prints the merged report; exits 1 when no connection opened, 99 when a --threshold failed.
+/// `measures`: the kinds of figure the scenario has, for the thresholds.
+func execute(_ common: CommonOptions, threads: Int, measures: Set<Threshold.Kind> = [.latency, .errors], rateTitle: String,
+             extraColumns: [(String, String, (Double) -> String)] = [],
              make: @escaping @Sendable (BenchSetup, ThreadShare) throws -> Scenario) throws {
+    let thresholds = common.thresholds
+    for t in thresholds where !measures.contains(t.kind) {
+        throw ValidationError("--threshold '\(t.text)': " + (t.kind == .rate
+            ? "rate is the achieved share of a target rate: it needs echo --rate or --stages"
+            : "this scenario measures no latency"))
+    }
     let scenarios = try runThreads(common, threads: threads, make: make)
-    var report = Report.merged(scenarios)
+    var (report, latency) = Report.merged(scenarios)
     report.summarize()
+    if !thresholds.isEmpty {
+        report.thresholds = report.check(thresholds) { p in latency.map { Double($0.valueAtPercentile(p)) / 1000 } }
+    }
     if common.json {
         print(report.json())
         for warning in report.warnings { writeStandardError("shoal-bench: \(warning)\n") }
@@ -61,6 +82,12 @@ func execute(_ common: CommonOptions, threads: Int, rateTitle: String, extraColu
     if report.connectionsOpened == 0 {
         writeStandardError("shoal-bench: no connection could be opened to \(report.url)\n")
         throw ExitCode(1)
+    }
+    let failed = (report.thresholds ?? []).filter { !$0.passed }
+    if !failed.isEmpty {
+        writeStandardError("shoal-bench: \(failed.count) of \(thresholds.count) threshold(s) failed: "
+            + failed.map(\.threshold).joined(separator: ", ") + "\n")
+        throw ExitCode(Threshold.failedStatus)
     }
 }
 

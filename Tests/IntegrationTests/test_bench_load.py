@@ -255,3 +255,119 @@ def test_bad_open_model_flags_are_usage_errors(args, message):
     proc = run_bench("echo", *args)
     assert proc.returncode == 64, proc.stderr
     assert message in proc.stderr
+
+
+# --- --threshold ---
+
+def bench_status(*args: str) -> tuple[int, dict, str]:
+    proc = run_bench(*args, "--json")
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def test_thresholds_that_hold_exit_0_and_list_their_values(shoal):
+    srv = shoal("--handler", "echo", "--workers", "1")
+    status, report, err = bench_status("echo", "--url", srv.url(), "--connections", "2", "--warmup", "0.2",
+                                       "--runs", "1", "--duration", "0.5", "--threshold", "p99<10s",
+                                       "--threshold", "errors<1%", "--threshold", "errors <= 0", "--threshold", "max>=1ns")
+    assert status == 0, err
+    results = {t["threshold"]: t for t in report["thresholds"]}
+    assert list(results) == ["p99<10s", "errors<1%", "errors <= 0", "max>=1ns"]
+    assert all(t["passed"] for t in results.values())
+    # measured in the threshold's unit, from the same histogram as the report's percentiles
+    assert results["p99<10s"]["unit"] == "s"
+    assert results["p99<10s"]["measured"] == pytest.approx(report["latency"]["p99"] / 1e6, rel=1e-6)
+    assert results["max>=1ns"]["measured"] == pytest.approx(report["latency"]["max"] * 1000, rel=1e-6)
+    assert results["errors<1%"]["measured"] == 0 and results["errors<1%"]["unit"] == "%"
+
+
+def test_a_threshold_that_fails_exits_99(shoal):
+    srv = shoal("--handler", "echo", "--workers", "1")
+    status, report, err = bench_status("echo", "--url", srv.url(), "--connections", "2", "--warmup", "0.2",
+                                       "--runs", "1", "--duration", "0.5", "--threshold", "p50<1ns",
+                                       "--threshold", "errors<1%")
+    assert status == 99, err
+    assert [t["passed"] for t in report["thresholds"]] == [False, True]
+    assert report["thresholds"][0]["measured"] > 1
+    assert "1 of 2 threshold(s) failed: p50<1ns" in err
+    # the table lists them too
+    proc = run_bench("echo", "--url", srv.url(), "--connections", "2", "--warmup", "0.2", "--runs", "1",
+                     "--duration", "0.3", "--threshold", "p50<1ns")
+    assert proc.returncode == 99
+    assert "threshold p50<1ns: " in proc.stdout and "FAILED" in proc.stdout
+
+
+def test_rate_threshold_against_python_websockets(py_echo):
+    url, _ = py_echo
+    status, report, err = bench_status("echo", "--url", url, "--rate", "200", "--connections", "2", "--warmup", "0.2",
+                                       "--runs", "1", "--duration", "1", "--threshold", "rate>=0.95")
+    assert status == 0, err
+    assert 0.95 <= report["thresholds"][0]["measured"] <= 1.05
+    status, report, err = bench_status("echo", "--url", url, "--rate", "500000", "--connections", "2", "--threads", "1",
+                                       "--warmup", "0.2", "--runs", "1", "--duration", "1", "--threshold", "rate>=99%")
+    assert status == 99, err
+    t = report["thresholds"][0]
+    assert not t["passed"] and t["unit"] == "%" and t["measured"] < 50
+
+
+CLOSING_SERVER = """
+import asyncio, sys
+from websockets.asyncio.server import serve
+
+async def echo_three_then_close(ws):
+    for _ in range(3):
+        await ws.send(await ws.recv())
+    await ws.close(1011, "going away")
+
+async def main():
+    async with serve(echo_three_then_close, "127.0.0.1", int(sys.argv[1])):
+        await asyncio.get_running_loop().create_future()
+
+asyncio.run(main())
+"""
+
+
+def test_errors_threshold_counts_connections_the_server_closed(tmp_path):
+    script = tmp_path / "closing.py"
+    script.write_text(CLOSING_SERVER)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(script), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not listen"
+                time.sleep(0.05)
+        status, report, err = bench_status("echo", "--url", f"ws://127.0.0.1:{port}/", "--connections", "3",
+                                           "--warmup", "0", "--runs", "1", "--duration", "0.5",
+                                           "--threshold", "errors<0.1%", "--threshold", "errors>=3")
+        assert report["errors"].get("closed_by_server") == 3, report["errors"]
+        assert status == 99, err
+        assert [t["passed"] for t in report["thresholds"]] == [False, True]
+        assert report["thresholds"][1]["measured"] == 3
+    finally:
+        proc.kill()
+        proc.wait(5)
+
+
+@pytest.mark.parametrize("threshold, message", [
+    ("p99<5", "needs a unit"),
+    ("p99=5ms", "expected METRIC<VALUE"),
+    ("latency<5ms", "unknown metric 'latency'"),
+    ("p101<5ms", "unknown metric"),
+    ("errors<abc", "not a non-negative number"),
+    ("rate>=0.99x", "achieved share"),
+])
+def test_malformed_threshold_is_exit_64(threshold, message):
+    proc = run_bench("echo", "--threshold", threshold)
+    assert proc.returncode == 64, proc.stderr
+    assert message in proc.stderr and threshold in proc.stderr
+
+
+def test_threshold_on_a_figure_the_run_does_not_have_is_exit_64():
+    proc = run_bench("echo", "--threshold", "rate>=0.99")  # closed model: no target rate
+    assert proc.returncode == 64 and "--rate or --stages" in proc.stderr
+    proc = run_bench("idle", "--threshold", "p99<5ms")
+    assert proc.returncode == 64 and "no latency" in proc.stderr
