@@ -100,7 +100,7 @@ final class BroadcastScenario: Scenario {
         let bytes = options.payload.bytes(length)
         for i in 0..<length { template[i] = bytes[i] }
         scratch = .allocate(byteCount: options.size, alignment: 8)
-        super.init(setup, share, scenario: "broadcast", unit: "deliveries", parameters: [
+        super.init(setup, share, scenario: "broadcast", unit: "deliveries", seconds: options.warmup + Double(options.common.runs) * options.duration, parameters: [
             "subscribers": String(options.subscribers), "publishers": String(options.publishers),
             "rate": String(options.rate), "size": String(options.size), "type": options.binary ? "binary" : "text",
             "payload": options.payload.rawValue,
@@ -136,7 +136,7 @@ final class BroadcastScenario: Scenario {
         guard !phasesStarted else { return }
         phasesStarted = true
         // Every thread starts publishing at the same moment, so the threads' windows line up.
-        let start = share.startLine.arrive()
+        let start = arriveAtStartLine()
         guard report.connectionsOpened > 0 else {
             closeAll { [unowned self] in self.finish() }
             return
@@ -245,11 +245,13 @@ final class BroadcastScenario: Scenario {
             return
         }
         totalDeliveries += 1
+        let now = monotonicNanoseconds()
+        let latency = now &- epoch > stamp ? now &- epoch - stamp : 0
+        timeline.record(latency: latency, at: now)
         guard measuring else { return }
         deliveries += 1
         if publisher == numbers[connection.tag] { own += 1 }
-        let now = monotonicNanoseconds() &- epoch
-        _ = histogram.record(now > stamp ? now - stamp : 0)
+        _ = histogram.record(latency)
     }
 
     /// The send time and publisher id of a bench payload, nil when it is not one.

@@ -65,11 +65,12 @@ final class ConnectScenario: Scenario {
             "duration": String(options.duration),
         ]
         if options.closeImmediately { parameters["warmup"] = String(options.warmup) } else { parameters["max_open"] = String(cap) }
-        super.init(setup, share, scenario: "connect", unit: "handshakes", parameters: parameters)
+        super.init(setup, share, scenario: "connect", unit: "handshakes",
+                   seconds: (options.closeImmediately ? options.warmup : 0) + Double(options.common.runs) * options.duration, parameters: parameters)
     }
 
     override func start() {
-        _ = share.startLine.arrive()
+        _ = arriveAtStartLine()
         startProgress()
         if options.closeImmediately && options.warmup > 0 {
             launching = true
@@ -149,9 +150,11 @@ final class ConnectScenario: Scenario {
         super.connectionOpened(connection)
         handshaking -= 1
         totalHandshakes += 1
+        let now = monotonicNanoseconds()
+        timeline.record(latency: now &- connection.startedAt, at: now)
         if measuring {
             handshakes += 1
-            _ = histogram.record(monotonicNanoseconds() &- connection.startedAt)
+            _ = histogram.record(now &- connection.startedAt)
         }
         if options.closeImmediately || !launching { connection.close() }
         launch()

@@ -143,7 +143,9 @@ final class EchoScenario: Scenario {
             parameters["runs"] = "1"
         }
         if let connectRate = options.connectRate { parameters["connect_rate"] = String(connectRate) }
-        super.init(setup, share, scenario: "echo", unit: "messages", parameters: parameters)
+        super.init(setup, share, scenario: "echo", unit: "messages",
+                   seconds: plan.map { options.stages == nil ? $0.seconds - 1 : $0.seconds } ?? options.warmup + Double(options.common.runs) * options.duration,
+                   parameters: parameters)
         if plan != nil { uncorrectedLatency = makeLatencyHistogram() }
     }
 
@@ -201,7 +203,7 @@ final class EchoScenario: Scenario {
         guard !phasesStarted else { return }
         phasesStarted = true
         // Every thread starts its load at the same moment, so the threads' windows line up.
-        let start = share.startLine.arrive()
+        let start = arriveAtStartLine()
         guard report.connectionsOpened > 0 else {
             sending = false
             closeAll { [unowned self] in self.finish() }
@@ -333,9 +335,11 @@ final class EchoScenario: Scenario {
         ringHead[tag] = (ringHead[tag] + 1) % k
         ringCount[tag] -= 1
         totalMessages += 1
+        let latency = now > sentAt[slot] ? now - sentAt[slot] : 0
+        timeline.record(latency: latency, at: now)
         if measuring {
             messages += 1
-            _ = histogram.record(now > sentAt[slot] ? now - sentAt[slot] : 0)
+            _ = histogram.record(latency)
             if uncorrectedLatency != nil { _ = uncorrectedLatency?.record(now &- sentActually[slot]) }
         }
         if payload.count != size {

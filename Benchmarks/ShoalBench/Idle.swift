@@ -92,7 +92,8 @@ final class IdleScenario: Scenario {
             "source_addresses": sources.isEmpty ? "default (target is not 127.x)" : "127.0.0.1-127.0.0.\(sources.count)",
         ]
         if let size = options.warmupMessage { parameters["warmup_message"] = String(size) }
-        super.init(setup, share, scenario: "idle", unit: "connections", parameters: parameters)
+        super.init(setup, share, scenario: "idle", unit: "connections", seconds: Double(options.common.runs) * (options.duration + 1),
+                   parameters: parameters)
     }
 
     override func start() {

@@ -58,6 +58,8 @@ struct RunFigures: Codable {
     var target: Double? = nil
     var targetPerSecond: Double? = nil
     var achievedShare: Double? = nil
+    /// When the window began, in seconds from the start line (the timeline's zero).
+    var startSeconds: Double = 0
 }
 
 /// One thread's part of a run.
@@ -113,6 +115,10 @@ struct Report: Codable {
     var deflate: DeflateReport? = nil
     /// --threshold, each with its measured value (only with --threshold).
     var thresholds: [ThresholdResult]? = nil
+    /// The latency at fixed percentiles over every run (an HdrHistogram percentile plot's points).
+    var latencyPercentiles: [PercentilePoint]? = nil
+    /// Per interval from the start line, warm-up included.
+    var timeline: TimelineReport? = nil
 
     mutating func summarize() {
         func spread(_ values: [Double?]) -> Spread? { Spread(values.compactMap { $0 }) }

@@ -49,6 +49,10 @@ extension Report {
             for warning in scenario.report.warnings where !report.warnings.contains(warning) { report.warnings.append(warning) }
         }
         report.deflate = DeflateReport.merged(scenarios.compactMap(\.report.deflate))
+        report.latencyPercentiles = anyLatency ? PercentilePoint.distribution(all) : nil
+        var timeline = scenarios[0].timeline
+        for scenario in scenarios.dropFirst() { timeline.add(scenario.timeline) }
+        report.timeline = timeline.points
         return (report, anyLatency ? all : nil)
     }
 

