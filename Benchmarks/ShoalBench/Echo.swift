@@ -28,6 +28,9 @@ struct Echo: ParsableCommand {
     var rate: Double?
     @Option(help: "Open model with ramps: DURATION:RATE,... (such as 10s:1000,30s:5000,10s:0), each stage ramping linearly from the previous rate (0 at first); one measured run over the whole plan, no warm-up.")
     var stages: String?
+    @Option(name: .customLong("source-addresses"),
+            help: "Connect from 127.0.0.1 ... 127.0.0.K, connection g from address g mod K (loopback targets only; default: one per 16,000 connections above 16,000, else the kernel's choice).")
+    var sourceAddresses: Int?
     @Option(name: .customLong("connect-rate"), help: "Open the connections at this many per second (default: all at once); the measurement starts once all are open.")
     var connectRate: Double?
 
@@ -42,6 +45,7 @@ struct Echo: ParsableCommand {
         if let rate { guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be a positive number of messages per second") } }
         guard rate == nil || stages == nil else { throw ValidationError("--rate and --stages exclude each other (a flat rate is one stage)") }
         if let connectRate { guard connectRate > 0, connectRate.isFinite else { throw ValidationError("--connect-rate must be positive") } }
+        if let k = sourceAddresses { guard (1...254).contains(k) else { throw ValidationError("--source-addresses must be 1...254") } }
         _ = try plan()
     }
 
@@ -113,8 +117,9 @@ final class EchoScenario: Scenario {
         size = options.size
         inFlight = options.inFlight ?? (plan == nil ? 1 : 64)
         opcode = options.binary ? .binary : .text
-        sources = options.connections > Echo.connectionsPerSource && setup.target.isLoopbackIPv4
-            ? Connector.loopbackSources(count: (options.connections + Echo.connectionsPerSource - 1) / Echo.connectionsPerSource) : []
+        let addresses = options.sourceAddresses
+            ?? (options.connections > Echo.connectionsPerSource ? (options.connections + Echo.connectionsPerSource - 1) / Echo.connectionsPerSource : 0)
+        sources = setup.target.isLoopbackIPv4 ? Connector.loopbackSources(count: addresses) : []
         self.plan = plan?.scaled(by: share.part(of: options.connections))
         template = .allocate(byteCount: max(options.size, 1), alignment: 8)
         if options.binary && options.payload == .letters {
@@ -143,6 +148,7 @@ final class EchoScenario: Scenario {
             parameters["runs"] = "1"
         }
         if let connectRate = options.connectRate { parameters["connect_rate"] = String(connectRate) }
+        if !sources.isEmpty { parameters["source_addresses"] = "127.0.0.1-127.0.0.\(sources.count)" }
         super.init(setup, share, scenario: "echo", unit: "messages",
                    seconds: plan.map { options.stages == nil ? $0.seconds - 1 : $0.seconds } ?? options.warmup + Double(options.common.runs) * options.duration,
                    parameters: parameters)
@@ -214,7 +220,7 @@ final class EchoScenario: Scenario {
         let wait = start > now ? start - now : 0
         if plan != nil {
             scheduleStart = start
-            loop.schedule(after: wait) { [unowned self] in self.pace() }
+            loop.schedule(after: wait, paceAgain)
         } else {
             for case let connection? in connections where connection.isOpen {
                 for _ in 0..<inFlight { sendOne(connection, intended: now, at: now) }
@@ -293,8 +299,11 @@ final class EchoScenario: Scenario {
         // rates, a turn per `paceFloor` at most sends what came due meanwhile.
         guard let next = plan.time(ofMessage: Double(nextMessage)) else { return }
         let due = scheduleStart &+ UInt64(next * 1e9)
-        loop.schedule(after: max(due > loop.now ? due - loop.now : 0, Self.paceFloor)) { [unowned self] in self.pace() }
+        loop.schedule(after: max(due > loop.now ? due - loop.now : 0, Self.paceFloor), paceAgain)
     }
+
+    /// `pace()` as a timer body made once: a closure per wake-up would be an allocation per wake-up.
+    private lazy var paceAgain: () -> Void = { [unowned self] in self.pace() }
 
     /// Open model: sends what waited on `connection`, oldest first, while it has room.
     private func sendDeferred(_ connection: ClientConnection, at now: UInt64) {

@@ -28,7 +28,8 @@ import asyncio, sys, time
 from websockets.asyncio.server import serve
 
 async def echo(ws):
-    print("open", time.monotonic(), flush=True)  # CLOCK_MONOTONIC: --connect-rate's pacing is checked with it
+    # CLOCK_MONOTONIC (--connect-rate's pacing is checked with it) and the client's address
+    print("open", time.monotonic(), ws.remote_address[0], flush=True)
     async for message in ws:
         await ws.send(message)
 
@@ -374,3 +375,15 @@ def test_threshold_on_a_figure_the_run_does_not_have_is_exit_64():
     assert proc.returncode == 64 and "--rate or --stages" in proc.stderr
     proc = run_bench("idle", "--threshold", "p99<5ms")
     assert proc.returncode == 64 and "no latency" in proc.stderr
+
+
+def test_source_addresses_are_shared_out_between_threads(py_echo):
+    url, server = py_echo
+    report = bench("echo", "--url", url, "--source-addresses", "3", "--connections", "6", "--threads", "2",
+                   "--warmup", "0.2", "--runs", "1", "--duration", "0.3")
+    assert report["connections_opened"] == 6
+    assert report["parameters"]["source_addresses"] == "127.0.0.1-127.0.0.3"
+    server.kill()
+    peers = [line.split()[2] for line in server.stdout.read().splitlines() if line.startswith("open ")]
+    # connection g from 127.0.0.(1 + g mod 3): two connections from each address, over both threads
+    assert sorted(peers) == ["127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"], peers
