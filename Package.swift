@@ -25,6 +25,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // shoal-bench's scenario files (YAML, with line numbers for errors).
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         // liburing, through pkg-config (Debian: liburing-dev), plus a shim for the macros Swift cannot import.
@@ -89,6 +91,7 @@ let package = Package(
                 "ShoalRing", "ShoalWire", "ShoalPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Yams", package: "Yams"),
             ],
             path: "Benchmarks/ShoalBench",
             swiftSettings: strict

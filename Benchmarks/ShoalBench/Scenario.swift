@@ -94,12 +94,13 @@ class Scenario: ConnectionOwner {
 
     /// Connects (blocking, microseconds on loopback) and registers a new connection; nil when
     /// connect failed, which is counted as an error.
-    func connect(tag: Int, source: UInt32? = nil) -> ClientConnection? {
+    /// `keys` and `deflate` replace the scenario's (a scenario file's own path, headers, offer).
+    func connect(tag: Int, source: UInt32? = nil, keys: HandshakeKeys? = nil, deflate: DeflateSupport?? = nil) -> ClientConnection? {
         let started = monotonicNanoseconds()
         do {
             let fd = try Connector.connect(to: target, source: source)
-            let connection = ClientConnection(fd: fd, owner: self, loop: loop, tag: tag, keys: keys, startedAt: started,
-                                              deflate: deflate)
+            let connection = ClientConnection(fd: fd, owner: self, loop: loop, tag: tag, keys: keys ?? self.keys, startedAt: started,
+                                              deflate: deflate ?? self.deflate)
             live[ObjectIdentifier(connection)] = connection
             return connection
         } catch {

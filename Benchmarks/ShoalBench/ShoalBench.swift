@@ -14,7 +14,7 @@ struct ShoalBench: ParsableCommand {
         discussion: "Figures: wall-clock rate, and with --server-pid the rate per server CPU-second (user+sys of "
             + "the server's whole process tree). The bench reports its own CPU and prints a WARNING instead of "
             + "that figure when it, not the server, was the bottleneck.",
-        subcommands: [Echo.self, Broadcast.self, Connect.self, Idle.self]
+        subcommands: [Echo.self, Broadcast.self, Connect.self, Idle.self, Run.self]
     )
 }
 

@@ -41,32 +41,42 @@ asyncio.run(main())
 """
 
 
-@pytest.fixture
-def py_echo(tmp_path):
-    """An echo server in Python's websockets (one process); yields (url, Popen)."""
-    script = tmp_path / "py_echo.py"
-    script.write_text(PY_ECHO)
+def python_server(tmp_path, source: str, name: str = "server.py") -> tuple[str, subprocess.Popen]:
+    """Starts `source` (a websockets server taking its port as argv[1]) with this Python, its stdout
+    a text pipe; returns (url, process) once the port accepts."""
+    script = tmp_path / name
+    script.write_text(source)
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(script), str(port)], stdout=subprocess.PIPE, text=True,
                             stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 20
     while True:
         if proc.poll() is not None:
-            raise AssertionError(f"python echo exited {proc.returncode}: {proc.stderr.read()}")
+            raise AssertionError(f"{name} exited {proc.returncode}: {proc.stderr.read()}")
         try:
             socket.create_connection(("127.0.0.1", port), 0.5).close()
-            break
+            return f"ws://127.0.0.1:{port}/", proc
         except OSError:
             if time.monotonic() > deadline:
                 proc.kill()
-                raise AssertionError("python echo server did not listen")
+                raise AssertionError(f"{name} did not listen")
             time.sleep(0.05)
+
+
+def stop_python_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGCONT)
+    proc.kill()
+    proc.wait(5)
+
+
+@pytest.fixture
+def py_echo(tmp_path):
+    """An echo server in Python's websockets (one process); yields (url, Popen)."""
+    url, proc = python_server(tmp_path, PY_ECHO, "py_echo.py")
     try:
-        yield f"ws://127.0.0.1:{port}/", proc
+        yield url, proc
     finally:
-        proc.send_signal(signal.SIGCONT)
-        proc.kill()
-        proc.wait(5)
+        stop_python_server(proc)
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess:
@@ -331,20 +341,9 @@ asyncio.run(main())
 
 
 def test_errors_threshold_counts_connections_the_server_closed(tmp_path):
-    script = tmp_path / "closing.py"
-    script.write_text(CLOSING_SERVER)
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(script), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url, proc = python_server(tmp_path, CLOSING_SERVER, "closing.py")
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "server did not listen"
-                time.sleep(0.05)
-        status, report, err = bench_status("echo", "--url", f"ws://127.0.0.1:{port}/", "--connections", "3",
+        status, report, err = bench_status("echo", "--url", url, "--connections", "3",
                                            "--warmup", "0", "--runs", "1", "--duration", "0.5",
                                            "--threshold", "errors<0.1%", "--threshold", "errors>=3")
         assert report["errors"].get("closed_by_server") == 3, report["errors"]
@@ -352,8 +351,7 @@ def test_errors_threshold_counts_connections_the_server_closed(tmp_path):
         assert [t["passed"] for t in report["thresholds"]] == [False, True]
         assert report["thresholds"][1]["measured"] == 3
     finally:
-        proc.kill()
-        proc.wait(5)
+        stop_python_server(proc)
 
 
 @pytest.mark.parametrize("threshold, message", [
