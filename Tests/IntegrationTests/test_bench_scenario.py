@@ -12,7 +12,7 @@ import json
 import pytest
 
 from test_bench_load import bench_status, python_server, run_bench, stop_python_server
-from test_bench_smoke import bench
+from test_bench_smoke import ScriptedPeer, bench
 
 RECORDING_ECHO = """
 import asyncio, json, sys
@@ -157,3 +157,17 @@ def test_bad_scenario_file_names_line_and_field(tmp_path, text, where):
     proc = run_bench("run", write(tmp_path, text))
     assert proc.returncode == 64, proc.stderr
     assert where in proc.stderr, proc.stderr
+
+
+def test_a_subprotocol_not_asked_for_is_a_handshake_error(tmp_path):
+    # RFC 6455 4.1: the client fails the connection when the server selects a subprotocol it did not offer
+    peer = ScriptedPeer(subprotocol="other")
+    try:
+        path = write(tmp_path, "users: 2\nduration: 300ms\nscenarios:\n  - connect: { subprotocol: chat.v1 }\n"
+                               "    steps:\n      - send: hi\n      - expect: { exact: hi }\n")
+        status, report, _ = bench_status("run", path, "--url", f"ws://127.0.0.1:{peer.port}/", "--threads", "1")
+        assert status == 1  # no connection opened
+        assert report["errors"].get("handshake") == 2, report["errors"]
+        assert "server selected subprotocol other, we asked for chat.v1" in " ".join(report["error_samples"])
+    finally:
+        peer.close()
