@@ -112,5 +112,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ShoalTests", dependencies: ["Shoal", "ShoalWire", "ShoalCluster", "ShoalTestSupport"], swiftSettings: strict),
+        // shoal-bench's pure parts: the open model's schedule, thresholds, scenario files.
+        .testTarget(name: "ShoalBenchTests", dependencies: ["shoal-bench"], swiftSettings: strict),
     ]
 )

@@ -114,10 +114,13 @@ struct ScenarioFile {
     /// every scenario at least one; user g runs `assignments[g]`.
     var assignments: [Int] {
         let total = mixes.reduce(0) { $0 + $1.weight }
-        var counts = mixes.map { max(1, users * $0.weight / total) }
+        let shares = mixes.map { Double(users * $0.weight) / Double(total) }
+        var counts = shares.map { max(1, Int($0)) }
+        // The users left go to the largest remainders; a scenario raised to 1 gives back first.
+        let byRemainder = shares.indices.sorted { shares[$0] - shares[$0].rounded(.down) > shares[$1] - shares[$1].rounded(.down) }
         var i = 0
         while counts.reduce(0, +) < users {
-            counts[i % counts.count] += 1
+            counts[byRemainder[i % byRemainder.count]] += 1
             i += 1
         }
         while counts.reduce(0, +) > users, let j = counts.indices.max(by: { counts[$0] < counts[$1] }) { counts[j] -= 1 }
