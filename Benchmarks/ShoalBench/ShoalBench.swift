@@ -13,7 +13,9 @@ struct ShoalBench: ParsableCommand {
         abstract: "Load generator for WebSocket servers (any RFC 6455 server), one io_uring loop per thread.",
         discussion: "Figures: wall-clock rate, and with --server-pid the rate per server CPU-second (user+sys of "
             + "the server's whole process tree). The bench reports its own CPU and prints a WARNING instead of "
-            + "that figure when it, not the server, was the bottleneck.",
+            + "that figure when it, not the server, was the bottleneck (a thread at 90 % of a core, or the whole bench "
+            + "at 90 % of its CPUs). Exit status: 0; 1 when no connection opened; 99 when a --threshold failed; "
+            + "64 for a bad command line or scenario file.",
         subcommands: [Echo.self, Broadcast.self, Connect.self, Idle.self, Run.self]
     )
 }

@@ -205,18 +205,18 @@ def test_a_rate_the_server_cannot_reach_is_reported(py_echo):
     assert warning and "500,000" in warning[0] and "short" in warning[0], report["warnings"]
 
 
-def test_a_stalled_server_shows_in_the_corrected_p99(py_echo):
-    # 200 messages/s for 3 s; the server is stopped for 1 s in the middle. Messages due meanwhile
-    # wait (one in flight per connection), and their latency runs from when they were due: about a
-    # third of them are late by up to a second. Timed from the actual send they look fast.
-    url, server = py_echo
+def check_stall_shows(url: str, signal_server) -> None:
+    """200 messages/s for 3 s; `signal_server(SIGSTOP)` stops the server for 1 s in the middle.
+    Messages due meanwhile wait (one in flight per connection), and their latency runs from when
+    they were due: about a third of them are late by up to a second. Timed from the actual send
+    they look fast."""
     bench_proc = subprocess.Popen([bench_bin(), "echo", "--url", url, "--rate", "200", "--connections", "2",
                                    "--threads", "1", "--in-flight", "1", "--warmup", "0.3", "--runs", "1",
                                    "--duration", "3", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.3)
-    server.send_signal(signal.SIGSTOP)
+    signal_server(signal.SIGSTOP)
     time.sleep(1.0)
-    server.send_signal(signal.SIGCONT)
+    signal_server(signal.SIGCONT)
     out, err = bench_proc.communicate(timeout=TIMEOUT)
     assert bench_proc.returncode == 0, err
     report = json.loads(out)
@@ -227,6 +227,17 @@ def test_a_stalled_server_shows_in_the_corrected_p99(py_echo):
     assert corrected["count"] == uncorrected["count"]
     # the backlog went out once the server woke: the target was still (nearly) met
     assert report["runs"][0]["achieved_share"] >= 0.85
+
+
+def test_a_stalled_python_server_shows_in_the_corrected_p99(py_echo):
+    url, server = py_echo
+    check_stall_shows(url, server.send_signal)
+
+
+def test_a_stalled_shoal_shows_in_the_corrected_p99(shoal):
+    srv = shoal("--handler", "echo", "--workers", "1")
+    # the supervisor and its worker: the whole process group
+    check_stall_shows(srv.url(), lambda sig: os.killpg(srv.proc.pid, sig))
 
 
 def test_stages_ramp_up_hold_and_down(shoal):
@@ -385,3 +396,24 @@ def test_source_addresses_are_shared_out_between_threads(py_echo):
     peers = [line.split()[2] for line in server.stdout.read().splitlines() if line.startswith("open ")]
     # connection g from 127.0.0.(1 + g mod 3): two connections from each address, over both threads
     assert sorted(peers) == ["127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.2", "127.0.0.3", "127.0.0.3"], peers
+
+
+def test_stages_and_connect_rate_against_python_websockets(py_echo):
+    url, _ = py_echo
+    report = bench("echo", "--url", url, "--stages", "500ms:100,1s:100", "--connect-rate", "20", "--connections", "4",
+                   "--threads", "2")
+    assert report["errors"] == {}, report["error_samples"]
+    assert report["connections_opened"] == 4
+    r = report["runs"][0]
+    assert r["target"] == pytest.approx(125, abs=2), r  # 25 on the ramp, 100 at the plateau
+    assert 0.9 <= r["achieved_share"] <= 1.1, r
+
+
+def test_connect_rate_against_shoal(shoal):
+    srv = shoal("--handler", "echo", "--workers", "1")
+    started = time.monotonic()
+    report = bench("echo", "--url", srv.url(), "--connect-rate", "10", "--connections", "5", "--warmup", "0",
+                   "--runs", "1", "--duration", "0.2")
+    # the fifth connection opens 0.4 s after the first, and the run starts once all are open
+    assert time.monotonic() - started >= 0.6
+    assert report["connections_opened"] == 5 and report["errors"] == {}
