@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -63,20 +64,23 @@ def python_server(tmp_path, source: str, name: str = "server.py") -> tuple[str, 
             time.sleep(0.05)
 
 
-def stop_python_server(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGCONT)
-    proc.kill()
-    proc.wait(5)
+@contextmanager
+def running_python_server(tmp_path, source: str, name: str):
+    """python_server for the duration of a `with`; killed (resumed first, if stopped) at its end."""
+    url, proc = python_server(tmp_path, source, name)
+    try:
+        yield url, proc
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        proc.kill()
+        proc.wait(5)
 
 
 @pytest.fixture
 def py_echo(tmp_path):
     """An echo server in Python's websockets (one process); yields (url, Popen)."""
-    url, proc = python_server(tmp_path, PY_ECHO, "py_echo.py")
-    try:
-        yield url, proc
-    finally:
-        stop_python_server(proc)
+    with running_python_server(tmp_path, PY_ECHO, "py_echo.py") as server:
+        yield server
 
 
 def run_bench(*args: str) -> subprocess.CompletedProcess:
@@ -352,17 +356,14 @@ asyncio.run(main())
 
 
 def test_errors_threshold_counts_connections_the_server_closed(tmp_path):
-    url, proc = python_server(tmp_path, CLOSING_SERVER, "closing.py")
-    try:
+    with running_python_server(tmp_path, CLOSING_SERVER, "closing.py") as (url, _):
         status, report, err = bench_status("echo", "--url", url, "--connections", "3",
                                            "--warmup", "0", "--runs", "1", "--duration", "0.5",
                                            "--threshold", "errors<0.1%", "--threshold", "errors>=3")
-        assert report["errors"].get("closed_by_server") == 3, report["errors"]
-        assert status == 99, err
-        assert [t["passed"] for t in report["thresholds"]] == [False, True]
-        assert report["thresholds"][1]["measured"] == 3
-    finally:
-        stop_python_server(proc)
+    assert report["errors"].get("closed_by_server") == 3, report["errors"]
+    assert status == 99, err
+    assert [t["passed"] for t in report["thresholds"]] == [False, True]
+    assert report["thresholds"][1]["measured"] == 3
 
 
 @pytest.mark.parametrize("threshold, message", [

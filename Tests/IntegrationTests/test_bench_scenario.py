@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from test_bench_load import bench_status, python_server, run_bench, stop_python_server
+from test_bench_load import bench_status, run_bench, running_python_server
 from test_bench_smoke import ScriptedPeer, bench
 
 RECORDING_ECHO = """
@@ -61,11 +61,8 @@ scenarios:
 
 @pytest.fixture
 def recording_echo(tmp_path):
-    url, proc = python_server(tmp_path, RECORDING_ECHO, "recording_echo.py")
-    try:
-        yield url, proc
-    finally:
-        stop_python_server(proc)
+    with running_python_server(tmp_path, RECORDING_ECHO, "recording_echo.py") as server:
+        yield server
 
 
 def write(tmp_path, text: str) -> str:
