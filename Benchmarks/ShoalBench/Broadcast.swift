@@ -145,7 +145,7 @@ final class BroadcastScenario: Scenario {
         sending = true
         paceStart = start
         publish()
-        loop.schedule(after: nanoseconds(options.warmup)) { [unowned self] in self.beginRun() }
+        schedule(at: start + nanoseconds(options.warmup)) { [unowned self] in self.beginRun() }
     }
 
     /// Sends what the pace says is due, then comes back next millisecond.
@@ -199,8 +199,7 @@ final class BroadcastScenario: Scenario {
         deliveries = 0
         own = 0
         measuring = true
-        beginWindow()
-        loop.schedule(after: nanoseconds(options.duration)) { [unowned self] in self.endRun() }
+        beginWindow(for: options.duration) { [unowned self] in self.endRun() }
     }
 
     private func endRun() {

@@ -75,7 +75,7 @@ final class ConnectScenario: Scenario {
         if options.closeImmediately && options.warmup > 0 {
             launching = true
             launch()
-            loop.schedule(after: nanoseconds(options.warmup)) { [unowned self] in self.beginRun() }
+            schedule(at: monotonicNanoseconds() + nanoseconds(options.warmup)) { [unowned self] in self.beginRun() }
         } else {
             beginRun()
         }
@@ -120,9 +120,8 @@ final class ConnectScenario: Scenario {
         handshakes = 0
         measuring = true
         launching = true
-        beginWindow()
         let this = run
-        loop.schedule(after: nanoseconds(options.duration)) { [unowned self] in self.endRun(this) }
+        beginWindow(for: options.duration) { [unowned self] in self.endRun(this) }
         launch()
     }
 

@@ -216,17 +216,17 @@ final class EchoScenario: Scenario {
             return
         }
         startProgress()
-        let now = monotonicNanoseconds()
-        let wait = start > now ? start - now : 0
         if plan != nil {
             scheduleStart = start
-            loop.schedule(after: wait, paceAgain)
+            schedule(at: start, paceAgain)
         } else {
+            let now = monotonicNanoseconds()
             for case let connection? in connections where connection.isOpen {
                 for _ in 0..<inFlight { sendOne(connection, intended: now, at: now) }
             }
         }
-        loop.schedule(after: wait + nanoseconds(warmup)) { [unowned self] in self.beginRun() }
+        // From the common start: every thread's windows begin and end together.
+        schedule(at: start + nanoseconds(warmup)) { [unowned self] in self.beginRun() }
     }
 
     /// Open connections by local tag (closed ones and those not yet open are nil).
@@ -236,8 +236,7 @@ final class EchoScenario: Scenario {
         histogram.reset()
         messages = 0
         measuring = true
-        beginWindow()
-        loop.schedule(after: nanoseconds(duration)) { [unowned self] in self.endRun() }
+        beginWindow(for: duration) { [unowned self] in self.endRun() }
     }
 
     private func endRun() {
@@ -296,10 +295,11 @@ final class EchoScenario: Scenario {
             nextMessage += 1
         }
         // Back when the next message is due: a late send would count as server latency. At high
-        // rates, a turn per `paceFloor` at most sends what came due meanwhile.
+        // rates, a turn per `paceFloor` at most sends what came due meanwhile. Counted from now, not
+        // from the turn's start; a wake-up a little early finds nothing due and comes back.
         guard let next = plan.time(ofMessage: Double(nextMessage)) else { return }
         let due = scheduleStart &+ UInt64(next * 1e9)
-        loop.schedule(after: max(due > loop.now ? due - loop.now : 0, Self.paceFloor), paceAgain)
+        loop.schedule(after: max(due > now ? due - now : 0, Self.paceFloor), paceAgain)
     }
 
     /// `pace()` as a timer body made once: a closure per wake-up would be an allocation per wake-up.

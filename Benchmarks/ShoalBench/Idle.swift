@@ -166,8 +166,7 @@ final class IdleScenario: Scenario {
         opening = false
         holding = true
         openSeconds = Double(monotonicNanoseconds() - openStarted) / 1e9
-        beginWindow()
-        loop.schedule(after: nanoseconds(options.duration)) { [unowned self] in self.endRun() }
+        beginWindow(for: options.duration) { [unowned self] in self.endRun() }
     }
 
     private func endRun() {

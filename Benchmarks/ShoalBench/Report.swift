@@ -70,6 +70,11 @@ struct ThreadFigures: Codable {
     /// The thread's own user+sys CPU over its window (CLOCK_THREAD_CPUTIME_ID).
     var cpuSeconds: Double
     var cpuShare: Double
+    /// The thread's own window: its start (seconds from the start line) and length.
+    var startSeconds: Double
+    var seconds: Double
+    /// Open model: the messages due to this thread in its window.
+    var target: Double?
 }
 
 /// Median and range of a figure over runs.

@@ -113,8 +113,7 @@ final class RunScenario: Scenario {
         startProgress()
         running = true
         measuring = true
-        beginWindow()
-        loop.schedule(after: nanoseconds(plan.seconds)) { [unowned self] in self.end() }
+        beginWindow(for: plan.seconds) { [unowned self] in self.end() }
         for i in users.indices where users[i].connection?.isOpen == true { advance(i) }
     }
 

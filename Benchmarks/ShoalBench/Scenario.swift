@@ -164,8 +164,26 @@ class Scenario: ConnectionOwner {
         return start
     }
 
-    func beginWindow() {
-        window = Snapshot.take(serverPIDs: common.serverPIDs)
+    /// Starts a measured window and calls `end` when it is `seconds` long.
+    func beginWindow(for seconds: Double, then end: @escaping () -> Void) {
+        let start = Snapshot.take(serverPIDs: common.serverPIDs)
+        window = start
+        schedule(at: start.wall + nanoseconds(seconds), end)
+    }
+
+    /// Runs `body` at monotonic time `deadline`, not before. The loop counts a timer from the time
+    /// its turn started, which a long callback (a wait at the start line) leaves behind: such a
+    /// timer can fire early, or the loop sleep too long. Counted from now and checked on firing,
+    /// it fires on time.
+    func schedule(at deadline: UInt64, _ body: @escaping () -> Void) {
+        let now = monotonicNanoseconds()
+        guard now < deadline else {
+            loop.schedule(after: 0, body)
+            return
+        }
+        loop.schedule(after: deadline - now) { [unowned self] in
+            if monotonicNanoseconds() < deadline { self.schedule(at: deadline, body) } else { body() }
+        }
     }
 
     /// Ends the window begun last and turns it into a run's figures. `target` (open model) gives
@@ -193,8 +211,9 @@ class Scenario: ConnectionOwner {
             serverCPUSeconds: serverCPU, serverCPUShare: serverCPU.map { $0 / seconds }, perServerCPUSecond: nil,
             clientCPUSeconds: clientCPU, clientCPUShare: clientShare, clientBound: clientBound,
             latency: latency.flatMap(LatencySummary.init), extra: extra,
-            perThread: [ThreadFigures(thread: share.index + 1, count: count, cpuSeconds: threadCPU, cpuShare: threadCPU / seconds)],
-            target: target?(start.wall, end.wall), startSeconds: Double(Int64(bitPattern: start.wall &- timeline.start)) / 1e9)
+            perThread: [], target: target?(start.wall, end.wall), startSeconds: Double(Int64(bitPattern: start.wall &- timeline.start)) / 1e9)
+        figures.perThread = [ThreadFigures(thread: share.index + 1, count: count, cpuSeconds: threadCPU, cpuShare: threadCPU / seconds,
+                                           startSeconds: figures.startSeconds, seconds: seconds, target: figures.target)]
         if rated, !clientBound, let serverCPU, serverCPU > 0 { figures.perServerCPUSecond = count / serverCPU }
         report.runs.append(figures)
         runLatencies.append(latency)

@@ -408,6 +408,11 @@ def test_stages_and_connect_rate_against_python_websockets(py_echo):
     r = report["runs"][0]
     assert r["target"] == pytest.approx(125, abs=2), r  # 25 on the ramp, 100 at the plateau
     assert 0.9 <= r["achieved_share"] <= 1.1, r
+    # the thread that waited at the start line for the other's slower opening starts (and ends)
+    # its window with it, not a wait later
+    starts = [t["start_seconds"] for t in r["per_thread"]]
+    lengths = [t["seconds"] for t in r["per_thread"]]
+    assert max(starts) - min(starts) < 0.025 and max(lengths) - min(lengths) < 0.025, r["per_thread"]
 
 
 def test_connect_rate_against_shoal(shoal):
