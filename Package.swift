@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        // shoal-bench's scenario files (YAML, with line numbers for errors).
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
         // liburing, through pkg-config (Debian: liburing-dev), plus a shim for the macros Swift cannot import.
@@ -105,6 +107,7 @@ let package = Package(
                 "ShoalRing", "ShoalWire", "ShoalPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Yams", package: "Yams"),
             ],
             path: "Benchmarks/ShoalBench",
             swiftSettings: strict
@@ -129,5 +132,7 @@ let package = Package(
             name: "ShoalTests", dependencies: ["Shoal", "ShoalTesting", "ShoalWire", "ShoalCluster", "ShoalTestSupport"],
             swiftSettings: strict
         ),
+        // shoal-bench's pure parts: the open model's schedule, thresholds, scenario files.
+        .testTarget(name: "ShoalBenchTests", dependencies: ["shoal-bench"], swiftSettings: strict),
     ]
 )

@@ -4,6 +4,8 @@
 // timed end to end and a sender can recognise its own message. Works against `shoal serve --handler
 // chat` (relays to every other client) and against servers that echo to all, the sender included
 // (those deliveries count too, and are reported as "own"). Other messages (a welcome text) are ignored.
+// With --threads, connection g (publishers first) runs on thread g mod N and the stamp carries the
+// publisher's global number, so deliveries across threads are timed and recognised the same way.
 import ArgumentParser
 import Histogram
 import ShoalRing
@@ -13,6 +15,7 @@ struct Broadcast: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Fan-out: deliveries per second and end-to-end latency.")
 
     @OptionGroup var common: CommonOptions
+    @OptionGroup var threading: ThreadOptions
     @Option(help: "Connections that only receive.") var subscribers = 100
     @Option(help: "Connections that send (they receive too).") var publishers = 1
     @Option(help: "Messages per second per publisher.") var rate = 100.0
@@ -32,15 +35,18 @@ struct Broadcast: ParsableCommand {
     }
 
     func run() throws {
-        let setup = try BenchSetup(common)
-        guard subscribers + publishers + 64 <= setup.descriptorLimit else {
-            throw ValidationError("\(subscribers + publishers) connections need more descriptors than RLIMIT_NOFILE allows (\(setup.descriptorLimit))")
+        let limit = Connector.raiseDescriptorLimit()
+        guard subscribers + publishers + 64 <= limit else {
+            throw ValidationError("\(subscribers + publishers) connections need more descriptors than RLIMIT_NOFILE allows (\(limit))")
         }
-        try execute(BroadcastScenario(setup, self), rateTitle: "deliveries/s", extraColumns: [
+        let options = UncheckedBox(self)
+        try execute(common, threads: threading.count(for: subscribers + publishers), rateTitle: "deliveries/s", extraColumns: [
             ("sent_per_second", "sent/s", grouped),
             ("fanout", "fan-out", { fixed($0, 1) }),
             ("own_deliveries", "own", grouped),
-        ])
+        ]) { setup, share in
+            BroadcastScenario(setup, share, options.value)
+        }
     }
 }
 
@@ -49,7 +55,10 @@ final class BroadcastScenario: Scenario {
     /// Copies of the options read per message (ArgumentParser's property wrappers are slow to read).
     private let size: Int
     private let rate: Double
+    /// Local publishers: the first `publishers` of this thread's connections.
     private let publishers: Int
+    /// The global numbers of this thread's connections (publishers are 0..<--publishers).
+    private let numbers: [Int]
     private let opcode: Opcode
     /// Payload source: `size` bytes (letters), or a long JSON-like text that successive messages walk
     /// through (json), so no message repeats within a 32 KiB window and a compressor that keeps its
@@ -59,8 +68,8 @@ final class BroadcastScenario: Scenario {
     /// A stamped payload in clear, compressed from here when the publisher negotiated compression.
     private let scratch: UnsafeMutableRawBufferPointer
     private var clients: [ClientConnection?] = []
-    /// Time zero of the payload clock (12 hex digits of ns: 78 hours).
-    private let epoch = monotonicNanoseconds()
+    /// Time zero of the payload clock (12 hex digits of ns: 78 hours), the same on every thread.
+    private let epoch: UInt64
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
     private var resolved = 0
     private var phasesStarted = false
@@ -76,21 +85,22 @@ final class BroadcastScenario: Scenario {
     private var foreign = 0
     private var pacingSkips = 0
     private var histogram = makeLatencyHistogram()
-    private var allLatency = makeLatencyHistogram()
     private static let tick: UInt64 = 1_000_000
 
-    init(_ setup: BenchSetup, _ options: Broadcast) {
+    init(_ setup: BenchSetup, _ share: ThreadShare, _ options: Broadcast) {
         self.options = options
         size = options.size
         rate = options.rate
-        publishers = options.publishers
+        numbers = share.numbers(of: options.publishers + options.subscribers)
+        publishers = numbers.filter { $0 < options.publishers }.count
+        epoch = share.epoch
         opcode = options.binary ? .binary : .text
         let length = options.payload == .json ? max(1 << 20, 64 * options.size) : options.size
         template = .allocate(byteCount: length, alignment: 8)
         let bytes = options.payload.bytes(length)
         for i in 0..<length { template[i] = bytes[i] }
         scratch = .allocate(byteCount: options.size, alignment: 8)
-        super.init(setup, scenario: "broadcast", unit: "deliveries", parameters: [
+        super.init(setup, share, scenario: "broadcast", unit: "deliveries", seconds: options.warmup + Double(options.common.runs) * options.duration, parameters: [
             "subscribers": String(options.subscribers), "publishers": String(options.publishers),
             "rate": String(options.rate), "size": String(options.size), "type": options.binary ? "binary" : "text",
             "payload": options.payload.rawValue,
@@ -98,7 +108,8 @@ final class BroadcastScenario: Scenario {
         ])
     }
 
-    private var total: Int { options.publishers + options.subscribers }
+    /// This thread's connections.
+    private var total: Int { numbers.count }
 
     override func start() {
         for tag in 0..<total {
@@ -112,9 +123,9 @@ final class BroadcastScenario: Scenario {
 
     override var progressCount: Int { totalDeliveries }
 
-    override func progressText(rate: Double) -> String {
+    override func progressText(rate: Double, open: Int, errors: Int) -> String {
         let phase = phaseLabel(measuring: measuring, sending: sending)
-        return "[broadcast] \(phase)  \(grouped(rate)) deliveries/s  open \(live.count)  errors \(errorTotal)"
+        return "[broadcast] \(phase)  \(grouped(rate)) deliveries/s  open \(open)  errors \(errors)"
     }
 
     private func checkResolved() {
@@ -124,15 +135,17 @@ final class BroadcastScenario: Scenario {
     private func beginPhases() {
         guard !phasesStarted else { return }
         phasesStarted = true
+        // Every thread starts publishing at the same moment, so the threads' windows line up.
+        let start = arriveAtStartLine()
         guard report.connectionsOpened > 0 else {
             closeAll { [unowned self] in self.finish() }
             return
         }
         startProgress()
         sending = true
-        paceStart = monotonicNanoseconds()
+        paceStart = start
         publish()
-        loop.schedule(after: nanoseconds(options.warmup)) { [unowned self] in self.beginRun() }
+        schedule(at: start + nanoseconds(options.warmup)) { [unowned self] in self.beginRun() }
     }
 
     /// Sends what the pace says is due, then comes back next millisecond.
@@ -160,7 +173,7 @@ final class BroadcastScenario: Scenario {
     @inline(__always)
     private func send(from publisher: ClientConnection) {
         let stamp = monotonicNanoseconds() &- epoch
-        let id = UInt64(publisher.tag)
+        let id = UInt64(numbers[publisher.tag])
         let start = templateOffset
         templateOffset += size
         if templateOffset + size > self.template.count { templateOffset = 0 }
@@ -186,30 +199,37 @@ final class BroadcastScenario: Scenario {
         deliveries = 0
         own = 0
         measuring = true
-        beginWindow()
-        loop.schedule(after: nanoseconds(options.duration)) { [unowned self] in self.endRun() }
+        beginWindow(for: options.duration) { [unowned self] in self.endRun() }
     }
 
     private func endRun() {
         measuring = false
         _ = endWindow(count: Double(deliveries), latency: histogram, extra: [
-            "sent_per_second": 0, "own_deliveries": Double(own),
+            "sent_per_second": 0, "own_deliveries": Double(own), "sent": Double(sent),
             "fanout": sent > 0 ? Double(deliveries) / Double(sent) : 0,
         ])
         let seconds = report.runs[report.runs.count - 1].seconds
         report.runs[report.runs.count - 1].extra["sent_per_second"] = Double(sent) / seconds
-        allLatency.add(histogram)
         if report.runs.count < common.runs {
             beginRun()
         } else {
             sending = false
-            report.latency = LatencySummary(allLatency)
-            report.parameters["expected_fanout"] = "\(total - 1) (relay to others) or \(total) (echo to all)"
+            let everyone = options.publishers + options.subscribers
+            report.parameters["expected_fanout"] = "\(everyone - 1) (relay to others) or \(everyone) (echo to all)"
             if pacingSkips > 0 { report.warnings.append("the bench fell behind its pace and skipped \(pacingSkips) message(s) per publisher") }
             if foreign > 0 { report.parameters["other_messages_ignored"] = String(foreign) }
             // Let the last deliveries arrive before closing, so the server sees no error.
             loop.schedule(after: 200_000_000) { [unowned self] in self.closeAll { [unowned self] in self.finish() } }
         }
+    }
+
+    /// Fan-out over threads: a thread's subscribers receive other threads' publishers, so only the
+    /// totals make a ratio.
+    override func mergedExtra(_ parts: [RunFigures]) -> [String: Double] {
+        var merged = super.mergedExtra(parts)
+        let sent = merged["sent"] ?? 0
+        merged["fanout"] = sent > 0 ? parts.reduce(0) { $0 + $1.count } / sent : 0
+        return merged
     }
 
     override func connectionOpened(_ connection: ClientConnection) {
@@ -224,11 +244,13 @@ final class BroadcastScenario: Scenario {
             return
         }
         totalDeliveries += 1
+        let now = monotonicNanoseconds()
+        let latency = now &- epoch > stamp ? now &- epoch - stamp : 0
+        timeline.record(latency: latency, at: now)
         guard measuring else { return }
         deliveries += 1
-        if publisher == connection.tag { own += 1 }
-        let now = monotonicNanoseconds() &- epoch
-        _ = histogram.record(now > stamp ? now - stamp : 0)
+        if publisher == numbers[connection.tag] { own += 1 }
+        _ = histogram.record(latency)
     }
 
     /// The send time and publisher id of a bench payload, nil when it is not one.

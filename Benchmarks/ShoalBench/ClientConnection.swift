@@ -23,6 +23,10 @@ enum FailureKind: String, CaseIterable {
     case unexpectedSize = "unexpected_size"
     /// Our close was not answered in time, or the handshake took too long.
     case timeout
+    /// A scenario file's expect step: no message within its timeout.
+    case expectTimeout = "expect_timeout"
+    /// A scenario file's expect step: the next message did not match.
+    case expectMismatch = "expect_mismatch"
 }
 
 /// What a scenario gets from its connections. Every call runs on the loop thread.
@@ -67,6 +71,7 @@ final class ClientConnection: SocketDelegate {
     private(set) var ownInflater: MessageInflater?
     private var head: [UInt8] = []
     private let expectedAccept: String
+    private let subprotocol: String?
     /// xorshift64 state for mask keys: every frame gets its own key, as RFC 6455 §5.3 asks.
     private var random: UInt64
     private static let closeTimerKind: UInt8 = 1
@@ -83,6 +88,7 @@ final class ClientConnection: SocketDelegate {
         self.startedAt = startedAt
         let key = tag % keys.requests.count
         expectedAccept = keys.accepts[key]
+        subprotocol = keys.subprotocol
         random = 0x9E37_79B9_7F4A_7C15 &* UInt64(tag &+ 1) ^ startedAt
         if random == 0 { random = 1 }
         handle = loop.register(socket: fd, delegate: self)
@@ -205,7 +211,7 @@ final class ClientConnection: SocketDelegate {
                 if head.count > HandshakeResponse.maxHeadSize { fail(.handshake, "response head larger than 16 KiB") }
                 return
             }
-            switch HandshakeResponse.check(head[..<end], expectedAccept: expectedAccept, deflateOffered: deflate != nil) {
+            switch HandshakeResponse.check(head[..<end], expectedAccept: expectedAccept, deflateOffered: deflate != nil, subprotocol: subprotocol) {
             case .failed(let problem):
                 fail(.handshake, problem)
                 return

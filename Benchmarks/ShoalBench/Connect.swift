@@ -11,10 +11,11 @@ struct Connect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Handshakes per second and handshake latency.")
 
     @OptionGroup var common: CommonOptions
-    @Option(help: "Handshakes in flight at once.") var concurrency = 50
+    @OptionGroup var threading: ThreadOptions
+    @Option(help: "Handshakes in flight at once (over all threads).") var concurrency = 50
     @Flag(name: .customLong("close-immediately"), help: "Close each connection (closing handshake) as soon as it opened.")
     var closeImmediately = false
-    @Option(name: .customLong("max-open"), help: "Without --close-immediately: stop a run once this many are open (default: the descriptor limit less 64).")
+    @Option(name: .customLong("max-open"), help: "Without --close-immediately: stop a run once this many are open, over all threads (default: the descriptor limit less 64).")
     var maxOpen: Int?
     @Option(help: "Seconds per measured run.") var duration = 5.0
     @Option(help: "Seconds of load before the first run, not measured (with --close-immediately only).") var warmup = 1.0
@@ -25,18 +26,23 @@ struct Connect: ParsableCommand {
     }
 
     func run() throws {
-        let setup = try BenchSetup(common)
-        let cap = min(maxOpen ?? Int.max, setup.descriptorLimit - 64)
+        let limit = Connector.raiseDescriptorLimit()
+        let cap = min(maxOpen ?? Int.max, limit - 64)
         guard cap >= concurrency else {
-            throw ValidationError("--concurrency \(concurrency) exceeds what RLIMIT_NOFILE (\(setup.descriptorLimit)) or --max-open allows")
+            throw ValidationError("--concurrency \(concurrency) exceeds what RLIMIT_NOFILE (\(limit)) or --max-open allows")
         }
-        try execute(ConnectScenario(setup, self, cap: cap), rateTitle: "handshakes/s",
-                    extraColumns: closeImmediately ? [] : [("held_open", "held open", grouped)])
+        let options = UncheckedBox(self)
+        try execute(common, threads: threading.count(for: concurrency), rateTitle: "handshakes/s",
+                    extraColumns: closeImmediately ? [] : [("held_open", "held open", grouped)]) { setup, share in
+            ConnectScenario(setup, share, options.value, cap: cap)
+        }
     }
 }
 
 final class ConnectScenario: Scenario {
     private let options: Connect
+    /// This thread's shares of --concurrency and of the cap on open connections.
+    private let concurrency: Int
     private let cap: Int
     private var nextTag = 0
     /// Connections whose handshake is not finished.
@@ -49,25 +55,27 @@ final class ConnectScenario: Scenario {
     private var consecutiveConnectFailures = 0
     private var retryScheduled = false
     private var histogram = makeLatencyHistogram()
-    private var allLatency = makeLatencyHistogram()
 
-    init(_ setup: BenchSetup, _ options: Connect, cap: Int) {
+    init(_ setup: BenchSetup, _ share: ThreadShare, _ options: Connect, cap: Int) {
         self.options = options
-        self.cap = cap
+        concurrency = share.numbers(of: options.concurrency).count
+        self.cap = share.numbers(of: cap).count
         var parameters = [
             "concurrency": String(options.concurrency), "close_immediately": String(options.closeImmediately),
             "duration": String(options.duration),
         ]
         if options.closeImmediately { parameters["warmup"] = String(options.warmup) } else { parameters["max_open"] = String(cap) }
-        super.init(setup, scenario: "connect", unit: "handshakes", parameters: parameters)
+        super.init(setup, share, scenario: "connect", unit: "handshakes",
+                   seconds: (options.closeImmediately ? options.warmup : 0) + Double(options.common.runs) * options.duration, parameters: parameters)
     }
 
     override func start() {
+        _ = arriveAtStartLine()
         startProgress()
         if options.closeImmediately && options.warmup > 0 {
             launching = true
             launch()
-            loop.schedule(after: nanoseconds(options.warmup)) { [unowned self] in self.beginRun() }
+            schedule(at: monotonicNanoseconds() + nanoseconds(options.warmup)) { [unowned self] in self.beginRun() }
         } else {
             beginRun()
         }
@@ -75,14 +83,14 @@ final class ConnectScenario: Scenario {
 
     override var progressCount: Int { totalHandshakes }
 
-    override func progressText(rate: Double) -> String {
+    override func progressText(rate: Double, open: Int, errors: Int) -> String {
         let phase = measuring ? "run \(report.runs.count + 1)/\(common.runs)" : (launching ? "warm-up" : "closing")
-        return "[connect] \(phase)  \(grouped(rate)) handshakes/s  open \(live.count)  errors \(errorTotal)"
+        return "[connect] \(phase)  \(grouped(rate)) handshakes/s  open \(open)  errors \(errors)"
     }
 
     /// Starts attempts until `concurrency` are in flight (and, holding connections, until the cap).
     private func launch() {
-        while launching && handshaking < options.concurrency && (options.closeImmediately || live.count < cap) {
+        while launching && handshaking < concurrency && (options.closeImmediately || live.count < cap) {
             if connect(tag: nextTag) != nil {
                 nextTag &+= 1
                 handshaking += 1
@@ -101,7 +109,7 @@ final class ConnectScenario: Scenario {
             }
         }
         if launching && !options.closeImmediately && live.count >= cap && measuring {
-            report.warnings.append("run \(report.runs.count + 1) ended early: \(cap) connections open (--max-open / descriptor limit)")
+            report.warnings.append("run \(report.runs.count + 1) ended early: \(cap) connections open on a thread (its share of --max-open / the descriptor limit)")
             endRun(run)
         }
     }
@@ -112,9 +120,8 @@ final class ConnectScenario: Scenario {
         handshakes = 0
         measuring = true
         launching = true
-        beginWindow()
         let this = run
-        loop.schedule(after: nanoseconds(options.duration)) { [unowned self] in self.endRun(this) }
+        beginWindow(for: options.duration) { [unowned self] in self.endRun(this) }
         launch()
     }
 
@@ -123,7 +130,6 @@ final class ConnectScenario: Scenario {
         measuring = false
         _ = endWindow(count: Double(handshakes), latency: histogram,
                       extra: options.closeImmediately ? [:] : ["held_open": Double(live.count)])
-        allLatency.add(histogram)
         let more = report.runs.count < common.runs
         if options.closeImmediately && more {
             beginRun()
@@ -134,7 +140,6 @@ final class ConnectScenario: Scenario {
             if more {
                 self.beginRun()
             } else {
-                self.report.latency = LatencySummary(self.allLatency)
                 self.finish()
             }
         }
@@ -144,9 +149,11 @@ final class ConnectScenario: Scenario {
         super.connectionOpened(connection)
         handshaking -= 1
         totalHandshakes += 1
+        let now = monotonicNanoseconds()
+        timeline.record(latency: now &- connection.startedAt, at: now)
         if measuring {
             handshakes += 1
-            _ = histogram.record(monotonicNanoseconds() &- connection.startedAt)
+            _ = histogram.record(now &- connection.startedAt)
         }
         if options.closeImmediately || !launching { connection.close() }
         launch()

@@ -10,21 +10,28 @@ struct HandshakeKeys {
     let requests: [[UInt8]]
     /// The accept value expected for each request.
     let accepts: [String]
+    /// The subprotocol asked for (Sec-WebSocket-Protocol), if any: the server may pick it or none.
+    let subprotocol: String?
 
-    /// `deflate`: offer permessage-deflate (ClientDeflateAgreement.offer).
-    init(target: Target, deflate: Bool = false, count: Int = 64) {
+    /// `deflate`: offer permessage-deflate (ClientDeflateAgreement.offer). `path` replaces the
+    /// URL's; `headers` are added as they are (scenario files).
+    init(target: Target, deflate: Bool = false, path: String? = nil, headers: [(String, String)] = [], subprotocol: String? = nil,
+         count: Int = 64) {
+        self.subprotocol = subprotocol
         var generator = SystemRandomNumberGenerator()
         var requests: [[UInt8]] = []
         var accepts: [String] = []
         for _ in 0..<count {
             let key = Base64.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) })
-            let request = "GET \(target.path) HTTP/1.1\r\n"
+            let request = "GET \(path ?? target.path) HTTP/1.1\r\n"
                 + "Host: \(target.hostHeader)\r\n"
                 + "Upgrade: websocket\r\n"
                 + "Connection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: \(key)\r\n"
                 + "Sec-WebSocket-Version: 13\r\n"
                 + (deflate ? "Sec-WebSocket-Extensions: \(ClientDeflateAgreement.offer)\r\n" : "")
+                + (subprotocol.map { "Sec-WebSocket-Protocol: \($0)\r\n" } ?? "")
+                + headers.map { "\($0.0): \($0.1)\r\n" }.joined()
                 + "User-Agent: shoal-bench\r\n\r\n"
             requests.append(Array(request.utf8))
             accepts.append(WebSocketUpgrade.acceptValue(forKey: key))
@@ -58,8 +65,9 @@ enum HandshakeResponse {
 
     /// Checks that `head` is a valid 101 answer carrying `expectedAccept`. With `deflateOffered`, a
     /// Sec-WebSocket-Extensions answer must accept permessage-deflate as RFC 7692 allows; without the
-    /// offer, any extension in the answer fails the handshake.
-    static func check(_ head: ArraySlice<UInt8>, expectedAccept: String, deflateOffered: Bool) -> Outcome {
+    /// offer, any extension in the answer fails the handshake. A Sec-WebSocket-Protocol answer must be
+    /// the `subprotocol` asked for (RFC 6455 §4.1: the client fails on one it did not ask for).
+    static func check(_ head: ArraySlice<UInt8>, expectedAccept: String, deflateOffered: Bool, subprotocol: String? = nil) -> Outcome {
         let text = String(decoding: head, as: UTF8.self)
         var lines = text.split(separator: "\r\n", omittingEmptySubsequences: true)[...]
         guard let status = lines.popFirst() else { return .failed("empty response") }
@@ -69,6 +77,7 @@ enum HandshakeResponse {
         var upgrade = false, connection = false
         var accept: Substring?
         var extensions: [Substring] = []
+        var protocolAnswer: Substring?
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { return .failed("malformed header line: \(line.prefix(80))") }
             let name = line[..<colon].lowercased()
@@ -79,6 +88,7 @@ enum HandshakeResponse {
             case "connection": connection = trimmed.lowercased().split(separator: ",").contains { $0.trimmingSpaces() == "upgrade" }
             case "sec-websocket-accept": accept = trimmed
             case "sec-websocket-extensions": extensions.append(trimmed)
+            case "sec-websocket-protocol": protocolAnswer = trimmed
             default: break
             }
         }
@@ -86,6 +96,9 @@ enum HandshakeResponse {
         guard connection else { return .failed("missing Connection: Upgrade") }
         guard let accept else { return .failed("missing Sec-WebSocket-Accept") }
         guard accept == expectedAccept else { return .failed("Sec-WebSocket-Accept \(accept) does not match the key (expected \(expectedAccept))") }
+        if let protocolAnswer, String(protocolAnswer) != subprotocol {
+            return .failed("server selected subprotocol \(protocolAnswer), we asked for \(subprotocol ?? "none")")
+        }
         guard !extensions.isEmpty else { return .accepted(deflate: nil, answer: nil) }
         let answer = extensions.joined(separator: ", ")
         guard deflateOffered else { return .failed("server selected an extension we did not offer: \(answer)") }

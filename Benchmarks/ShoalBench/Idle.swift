@@ -32,22 +32,26 @@ struct Idle: ParsableCommand {
     }
 
     func run() throws {
-        let setup = try BenchSetup(common)
+        let limit = Connector.raiseDescriptorLimit()
         let needed = connections + 64
-        guard needed <= setup.descriptorLimit else {
+        guard needed <= limit else {
             throw ValidationError("--connections \(connections) needs about \(needed) file descriptors, but this process may open "
-                + "only \(setup.descriptorLimit) (RLIMIT_NOFILE hard limit); raise it (ulimit -Hn, limits.conf) or lower --connections")
+                + "only \(limit) (RLIMIT_NOFILE hard limit); raise it (ulimit -Hn, limits.conf) or lower --connections")
         }
         let k = sourceAddresses ?? max(4, (connections + 15_999) / 16_000)
-        try execute(IdleScenario(setup, self, sources: setup.target.isLoopbackIPv4 ? Connector.loopbackSources(count: k) : []),
-                    rateTitle: "", extraColumns: [
+        let options = UncheckedBox(self)
+        // One thread: the figure is memory, read before and after a hold in which nothing happens.
+        try execute(common, threads: 1, measures: [.errors], rateTitle: "", extraColumns: [
                         ("open_seconds", "open s", { fixed($0, 2) }),
                         ("server_rss_before", "server RSS before", bytesText),
                         ("server_rss_after", "server RSS after", bytesText),
                         ("server_rss_per_connection", "server RSS/conn", bytesText),
                         ("client_rss_per_connection", "bench RSS/conn", bytesText),
                     ] + (warmupMessage == nil ? [] : [("warmup_replies", "warm-up replies", grouped)])
-                      + (common.deflate ? [("bench_zlib_bytes", "bench zlib", bytesText)] : []))
+                      + (common.deflate ? [("bench_zlib_bytes", "bench zlib", bytesText)] : [])) { setup, share in
+            IdleScenario(setup, share, options.value,
+                         sources: setup.target.isLoopbackIPv4 ? Connector.loopbackSources(count: k) : [])
+        }
     }
 }
 
@@ -77,7 +81,7 @@ final class IdleScenario: Scenario {
     /// How long the warm-up replies may take once every connection is open.
     private static let replyTimeout: UInt64 = 10_000_000_000
 
-    init(_ setup: BenchSetup, _ options: Idle, sources: [UInt32]) {
+    init(_ setup: BenchSetup, _ share: ThreadShare, _ options: Idle, sources: [UInt32]) {
         self.options = options
         self.sources = sources
         warmup = options.warmupMessage.map { PayloadKind.json.bytes($0) } ?? []
@@ -88,7 +92,8 @@ final class IdleScenario: Scenario {
             "source_addresses": sources.isEmpty ? "default (target is not 127.x)" : "127.0.0.1-127.0.0.\(sources.count)",
         ]
         if let size = options.warmupMessage { parameters["warmup_message"] = String(size) }
-        super.init(setup, scenario: "idle", unit: "connections", parameters: parameters)
+        super.init(setup, share, scenario: "idle", unit: "connections", seconds: Double(options.common.runs) * (options.duration + 1),
+                   parameters: parameters)
     }
 
     override func start() {
@@ -98,7 +103,7 @@ final class IdleScenario: Scenario {
 
     override var progressCount: Int { report.connectionsOpened }
 
-    override func progressText(rate: Double) -> String {
+    override func progressText(rate: Double, open: Int, errors: Int) -> String {
         let phase = "run \(report.runs.count + 1)/\(common.runs) " + (holding ? "holding" : opening ? (pendingReplies > 0 ? "warming up" : "opening") : "closing")
         return "[idle] \(phase)  open \(live.count)/\(options.connections)  \(grouped(rate)) handshakes/s  errors \(errorTotal)"
     }
@@ -161,8 +166,7 @@ final class IdleScenario: Scenario {
         opening = false
         holding = true
         openSeconds = Double(monotonicNanoseconds() - openStarted) / 1e9
-        beginWindow()
-        loop.schedule(after: nanoseconds(options.duration)) { [unowned self] in self.endRun() }
+        beginWindow(for: options.duration) { [unowned self] in self.endRun() }
     }
 
     private func endRun() {

@@ -74,7 +74,14 @@ enum ProcessStats {
         return kilobytes * 1024
     }
 
-    /// This process's user+sys CPU seconds.
+    /// The calling thread's user+sys CPU seconds.
+    static func threadCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// This process's user+sys CPU seconds (every thread).
     static func selfCPUSeconds() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
@@ -86,13 +93,17 @@ enum ProcessStats {
 /// One reading of the clocks that a measurement window compares.
 struct Snapshot {
     var wall: UInt64
+    /// The whole bench process.
     var clientCPU: Double
+    /// The thread taking the snapshot (its loop).
+    var threadCPU: Double
     var serverCPU: Double?
 
     /// Reads them now; `serverPIDs` empty means no server CPU.
     static func take(serverPIDs: [Int32]) -> Snapshot {
         Snapshot(wall: monotonicNanoseconds(),
                  clientCPU: ProcessStats.selfCPUSeconds(),
+                 threadCPU: ProcessStats.threadCPUSeconds(),
                  serverCPU: serverPIDs.isEmpty ? nil : ProcessStats.cpuSeconds(ProcessStats.tree(serverPIDs)))
     }
 }

@@ -4,24 +4,27 @@ import Glibc
 
 final class ProgressLine {
     let enabled: Bool
+    /// This thread prints the line (thread 0); the others only post their figures.
+    let shown: Bool
     private let terminal: Bool
-    private var shown = false
+    private var written = false
 
-    init(forced: Bool) {
+    init(forced: Bool, shown: Bool = true) {
         terminal = isatty(2) != 0
         enabled = forced || terminal
+        self.shown = shown
     }
 
     func show(_ text: String) {
-        guard enabled else { return }
+        guard enabled && shown else { return }
         writeStandardError(terminal ? "\r\u{1B}[K" + text : text + "\n")
-        shown = true
+        written = true
     }
 
     /// Ends the line so the final table starts on a fresh one.
     func finish() {
-        if enabled && terminal && shown { writeStandardError("\r\u{1B}[K") }
-        shown = false
+        if enabled && terminal && written { writeStandardError("\r\u{1B}[K") }
+        written = false
     }
 }
 

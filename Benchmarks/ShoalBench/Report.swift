@@ -43,13 +43,38 @@ struct RunFigures: Codable {
     /// count per server CPU-second; nil without --server-pid and when the client was the bottleneck.
     var perServerCPUSecond: Double?
     var clientCPUSeconds: Double
-    /// The bench's CPU over the window as a share of one core.
+    /// The bench's CPU over the window as a share of one core (above 1 with several threads).
     var clientCPUShare: Double
-    /// The bench used ≥ 90 % of a core: the figure would measure the client, not the server.
+    /// A bench thread used ≥ 90 % of a core, or the whole bench ≥ 90 % of the CPUs it may use:
+    /// the figure would measure the client, not the server.
     var clientBound: Bool
     var latency: LatencySummary?
     /// Scenario-specific figures (sent, own deliveries, RSS...).
     var extra: [String: Double] = [:]
+    /// Each thread's part: counts add up to `count`.
+    var perThread: [ThreadFigures] = []
+    /// Open model (--rate, --stages): messages the rate asked for in the window, that per second,
+    /// and the share of it that came back.
+    var target: Double? = nil
+    var targetPerSecond: Double? = nil
+    var achievedShare: Double? = nil
+    /// When the window began, in seconds from the start line (the timeline's zero).
+    var startSeconds: Double = 0
+}
+
+/// One thread's part of a run.
+struct ThreadFigures: Codable {
+    /// 1-based.
+    var thread: Int
+    var count: Double
+    /// The thread's own user+sys CPU over its window (CLOCK_THREAD_CPUTIME_ID).
+    var cpuSeconds: Double
+    var cpuShare: Double
+    /// The thread's own window: its start (seconds from the start line) and length.
+    var startSeconds: Double
+    var seconds: Double
+    /// Open model: the messages due to this thread in its window.
+    var target: Double?
 }
 
 /// Median and range of a figure over runs.
@@ -78,17 +103,27 @@ struct Report: Codable {
     var unit: String
     var parameters: [String: String]
     var serverPids: [Int32]
+    /// Loops (threads) that generated the load.
+    var threads: Int = 1
     var connectionsOpened: Int
     var runs: [RunFigures]
     /// Spread over runs of perSecond, perServerCPUSecond, clientCPUShare, serverCPUShare and each extra.
     var summary: [String: Spread]
-    /// Latency over all runs together.
+    /// Latency over all runs together (open model: from each message's intended send time).
     var latency: LatencySummary?
+    /// Open model only: latency from the actual send, which hides the time a message waited to go out.
+    var latencyUncorrected: LatencySummary? = nil
     var errors: [String: Int]
     var errorSamples: [String]
     var warnings: [String]
     /// permessage-deflate: negotiated or not, and traffic (only with --deflate).
     var deflate: DeflateReport? = nil
+    /// --threshold, each with its measured value (only with --threshold).
+    var thresholds: [ThresholdResult]? = nil
+    /// The latency at fixed percentiles over every run (an HdrHistogram percentile plot's points).
+    var latencyPercentiles: [PercentilePoint]? = nil
+    /// Per interval from the start line, warm-up included.
+    var timeline: TimelineReport? = nil
 
     mutating func summarize() {
         func spread(_ values: [Double?]) -> Spread? { Spread(values.compactMap { $0 }) }
@@ -97,13 +132,24 @@ struct Report: Codable {
         summary["server_cpu_share"] = spread(runs.map(\.serverCPUShare))
         summary["client_cpu_share"] = spread(runs.map(\.clientCPUShare))
         summary["count"] = spread(runs.map(\.count))
+        summary["target_per_second"] = spread(runs.map(\.targetPerSecond))
+        summary["achieved_share"] = spread(runs.map(\.achievedShare))
         for key in Set(runs.flatMap(\.extra.keys)) {
             summary[key] = spread(runs.map { $0.extra[key] })
         }
         for run in runs where run.clientBound {
-            warnings.append("run \(run.run): WARNING the client used \(percent(run.clientCPUShare)) of a core: "
+            let busiest = run.perThread.max { $0.cpuShare < $1.cpuShare }
+            let detail = threads > 1
+                ? "the bench used \(percent(run.clientCPUShare)) of a core over \(threads) threads (busiest thread \(busiest.map { percent($0.cpuShare) } ?? "-"))"
+                : "the client used \(percent(run.clientCPUShare)) of a core"
+            warnings.append("run \(run.run): WARNING \(detail): "
                 + "it, not the server, was the bottleneck; no per-server-CPU figure for this run "
-                + "(fewer connections per bench, or run the bench on a faster/idle core)")
+                + "(more --threads, fewer connections per bench, or run the bench on faster/idle cores)")
+        }
+        for run in runs {
+            guard let share = run.achievedShare, let target = run.targetPerSecond, share < RatePlan.achievedEnough else { continue }
+            warnings.append("run \(run.run): target rate not achieved: \(grouped(target)) \(unit)/s asked, "
+                + "\(grouped(run.perSecond ?? 0)) achieved (\(fixed(share * 100, 1)) %, \(fixed((1 - share) * 100, 1)) % short)")
         }
         if runs.count < 3 { warnings.append("only \(runs.count) run(s): use --runs 3 or more for a figure worth quoting") }
         if !errors.isEmpty { warnings.append("errors: " + errors.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")) }
@@ -125,6 +171,8 @@ struct Report: Codable {
         var header = ["run", "seconds", unit]
         let rated = runs.contains { $0.perSecond != nil }
         if rated { header.append(rateTitle) }
+        let open = runs.contains { $0.targetPerSecond != nil }
+        if open { header += ["target/s", "achieved"] }
         let hasServer = runs.contains { $0.serverCPUSeconds != nil }
         if hasServer { header.append("server CPU") }
         if hasServer && rated { header.append("\(unit)/server-CPU-s") }
@@ -136,6 +184,7 @@ struct Report: Codable {
         for r in runs {
             var row = ["\(r.run)", String(format: "%.2f", r.seconds), grouped(r.count)]
             if rated { row.append(r.perSecond.map(grouped) ?? "-") }
+            if open { row += [r.targetPerSecond.map(grouped) ?? "-", r.achievedShare.map { fixed($0 * 100, 1) + "%" } ?? "-"] }
             if hasServer { row.append(r.serverCPUShare.map(percent) ?? "-") }
             if hasServer && rated { row.append(r.clientBound ? "WARNING: client-bound" : (r.perServerCPUSecond.map(grouped) ?? "-")) }
             row.append(percent(r.clientCPUShare))
@@ -151,6 +200,7 @@ struct Report: Codable {
         }
         var medianRow = ["median", "", spreadCell("count", grouped)]
         if rated { medianRow.append(spreadCell("per_second", grouped)) }
+        if open { medianRow += [spreadCell("target_per_second", grouped), spreadCell("achieved_share") { fixed($0 * 100, 1) + "%" }] }
         if hasServer { medianRow.append(spreadCell("server_cpu_share", percent)) }
         if hasServer && rated {
             medianRow.append(summary["per_server_cpu_second"] == nil ? "WARNING: client-bound" : spreadCell("per_server_cpu_second", grouped))
@@ -169,6 +219,15 @@ struct Report: Codable {
             if n == 0 || n == rows.count - 2 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
         }
         if hasLatency { out += "(median row: latency over all runs together; other cells: median (min..max) over \(runs.count) run(s))\n" }
+        if let u = latencyUncorrected {
+            out += "latency above is from each message's intended send time; from the actual send (uncorrected): "
+                + "p50 \(fixed(u.p50, 1))  p99 \(fixed(u.p99, 1))  p99.9 \(fixed(u.p999, 1))  max \(fixed(u.max, 1)) µs\n"
+        }
+        if threads > 1 {
+            out += "bench CPU per thread: " + runs.map { r in
+                "run \(r.run) " + r.perThread.sorted { $0.thread < $1.thread }.map { percent($0.cpuShare) }.joined(separator: " + ")
+            }.joined(separator: ", ") + "\n"
+        }
         if let d = deflate {
             let opened = d.negotiatedConnections + d.declinedConnections
             out += "permessage-deflate: negotiated on \(grouped(Double(d.negotiatedConnections))) of \(grouped(Double(opened))) connection(s)"
@@ -181,6 +240,10 @@ struct Report: Codable {
             }
             out += "  compressed messages sent: \(grouped(Double(d.compressedMessagesSent))); "
                 + "bench zlib memory (peak at a run's end): \(bytesText(Double(d.benchZlibBytesPeak)))\n"
+        }
+        for t in thresholds ?? [] {
+            let measured = t.measured.map { fixed($0, 3).replacingOccurrences(of: #"\.?0+$"#, with: "", options: .regularExpression) + t.unit } ?? "nothing measured"
+            out += "threshold \(t.threshold): \(measured): \(t.passed ? "passed" : "FAILED")\n"
         }
         out += errors.isEmpty ? "errors: none\n" : "errors: " + errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
         for sample in errorSamples { out += "  e.g. \(sample)\n" }

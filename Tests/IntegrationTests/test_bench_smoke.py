@@ -310,9 +310,10 @@ class ScriptedPeer:
     message split into two fragments with a ping between them. With wrong_accept it answers the
     handshake with a bad Sec-WebSocket-Accept."""
 
-    def __init__(self, wrong_accept: bool = False, extensions: str | None = None):
+    def __init__(self, wrong_accept: bool = False, extensions: str | None = None, subprotocol: str | None = None):
         self.wrong_accept = wrong_accept
         self.extensions = extensions
+        self.subprotocol = subprotocol
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -384,6 +385,8 @@ class ScriptedPeer:
             if self.wrong_accept:
                 accept = base64.b64encode(b"0" * 20).decode()
             extensions = f"Sec-WebSocket-Extensions: {self.extensions}\r\n" if self.extensions else ""
+            if self.subprotocol:
+                extensions += f"Sec-WebSocket-Protocol: {self.subprotocol}\r\n"
             conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                           f"Sec-WebSocket-Accept: {accept}\r\n{extensions}\r\n").encode())
             conn.sendall(self.frame(0x9, b"hello?"))
