@@ -117,6 +117,10 @@ func wait(for process: Process, seconds: Double) throws {
         }
         usleep(1000)
     }
+    // Foundation's Process (Linux) keeps a run-loop source that holds the Process until
+    // `waitUntilExit` runs this thread's run loop and drops it; without this call every Process and
+    // its pipes leaked (LeakSanitizer). The child has exited, so this returns at once.
+    process.waitUntilExit()
 }
 
 /// nil when `ids` hold every id of 1...total exactly once, else a short account of what is wrong

@@ -48,8 +48,13 @@ final class InProcessServer: @unchecked Sendable {
         return box.value!
     }
 
+    /// Stops the way a worker does on SIGTERM (`WebServer.beginShutdown`: no new connections, 1001
+    /// to every client, and the loop stops once their sockets are closed or the drain timeout passed),
+    /// then releases the loop. Stopping the loop directly could leave a socket open (a client's FIN
+    /// not yet read), and an open connection and its WebSocketServer hold each other: both leaked.
     func stop() {
-        loop.stop()
+        let web = self.web
+        loop.execute { web.beginShutdown() }
         finished.wait()
         Socket.close(listener)
         loop.shutdown()
