@@ -49,7 +49,7 @@ import ShoalTestSupport
         var byte: UInt8 = 0
         while !(bytes.count >= 4 && Array(bytes.suffix(4)) == [13, 10, 13, 10]) {
             let n = recv(fd, &byte, 1, 0)
-            // Other suites in this process spawn children: SIGCHLD interrupts a recv with a timeout.
+            // A signal handled in this process ends a recv that has a timeout with EINTR: read on.
             if n < 0 && errno == EINTR { continue }
             guard n == 1 else { return nil }
             bytes.append(byte)
