@@ -3,6 +3,8 @@
 #   1. scripts/install-deps.sh        (idempotent)
 #   2. swift build                    (debug)
 #   3. swift test                     (all unit tests)
+#  3b. scripts/sanitizers.sh          (the unit tests again under AddressSanitizer and ThreadSanitizer;
+#                                      about 22 min with empty .build-asan/.build-tsan, 4-5.5 min warm)
 #   4. swift build -c release (shoal, shoal-bench for its smoke tests, shoal-example)
 #   5. pytest Tests/IntegrationTests  (real binary, Python websockets + Node ws clients)
 #   6. Autobahn|Testsuite sections 1-10 against `shoal serve --handler echo`, --strict-close
@@ -14,7 +16,7 @@
 #
 # Stages 5 and 6 run once per backend in SHOAL_BACKENDS (default "default epoll": the
 # default loop, then SHOAL_BACKEND=epoll).
-# Environment: SHOAL_SKIP="unit autobahn" skips stages (names: build unit release
+# Environment: SHOAL_SKIP="unit autobahn" skips stages (names: build unit sanitizers release
 # integration autobahn); SHOAL_BIN tests another binary (with the release stage skipped); PYTEST_ARGS adds pytest arguments (e.g. "-k probe");
 # SHOAL_AUTOBAHN_ARGS replaces the rig's extra arguments (default "--strict-close").
 set -uo pipefail
@@ -132,6 +134,15 @@ EOF
   else
     echo "(not run: build failed)"; record unit 0 1
   fi
+fi
+
+# --- 3b. unit tests under the sanitizers (counts from the script's own last line) ---
+stage "scripts/sanitizers.sh (AddressSanitizer, ThreadSanitizer)"
+if ! skipped sanitizers; then
+  "$REPO/scripts/sanitizers.sh" 2>&1 | tee "$WORK/sanitizers.log"; rc=${PIPESTATUS[0]}
+  read -r sp sf < <(sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$WORK/sanitizers.log" | tail -n1)
+  if [ $rc != 0 ] && [ "${sf:-0}" = 0 ]; then sf=1; fi
+  record sanitizers "${sp:-0}" "${sf:-1}"
 fi
 
 # --- 4. release binary ---

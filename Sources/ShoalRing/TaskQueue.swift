@@ -1,27 +1,27 @@
 // Work handed to the loop by other threads (a Task sending after a database call, a signal).
-// A locked list plus the eventfd doorbell; the loop drains it once per turn. The lock is
-// ShoalPosix's pthread mutex, which ThreadSanitizer sees (see Lock.swift).
+// A mutex-protected list plus the eventfd doorbell; the loop drains it once per turn.
+// The mutex is a pthread mutex (`PosixMutex`), not `Synchronization.Mutex`: ThreadSanitizer cannot
+// see how the latter hands a contended lock over and reported push/takeAll as a race.
 import ShoalPosix
 
 /// A multi-producer queue of closures run on the loop thread.
-final class TaskQueue: @unchecked Sendable {
-    private let lock = Lock()
-    private var tasks: [@Sendable () -> Void] = []
+final class TaskQueue: Sendable {
+    private let tasks = PosixMutex<[@Sendable () -> Void]>([])
 
     /// Appends a task; returns true when the queue was empty (the caller rings the doorbell then).
     func push(_ task: @escaping @Sendable () -> Void) -> Bool {
-        lock.withLock {
-            tasks.append(task)
-            return tasks.count == 1
+        tasks.withLock { list in
+            list.append(task)
+            return list.count == 1
         }
     }
 
     /// Takes every queued task.
     func takeAll() -> [@Sendable () -> Void] {
-        lock.withLock {
-            if tasks.isEmpty { return [] }
-            let all = tasks
-            tasks.removeAll(keepingCapacity: true)
+        tasks.withLock { list in
+            if list.isEmpty { return [] }
+            let all = list
+            list.removeAll(keepingCapacity: true)
             return all
         }
     }

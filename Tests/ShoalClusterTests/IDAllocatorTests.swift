@@ -4,6 +4,7 @@ import ShoalTestSupport
 import Foundation
 import Glibc
 import ShoalCluster
+import ShoalPosix
 import Testing
 
 @Suite("Connection ids from the shared counter")
@@ -109,14 +110,12 @@ struct IDAllocatorTests {
         let barrier = directory.appendingPathComponent("barrier")
         try Data(count: 8).write(to: barrier)
 
-        var helpers: [(Process, URL)] = []
+        var helpers: [(ChildProcess, URL)] = []
         for index in 0..<processes {
-            let process = Process()
             let output = directory.appendingPathComponent("ids-\(index)")
-            process.executableURL = URL(fileURLWithPath: helper)
-            process.arguments = [segmentPath, String(SegmentLayout.counterOffset), String(perProcess), output.path,
-                                 barrier.path, String(processes)]
-            try process.run()
+            let arguments = [segmentPath, String(SegmentLayout.counterOffset), String(perProcess), output.path,
+                             barrier.path, String(processes)]
+            let process = try ChildProcess(helper, arguments)
             helpers.append((process, output))
         }
         // Take ids in this process too while the helpers run.
@@ -124,8 +123,8 @@ struct IDAllocatorTests {
 
         var all = ours
         for (process, output) in helpers {
-            try wait(for: process, seconds: 60)
-            #expect(process.terminationStatus == 0, "helper \(process.processIdentifier) exit status")
+            try process.wait(seconds: 60)
+            #expect(process.succeeded, "helper \(process.pid) \(Spawn.describe(status: process.status ?? 0))")
             let data = try Data(contentsOf: output)
             let ids = data.withUnsafeBytes { raw in
                 (0..<raw.count / 8).map { Int(raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self)) }

@@ -80,7 +80,7 @@ import Testing
         var behaviour = Behaviour()
         behaviour.received = { peer, bytes in
             peer.write(UnsafeRawBufferPointer(bytes))
-            peer.loop.close(peer.handle, mode: .graceful(lingerNanoseconds: 5_000_000_000))
+            peer.loop.close(peer.handle, mode: .graceful(lingerNanoseconds: TestTime.nanoseconds(5_000_000_000)))
         }
         let server = try LoopHarness(backend: EpollBackend(), behaviour: behaviour)
         defer { #expect(server.shutDown()) }
@@ -92,7 +92,7 @@ import Testing
         #expect(end == .endOfFile)
         #expect(!bytes.isEmpty && bytes[...] == message[0..<bytes.count])
         client.close()
-        // Our FIN ends the linger: the socket closes long before the 5 s linger timer.
+        // Our FIN ends the linger: the socket closes long before the 5 s linger timer (both scaled).
         #expect(waitUntil(seconds: 3) { server.closedTotal == 1 })
         #expect(server.onLoop { $0.openSockets } == 0)
     }
@@ -201,8 +201,8 @@ import Testing
             let start = EventLoop.monotonicNanoseconds()
             let ran = DispatchSemaphore(value: 0)
             server.loop.execute { ran.signal() }
-            #expect(ran.wait(timeout: .now() + 2) == .success)
-            #expect(EventLoop.monotonicNanoseconds() - start < 1_000_000_000)
+            #expect(ran.wait(timeout: .now() + TestTime.seconds(2)) == .success)
+            #expect(EventLoop.monotonicNanoseconds() - start < TestTime.nanoseconds(1_000_000_000))
             usleep(50_000)
         }
     }
@@ -213,9 +213,9 @@ import Testing
         let fired = DispatchSemaphore(value: 0)
         let start = EventLoop.monotonicNanoseconds()
         _ = server.onLoop { loop in loop.schedule(after: 30_000_000) { fired.signal() } }
-        #expect(fired.wait(timeout: .now() + 2) == .success)
+        #expect(fired.wait(timeout: .now() + TestTime.seconds(2)) == .success)
         let elapsed = EventLoop.monotonicNanoseconds() - start
-        #expect(elapsed >= 30_000_000 && elapsed < 1_000_000_000)
+        #expect(elapsed >= 30_000_000 && elapsed < TestTime.nanoseconds(1_000_000_000))
     }
 
     // MARK: The backend on its own

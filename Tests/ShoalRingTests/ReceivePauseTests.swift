@@ -58,7 +58,7 @@ import Testing
         guard let connection = server.connection(1) else { Issue.record("no connection"); return }
         #expect(waitUntil { connection.receivedCount.value == 1 })
         usleep(50_000)
-        connection.loop.execute { connection.close(.graceful(lingerNanoseconds: 5_000_000_000)) }
+        connection.loop.execute { connection.close(.graceful(lingerNanoseconds: TestTime.nanoseconds(5_000_000_000))) }
         // Graceful close of a paused socket reads again, so the client's FIN ends the linger early.
         usleep(50_000)
         client.shutdownWrite()

@@ -111,7 +111,7 @@ import Testing
                 ran.signal()
             }
         }.start()
-        #expect(ran.wait(timeout: .now() + 10) == .success)
+        #expect(ran.wait(timeout: .now() + TestTime.seconds(10)) == .success)
         #expect(inLoop.value == true)
         // Again, from many threads at once: every task runs.
         let count = Locked(0)
@@ -123,7 +123,7 @@ import Testing
                 all.leave()
             }.start()
         }
-        #expect(all.wait(timeout: .now() + 10) == .success)
+        #expect(all.wait(timeout: .now() + TestTime.seconds(10)) == .success)
         #expect(waitUntil { count.value == 800 })
     }
 

@@ -8,7 +8,8 @@ import ShoalTestSupport
 @testable import Shoal
 
 @Suite(.serialized) struct RequestDeadlineTests {
-    private static let timeout: UInt64 = 1_000_000_000
+    // Scaled: each test's timing (requests 100 ms apart, sleeps past the deadline) is relative to it.
+    private static let timeout: UInt64 = TestTime.nanoseconds(1_000_000_000)
 
     private func server(_ journal: Journal = Journal()) throws -> InProcessServer {
         try InProcessServer(configure: { $0.requestTimeout = .nanoseconds(Self.timeout) }) { web in
@@ -20,7 +21,7 @@ import ShoalTestSupport
     private func connect(_ port: Int) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard connectToLoopback(fd, port: port) == 0 else { throw POSIXError(.ECONNREFUSED) }
-        var wait = timeval(tv_sec: 10, tv_usec: 0)
+        var wait = timeval(tv_sec: Int(TestTime.seconds(10)), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
         return fd
     }
@@ -29,7 +30,7 @@ import ShoalTestSupport
         _ = Array(text.utf8).withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
-    /// Everything the server sends until it closes (or 10 s pass).
+    /// Everything the server sends until it closes (or 10 s, scaled, pass).
     private func readToEnd(_ fd: Int32) -> String {
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4096)
@@ -47,7 +48,10 @@ import ShoalTestSupport
         var bytes: [UInt8] = []
         var byte: UInt8 = 0
         while !(bytes.count >= 4 && Array(bytes.suffix(4)) == [13, 10, 13, 10]) {
-            guard recv(fd, &byte, 1, 0) == 1 else { return nil }
+            let n = recv(fd, &byte, 1, 0)
+            // A signal handled in this process ends a recv that has a timeout with EINTR: read on.
+            if n < 0 && errno == EINTR { continue }
+            guard n == 1 else { return nil }
             bytes.append(byte)
         }
         let head = String(decoding: bytes, as: UTF8.self)
@@ -57,6 +61,7 @@ import ShoalTestSupport
         var got = 0
         while got < length {
             let n = body.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, length - got, 0) }
+            if n < 0 && errno == EINTR { continue }
             guard n > 0 else { return nil }
             got += n
         }
@@ -112,7 +117,7 @@ import ShoalTestSupport
         // request deadline instead of waiting `closeTimeout` for the client's answer.
         let journal = Journal()
         let server = try InProcessServer(configure: { $0.requestTimeout = .nanoseconds(Self.timeout) }) { web in
-            _ = WebSocketServer(on: web, handler: ClosingServer(journal), options: .init(closeTimeout: .seconds(10)))
+            _ = WebSocketServer(on: web, handler: ClosingServer(journal), options: .init(closeTimeout: .nanoseconds(TestTime.nanoseconds(10_000_000_000))))
         }
         defer { server.stop() }
         let client = try TestClient(port: server.port)

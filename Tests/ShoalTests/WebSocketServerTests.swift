@@ -3,6 +3,7 @@
 import Dispatch
 import Foundation
 import Testing
+import ShoalTestSupport
 @testable import Shoal
 
 /// Records what a handler saw, readable from the test thread.
@@ -18,9 +19,9 @@ final class Journal: @unchecked Sendable {
 
     var all: [String] { lock.withLock { entries } }
 
-    /// Waits (bounded) until an entry satisfies `predicate`.
+    /// Waits (bounded: 10 s, scaled) until an entry satisfies `predicate`.
     func wait(for predicate: (String) -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(10)
+        let deadline = Date().addingTimeInterval(TestTime.seconds(10))
         while Date() < deadline {
             if all.contains(where: predicate) { return true }
             _ = changed.wait(timeout: .now() + 0.1)

@@ -7,6 +7,7 @@ import Dispatch
 import Foundation
 import Glibc
 import ShoalCluster
+import ShoalPosix
 import Synchronization
 
 /// Reads `count` bytes of the file behind `descriptor` at `offset`.
@@ -89,33 +90,66 @@ struct HelperFailure: Error, CustomStringConvertible {
     let description: String
 }
 
-/// Runs `executable` with `arguments` to completion (bounded: killed after `seconds`); throws
-/// with its output when it fails.
-func runToCompletion(_ executable: String, _ arguments: [String], seconds: Double = 120) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    let text = output.fileHandleForReading.readDataToEndOfFile()
-    try wait(for: process, seconds: seconds)
-    guard process.terminationStatus == 0 else {
-        throw HelperFailure(description: "\(executable) \(arguments) failed (\(process.terminationStatus)): "
-            + (String(data: text, encoding: .utf8) ?? ""))
+/// A child process of a test: started with posix_spawn (`Spawn.start`) and waited for with waitpid
+/// on its own pid. Not Foundation's Process: on Linux, `Process.run` keeps a run-loop source that
+/// holds the Process until `waitUntilExit` spins this thread's run loop, and a weak reference to
+/// the thread's RunLoop; LeakSanitizer reported both.
+final class ChildProcess {
+    let pid: pid_t
+    /// The wait status once the child has ended (`Spawn.describe` says how).
+    private(set) var status: Int32?
+
+    /// Starts `executable` with `arguments`; its stdout and stderr go to the file `outputPath` when
+    /// given, else to ours.
+    init(_ executable: String, _ arguments: [String], outputPath: String? = nil) throws {
+        var output: Int32 = -1
+        defer { if output >= 0 { close(output) } }
+        if let outputPath {
+            let fd = open(outputPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw SystemError.last("open(\(outputPath))") }
+            output = try Spawn.moveAbove(fd, minimum: 3)
+        }
+        let redirected = [(child: STDOUT_FILENO, parent: output), (child: STDERR_FILENO, parent: output)]
+        pid = try Spawn.start(path: executable, arguments: [executable] + arguments,
+                              environment: Spawn.currentEnvironment(), descriptors: output < 0 ? [] : redirected)
+    }
+
+    /// True once the child exited with status 0.
+    var succeeded: Bool { status == 0 }
+
+    /// Waits for the child to end, polling; kills it and throws after `seconds`.
+    func wait(seconds: Double) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while status == nil {
+            var raw: Int32 = 0
+            let result = waitpid(pid, &raw, WNOHANG)
+            if result == pid {
+                status = raw
+            } else if result < 0 && errno != EINTR {
+                throw SystemError.last("waitpid(\(pid))")
+            } else if Date() > deadline {
+                kill(pid, SIGKILL)
+                _ = waitpid(pid, &raw, 0)
+                status = raw
+                throw HelperFailure(description: "process \(pid) still running after \(seconds) s")
+            } else {
+                usleep(1000)
+            }
+        }
     }
 }
 
-/// Waits for `process` to exit, polling; terminates it and throws after `seconds`.
-func wait(for process: Process, seconds: Double) throws {
-    let deadline = Date().addingTimeInterval(seconds)
-    while process.isRunning {
-        if Date() > deadline {
-            process.terminate()
-            throw HelperFailure(description: "process \(process.processIdentifier) still running after \(seconds) s")
-        }
-        usleep(1000)
+/// Runs `executable` with `arguments` to completion (bounded: killed after `seconds`); throws
+/// with its output when it fails.
+func runToCompletion(_ executable: String, _ arguments: [String], seconds: Double = 120) throws {
+    let outputPath = NSTemporaryDirectory() + "shoal-helper-\(UUID().uuidString)"
+    defer { unlink(outputPath) }
+    let process = try ChildProcess(executable, arguments, outputPath: outputPath)
+    try process.wait(seconds: seconds)
+    guard process.succeeded else {
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        let how = Spawn.describe(status: process.status ?? 0)
+        throw HelperFailure(description: "\(executable) \(arguments) failed (\(how)): " + text)
     }
 }
 

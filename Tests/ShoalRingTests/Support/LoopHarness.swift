@@ -16,10 +16,11 @@ struct Unchecked<Value>: @unchecked Sendable {
     let value: Value
 }
 
-/// Polls `condition` every millisecond until it holds or `seconds` have passed; returns whether it held.
+/// Polls `condition` every millisecond until it holds or `seconds` (times `TestTime.scale`) have
+/// passed; returns whether it held.
 @discardableResult
 func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = EventLoop.monotonicNanoseconds() + UInt64(seconds * 1e9)
+    let deadline = EventLoop.monotonicNanoseconds() + UInt64(TestTime.seconds(seconds) * 1e9)
     while !condition() {
         if EventLoop.monotonicNanoseconds() >= deadline { return false }
         usleep(1000)
@@ -28,7 +29,7 @@ func waitUntil(seconds: Double = 10, _ condition: () -> Bool) -> Bool {
 }
 
 /// Connects `clientCount` clients to `port` and has each send `size` bytes (its own pattern) and read
-/// them back, all at once. True when every client got its exact bytes back within 60 s.
+/// them back, all at once. True when every client got its exact bytes back within 60 s (scaled).
 func everyClientEchoesAtOnce(port: Int, clientCount: Int, size: Int) throws -> Bool {
     let clients = try (0..<clientCount).map { _ in try TestClient(port: port) }
     defer { for client in clients { client.close() } }
@@ -40,7 +41,7 @@ func everyClientEchoesAtOnce(port: Int, clientCount: Int, size: Int) throws -> B
 }
 
 /// Runs `body(index, client)` for every client at once, each on its own thread, and returns what each
-/// returned, or nil when they did not all finish within `seconds`.
+/// returned, or nil when they did not all finish within `seconds` (times `TestTime.scale`).
 func concurrently(_ clients: [TestClient], seconds: Double = 60, _ body: @escaping (Int, TestClient) -> Bool) -> [Bool]? {
     let results = Locked([Bool](repeating: false, count: clients.count))
     let shared = Unchecked(value: (clients: clients, body: body))
@@ -56,7 +57,7 @@ func concurrently(_ clients: [TestClient], seconds: Double = 60, _ body: @escapi
         }.start()
     }
     for _ in clients { start.signal() }
-    guard done.wait(timeout: .now() + seconds) == .success else { return nil }
+    guard done.wait(timeout: .now() + TestTime.seconds(seconds)) == .success else { return nil }
     return results.value
 }
 
@@ -291,7 +292,7 @@ final class LoopHarness: ListenerDelegate, @unchecked Sendable {
             result.withLock { $0 = Unchecked(value: value) }
             done.signal()
         }
-        guard done.wait(timeout: .now() + 10) == .success else { return nil }
+        guard done.wait(timeout: .now() + TestTime.seconds(10)) == .success else { return nil }
         return result.value?.value
     }
 
@@ -310,7 +311,7 @@ final class LoopHarness: ListenerDelegate, @unchecked Sendable {
     }
 }
 
-/// A blocking IPv4 client. Sends and receives time out after 10 s, so no call blocks forever.
+/// A blocking IPv4 client. Sends and receives time out after 10 s (scaled), so no call blocks forever.
 final class TestClient {
     enum End: Equatable {
         case endOfFile
@@ -326,7 +327,7 @@ final class TestClient {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError.last("socket") }
         do throws(SystemError) {
-            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            var timeout = timeval(tv_sec: Int(TestTime.seconds(10)), tv_usec: 0)
             let size = socklen_t(MemoryLayout<timeval>.size)
             guard setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, size) == 0,
                 setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, size) == 0

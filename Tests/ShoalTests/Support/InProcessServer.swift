@@ -48,8 +48,13 @@ final class InProcessServer: @unchecked Sendable {
         return box.value!
     }
 
+    /// Stops the way a worker does on SIGTERM (`WebServer.beginShutdown`: no new connections, 1001
+    /// to every client, and the loop stops once their sockets are closed or the drain timeout passed),
+    /// then releases the loop. Stopping the loop directly could leave a socket open (a client's FIN
+    /// not yet read), and an open connection and its WebSocketServer hold each other: both leaked.
     func stop() {
-        loop.stop()
+        let web = self.web
+        loop.execute { web.beginShutdown() }
         finished.wait()
         Socket.close(listener)
         loop.shutdown()
@@ -79,7 +84,7 @@ final class TestClient {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.fd = fd
         guard connectToLoopback(fd, port: port) == 0 else { throw SystemError.last("connect") }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        var timeout = timeval(tv_sec: Int(TestTime.seconds(10)), tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
