@@ -109,12 +109,22 @@ final class ChunkPool {
         return chunk
     }
 
-    deinit {
+    /// Frees every retained chunk: after a storm the free lists can hold `maxRetained` of each
+    /// size (4.25 MiB per loop) that an idle worker has no use for.
+    func releaseRetained() {
         for var list in [free, freeSmall] {
             while let chunk = list {
                 list = chunk.pointee.next
                 Glibc.free(chunk)
             }
         }
+        free = nil
+        freeSmall = nil
+        retained = 0
+        retainedSmall = 0
+    }
+
+    deinit {
+        releaseRetained()
     }
 }
