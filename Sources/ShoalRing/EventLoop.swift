@@ -80,9 +80,6 @@ public final class EventLoop: @unchecked Sendable {
     /// Send chunks taken from the pool and not given back (queued or read by an in-flight send).
     var chunksOutstanding: Int { pool.outstanding }
 
-    /// Send chunks kept for reuse (freed by `releasePooledMemory`).
-    var chunksRetained: Int { pool.retained + pool.retainedSmall }
-
     /// Frees the send chunks kept for reuse, so a heap trim can return them to the kernel once a
     /// storm of clients has gone (the pool refills as sends need it).
     public func releasePooledMemory() {

@@ -19,7 +19,10 @@ struct Serve: ParsableCommand {
     @Option(help: "Refuse WebSocket clients from this address (403); repeatable.") var refuseAddress: [String] = []
     @Option(name: .customLong("public"), help: "Folder of static files (default: the bundled demo page).") var publicDirectory: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
-    @Option(help: "Worker processes (default: one per CPU).") var workers: Int?
+    @Option(help: "Worker processes, or auto (the default): one per CPU, more if --cluster-connections needs them.")
+    var workers: WorkerCount = .auto
+    @Option(help: "WebSocket connections the whole cluster should hold (sizes --workers auto; warns when the workers cannot).")
+    var clusterConnections: Int?
     @Option(help: "Registry entries for the whole cluster (split between 2 × workers slots).") var registryCapacity = 262_144
     @Option(help: "Seconds clients get to answer the 1001 close on stop or reload.") var drainTimeout = 5.0
     @Option(help: "Most 16 KiB receive buffers per worker (power of two; lent as bursts need them).")
@@ -76,7 +79,10 @@ struct Serve: ParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         if let path, !path.hasPrefix("/") { throw ValidationError("--path must start with /") }
-        if let workers, workers < 1 || workers > 256 { throw ValidationError("--workers must be between 1 and 256") }
+        if case .count(let n) = workers, n < 1 || n > WorkerSizing.maximumWorkers {
+            throw ValidationError("--workers must be auto or between 1 and \(WorkerSizing.maximumWorkers)")
+        }
+        if let clusterConnections, clusterConnections < 1 { throw ValidationError("--cluster-connections must be at least 1") }
         guard registryCapacity >= 1 else { throw ValidationError("--registry-capacity must be at least 1") }
         guard drainTimeout >= 0 else { throw ValidationError("--drain-timeout must not be negative") }
         guard receiveBuffers >= 16, receiveBuffers <= 32768, receiveBuffers & (receiveBuffers - 1) == 0 else {
@@ -110,11 +116,12 @@ struct Serve: ParsableCommand {
             compression: compressionChoice, compressionThreshold: compressionThreshold,
             compressionLevel: compressionLevel)
         let refused = Set(refuseAddress)
-        let configuration = WebServerConfiguration(
+        var configuration = WebServerConfiguration(
             host: host, port: port, publicDirectory: publicDirectory,
             requestTimeoutNanoseconds: UInt64(requestTimeout * 1e9),
-            drainTimeoutNanoseconds: UInt64(drainTimeout * 1e9), workers: workers, registryCapacity: registryCapacity,
+            drainTimeoutNanoseconds: UInt64(drainTimeout * 1e9), workers: workers.fixed, registryCapacity: registryCapacity,
             receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress)
+        configuration.clusterConnections = clusterConnections
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler
