@@ -6,7 +6,8 @@ workers as the open-files limit needs), opens N connections from several client 
 over many 127.0.0.x source addresses (one source address reaches one port ~64k times), and prints:
 
   1. open count and time to open;
-  2. server PSS per connection (supervisor + workers, /proc/PID/smaps_rollup, held minus before);
+  2. server PSS per connection (supervisor + workers, /proc/PID/smaps_rollup, held minus before),
+     and the kernel's slab per connection (/proc/meminfo, both ends, whole machine);
   3. /healthz and /metrics latency while the connections are held;
   4. one broadcast from one client to all of them: first and last delivery, count delivered;
   5. a reload (SIGHUP) while held: the old workers close their clients with 1001, the clients
@@ -20,8 +21,9 @@ usage: c1m.py [--connections 1000000] [--shoal .build/release/shoal] [--port 0]
               [--per-process 0 (auto)] [--sources 0 (auto)] [--timeout 300]
 
 A million needs the kernel settings of Deploy/sysctl/90-shoal.conf, an open-files hard limit of at
-least 1048576 for this shell (`ulimit -n 1048576`, Deploy/limits) and about 12 GB of free memory
-(server, kernel socket buffers and the Python clients); run it small first: --connections 20000.
+least 1048576 for this shell (`ulimit -n 1048576`, Deploy/limits) and about 10 GB of kernel memory
+(10.5 KB of slab per connection, both ends, measured at 100,000) plus the Python clients; run it
+small first: --connections 20000. Figures and the command: docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -201,6 +203,15 @@ def pss_kb(pids) -> int:
     return total
 
 
+def kernel_slab_kb() -> int:
+    """The kernel's slab memory (sockets, dentries...): whole machine, so other load adds noise."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("Slab:"):
+                return int(line.split()[1])
+    return 0
+
+
 def children_of(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     return [int(p) for p in out]
@@ -278,6 +289,7 @@ def main() -> int:
         time.sleep(1)
         workers = children_of(server.pid)
         pss0 = pss_kb([server.pid] + workers)
+        slab0 = kernel_slab_kb()
         print(f"workers: {len(workers)}; server PSS before: {pss0 / 1024:.0f} MB", flush=True)
 
         per_process = args.per_process or resource.getrlimit(resource.RLIMIT_NOFILE)[1] - 100
@@ -314,6 +326,9 @@ def main() -> int:
         workers = children_of(server.pid)
         pss1 = pss_kb([server.pid] + workers)
         print(f"server PSS held: {pss1 / 1024:.0f} MB, {(pss1 - pss0) * 1024 / max(1, opened):.0f} B per connection", flush=True)
+        slab1 = kernel_slab_kb()
+        print(f"kernel slab: {slab0 / 1024:.0f} MB before, {slab1 / 1024:.0f} MB held, "
+              f"{(slab1 - slab0) * 1024 / max(1, opened):.0f} B per connection (both ends, whole machine)", flush=True)
 
         # 3. latency while held
         for path in ("/healthz", "/metrics"):
