@@ -5,6 +5,7 @@ workers cannot hold them; a bad value is refused with exit status 64."""
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 
 import pytest
@@ -48,3 +49,15 @@ def test_bad_values_exit_64(args):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 64, (out.returncode, out.stderr)
     assert ("--workers" in out.stderr) or ("--cluster-connections" in out.stderr), out.stderr
+
+
+def test_more_workers_than_the_supervisors_descriptors_allow_are_explained():
+    # the supervisor holds both ends of a bus channel between every two of the 2N slots
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    workers = next((w for w in range(1, 257) if 2 * w * (2 * w - 1) + w + 256 > hard), None)
+    if workers is None:
+        pytest.skip(f"an open-files limit of {hard} holds 256 workers' bus channels")
+    out = subprocess.run([shoal_bin(), "serve", "--host", "127.0.0.1", "--port", "1", "--workers", str(workers)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert f"{workers} workers need" in out.stderr and f"at most {workers - 1} workers fit" in out.stderr, out.stderr

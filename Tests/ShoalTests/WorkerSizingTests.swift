@@ -34,9 +34,22 @@ struct WorkerSizingTests {
     }
 
     @Test func autoStopsAtTheMostWorkersAndThenWarns() {
-        let s = sizing(files: 1_256, registry: 1 << 30, cluster: 1_000_000)
+        let s = sizing(files: 1_048_576, registry: 1 << 30, perWorker: 1_000, cluster: 1_000_000)
+        #expect(s.mostWorkers == WorkerSizing.maximumWorkers)
         #expect(s.automaticWorkers == WorkerSizing.maximumWorkers)
         #expect(s.warnings(workers: s.automaticWorkers).count == 1)
+    }
+
+    @Test func theSupervisorsBusDescriptorsBoundTheWorkers() {
+        // 2w(2w-1) + w + 256 ≤ 20,000: 70 workers (19,786), not 71 (20,349)
+        let s = sizing(registry: 1 << 30, cluster: 2_000_000)
+        #expect(WorkerSizing.supervisorDescriptors(workers: 70) == 19_786)
+        #expect(s.mostWorkers == 70)
+        #expect(s.automaticWorkers == 70)  // 70 × 19,744 is short of 2,000,000: warned
+        #expect(s.warnings(workers: 70).count == 1)
+        let fixed = s.warnings(workers: 80)
+        #expect(fixed.count == 2)
+        #expect(fixed.first?.contains("80 workers need 25776 descriptors in the supervisor") == true)
     }
 
     @Test func maxConnectionsAboveTheDescriptorsIsWarnedAbout() {

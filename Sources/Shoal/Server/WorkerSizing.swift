@@ -35,13 +35,30 @@ public struct WorkerSizing: Equatable, Sendable {
         return min(descriptors, registryShare, maxConnectionsPerWorker ?? .max)
     }
 
+    /// Descriptors the supervisor holds with `workers` workers: both ends of the bus channel
+    /// between every two of the 2 × workers slots (it creates them all at start), one listener per
+    /// worker, and the reserve. 80 workers under 20,000 open files fail at start with EMFILE.
+    public static func supervisorDescriptors(workers: Int) -> Int {
+        let slots = 2 * workers
+        return slots * (slots - 1) + workers + reservedDescriptors
+    }
+
+    /// The most workers the supervisor can start under its open-files limit (at most `maximumWorkers`).
+    public var mostWorkers: Int {
+        var workers = 1
+        while workers < Self.maximumWorkers && Self.supervisorDescriptors(workers: workers + 1) <= openFilesLimit {
+            workers += 1
+        }
+        return workers
+    }
+
     /// `--workers auto`: one per CPU at least, and enough that together they hold
-    /// `clusterConnections` (at most `maximumWorkers`).
+    /// `clusterConnections`; never more than `mostWorkers`.
     public var automaticWorkers: Int {
-        let floor = max(1, cpus)
-        guard let wanted = clusterConnections else { return floor }
-        var workers = floor
-        while workers < Self.maximumWorkers && workers * capacityPerWorker(workers: workers) < wanted {
+        let most = mostWorkers
+        var workers = min(max(1, cpus), most)
+        guard let wanted = clusterConnections else { return workers }
+        while workers < most && workers * capacityPerWorker(workers: workers) < wanted {
             workers += 1
         }
         return workers
@@ -54,6 +71,11 @@ public struct WorkerSizing: Equatable, Sendable {
         if let perWorker = maxConnectionsPerWorker, perWorker > descriptors {
             found.append("--max-connections \(perWorker) is more than a worker's open-files limit allows "
                          + "(\(openFilesLimit) - \(Self.reservedDescriptors) = \(descriptors)): accept fails before the 503")
+        }
+        if workers > mostWorkers {
+            found.append("\(workers) workers need \(Self.supervisorDescriptors(workers: workers)) descriptors in the supervisor "
+                         + "(bus channels between \(2 * workers) slots), more than its open-files limit \(openFilesLimit): "
+                         + "at most \(mostWorkers) workers fit")
         }
         if let wanted = clusterConnections {
             let perWorker = capacityPerWorker(workers: workers)
