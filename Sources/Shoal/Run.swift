@@ -26,7 +26,13 @@ public enum Shoal {
             workerLogger[metadataKey: "worker"] = "\(role.slot)"
             try runWorker(role: role, configuration, logger: workerLogger, setup: setup)
         } else {
-            let workers = configuration.workers ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+            let sizing = WorkerSizing(
+                cpus: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), openFilesLimit: ResourceLimits.raiseOpenFilesToHardLimit(),
+                registryCapacity: configuration.registryCapacity, maxConnectionsPerWorker: configuration.maxConnections,
+                clusterConnections: configuration.clusterConnections)
+            let workers = configuration.workers ?? sizing.automaticWorkers
+            logger.info("supervisor: \(workers) workers, each holding up to \(sizing.capacityPerWorker(workers: workers)) connections")
+            for warning in sizing.warnings(workers: workers) { logger.warning("supervisor: \(warning)") }
             let supervisor = try Supervisor(configuration: .init(
                 workers: workers, host: configuration.host, port: configuration.port,
                 registryCapacity: configuration.registryCapacity,

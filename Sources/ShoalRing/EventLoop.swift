@@ -85,8 +85,9 @@ public final class EventLoop: @unchecked Sendable {
     /// Send chunks taken from the pool and not given back (queued or read by an in-flight send).
     var chunksOutstanding: Int { pool.outstanding }
 
-    /// Frees the send memory kept for reuse; call when a burst is over (the pool refills on demand).
-    public func releaseRetainedMemory() {
+    /// Frees the send chunks kept for reuse, so a heap trim can return them to the kernel once a
+    /// storm of clients has gone (the pool refills as sends need it).
+    public func releasePooledMemory() {
         pool.releaseRetained()
     }
 

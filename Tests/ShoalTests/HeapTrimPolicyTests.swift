@@ -24,6 +24,12 @@ struct HeapTrimPolicyTests {
     }
 
     @Test func aSecondStormAfterATrimIsTrimmedAgain() {
-        #expect(trims([800, 0, 0, 600, 600, 0, 0]) == [1, 5])
+        // 4 is the follow-up of the trim at 1
+        #expect(trims([800, 0, 0, 600, 600, 0, 0]) == [1, 4, 5])
+    }
+
+    @Test func aTrimIsFollowedByOneMoreThreeSamplesLater() {
+        // what the storm's last bus messages held is back in the pool by then
+        #expect(trims([0, 3000, 23, 23, 23, 23, 23, 23, 23]) == [2, 5])
     }
 }

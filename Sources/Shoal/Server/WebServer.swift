@@ -66,7 +66,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         loop.schedule(after: 1_000_000_000) { [weak self] in
             guard let self else { return }
             if policy.sample(openSockets: self.loop.openSockets) {
-                self.loop.releaseRetainedMemory()
+                self.loop.releasePooledMemory()
                 HeapTrim.returnFreePages()
                 self.logger.debug("heap trimmed: \(self.loop.openSockets) socket(s) open, \(HeapTrim.bytesInUse >> 10) KiB in use")
             }

@@ -25,8 +25,12 @@ public struct WebServerConfiguration: Sendable {
     /// live worker (an idle one runs a timer every second), short enough that a hung worker's
     /// clients are not stranded for long.
     public var watchdogTimeout: Duration
-    /// Worker processes; nil: one per CPU, as nginx's `worker_processes auto`.
+    /// Worker processes; nil: automatic, one per CPU as nginx's `worker_processes auto`, or more
+    /// when `clusterConnections` needs them (`WorkerSizing`).
     public var workers: Int?
+    /// WebSocket connections the whole cluster is meant to hold; nil: not said. Automatic
+    /// `workers` start enough workers for them, and the supervisor warns when the workers cannot.
+    public var clusterConnections: Int? = nil
     /// The most 16 KiB receive buffers each worker lends the kernel (a power of two): how many
     /// sockets can deliver data in one loop turn before some wait a turn (`-ENOBUFS`, then re-armed).
     /// Buffers are lent as bursts need them (io_uring: 64 at first, doubled when a turn runs out),

@@ -109,8 +109,8 @@ final class ChunkPool {
         return chunk
     }
 
-    /// Frees every chunk kept for reuse (after a storm: the free lists hold up to 4 MiB that the
-    /// quiet that follows does not need).
+    /// Frees every retained chunk: after a storm the free lists can hold `maxRetained` of each
+    /// size (4.25 MiB per loop) that an idle worker has no use for.
     func releaseRetained() {
         for var list in [free, freeSmall] {
             while let chunk = list {

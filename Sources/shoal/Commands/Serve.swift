@@ -20,7 +20,10 @@ struct Serve: ParsableCommand {
     @Option(name: .customLong("public"), help: "Folder of static files (default: the bundled demo page).") var publicDirectory: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
     @Option(help: "Log lines as text, or json (one object per line, for log shippers).") var logFormat = "text"
-    @Option(help: "Worker processes (default: one per CPU).") var workers: Int?
+    @Option(help: "Worker processes, or auto (the default): one per CPU, more if --cluster-connections needs them.")
+    var workers: WorkerCount = .auto
+    @Option(help: "WebSocket connections the whole cluster should hold (sizes --workers auto; warns when the workers cannot).")
+    var clusterConnections: Int?
     @Option(help: "Registry entries for the whole cluster (split between 2 × workers slots).") var registryCapacity = 262_144
     @Option(help: "Seconds clients get to answer the 1001 close on stop or reload.") var drainTimeout = 5.0
     @Option(help: "Seconds a worker may make no progress before it is replaced (0: never).") var watchdogTimeout = 10.0
@@ -70,10 +73,10 @@ struct Serve: ParsableCommand {
 
     /// Every integer flag with its range (an unset optional one is not checked).
     private var integerFlags: [(flag: String, value: Int?, range: ClosedRange<Int>)] {
-        [("port", port, 1...65_535), ("workers", workers, 1...256), ("registry-capacity", registryCapacity, 1...16_777_216),
+        [("port", port, 1...65_535), ("registry-capacity", registryCapacity, 1...16_777_216),
          ("receive-buffers", receiveBuffers, 16...32_768),
          ("max-message-size", maxMessageSize, 1...Self.maxBytes), ("max-fragments", maxFragments, 1...Self.maxCount),
-         ("max-connections", maxConnections, 1...Self.maxCount),
+         ("max-connections", maxConnections, 1...Self.maxCount), ("cluster-connections", clusterConnections, 1...Self.maxCount),
          ("max-connections-per-address", maxConnectionsPerAddress, 1...Self.maxCount),
          ("max-backpressure", maxBackpressure, 1024...Self.maxBytes),
          ("compression-window-bits", compressionWindowBits, 8...15), ("compression-memory-level", compressionMemoryLevel, 1...9),
@@ -99,6 +102,9 @@ struct Serve: ParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard ["text", "json"].contains(logFormat) else {
             throw ValidationError("--log-format must be text or json, not \"\(logFormat)\"")
+        }
+        if case .count(let n) = workers, n < 1 || n > WorkerSizing.maximumWorkers {
+            throw ValidationError("--workers must be auto or between 1 and \(WorkerSizing.maximumWorkers)")
         }
         if let path, !path.hasPrefix("/") { throw ValidationError("--path must start with /") }
         // Under a second, one slow turn on a loaded machine would pass for a hang.
@@ -140,13 +146,14 @@ struct Serve: ParsableCommand {
             compression: compressionChoice, compressionThreshold: compressionThreshold,
             compressionLevel: compressionLevel)
         let refused = Set(refuseAddress)
-        let configuration = WebServerConfiguration(
+        var configuration = WebServerConfiguration(
             host: host, port: port, publicDirectory: publicDirectory,
             requestTimeout: .seconds(requestTimeout),
             drainTimeout: .seconds(drainTimeout), watchdogTimeout: .seconds(watchdogTimeout),
-            workers: workers, registryCapacity: registryCapacity,
+            workers: workers.fixed, registryCapacity: registryCapacity,
             receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress,
             trustedProxies: TrustedProxies(try trustedProxy.map(AddressRange.init)), proxyProtocol: proxyProtocol)
+        configuration.clusterConnections = clusterConnections
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler

@@ -1,0 +1,90 @@
+// How many workers a cluster needs to hold a number of connections on this host. A worker holds at
+// most its open-files limit minus 256 (listeners, the bus, HTTP requests), its --max-connections and
+// its share of the registry, so a million connections under a 20,000-file limit take 51 workers, not
+// one per CPU. Pure, so the arithmetic is tested without processes.
+
+/// The worker count for `--workers auto`, and what the supervisor warns about at start.
+public struct WorkerSizing: Equatable, Sendable {
+    /// Most workers a supervisor runs (as `--workers` accepts).
+    public static let maximumWorkers = 256
+    /// Descriptors a worker keeps for other things than WebSocket clients.
+    public static let reservedDescriptors = 256
+
+    public var cpus: Int
+    public var openFilesLimit: Int
+    public var registryCapacity: Int
+    /// `--max-connections` (per worker), nil: the open-files limit decides.
+    public var maxConnectionsPerWorker: Int?
+    /// Connections the whole cluster is meant to hold (`--cluster-connections`), nil: not said.
+    public var clusterConnections: Int?
+
+    public init(cpus: Int, openFilesLimit: Int, registryCapacity: Int, maxConnectionsPerWorker: Int?,
+                clusterConnections: Int?) {
+        self.cpus = cpus
+        self.openFilesLimit = openFilesLimit
+        self.registryCapacity = registryCapacity
+        self.maxConnectionsPerWorker = maxConnectionsPerWorker
+        self.clusterConnections = clusterConnections
+    }
+
+    /// Connections one of `workers` workers can hold: the least of its limits. The registry is
+    /// split between 2 × workers slots (old and new generation during a reload).
+    public func capacityPerWorker(workers: Int) -> Int {
+        let descriptors = max(1, openFilesLimit - Self.reservedDescriptors)
+        let registryShare = max(1, registryCapacity / (2 * max(1, workers)))
+        return min(descriptors, registryShare, maxConnectionsPerWorker ?? .max)
+    }
+
+    /// Descriptors the supervisor holds with `workers` workers: both ends of the bus channel
+    /// between every two of the 2 × workers slots (it creates them all at start), one listener per
+    /// worker, and the reserve. 80 workers under 20,000 open files fail at start with EMFILE.
+    public static func supervisorDescriptors(workers: Int) -> Int {
+        let slots = 2 * workers
+        return slots * (slots - 1) + workers + reservedDescriptors
+    }
+
+    /// The most workers the supervisor can start under its open-files limit (at most `maximumWorkers`).
+    public var mostWorkers: Int {
+        var workers = 1
+        while workers < Self.maximumWorkers && Self.supervisorDescriptors(workers: workers + 1) <= openFilesLimit {
+            workers += 1
+        }
+        return workers
+    }
+
+    /// `--workers auto`: one per CPU at least, and enough that together they hold
+    /// `clusterConnections`; never more than `mostWorkers`.
+    public var automaticWorkers: Int {
+        let most = mostWorkers
+        var workers = min(max(1, cpus), most)
+        guard let wanted = clusterConnections else { return workers }
+        while workers < most && workers * capacityPerWorker(workers: workers) < wanted {
+            workers += 1
+        }
+        return workers
+    }
+
+    /// What cannot hold with `workers` workers, one sentence each (empty: all fits).
+    public func warnings(workers: Int) -> [String] {
+        var found: [String] = []
+        let descriptors = openFilesLimit - Self.reservedDescriptors
+        if let perWorker = maxConnectionsPerWorker, perWorker > descriptors {
+            found.append("--max-connections \(perWorker) is more than a worker's open-files limit allows "
+                         + "(\(openFilesLimit) - \(Self.reservedDescriptors) = \(descriptors)): accept fails before the 503")
+        }
+        if workers > mostWorkers {
+            found.append("\(workers) workers need \(Self.supervisorDescriptors(workers: workers)) descriptors in the supervisor "
+                         + "(bus channels between \(2 * workers) slots), more than its open-files limit \(openFilesLimit): "
+                         + "at most \(mostWorkers) workers fit")
+        }
+        if let wanted = clusterConnections {
+            let perWorker = capacityPerWorker(workers: workers)
+            if workers * perWorker < wanted {
+                found.append("\(workers) workers hold at most \(workers * perWorker) connections (\(perWorker) each: the least of "
+                             + "the open-files limit \(openFilesLimit) - \(Self.reservedDescriptors), --max-connections and "
+                             + "--registry-capacity / \(2 * workers)), fewer than --cluster-connections \(wanted)")
+            }
+        }
+        return found
+    }
+}
