@@ -48,7 +48,7 @@ public final class WebSocketServer: @unchecked Sendable {
     /// Changed on the loop thread under `liveLock`; the loop thread reads it without the lock (it is
     /// the only writer), other threads take the lock (`connections` from a `Task`).
     private var live: ContiguousArray<WebSocketConnection> = []
-    private let liveLock = PosixMutex(())
+    private let liveLock = Lock()
 
     /// Creates and starts a server on `web` (4D: `4D.WebSocketServer.new(handler; options)`).
     /// Its handler's onOpen runs before this returns.
@@ -98,7 +98,7 @@ public final class WebSocketServer: @unchecked Sendable {
     /// This worker's connections are the real objects; the others are light proxies made when an
     /// element is accessed (`handler` nil, `send`/`terminate` over the bus, `status` from the registry).
     public var connections: Connections {
-        let local = loop.inEventLoop ? live : liveLock.withLock { _ in live }
+        let local = loop.inEventLoop ? live : liveLock.withLock { live }
         var remote: ContiguousArray<Connections.RemoteEntry> = []
         if let cluster = web.cluster {
             cluster.registry.forEach(server: index, excludingSlot: cluster.slot) { id, slot, _ in
@@ -214,13 +214,13 @@ public final class WebSocketServer: @unchecked Sendable {
 
     func connectionOpened(_ connection: WebSocketConnection) {
         connection.indexInServer = Int32(live.count)
-        liveLock.withLock { _ in live.append(connection) }
+        liveLock.withLock { live.append(connection) }
     }
 
     func connectionClosed(_ connection: WebSocketConnection) {
         let index = Int(connection.indexInServer)
         guard index >= 0, index < live.count, live[index] === connection else { return }
-        liveLock.withLock { _ in
+        liveLock.withLock {
             let last = live.removeLast()
             if index < live.count {
                 live[index] = last
