@@ -500,10 +500,19 @@ public final class EventLoop: @unchecked Sendable {
     /// them after shutdown was never freed, nor anything they hold (LeakSanitizer reported every
     /// loop the unit tests started, send chunks included).
     public func shutdown() {
+        // Every socket still open ends here, and its delegate hears it (`closed(on:)`, once, as the
+        // contract says): a WebSocket connection still held when the drain timeout passed gets its
+        // onTerminate, and leaves its server, instead of staying in a cycle with it.
+        var ended: [(any SocketDelegate, SocketHandle)] = []
         for i in slots.indices where slots[i].inUse {
             backend.closeSocket(slots[i].fd)
             slots[i].sendQueue.discardAll(pool: pool)
+            if let delegate = slots[i].delegate { ended.append((delegate, handle(of: i))) }
+            slots[i].delegate = nil
+            slots[i].inUse = false
         }
+        openSockets = 0
+        for (delegate, handle) in ended { delegate.closed(on: handle) }
         slots.removeAll()
         freeSlots.removeAll()
         flushList.removeAll()
