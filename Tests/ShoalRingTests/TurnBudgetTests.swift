@@ -16,9 +16,10 @@ import Testing
         var delivered = 0
         // The kernel posts the next completion as soon as one is taken: the queue never runs dry.
         script.backend.inject(Self.flood)
-        script.backend.onDelivered = {
+        // Unowned: the backend keeps this closure, and a strong capture would keep them both alive.
+        script.backend.onDelivered = { [unowned backend = script.backend] in
             delivered += 1
-            if delivered < total { script.backend.inject(Self.flood) }
+            if delivered < total { backend.inject(Self.flood) }
         }
         var timerRanAfter: [Int] = []
         var hookRanAfter: [Int] = []
