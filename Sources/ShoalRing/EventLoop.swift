@@ -62,8 +62,12 @@ public final class EventLoop: @unchecked Sendable {
     /// Completions handled plus timers run: a loop that moves it is alive however long one turn
     /// takes, and one that does not is stuck (the cluster's watchdog reads it).
     public private(set) var progress: UInt64 = 0
-    /// Told `progress` each time it moves, also in the middle of a long turn.
+    /// Told `progress` at the end of every turn that moved it, and every
+    /// `progressReportInterval` steps within a turn (a long turn still shows life), not at each
+    /// completion: this sits on the hot path.
     public var progressObserver: ((UInt64) -> Void)?
+    static let progressReportInterval: UInt64 = 64
+    private var progressReported: UInt64 = 0
 
     public convenience init(backend: any LoopBackend) throws(SystemError) {
         try self.init(backend: backend, clock: EventLoop.monotonicNanoseconds)
@@ -336,6 +340,7 @@ public final class EventLoop: @unchecked Sendable {
         now = clock()
         backend.drainCompletions(limit: Self.completionsPerTurn) { completion in self.complete(completion) }
         runDueTimers()
+        reportProgress()
         runTasks()
         for hook in turnEndHooks { hook() }
     }
@@ -476,6 +481,12 @@ public final class EventLoop: @unchecked Sendable {
 
     private func madeProgress() {
         progress &+= 1
+        if progress & (Self.progressReportInterval - 1) == 0 { reportProgress() }
+    }
+
+    private func reportProgress() {
+        guard progress != progressReported else { return }
+        progressReported = progress
         progressObserver?(progress)
     }
 
