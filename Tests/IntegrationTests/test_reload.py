@@ -212,7 +212,10 @@ def test_stopped_worker_is_replaced_by_the_watchdog_once(shoal):
 def test_slow_worker_is_named_by_healthz_and_left_alone(shoal):
     """A worker without progress for more than 3 s but less than the watchdog time: /healthz
     still answers 200 and names it; once it runs again the note goes and nothing was killed."""
-    srv = shoal("--handler", "echo", "--workers", "2", "--watchdog-timeout", "8")
+    # A watchdog far beyond the check: a /healthz try that lands in the stopped worker's accept
+    # queue waits 1 s before the next, and with 8 s the tries could outlast the worker (it was
+    # replaced, and the answer was a plain "ok").
+    srv = shoal("--handler", "echo", "--workers", "2", "--watchdog-timeout", "30")
     sup = srv.proc.pid
     pids = wait_workers(sup, [0, 1])
     os.kill(pids[1], signal.SIGSTOP)
