@@ -75,8 +75,9 @@ let package = Package(
                 "ShoalWire", "ShoalRing", "ShoalPosix", "ShoalCluster",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            resources: [.copy("Resources/public")],
-            swiftSettings: strict
+            exclude: ["DemoPage"],
+            swiftSettings: strict,
+            plugins: ["DemoPagePlugin"]
         ),
         // Simulated clients on a loop whose kernel is in memory (MemoryBackend).
         .target(name: "ShoalTesting", dependencies: ["Shoal", "ShoalRing", "ShoalWire",
@@ -85,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "Shoal",
+                "Shoal", "ShoalPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -94,6 +95,8 @@ let package = Package(
         ),
         // Writes the git commit into `shoal` before each build (scripts/build-info.sh), for --version.
         .plugin(name: "BuildInfoPlugin", capability: .buildTool(), path: "Plugins/BuildInfoPlugin"),
+        // Compiles the demo page into `Shoal` (scripts/embed-demo-page.sh): no resource bundle to ship.
+        .plugin(name: "DemoPagePlugin", capability: .buildTool(), path: "Plugins/DemoPagePlugin"),
         // The library used from a user's own program: the 4D examples served by a cluster (docs/cluster.md).
         .executableTarget(
             name: "shoal-example",

@@ -7,9 +7,7 @@
 #                   pkg-config (build), if missing;
 #                   build the release binary with the Swift runtime linked statically, so the
 #                   host needs no Swift toolchain at run time, only the runtime packages;
-#                   install  PREFIX/bin/shoal
-#                            PREFIX/bin/Shoal_Shoal.resources/  (demo page; must sit next to
-#                                                                the binary, see below)
+#                   install  PREFIX/bin/shoal  (one file: the demo page is compiled in)
 #                            PREFIX/share/doc/shoal/operations.md
 #   --prefix DIR    install under DIR instead of /usr/local (the unit's paths follow it)
 #   --destdir DIR   stage everything under DIR (packaging, tests): DIR/usr/local/bin/shoal...
@@ -28,10 +26,6 @@
 # The build uses its own directory (.build-install/, git-ignored; $SHOAL_BUILD_DIR overrides
 # it) so it neither waits for
 # nor invalidates a developer's .build/.
-#
-# Why the bundle: the binary finds its bundled demo page through Bundle.module, which looks
-# for Shoal_Shoal.resources next to the executable (then in the build directory it was
-# built in). A copied binary without it stops at start unless --public DIR is given.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -41,7 +35,6 @@ SYSTEM=0
 APT=1
 BUILD=1
 SCRATCH="${SHOAL_BUILD_DIR:-$REPO/.build-install}"
-BUNDLE=Shoal_Shoal.resources
 
 usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
 # What the binary links (readelf -d: liburing.so.2, libz.so.1, libssl.so.3/libcrypto.so.3, libstdc++.so.6, and libc6's own
@@ -104,7 +97,6 @@ if [ "$BUILD" = 1 ]; then
 fi
 BIN_DIR="$SCRATCH/release"
 [ -x "$BIN_DIR/shoal" ] || { say "ERROR: no build at $BIN_DIR/shoal (run without --no-build)"; exit 1; }
-[ -d "$BIN_DIR/$BUNDLE" ] || { say "ERROR: resource bundle $BIN_DIR/$BUNDLE missing"; exit 1; }
 
 # --- install helpers (idempotent) ----------------------------------------------------------
 # install_file MODE SRC DEST: copy when missing or different, say which.
@@ -119,22 +111,6 @@ install_file() {
   install -m "$mode" "$src" "$dest"
   say "installed  $dest"
 }
-# install_tree SRC DEST: replace directory DEST by a copy of SRC when they differ.
-install_tree() {
-  local src="$1" dest="$2"
-  if [ -d "$dest" ] && diff -r -q "$src" "$dest" >/dev/null 2>&1; then
-    say "unchanged  $dest/"
-    return 0
-  fi
-  mkdir -p "$(dirname "$dest")"
-  local tmp="$dest.new.$$"
-  rm -rf "$tmp"
-  cp -R "$src" "$tmp"
-  chmod -R u=rwX,go=rX "$tmp"
-  rm -rf "$dest"
-  mv "$tmp" "$dest"
-  say "installed  $dest/"
-}
 # render SRC: the file with /usr/local replaced by PREFIX (unit paths), to a temp file.
 TMPDIR_INSTALL="$(mktemp -d)"
 trap 'rm -rf "$TMPDIR_INSTALL"' EXIT
@@ -146,9 +122,8 @@ render() {
   echo "$out"
 }
 
-# --- binary, bundle, docs ------------------------------------------------------------------
+# --- binary, docs ------------------------------------------------------------------
 install_file 0755 "$BIN_DIR/shoal" "$DESTDIR$PREFIX/bin/shoal" || true
-install_tree "$BIN_DIR/$BUNDLE" "$DESTDIR$PREFIX/bin/$BUNDLE"
 install_file 0644 "$REPO/docs/operations.md" "$DESTDIR$PREFIX/share/doc/shoal/operations.md" || true
 
 # --- host configuration (--system) -----------------------------------------------------------

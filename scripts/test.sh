@@ -5,7 +5,8 @@
 #   3. swift test                     (all unit tests)
 #  3b. scripts/sanitizers.sh          (the unit tests again under AddressSanitizer and ThreadSanitizer;
 #                                      about 22 min with empty .build-asan/.build-tsan, 4-5.5 min warm)
-#   4. swift build -c release (shoal, shoal-bench for its smoke tests, shoal-example)
+#   4. swift build -c release --static-swift-stdlib (shoal, shoal-bench for its smoke tests,
+#                                      shoal-example; the Swift runtime linked in, as shipped)
 #   5. pytest Tests/IntegrationTests  (real binary, Python websockets + Node ws clients)
 #   6. Autobahn|Testsuite sections 1-10 against `shoal serve --handler echo`, --strict-close
 #   7. Autobahn|Testsuite sections 12-13 (permessage-deflate), default backend only
@@ -146,11 +147,11 @@ if ! skipped sanitizers; then
 fi
 
 # --- 4. release binary ---
-stage "swift build -c release (shoal, shoal-bench, shoal-example)"
+stage "swift build -c release --static-swift-stdlib (shoal, shoal-bench, shoal-example)"
 BIN="${SHOAL_BIN:-$REPO/.build/release/shoal}"
 RELEASE_OK=0
 if ! skipped release; then
-  swiftpm build -c release; rc=$?
+  swiftpm build -c release --static-swift-stdlib; rc=$?
   record_rc release $rc
   if [ $rc = 0 ] && [ -x "$BIN" ]; then RELEASE_OK=1; fi
 elif [ -x "$BIN" ]; then

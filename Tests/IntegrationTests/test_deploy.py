@@ -418,12 +418,12 @@ def test_systemd_command_line_serves_clients_through_nginx(shoal, proxies, tmp_p
 def test_install_sh_stages_everything_into_a_temporary_root(tmp_path):
     """Deploy/install.sh --destdir --system into a temporary root (with the binary under test as
     its build, no apt): every file in place, a second run changes nothing, the staged binary runs
-    and serves its bundled demo page, and the packages it installs cover every library the binary
+    and serves its built-in demo page, and the packages it installs cover every library the binary
     links and every system library Package.swift builds against (zlib included)."""
     bin_dir = os.path.dirname(shoal_bin())
-    if os.path.basename(bin_dir) != "release" or not os.path.isdir(os.path.join(bin_dir, "Shoal_Shoal.resources")):
-        pytest.skip(f"LOUD SKIP: install.sh is NOT checked: {shoal_bin()} is not in a SwiftPM release directory "
-                    f"with its resource bundle, which --no-build needs")
+    if os.path.basename(bin_dir) != "release":
+        pytest.skip(f"LOUD SKIP: install.sh is NOT checked: {shoal_bin()} is not in a SwiftPM release directory, "
+                    f"which --no-build needs")
     script = os.path.join(REPO, "Deploy", "install.sh")
     root = tmp_path / "root"
     env = {**os.environ, "SHOAL_BUILD_DIR": os.path.dirname(bin_dir)}
@@ -431,7 +431,7 @@ def test_install_sh_stages_everything_into_a_temporary_root(tmp_path):
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     staged = root / "usr/local/bin/shoal"
-    expected = [staged, root / "usr/local/bin/Shoal_Shoal.resources/public/index.html",
+    expected = [staged,
                 root / "usr/local/share/doc/shoal/operations.md", root / "etc/systemd/system/shoal.service",
                 root / "etc/sysctl.d/90-shoal.conf", root / "etc/security/limits.d/shoal-limits.conf"]
     for path in expected:
@@ -440,7 +440,7 @@ def test_install_sh_stages_everything_into_a_temporary_root(tmp_path):
     second = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert second.returncode == 0 and "installed " not in second.stdout, second.stdout
 
-    # The staged binary runs from the staged tree and serves the demo page from its bundle.
+    # The staged binary runs from the staged tree and serves the demo page compiled into it.
     assert subprocess.run([str(staged), "--version"], capture_output=True, timeout=30).returncode == 0
     port = free_port()
     proc = subprocess.Popen([str(staged), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],

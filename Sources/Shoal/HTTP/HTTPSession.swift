@@ -149,7 +149,7 @@ final class HTTPSession: SocketDelegate {
                     bodyBytes: Array(web.metricsText().utf8), keepAlive: keepAlive, omitBody: isHead)
             return false
         }
-        if let file = web.staticFiles?.file(at: target.path) {
+        if let file = web.staticFiles.file(at: target.path) {
             respond(status: 200, extraHeaders: [("Content-Type", file.contentType)], bodyBytes: file.bytes, keepAlive: keepAlive, omitBody: isHead)
         } else {
             respond(status: 404, body: "Not found: \(target.path)\n", keepAlive: keepAlive, omitBody: isHead)

@@ -9,7 +9,8 @@
 // file is served after a reload (SIGHUP), which starts workers that read the folder again.
 import ShoalPosix
 
-/// Serves the files found below a root folder when the worker started.
+/// Serves the files found below a root folder when the worker started, or the demo page built
+/// into the binary.
 final class StaticFiles {
     struct File {
         let bytes: [UInt8]
@@ -33,7 +34,8 @@ final class StaticFiles {
         let reason: Reason
     }
 
-    let root: String
+    /// The folder read at start; nil for the built-in demo page.
+    let root: String?
     private var files: [String: File] = [:]
     /// Files not served, for the warning at start.
     private(set) var skipped: [Skipped] = []
@@ -70,6 +72,16 @@ final class StaticFiles {
             let file = File(bytes: bytes, contentType: Self.contentType(of: entry.resolvedPath))
             byIdentity[identity] = file
             files[entry.relativePath] = file
+            totalBytes += bytes.count
+        }
+    }
+
+    /// The demo page compiled into the binary (Plugins/DemoPagePlugin): served when no public
+    /// folder is configured, so the binary needs nothing installed beside it.
+    init(builtIn: [(name: String, bytes: [UInt8])]) {
+        root = nil
+        for (name, bytes) in builtIn {
+            files[name] = File(bytes: bytes, contentType: Self.contentType(of: name))
             totalBytes += bytes.count
         }
     }

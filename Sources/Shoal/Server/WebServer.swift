@@ -11,7 +11,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     public let configuration: WebServerConfiguration
     public let logger: Logger
     private(set) var ids: any ConnectionIDSource = LocalConnectionIDs()
-    let staticFiles: StaticFiles?
+    let staticFiles: StaticFiles
     /// The client address of an accepted socket; ShoalTesting's simulated clients, which have no
     /// socket, set their own.
     package var peerAddress: (Int32) -> String = Socket.peerAddress
@@ -52,9 +52,12 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
-        let root = configuration.publicDirectory ?? BundledResources.publicDirectory
-        staticFiles = root.map { StaticFiles(root: $0) }
-        if let staticFiles { Self.report(staticFiles, to: logger) }
+        if let root = configuration.publicDirectory {
+            staticFiles = StaticFiles(root: root)
+            Self.report(staticFiles, folder: root, to: logger)
+        } else {
+            staticFiles = StaticFiles(builtIn: DemoPage.files)
+        }
         maxConnections = configuration.maxConnections ?? max(1, ResourceLimits.openFilesLimit() - 256)
         scheduleHeapTrim()
     }
@@ -75,8 +78,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     }
 
     /// Says at start which files of the public folder will not be served, and why.
-    private static func report(_ files: StaticFiles, to logger: Logger) {
-        if FileTree.resolvedFolder(files.root) == nil { logger.warning("public folder \(files.root) is not a readable folder: every file is 404") }
+    private static func report(_ files: StaticFiles, folder: String, to logger: Logger) {
+        if FileTree.resolvedFolder(folder) == nil { logger.warning("public folder \(folder) is not a readable folder: every file is 404") }
         for skipped in files.skipped {
             switch skipped.reason {
             case .fileTooLarge: logger.warning("not served (above the per-file limit): \(skipped.path)")
@@ -84,8 +87,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
             case .unreadable: logger.warning("not served (could not be read): \(skipped.path)")
             }
         }
-        if files.truncated { logger.warning("public folder \(files.root) has too many files: only the first ones are served") }
-        logger.debug("public folder \(files.root): \(files.totalBytes) bytes in memory")
+        if files.truncated { logger.warning("public folder \(folder) has too many files: only the first ones are served") }
+        logger.debug("public folder \(folder): \(files.totalBytes) bytes in memory")
     }
 
     /// Makes this web server a worker of a cluster: shared ids, registry, statistics and the bus.

@@ -1,8 +1,8 @@
 // `--log-format json`: one JSON object per line on stderr, for log shippers (journald's JSON
 // export, Vector, Fluent Bit, Loki) that would otherwise parse swift-log's text lines with
 // regexes. The metadata a worker attaches (worker, connection, client) become fields.
-import Foundation
 import Logging
+import ShoalPosix
 
 /// A swift-log handler writing each event as one line of JSON:
 /// `{"time":"2026-12-06T14:26:13.123Z","level":"info","label":"shoal","source":"Shoal","message":"...","worker":"1"}`.
@@ -28,7 +28,7 @@ struct JSONLogHandler: LogHandler {
         if let provided = metadataProvider?.get() { fields.merge(provided) { _, new in new } }
         if let extra = event.metadata { fields.merge(extra) { _, new in new } }
         let fixed = ["time", "level", "label", "source", "message"]
-        var line = "{\"time\":" + Self.quoted(Self.timestamp())
+        var line = "{\"time\":" + Self.quoted(UTCTimestamp.now())  // UTC, milliseconds: what log stores sort and join on
         line += ",\"level\":" + Self.quoted(event.level.rawValue)
         line += ",\"label\":" + Self.quoted(label)
         line += ",\"source\":" + Self.quoted(event.source)
@@ -37,14 +37,8 @@ struct JSONLogHandler: LogHandler {
             line += "," + Self.quoted(key) + ":" + Self.json(fields[key]!)
         }
         line += "}\n"
-        // One write per line: lines from the supervisor and the workers share stderr and must not
-        // interleave (a pipe write of up to 4 KiB is atomic).
-        FileHandle.standardError.write(Data(line.utf8))
-    }
-
-    /// UTC, milliseconds: what log stores sort and join on.
-    private static func timestamp() -> String {
-        Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        // One write per line: lines from the supervisor and the workers share stderr.
+        StandardError.write(line)
     }
 
     private static func json(_ value: Logger.Metadata.Value) -> String {
