@@ -57,10 +57,9 @@ public enum WebSocketUpgrade {
         // used for security.
         let input = Array((key + guid).utf8)
         var digest = [UInt8](repeating: 0, count: 20)
-        var length: UInt32 = 0
-        // libcrypto's EVP digest cannot fail for SHA-1 over memory; a failure would leave zeros, and
-        // the client would then refuse the handshake (a wrong accept value), not misread it.
-        _ = EVP_Digest(input, input.count, &digest, &length, EVP_sha1(), nil)
+        // SHA-1 over memory cannot fail; a failure would leave zeros, and the client would then
+        // refuse the handshake (a wrong accept value), not misread it.
+        _ = shoal_sha1(input, input.count, &digest)
         return Base64.encode(digest)
     }
 
