@@ -341,42 +341,48 @@ def percent(v):
     return f"{v:.0%}"
 
 
+def print_table(header, rows):
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def print_tables(results, names, args):
+    sat = results["saturation"]
     print(f"\n### Saturation: {args.connections} connections, 16-byte text echo, one in flight, "
           f"generator pinned to CPU {args.generator_cpu}, server to CPU {args.server_cpu}\n")
-    print("| generator | msgs/s driven (at the server) | generator CPU | generator CPU µs per message "
-          "| msgs per generator CPU-second | CPU per message / shoal-bench's | msgs/s / shoal-bench's "
-          "| the tool's own msgs/s |")
-    print("|---|---|---|---|---|---|---|---|")
-    sat = {n: [r for r in results["saturation"][n]] for n in names}
-    for n in names:
-        rs = [r for r in sat[n] if r]
-        if not rs:
-            continue
-        print(f"| {n} | {spread([r['server_rate'] for r in rs], thousands)} | {spread([r['cpu_share'] for r in rs], percent)} "
-              f"| {spread([r['cpu_us_per_message'] for r in rs], two)} "
-              f"| {spread([1e6 / r['cpu_us_per_message'] for r in rs], thousands)} "
-              f"| {spread(ratios(sat, n, 'cpu_us_per_message'), two)} "
-              f"| {spread(ratios(sat, n, 'server_rate'), two)} | {spread([r.get('tool_rate') for r in rs], thousands)} |")
-    rate_names = [n for n in names if n != "uws"]
+    print_table(["generator", "msgs/s driven (at the server)", "generator CPU", "generator CPU µs per message",
+                 "msgs per generator CPU-second", "CPU per message / shoal-bench's", "msgs/s / shoal-bench's",
+                 "the tool's own msgs/s"],
+                [[n, spread([r["server_rate"] for r in rs], thousands), spread([r["cpu_share"] for r in rs], percent),
+                  spread([r["cpu_us_per_message"] for r in rs], two),
+                  spread([1e6 / r["cpu_us_per_message"] for r in rs], thousands),
+                  spread(ratios(sat, n, "cpu_us_per_message"), two), spread(ratios(sat, n, "server_rate"), two),
+                  spread([r.get("tool_rate") for r in rs], thousands)]
+                 for n, rs in measured(sat, names)])
+    fix = results["rate"]
     print(f"\n### Fixed rate: {args.rate:,} messages/s in total over {args.connections} connections\n")
-    print("| generator | msgs/s at the server | generator CPU | p50 µs (tool) | p99 µs (tool) "
-          "| p50 / shoal-bench's | p99 / shoal-bench's | mean µs (tool) |")
-    print("|---|---|---|---|---|---|---|---|")
-    fix = {n: results["rate"][n] for n in rate_names}
-    for n in rate_names:
-        rs = [r for r in fix[n] if r]
-        if not rs:
-            continue
-        print(f"| {n} | {spread([r['server_rate'] for r in rs], thousands)} | {spread([r['cpu_share'] for r in rs], percent)} "
-              f"| {spread([r.get('p50_us') for r in rs], micro)} | {spread([r.get('p99_us') for r in rs], micro)} "
-              f"| {spread(ratios(fix, n, 'p50_us'), two)} | {spread(ratios(fix, n, 'p99_us'), two)} "
-              f"| {spread([r.get('mean_us') for r in rs], micro)} |")
+    print_table(["generator", "msgs/s at the server", "generator CPU", "p50 µs (tool)", "p99 µs (tool)",
+                 "p50 / shoal-bench's", "p99 / shoal-bench's", "mean µs (tool)"],
+                [[n, spread([r["server_rate"] for r in rs], thousands), spread([r["cpu_share"] for r in rs], percent),
+                  spread([r.get("p50_us") for r in rs], micro), spread([r.get("p99_us") for r in rs], micro),
+                  spread(ratios(fix, n, "p50_us"), two), spread(ratios(fix, n, "p99_us"), two),
+                  spread([r.get("mean_us") for r in rs], micro)]
+                 for n, rs in measured(fix, names)])
     bench = [r for r in fix.get("shoal-bench", []) if r and "uncorrected_p50_us" in r]
     if bench:
         print(f"\nshoal-bench from the actual send (uncorrected): p50 "
               f"{spread([r['uncorrected_p50_us'] for r in bench], micro)} µs, p99 "
               f"{spread([r['uncorrected_p99_us'] for r in bench], micro)} µs")
+
+
+def measured(phase_results, names):
+    """(name, the runs that produced figures) for each generator with at least one."""
+    for n in names:
+        rs = [r for r in phase_results.get(n, []) if r]
+        if rs:
+            yield n, rs
 
 
 def machine():

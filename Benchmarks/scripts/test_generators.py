@@ -36,13 +36,17 @@ def within(a, b, factor):
     return b / factor <= a <= b * factor
 
 
-@pytest.mark.parametrize("name", generators.GENERATORS)
-def test_saturation_report_is_read(server, name):
+def run(server, name, phase):
     args, port = server
     why = generators.available(name, args)
     if why:
         pytest.skip(f"{name}: {why}")
-    r = generators.run_generator(name, "saturation", args, port)
+    return args, generators.run_generator(name, phase, args, port)
+
+
+@pytest.mark.parametrize("name", generators.GENERATORS)
+def test_saturation_report_is_read(server, name):
+    _, r = run(server, name, "saturation")
     assert r["messages"] > 100 and r["cpu_share"] > 0
     if name != "tsung":  # tsung's count is of its whole run, reported per 10 s interval
         # the tool's own rate was over a window much like ours, at the same server
@@ -55,11 +59,7 @@ def test_saturation_report_is_read(server, name):
 
 @pytest.mark.parametrize("name", [n for n in generators.GENERATORS if n != "uws"])
 def test_rate_report_is_read(server, name):
-    args, port = server
-    why = generators.available(name, args)
-    if why:
-        pytest.skip(f"{name}: {why}")
-    r = generators.run_generator(name, "rate", args, port)
+    args, r = run(server, name, "rate")
     # paced near the asked rate, never far above it
     assert 0.2 * args.rate <= r["server_rate"] <= 1.1 * args.rate, r
     assert 1 <= r["p50_us"] <= r["p99_us"] < 10_000_000, r
