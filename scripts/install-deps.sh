@@ -16,6 +16,9 @@
 #   - the Autobahn|Testsuite rig (../shared/autobahn beside the repo, or $SHOAL_AUTOBAHN_DIR)
 #
 # --no-test-deps: only what building and running the server needs (Swift, liburing, pkg-config).
+# --generators: also the other load generators of Benchmarks/scripts/generators.py: apt tsung,
+#   and a venv at ${LOCUST_VENV:-$HOME/.cache/locust-venv} with locust + websocket-client
+#   (uWebSockets' load_test is built by hand from its public sources: docs/shoal-bench.md)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -24,10 +27,15 @@ AUTOBAHN_DIR="${SHOAL_AUTOBAHN_DIR:-$REPO/../shared/autobahn}"
 WEBSOCKETS_VERSION="17.4"
 PYTEST_VERSION="9.2.0"
 TEST_DEPS=1
+GENERATORS=0
+LOCUST_VENV="${LOCUST_VENV:-$HOME/.cache/locust-venv}"
+LOCUST_VERSION="2.47.0"
+WEBSOCKET_CLIENT_VERSION="1.9.2"
 for a in "$@"; do
   case "$a" in
     --no-test-deps) TEST_DEPS=0 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --generators) GENERATORS=1 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "install-deps.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -47,6 +55,7 @@ fi
 # --- apt packages ------------------------------------------------------------
 APT_PKGS=(liburing-dev zlib1g-dev libssl-dev pkg-config)
 if [ "$TEST_DEPS" = 1 ]; then APT_PKGS+=(nodejs node-ws python3-venv python3-lib2to3 chromium nginx haproxy openssl prometheus); fi
+if [ "$GENERATORS" = 1 ]; then APT_PKGS+=(tsung python3-venv); fi
 missing=()
 for p in "${APT_PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -64,6 +73,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 if ! pkg-config --exists liburing; then
   say "ERROR: pkg-config does not find liburing (liburing-dev)"; exit 1
+fi
+
+# --- other load generators (Benchmarks/scripts/generators.py) -------------------
+if [ "$GENERATORS" = 1 ] && ! "$LOCUST_VENV/bin/python" -c 'import locust, websocket' >/dev/null 2>&1; then
+  say "locust venv at $LOCUST_VENV (locust==$LOCUST_VERSION websocket-client==$WEBSOCKET_CLIENT_VERSION)"
+  [ -x "$LOCUST_VENV/bin/python" ] || "${PYTHON:-python3}" -m venv "$LOCUST_VENV"
+  "$LOCUST_VENV/bin/python" -m pip install -q "locust==$LOCUST_VERSION" "websocket-client==$WEBSOCKET_CLIENT_VERSION"
 fi
 
 if [ "$TEST_DEPS" = 0 ]; then
