@@ -2,6 +2,7 @@
 // registry kept in step with connections, statistics published each turn, and bus messages
 // from other workers carried out on local connections.
 import ShoalCluster
+import ShoalRedis
 import ShoalRing
 import ShoalWire
 
@@ -13,6 +14,9 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     private var publishedLimits = WebServer.LimitCounts()
     private var publishedTraffic = TrafficCounters()
     private var publishedBusMessages = 0
+    /// The link to the other instances through Redis (`--redis`), nil when this host is alone.
+    private(set) var redis: RedisBridge?
+    private var publishedRedis = RedisBridge.Counters()
 
     init(node: WorkerNode, web: WebServer) {
         self.node = node
@@ -26,6 +30,22 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         let stats = node.stats
         web.loop.progressObserver = { stats.progress = $0 }
         keepProgressingWhenIdle()
+        if let options = web.configuration.redis { startRedis(options) }
+    }
+
+    /// Connects this worker to the cluster's Redis channel: broadcasts from other instances are
+    /// delivered to this worker's own clients only (each worker of every instance receives its copy).
+    private func startRedis(_ options: RedisOptions) {
+        let configuration = RedisBridge.Configuration(address: options.address, port: options.url.port,
+                                                      channel: options.channel, instance: node.segment.instanceID)
+        let bridge = RedisBridge(configuration: configuration, loop: web.loop, logger: web.logger) { [unowned self] envelope in
+            guard envelope.kind == .broadcast, let wss = web.server(index: Int(envelope.server)) else { return }
+            // Connection ids are per instance: the sender's `except` means nothing here.
+            envelope.payload.withUnsafeBytes { wss.broadcastLocally(Opcode(rawValue: envelope.opcode) ?? .binary, $0, except: 0) }
+        }
+        redis = bridge
+        node.stats.redisLink = 1
+        bridge.start()
     }
 
     /// A loop with nothing to do waits in the kernel with no timeout; this timer wakes it now and
@@ -63,6 +83,18 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         }
         publishedLimits = limits
         stats.connections = web.openWebSockets
+        if let redis { publishRedis(redis, to: stats) }
+    }
+
+    private func publishRedis(_ redis: RedisBridge, to stats: WorkerStats) {
+        let now = redis.counters
+        stats.add(.published, now.published - publishedRedis.published)
+        stats.add(.received, now.received - publishedRedis.received)
+        stats.add(.droppedWhileDown, now.droppedWhileDown - publishedRedis.droppedWhileDown)
+        stats.add(.droppedQueueFull, now.droppedQueueFull - publishedRedis.droppedQueueFull)
+        stats.add(.invalid, now.invalid - publishedRedis.invalid)
+        publishedRedis = now
+        stats.redisLink = redis.isUp ? 2 : 1
     }
 
     func busDelivered(_ message: BusMessage, from slot: Int) {

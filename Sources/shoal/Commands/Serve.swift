@@ -25,6 +25,9 @@ struct Serve: ParsableCommand {
     @Option(help: "WebSocket connections the whole cluster should hold (sizes --workers auto; warns when the workers cannot).")
     var clusterConnections: Int?
     @Option(help: "Registry entries for the whole cluster (split between 2 × workers slots).") var registryCapacity = 262_144
+    @Option(help: "Redis server linking several instances (redis://HOST:PORT[/DB]): broadcasts reach all of them.")
+    var redis: String?
+    @Option(help: "Instances sharing a Redis server and this name form one cluster.") var clusterName = "shoal"
     @Option(help: "Seconds clients get to answer the 1001 close on stop or reload.") var drainTimeout = 5.0
     @Option(help: "Seconds a worker may make no progress before it is replaced (0: never).") var watchdogTimeout = 10.0
     @Option(help: "Most 16 KiB receive buffers per worker (power of two; lent as bursts need them).")
@@ -112,6 +115,16 @@ struct Serve: ParsableCommand {
             throw ValidationError("--watchdog-timeout must be 0 (off) or between 1 and 3600 seconds")
         }
         do { _ = try trustedProxy.map(AddressRange.init) } catch { throw ValidationError("--trusted-proxy \(error)") }
+        do { _ = try redisOptions() } catch { throw ValidationError("\(error)") }
+    }
+
+    /// `--redis` and `--cluster-name`, checked and resolved (nil without --redis).
+    private func redisOptions() throws -> RedisOptions? {
+        guard let redis else {
+            try RedisOptions.check(clusterName: clusterName)
+            return nil
+        }
+        return try RedisOptions(url: redis, clusterName: clusterName)
     }
 
     private var compressionChoice: WebSocketCompression {
@@ -154,6 +167,7 @@ struct Serve: ParsableCommand {
             receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress,
             trustedProxies: TrustedProxies(try trustedProxy.map(AddressRange.init)), proxyProtocol: proxyProtocol)
         configuration.clusterConnections = clusterConnections
+        configuration.redis = try redisOptions()
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler
