@@ -10,6 +10,8 @@ import ShoalWire
 final class ClusterLink: ConnectionIDSource, BusReceiver {
     let node: WorkerNode
     private(set) var bus: Bus!
+    /// Topic subscriber counts and publishes across workers.
+    private(set) var topics: TopicLink!
     private unowned let web: WebServer
     private var publishedLimits = WebServer.LimitCounts()
     private var publishedTraffic = TrafficCounters()
@@ -26,6 +28,8 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     /// Registers the bus channels on the loop and starts publishing statistics and progress.
     func start() {
         bus = Bus(loop: web.loop, segment: node.segment, role: node.role, receiver: self)
+        topics = TopicLink(web: web, bus: bus)
+        topics.start()
         web.loop.addTurnEndHook { [unowned self] in self.publish() }
         let stats = node.stats
         web.loop.progressObserver = { stats.progress = $0 }
@@ -115,6 +119,8 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
             web.localConnection(id: Int(connection))?.close(code: code, reason: reason)
         case .terminateServer(let server):
             web.server(index: Int(server))?.terminateLocally()
+        case .publish, .topicCounts, .topicSync:
+            topics.received(message, from: slot)
         }
     }
 }

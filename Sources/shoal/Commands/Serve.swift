@@ -7,7 +7,7 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve the demo page and a WebSocket server.")
 
     enum HandlerName: String, ExpressibleByArgument, CaseIterable {
-        case echo, uppercase, chat, probe, broadcast
+        case echo, uppercase, chat, probe, broadcast, topics
     }
 
     @Option(help: "Address to listen on.") var host = "0.0.0.0"
@@ -61,6 +61,7 @@ struct Serve: ParsableCommand {
     @Option(help: "zlib memory level of a dedicated compressor (1-9).") var compressionMemoryLevel = 8
     @Option(help: "Messages smaller than this many bytes are sent uncompressed.") var compressionThreshold = 256
     @Option(help: "zlib compression level, 0 (store) to 9 (smallest); 1 is fastest.") var compressionLevel = 1
+    @Option(help: "Most topics one connection may be subscribed to.") var maxTopicsPerConnection = 1_000
 
     /// Largest size any byte-count flag takes: 4 GiB, far above the defaults, far below overflow.
     private static let maxBytes = 1 << 32
@@ -83,7 +84,8 @@ struct Serve: ParsableCommand {
          ("max-connections-per-address", maxConnectionsPerAddress, 1...Self.maxCount),
          ("max-backpressure", maxBackpressure, 1024...Self.maxBytes),
          ("compression-window-bits", compressionWindowBits, 8...15), ("compression-memory-level", compressionMemoryLevel, 1...9),
-         ("compression-threshold", compressionThreshold, 0...Self.maxBytes), ("compression-level", compressionLevel, 0...9)]
+         ("compression-threshold", compressionThreshold, 0...Self.maxBytes), ("compression-level", compressionLevel, 0...9),
+         ("max-topics-per-connection", maxTopicsPerConnection, 1...Self.maxCount)]
     }
 
     func validate() throws {
@@ -157,7 +159,7 @@ struct Serve: ParsableCommand {
             maxBackpressure: maxBackpressure, slowConsumerPolicy: SlowConsumerPolicy(rawValue: slowConsumer) ?? .close,
             idleTimeout: .seconds(idleTimeout), pongTimeout: .seconds(pongTimeout),
             compression: compressionChoice, compressionThreshold: compressionThreshold,
-            compressionLevel: compressionLevel)
+            compressionLevel: compressionLevel, maxTopicsPerConnection: maxTopicsPerConnection)
         let refused = Set(refuseAddress)
         var configuration = WebServerConfiguration(
             host: host, port: port, publicDirectory: publicDirectory,
@@ -177,6 +179,7 @@ struct Serve: ParsableCommand {
             case .chat: serverHandler = ChatServer(refusedAddresses: refused)
             case .probe: serverHandler = ProbeServer(refusedAddresses: refused)
             case .broadcast: serverHandler = BroadcastServer()
+            case .topics: serverHandler = TopicsServer()
             }
             _ = WebSocketServer(on: web, handler: serverHandler, options: options)
             logger.info("WebSocket server \"\(choice.rawValue)\" on \(options.path ?? "every path"), dataType \(options.dataType.rawValue)")

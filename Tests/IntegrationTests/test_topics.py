@@ -1,0 +1,238 @@
+"""Topics across the cluster (issue 14, section 1) against the real binary: `shoal serve
+--handler topics`, Python websockets clients, 1 to 3 workers. Which worker holds a client is
+read from /proc (cluster_helpers.owners_of_clients); bus traffic from /metrics
+(shoal_bus_messages_sent_total).
+
+A subscription holds on its own worker when the {"subscribed":T} answer arrives; the other
+workers learn it one bus hop later, so the tests wait until {"count":T} says every
+subscriber is known before they publish (the guarantee docs/api.md states)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from cluster_helpers import await_until, connections_per_worker, metrics, owners_of_clients, wait_workers
+from helpers import T, connect, recv_json, run
+
+
+async def command(ws, **fields):
+    await ws.send(json.dumps(fields))
+
+
+async def subscribe(ws, topic: str):
+    await command(ws, subscribe=topic)
+    assert await recv_json(ws) == {"subscribed": topic}
+
+
+async def count(ws, topic: str) -> int:
+    await command(ws, count=topic)
+    answer = await recv_json(ws)
+    assert answer["topic"] == topic, answer
+    return answer["subscribers"]
+
+
+async def wait_count(ws, topic: str, expected: int):
+    """Until {"count":topic} asked on `ws`'s worker says `expected` (bounded)."""
+    async def seen():
+        return await count(ws, topic) == expected
+    deadline = asyncio.get_running_loop().time() + T
+    while not await seen():
+        assert asyncio.get_running_loop().time() < deadline, f"count of {topic!r} never reached {expected}"
+        await asyncio.sleep(0.05)
+
+
+async def nothing_more(clients, wait: float = 0.3):
+    """No client receives anything else within `wait` seconds."""
+    async def quiet(c):
+        with pytest.raises(asyncio.TimeoutError):
+            extra = await asyncio.wait_for(c.recv(), wait)
+            pytest.fail(f"unexpected message {extra!r:.200}")
+    await asyncio.gather(*(quiet(c) for c in clients))
+
+
+async def spread_clients(port: int, workers: int, per_worker: int, cap: int = 60):
+    """Topic clients, opened until /metrics shows at least `per_worker` on every worker."""
+    clients = []
+    while True:
+        clients.append(await connect(port, max_queue=None))
+        if len(clients) >= workers * per_worker:
+            per = connections_per_worker(port)
+            if sum(per.values()) == len(clients) and all(per.get(s, 0) >= per_worker for s in range(workers)):
+                return clients
+        assert len(clients) < cap, f"{len(clients)} clients and still not {per_worker} on each worker"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_publish_reaches_every_subscriber_on_every_worker_exactly_once_in_order(shoal, workers):
+    """Subscribers on every worker, three publishers on different connections publishing at
+    once: every subscriber gets every message exactly once, each publisher's in its order,
+    and nobody gets anything else."""
+    srv = shoal("--handler", "topics", "--workers", str(workers))
+    PUBLISHERS, PER_PUBLISHER = 3, 60
+
+    async def main():
+        clients = await spread_clients(srv.port, workers, per_worker=3)
+        subscribers = clients[:-1]  # the last one publishes without being subscribed
+        await asyncio.gather(*(subscribe(c, "room") for c in subscribers))
+        for c in clients:
+            await wait_count(c, "room", len(subscribers))
+        publishers = [clients[0], clients[1], clients[-1]]
+
+        async def publish(p, index):
+            for n in range(PER_PUBLISHER):
+                await command(p, publish="room", data={"p": index, "n": n, "pad": "x" * (n % 7)})
+        await asyncio.gather(*(publish(p, i) for i, p in enumerate(publishers)))
+
+        async def collect(c):
+            return [await recv_json(c) for _ in range(PUBLISHERS * PER_PUBLISHER)]
+        received = await asyncio.gather(*(collect(c) for c in subscribers))
+        for got in received:
+            for index in range(PUBLISHERS):
+                mine = [m["n"] for m in got if m["p"] == index]
+                assert mine == list(range(PER_PUBLISHER)), f"publisher {index}: {mine}"
+        await nothing_more(clients)
+        for c in clients:
+            await c.close()
+
+    run(main())
+
+
+def test_unsubscribed_and_closed_connections_get_nothing(shoal):
+    """Across 2 workers: after an unsubscribe or a close, the count drops on every worker and
+    a publish reaches only the remaining subscribers."""
+    srv = shoal("--handler", "topics", "--workers", "2")
+
+    async def main():
+        clients = await spread_clients(srv.port, 2, per_worker=2)
+        for c in clients:
+            await subscribe(c, "t")
+        for c in clients:
+            await wait_count(c, "t", len(clients))
+        leaver, closer, stayers = clients[0], clients[1], clients[2:]
+        await command(leaver, unsubscribe="t")
+        assert await recv_json(leaver) == {"unsubscribed": "t"}
+        await closer.close()
+        for c in [leaver] + stayers:
+            await wait_count(c, "t", len(stayers))
+        await command(leaver, publish="t", data=[1, "two", None])
+        for c in stayers:
+            assert await recv_json(c) == [1, "two", None]
+        await nothing_more([leaver] + stayers)
+        for c in [leaver] + stayers:
+            await c.close()
+        # Closing left the topic on every worker: a new client sees no subscriber.
+        last = await connect(srv.port)
+        await wait_count(last, "t", 0)
+        await last.close()
+
+    run(main())
+
+
+def test_subscriber_count_is_cluster_wide(shoal):
+    """{"count":T} on any worker counts the subscribers of every worker, per topic."""
+    srv = shoal("--handler", "topics", "--workers", "3")
+
+    async def main():
+        clients = await spread_clients(srv.port, 3, per_worker=2)
+        for i, c in enumerate(clients):
+            await subscribe(c, "all")
+            if i % 2 == 0:
+                await subscribe(c, "even")
+        evens = (len(clients) + 1) // 2
+        for c in clients:
+            await wait_count(c, "all", len(clients))
+            await wait_count(c, "even", evens)
+            assert await count(c, "nobody") == 0
+        for c in clients:
+            await c.close()
+
+    run(main())
+
+
+def test_the_bus_carries_one_copy_per_interested_worker(shoal):
+    """3 workers: subscribers on one worker only, the publisher on another. Each publish
+    writes exactly one bus message (to the worker with subscribers; none to the third, not
+    one per subscriber), and every subscriber still gets it."""
+    srv = shoal("--handler", "topics", "--workers", "3")
+    PUBLISHES = 40
+
+    def bus_messages() -> int:
+        return int(sum(metrics(srv.port).get("shoal_bus_messages_sent_total", {}).values()))
+
+    async def main():
+        pids = wait_workers(srv.proc.pid, range(3))
+        clients = await spread_clients(srv.port, 3, per_worker=3)
+        owners = await owners_of_clients(srv.port, clients, [pids[s] for s in range(3)])
+        by_worker: dict[int, list] = {}
+        for c, pid in zip(clients, owners):
+            by_worker.setdefault(pid, []).append(c)
+        subscriber_pid, publisher_pid = pids[1], pids[0]
+        subscribers = by_worker[subscriber_pid]
+        publisher = by_worker[publisher_pid][0]
+        assert len(subscribers) >= 3
+        for c in subscribers:
+            await subscribe(c, "one-worker")
+        await wait_count(publisher, "one-worker", len(subscribers))
+        await asyncio.sleep(0.3)  # the last counts reach the statistics segment
+        before = bus_messages()
+        for n in range(PUBLISHES):
+            await command(publisher, publish="one-worker", data=n)
+        for c in subscribers:
+            assert [await recv_json(c) for _ in range(PUBLISHES)] == list(range(PUBLISHES))
+        await asyncio.sleep(0.3)
+        sent = bus_messages() - before
+        assert sent == PUBLISHES, \
+            f"{PUBLISHES} publishes to {len(subscribers)} subscribers on one other worker wrote {sent} bus messages"
+        await nothing_more(clients)
+        for c in clients:
+            await c.close()
+
+    run(main())
+
+
+def test_bad_commands_get_a_json_error_and_the_connection_stays_open(shoal):
+    srv = shoal("--handler", "topics", "--workers", "1")
+
+    async def main():
+        ws = await connect(srv.port)
+        bad = ['{"subscribe":', "[1,2]", "42", '{"subscribe":7}', '{"publish":"t"}', '{"shout":"t"}',
+               '{"subscribe":"t","extra":1}']
+        for text in bad:
+            await ws.send(text)
+            answer = await recv_json(ws)
+            assert set(answer) == {"error"} and answer["error"], f"{text!r} → {answer}"
+        await ws.send(b'{"subscribe":"t"}')
+        assert "binary" in (await recv_json(ws))["error"]
+        # Still open and working.
+        await subscribe(ws, "t")
+        await command(ws, publish="t", data={"ok": True})
+        assert await recv_json(ws) == {"ok": True}
+        await ws.close()
+
+    run(main())
+
+
+def test_topic_too_long_and_too_many_topics_are_refused(shoal):
+    srv = shoal("--handler", "topics", "--workers", "2", "--max-topics-per-connection", "3")
+
+    async def main():
+        ws = await connect(srv.port)
+        longest = "é" * 128  # 256 UTF-8 bytes: accepted
+        await subscribe(ws, longest)
+        await command(ws, subscribe="x" * 257)
+        assert "257 bytes" in (await recv_json(ws))["error"]
+        await command(ws, publish="y" * 300, data=1)
+        assert "longer than 256 bytes" in (await recv_json(ws))["error"]
+        await subscribe(ws, "b")
+        await subscribe(ws, "c")
+        await command(ws, subscribe="d")
+        assert "3 topics" in (await recv_json(ws))["error"]
+        await command(ws, publish=longest, data="still here")
+        assert await recv_json(ws) == "still here"
+        await ws.close()
+
+    run(main())
