@@ -36,7 +36,7 @@ public final class RedisBridge {
 
     /// What the bridge did, for /metrics (monotonic counts).
     public struct Counters: Equatable, Sendable {
-        /// Messages PUBLISHed for the other instances.
+        /// Broadcasts and topic publishes PUBLISHed for the other instances.
         public var published = 0
         /// Messages from other instances handed over for delivery.
         public var received = 0

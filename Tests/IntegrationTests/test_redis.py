@@ -4,6 +4,7 @@ instances on other ports, 2 workers each, `--handler broadcast` (every message g
 every client through wss.broadcast).
 
 - a broadcast on either instance reaches every client of both, exactly once, in order per publisher;
+- so does a topic publish (`--handler topics`), to the topic's subscribers only;
 - Redis killed: each instance still delivers locally, /healthz says degraded (200), the
   broadcasts the other instance missed are counted as dropped; Redis restarted: cross-host
   delivery resumes within 5 s;
@@ -16,9 +17,8 @@ Run on both backends: SHOAL_BACKEND=epoll selects the fallback."""
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import shutil
-import socket
 import struct
 import subprocess
 import time
@@ -96,8 +96,8 @@ def total(port: int, name: str, **labels) -> float:
     return out
 
 
-def start_pair(shoal, r: Redis, name: str):
-    args = ["--handler", "broadcast", "--workers", "2", "--redis", redis_url(r), "--cluster-name", name]
+def start_pair(shoal, r: Redis, name: str, handler: str = "broadcast"):
+    args = ["--handler", handler, "--workers", "2", "--redis", redis_url(r), "--cluster-name", name]
     a, b = shoal(*args), shoal(*args)
     for s in (a, b):
         wait_until(lambda: linked(s.port), what=f"instance on {s.port} linked to Redis")
@@ -162,6 +162,42 @@ def test_broadcast_reaches_every_client_of_both_instances_once_in_order(shoal, r
     assert total(a.port, "shoal_redis_published_total") == 60
     assert total(b.port, "shoal_redis_received_total") == 2 * 60
     assert total(a.port, "shoal_redis_invalid_total") == 0
+
+
+def test_topic_chat_across_both_instances_once_in_order_to_subscribers_only(shoal, redis):
+    a, b = start_pair(shoal, redis, f"t{uuid.uuid4().hex[:8]}", handler="topics")
+
+    async def go():
+        on_a = await clients_on_both_workers(a.port)
+        on_b = await clients_on_both_workers(b.port)
+        # The last client of each instance stays out of the room.
+        members, outsiders = on_a[:-1] + on_b[:-1], [on_a[-1], on_b[-1]]
+        for ws in members:
+            await ws.send(json.dumps({"subscribe": "room"}))
+            assert json.loads(await recv(ws)) == {"subscribed": "room"}
+        for ws in outsiders:
+            await ws.send(json.dumps({"subscribe": "elsewhere"}))
+            assert json.loads(await recv(ws)) == {"subscribed": "elsewhere"}
+        await asyncio.sleep(0.5)  # subscriber counts reach the other worker of each instance over its bus
+        n = 40
+        pub_a, pub_b = on_a[0], on_b[0]  # members themselves: they get their own messages too
+        await asyncio.gather(*(pub_a.send(json.dumps({"publish": "room", "data": {"from": "A", "i": i}})) for i in range(n)),
+                             *(pub_b.send(json.dumps({"publish": "room", "data": {"from": "B", "i": i}})) for i in range(n)))
+        results = await asyncio.gather(*(collect(ws, 2 * n) for ws in members))
+        for index, got in enumerate(results):
+            decoded = [json.loads(m) for m in got]
+            assert len(decoded) == 2 * n, f"member {index}: {len(decoded)} messages, expected {2 * n}: {decoded[:6]}"
+            for publisher in ("A", "B"):
+                assert [d["i"] for d in decoded if d["from"] == publisher] == list(range(n)), \
+                    f"member {index}: {publisher}'s publishes missing, doubled or out of order"
+        for ws in outsiders:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(ws.recv(), 0.3)
+        for ws in on_a + on_b:
+            await ws.close()
+
+    run(go())
+    assert total(b.port, "shoal_redis_received_total") == 2 * 40, "each worker of B received A's publishes once"
 
 
 def test_redis_down_local_delivery_goes_on_degraded_then_resumes(shoal, redis):

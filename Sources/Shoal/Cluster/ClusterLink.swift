@@ -43,9 +43,16 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         let configuration = RedisBridge.Configuration(address: options.address, port: options.url.port,
                                                       channel: options.channel, instance: node.segment.instanceID)
         let bridge = RedisBridge(configuration: configuration, loop: web.loop, logger: web.logger) { [unowned self] envelope in
-            guard envelope.kind == .broadcast, let wss = web.server(index: Int(envelope.server)) else { return }
-            // Connection ids are per instance: the sender's `except` means nothing here.
-            envelope.payload.withUnsafeBytes { wss.broadcastLocally(Opcode(rawValue: envelope.opcode) ?? .binary, $0, except: 0) }
+            guard let wss = web.server(index: Int(envelope.server)) else { return }
+            let opcode = Opcode(rawValue: envelope.opcode) ?? .binary
+            // Every worker of this instance receives its own copy from Redis: none goes over the bus.
+            // Connection ids are per instance, so the sender's `except` means nothing here.
+            envelope.payload.withUnsafeBytes { payload in
+                switch envelope.kind {
+                case .broadcast: wss.deliverBroadcast(opcode, payload, toOtherWorkers: false)
+                case .publish: wss.deliverPublished(envelope.topic, opcode, payload, toOtherWorkers: false)
+                }
+            }
         }
         redis = bridge
         node.stats.redisLink = 1
@@ -88,6 +95,19 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         publishedLimits = limits
         stats.connections = web.openWebSockets
         if let redis { publishRedis(redis, to: stats) }
+    }
+
+    /// Hands the broadcasts and topic publishes made on `server` in this worker to the other instances
+    /// (each server is created after the link started, by the program's setup).
+    func serverAdded(_ server: WebSocketServer) {
+        guard let redis else { return }
+        let index = server.index
+        server.broadcastObserver = { opcode, payload in
+            redis.broadcast(server: index, opcode: opcode.rawValue, payload: payload)
+        }
+        server.publishObserver = { topic, opcode, payload in
+            redis.publish(server: index, topic: topic, opcode: opcode.rawValue, payload: payload)
+        }
     }
 
     private func publishRedis(_ redis: RedisBridge, to stats: WorkerStats) {

@@ -134,13 +134,13 @@ extension WebServer {
         }
         typealias Counter = WorkerStats.RedisCounter
         family("shoal_redis_up", "gauge", "1 while the worker's Redis links (publish and subscribe) are both up.") { $0.link == 2 ? 1 : 0 }
-        family("shoal_redis_published_total", "counter", "Broadcasts published on Redis for the other instances.") {
+        family("shoal_redis_published_total", "counter", "Broadcasts and topic publishes published on Redis for the other instances.") {
             $0.counts[Counter.published.rawValue]
         }
-        family("shoal_redis_received_total", "counter", "Broadcasts from other instances received from Redis and delivered here.") {
+        family("shoal_redis_received_total", "counter", "Broadcasts and topic publishes from other instances received from Redis and delivered here.") {
             $0.counts[Counter.received.rawValue]
         }
-        text += "# HELP shoal_redis_dropped_total Broadcasts the other instances did not get: the link was down, or Redis had not taken the earlier ones (queue full).\n# TYPE shoal_redis_dropped_total counter\n"
+        text += "# HELP shoal_redis_dropped_total Broadcasts and publishes the other instances did not get: the link was down, or Redis had not taken the earlier ones (queue full).\n# TYPE shoal_redis_dropped_total counter\n"
         for row in rows {
             text += "shoal_redis_dropped_total{worker=\"\(row.slot)\",reason=\"down\"} \(row.counts[Counter.droppedWhileDown.rawValue])\n"
             text += "shoal_redis_dropped_total{worker=\"\(row.slot)\",reason=\"queue_full\"} \(row.counts[Counter.droppedQueueFull.rawValue])\n"

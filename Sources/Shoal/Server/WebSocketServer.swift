@@ -181,7 +181,6 @@ public final class WebSocketServer: @unchecked Sendable {
 
     private func broadcastFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, except: Int?) {
         web.cluster?.bus.broadcast(server: index, except: except ?? 0, opcode: opcode.rawValue, payload: payload)
-        web.cluster?.redis?.broadcast(server: index, opcode: opcode.rawValue, payload: payload)
         broadcastLocally(opcode, payload, except: except ?? 0)
         broadcastObserver?(opcode, payload)
     }
