@@ -8,6 +8,8 @@ every client through wss.broadcast).
 - Redis killed: each instance still delivers locally, /healthz says degraded (200), the
   broadcasts the other instance missed are counted as dropped; Redis restarted: cross-host
   delivery resumes within 5 s;
+- redis-server stopped (SIGSTOP): the loop is never blocked, local delivery goes on, the 8 MiB
+  queue bound drops and counts;
 - garbage published on the channel with redis-cli is counted and ignored, nothing crashes,
   and a frame written from this file by the documented layout is delivered;
 - a bad --redis URL or --cluster-name exits 64 naming the flag.
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import shutil
 import struct
 import subprocess
@@ -240,6 +244,35 @@ def test_redis_down_local_delivery_goes_on_degraded_then_resumes(shoal, redis):
         while "from-b" not in got:
             got.append(await recv(on_a[1]))
         for ws in on_a + on_b:
+            await ws.close()
+
+    run(go())
+
+
+def test_a_stalled_redis_never_blocks_the_loop_and_the_queue_bound_drops(shoal, redis):
+    """redis-server stopped (SIGSTOP): its sockets stay open but nothing is read or answered. The
+    publishing worker keeps at most 8 MiB of PUBLISHes waiting, then drops and counts; its own
+    clients keep getting every broadcast and /healthz keeps answering."""
+    a, b = start_pair(shoal, redis, f"t{uuid.uuid4().hex[:8]}")
+
+    async def go():
+        on_a = await clients_on_both_workers(a.port)
+        os.kill(redis.proc.pid, signal.SIGSTOP)
+        try:
+            big = "x" * (64 * 1024)
+            count = 300  # 19 MiB: beyond the 8 MiB bound whatever the socket buffers hold
+            for i in range(count):
+                await on_a[0].send(f"{i:04}{big}")
+            for ws in on_a:
+                for i in range(count):
+                    message = await recv(ws)
+                    assert message[:4] == f"{i:04}", "local delivery in order while Redis stalls"
+            status, _ = await asyncio.to_thread(health, a.port)
+            assert status == 200
+            assert await asyncio.to_thread(total, a.port, "shoal_redis_dropped_total", reason="queue_full") > 0
+        finally:
+            os.kill(redis.proc.pid, signal.SIGCONT)
+        for ws in on_a:
             await ws.close()
 
     run(go())
