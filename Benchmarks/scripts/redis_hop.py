@@ -203,7 +203,6 @@ def main() -> None:
               f"(runs {', '.join(format(r['per_second'], ',.0f') for r in rounds)}), latency p50 {median('p50') / 1000:.2f} ms "
               f"p99 {median('p99') / 1000:.2f} ms; CPU per published message: "
               + ", ".join(f"{n} {v:.0f} µs" for n, v in cpu.items()))
-    redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
     started: list[subprocess.Popen] = []
     try:
         # Baseline: one instance, no Redis; the same subscribers (2 × subs) on it.
@@ -216,11 +215,8 @@ def main() -> None:
         alone.send_signal(signal.SIGTERM)
         alone.wait(20)
 
-        redis_port = free_port()
-        redis = subprocess.Popen([redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no"], stdout=subprocess.DEVNULL, start_new_session=True)
+        redis, redis_port = start_redis()
         started.append(redis)
-        wait_port(redis_port)
         a, port_a = start_shoal(args.shoal, args.workers, redis_port)
         b, port_b = start_shoal(args.shoal, args.workers, redis_port)
         started += [a, b]
@@ -231,13 +227,7 @@ def main() -> None:
         report("two instances on Redis", lat, missing, cpu, args.count)
         print(f"{'':28} redis-server CPU {cpu_seconds(redis.pid) - redis_before:.2f} s")
     finally:
-        for proc in started:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
+        stop(started)
 
 
 if __name__ == "__main__":
