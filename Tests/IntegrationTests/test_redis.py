@@ -12,6 +12,7 @@ every client through wss.broadcast).
   queue bound drops and counts;
 - garbage published on the channel with redis-cli is counted and ignored, nothing crashes,
   and a frame written from this file by the documented layout is delivered;
+- after a reload (SIGHUP) the new workers are linked with the same instance id: delivery once;
 - a bad --redis URL or --cluster-name exits 64 naming the flag.
 
 Run on both backends: SHOAL_BACKEND=epoll selects the fallback."""
@@ -244,6 +245,26 @@ def test_redis_down_local_delivery_goes_on_degraded_then_resumes(shoal, redis):
         while "from-b" not in got:
             got.append(await recv(on_a[1]))
         for ws in on_a + on_b:
+            await ws.close()
+
+    run(go())
+
+
+def test_after_a_reload_the_new_workers_are_linked_and_deliver_once(shoal, redis):
+    """SIGHUP on A: its new generation links to Redis with the same instance id (the shared segment
+    stays), so B's broadcasts reach A's new clients once and A's own come back to nobody twice."""
+    a, b = start_pair(shoal, redis, f"t{uuid.uuid4().hex[:8]}")
+    a.signal(signal.SIGHUP)
+    wait_until(lambda: linked(a.port) and "reload: new generation serving" in a.log(200), 20.0,
+               what="A reloaded and linked again")
+
+    async def go():
+        on_a = await clients_on_both_workers(a.port)
+        on_b = await clients_on_both_workers(b.port)
+        await on_b[0].send("from-b")
+        await on_a[0].send("from-a")
+        for ws in on_a + on_b:
+            assert sorted(await collect(ws, 2)) == ["from-a", "from-b"]
             await ws.close()
 
     run(go())
