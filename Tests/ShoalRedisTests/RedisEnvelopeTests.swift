@@ -1,4 +1,5 @@
 // The frame on the Redis channel: round trips, and everything else refused with its reason.
+import ShoalTestSupport
 import Testing
 @testable import ShoalRedis
 
@@ -70,5 +71,34 @@ import Testing
         #expect(big.withUnsafeBytes { RedisEnvelope.encode(kind: .broadcast, opcode: 2, instance: 1, server: 0, payload: $0) } == nil)
         let longTopic = String(repeating: "x", count: RedisEnvelope.maxTopic + 1)
         #expect([UInt8]().withUnsafeBytes { RedisEnvelope.encode(kind: .publish, opcode: 1, instance: 1, server: 0, topic: longTopic, payload: $0) } == nil)
+    }
+
+    @Test func mutatedFramesDecodeToWhatTheyHoldOrAreRefusedNeverCrash() {
+        var random = SplitMix64(seed: 14)
+        let originals = [encode(Array("héllo".utf8)), encode([0, 1, 2, 255], kind: .publish, opcode: 2, topic: "room/é"),
+                         encode([])]
+        var refused = 0
+        for round in 0..<20_000 {
+            var bytes = originals[round % originals.count]
+            for _ in 0..<Int.random(in: 1...4, using: &random) {
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0 where !bytes.isEmpty: bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+                case 1: bytes.removeLast(Int.random(in: 0...min(bytes.count, 8), using: &random))
+                default: bytes.append(UInt8.random(in: 0...255, using: &random))
+                }
+            }
+            do {
+                let envelope = try decode(bytes)
+                // Whatever decodes re-encodes to the same bytes: nothing was guessed or skipped.
+                let again = envelope.payload.withUnsafeBytes {
+                    RedisEnvelope.encode(kind: envelope.kind, opcode: envelope.opcode, instance: envelope.instance,
+                                         server: envelope.server, topic: envelope.topic, payload: $0)
+                }
+                #expect(again == bytes, "round \(round)")
+            } catch {
+                refused += 1
+            }
+        }
+        #expect(refused > 10_000, "most mutations break the frame")
     }
 }
