@@ -236,3 +236,45 @@ def test_topic_too_long_and_too_many_topics_are_refused(shoal):
         await ws.close()
 
     run(main())
+
+
+def test_shoal_bench_topics_measures_the_fan_out_per_topic(shoal):
+    """`shoal-bench topics` against 2 workers: every subscriber subscribed (no error), each
+    message reaches its topic's subscribers and only them (fan-out = subscribers per topic)."""
+    from test_bench_smoke import bench
+    srv = shoal("--handler", "topics", "--workers", "2")
+    report = bench("topics", "--url", srv.url(), "--topics", "3", "--subscribers-per-topic", "4",
+                   "--publishers", "2", "--rate", "100", "--warmup", "0.5", "--runs", "2", "--duration", "0.6",
+                   "--server-pid", str(srv.proc.pid))
+    assert report["scenario"] == "topics"
+    assert report["errors"] == {}, report["error_samples"]
+    assert report["connections_opened"] == 14
+    assert "other_messages_ignored" not in report["parameters"], report["parameters"]
+    for r in report["runs"]:
+        assert r["count"] > 0, r
+        assert r["extra"]["fanout"] == pytest.approx(4.0, abs=0.05), r["extra"]
+        assert r["extra"]["own_deliveries"] == 0
+
+
+def test_scenario_file_subscribe_and_publish_steps(shoal, tmp_path):
+    """`shoal-bench run FILE.yaml` with subscribe and publish steps against 2 workers: each
+    user subscribes to its own topic (waiting for the answer), publishes to it and expects
+    its own data back; no error, so every step did what it says."""
+    from test_bench_smoke import bench
+    srv = shoal("--handler", "topics", "--workers", "2")
+    path = tmp_path / "topics.yaml"
+    path.write_text("""
+users: 4
+duration: 600ms
+scenarios:
+  - name: own-room
+    steps:
+      - subscribe: "room {{user}}"
+      - publish: { topic: "room {{user}}", data: '{"user":{{user}},"seq":{{seq}}}' }
+      - expect: { json: seq }
+      - unsubscribe: "room {{user}}"
+""")
+    report = bench("run", str(path), "--url", srv.url(), "--server-pid", str(srv.proc.pid))
+    assert report["errors"] == {}, report["error_samples"]
+    assert report["connections_opened"] == 4
+    assert report["runs"][0]["count"] > 4
