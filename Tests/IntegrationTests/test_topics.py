@@ -236,3 +236,166 @@ def test_topic_too_long_and_too_many_topics_are_refused(shoal):
         await ws.close()
 
     run(main())
+
+
+def test_shoal_bench_topics_measures_the_fan_out_per_topic(shoal):
+    """`shoal-bench topics` against 2 workers: every subscriber subscribed (no error), each
+    message reaches its topic's subscribers and only them (fan-out = subscribers per topic)."""
+    from test_bench_smoke import bench
+    srv = shoal("--handler", "topics", "--workers", "2")
+    report = bench("topics", "--url", srv.url(), "--topics", "3", "--subscribers-per-topic", "4",
+                   "--publishers", "2", "--rate", "100", "--warmup", "0.5", "--runs", "2", "--duration", "0.6",
+                   "--server-pid", str(srv.proc.pid))
+    assert report["scenario"] == "topics"
+    assert report["errors"] == {}, report["error_samples"]
+    assert report["connections_opened"] == 14
+    assert "other_messages_ignored" not in report["parameters"], report["parameters"]
+    for r in report["runs"]:
+        assert r["count"] > 0, r
+        assert r["extra"]["fanout"] == pytest.approx(4.0, abs=0.05), r["extra"]
+        assert r["extra"]["own_deliveries"] == 0
+
+
+def test_scenario_file_subscribe_and_publish_steps(shoal, tmp_path):
+    """`shoal-bench run FILE.yaml` with subscribe and publish steps against 2 workers: each
+    user subscribes to its own topic (waiting for the answer), publishes to it and expects
+    its own data back; no error, so every step did what it says."""
+    from test_bench_smoke import bench
+    srv = shoal("--handler", "topics", "--workers", "2")
+    path = tmp_path / "topics.yaml"
+    path.write_text("""
+users: 4
+duration: 600ms
+scenarios:
+  - name: own-room
+    steps:
+      - subscribe: "room {{user}}"
+      - publish: { topic: "room {{user}}", data: '{"user":{{user}},"seq":{{seq}}}' }
+      - expect: { json: seq }
+      - unsubscribe: "room {{user}}"
+""")
+    report = bench("run", str(path), "--url", srv.url(), "--server-pid", str(srv.proc.pid))
+    assert report["errors"] == {}, report["error_samples"]
+    assert report["connections_opened"] == 4
+    assert report["runs"][0]["count"] > 4
+
+
+def test_compressing_and_plain_subscribers_on_both_workers_read_the_same_text(shoal):
+    """permessage-deflate (shared): a publish reaches compressing and plain subscribers on both
+    workers, each reading the same text (each worker compresses it once for its clients)."""
+    srv = shoal("--handler", "topics", "--workers", "2")
+    text = "tick " * 300
+
+    async def main():
+        compressing, plain = [], []
+        while True:
+            compressing.append(await connect(srv.port))
+            plain.append(await connect(srv.port, compression=None))
+            per = connections_per_worker(srv.port)
+            if len(compressing) >= 3 and sum(per.values()) == 2 * len(compressing) and min(per.get(s, 0) for s in (0, 1)) >= 3:
+                break
+            assert len(compressing) < 20, per
+        for ws in compressing:
+            assert "permessage-deflate" in ws.response.headers.get("Sec-WebSocket-Extensions", "")
+        everyone = compressing + plain
+        for ws in everyone:
+            await subscribe(ws, "ticks")
+        await wait_count(plain[0], "ticks", len(everyone))
+        await command(plain[0], publish="ticks", data=text)
+        for ws in everyone:
+            assert await recv_json(ws) == text
+        await nothing_more(everyone)
+        for ws in everyone:
+            await ws.close()
+
+    run(main())
+
+
+def test_a_slow_subscriber_is_closed_1008_and_the_others_get_everything(shoal):
+    """The slow-consumer policy per subscriber: one subscriber that never reads is closed 1008
+    once its queue would pass --max-backpressure; another subscriber of the same topic gets
+    every message of the 16 MiB stream, in order."""
+    from helpers import OP_CLOSE, OP_TEXT, RawWS, client_frame, read_frame
+    srv = shoal("--handler", "topics", "--workers", "1", "--max-backpressure", str(1 << 20), "--close-timeout", "30")
+    COUNT, WINDOW = 1000, 16
+    slow = RawWS(srv.port, rcvbuf=4096)
+    slow.sock.settimeout(3 * T)
+    slow.send(client_frame(OP_TEXT, b'{"subscribe":"s"}'))
+    assert slow.recv_json() == {"subscribed": "s"}
+
+    def item(i: int) -> str:
+        return f"{i:08d}".ljust(16 * 1024, "m")
+
+    def drain_until_close():
+        count = 0
+        for _ in range(10 * COUNT):
+            f = read_frame(slow)
+            if f.opcode == OP_CLOSE:
+                return count, f
+            assert f.opcode == OP_TEXT and json.loads(f.payload) == item(count), f.payload[:40]
+            count += 1
+        raise AssertionError("no close frame")
+
+    async def main():
+        publisher = await connect(srv.port, max_size=None)
+        good = await connect(srv.port, max_size=None, max_queue=None)
+        await subscribe(good, "s")
+        got = 0
+        for i in range(COUNT):
+            while i - got >= WINDOW:
+                assert await recv_json(good) == item(got)
+                got += 1
+            await command(publisher, publish="s", data=item(i))
+        while got < COUNT:
+            assert await recv_json(good) == item(got)
+            got += 1
+        received, close = await asyncio.to_thread(drain_until_close)
+        assert close.close_code == 1008 and received < COUNT, (close.close_code, received)
+        slow.send(client_frame(OP_CLOSE, close.payload[:2]))
+        await wait_count(good, "s", 1)
+        await publisher.close()
+        await good.close()
+
+    try:
+        run(main(), timeout=120)
+    finally:
+        slow.close()
+
+
+def test_a_restarted_worker_gets_publishes_and_the_dead_one_is_not_counted(shoal):
+    """kill -9 the worker holding some subscribers: the survivor stops counting them; the
+    restarted worker asks for the counts (topicSync), and its new subscribers get a publish
+    made on the survivor exactly once, as do the survivor's."""
+    import os
+    import signal
+    srv = shoal("--handler", "topics", "--workers", "2")
+
+    async def main():
+        pids = wait_workers(srv.proc.pid, [0, 1])
+        clients = await spread_clients(srv.port, 2, per_worker=2)
+        owners = await owners_of_clients(srv.port, clients, [pids[0], pids[1]])
+        survivors = [c for c, p in zip(clients, owners) if p == pids[0]]
+        for c in clients:
+            await subscribe(c, "t")
+        await wait_count(survivors[0], "t", len(clients))
+        os.kill(pids[1], signal.SIGKILL)
+        await wait_count(survivors[0], "t", len(survivors))
+        restarted = wait_workers(srv.proc.pid, [0, 1])[1]
+        assert restarted != pids[1]
+        newcomers = []
+        while not any(p == restarted for p in await owners_of_clients(srv.port, newcomers, [pids[0], restarted])) \
+                if newcomers else True:
+            newcomers.append(await connect(srv.port))
+            assert len(newcomers) < 30, "no client reached the restarted worker"
+        for c in newcomers:
+            await subscribe(c, "t")
+        everyone = survivors + newcomers
+        await wait_count(survivors[0], "t", len(everyone))
+        await command(survivors[0], publish="t", data="after the restart")
+        for c in everyone:
+            assert await recv_json(c) == "after the restart"
+        await nothing_more(everyone)
+        for c in everyone:
+            await c.close()
+
+    run(main())

@@ -4,7 +4,7 @@
 import ShoalRing
 
 extension WebSocketConnection {
-    /// Subscribes this connection to `topic`; false when it already was (or it is closed). Throws
+    /// Subscribes this connection to `topic`; false when it already was (or it is closing or closed). Throws
     /// `TopicError.nameTooLong` beyond 256 UTF-8 bytes, `.tooManyTopics` when it already holds
     /// `maxTopicsPerConnection` topics, `.notLocal` for a connection of another worker.
     @discardableResult

@@ -85,8 +85,8 @@ extension WebSocketServer {
     // MARK: The connection side (loop thread)
 
     func subscribe(_ connection: WebSocketConnection, to topic: String) throws(TopicError) -> Bool {
-        // A connection that is gone would never leave the table.
-        guard connection.phase != .closed else { return false }
+        // A closing connection has left its topics for good (`enterClosing`) and must not join again.
+        guard connection.phase == .open else { return false }
         guard try topicTable.subscribe(TopicSubscriber(connection: connection), to: topic) else { return false }
         web.cluster?.topics.localCountChanged(server: index, topic: topic)
         return true
@@ -98,7 +98,7 @@ extension WebSocketServer {
         return true
     }
 
-    /// A closed connection leaves all its topics.
+    /// A closing (or closed) connection leaves all its topics.
     func leaveAllTopics(_ connection: WebSocketConnection) {
         for topic in topicTable.removeAll(of: TopicSubscriber(connection: connection)) {
             web.cluster?.topics.localCountChanged(server: index, topic: topic)
