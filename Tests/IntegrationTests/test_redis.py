@@ -34,6 +34,7 @@ import pytest
 from cluster_helpers import connections_per_worker, metrics, wait_until
 from conftest import free_port, shoal_bin
 from helpers import T, connect, http_get, recv, run
+from test_metrics_format import promtool_check
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
@@ -332,6 +333,9 @@ def test_garbage_on_the_channel_is_counted_and_ignored(shoal, redis, tmp_path):
         status, body = health(s.port)
         assert status == 200 and "degraded" not in body, body
         assert total(s.port, "shoal_worker_restarts_total") == 0, "no worker crashed"
+    # The shoal_redis_* families, now with samples, pass Prometheus' own linter.
+    checked = promtool_check(http_get(a.port, "/metrics").body)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 @pytest.mark.parametrize("flags, says", [
