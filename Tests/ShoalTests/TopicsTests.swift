@@ -119,6 +119,30 @@ final class IDTellingServer: WebSocketServerHandler, WebSocketConnectionHandler 
         #expect(throws: TopicError.tooManyTopics(limit: 1_000)) { try clients[0].ws.subscribe("one more") }
     }
 
+    /// The hooks for a bridge to other hosts: the observer sees publishes and broadcasts made through the API,
+    /// and what `deliverPublished` / `deliverBroadcast` bring in reaches the clients without echoing back to it.
+    @Test func theBridgeHooksSeeLocalPublishesAndDeliverOutsideOnesWithoutEcho() throws {
+        let (server, wss, clients) = try serve(2)
+        var seen: [String] = []
+        wss.publishObserver = { topic, opcode, payload in seen.append("\(topic) \(opcode) \(String(decoding: payload, as: UTF8.self))") }
+        wss.broadcastObserver = { opcode, payload in seen.append("all \(opcode) \(String(decoding: payload, as: UTF8.self))") }
+        try clients[0].ws.subscribe("t")
+        try wss.publish("t", "from here")
+        wss.broadcast("to all")
+        server.settle()  // the two calls above were handed to the loop; the deliver calls below run here
+        "from elsewhere".utf8CString.withUnsafeBytes {
+            wss.deliverPublished("t", .text, UnsafeRawBufferPointer(rebasing: $0.dropLast()), toOtherWorkers: true)
+        }
+        "everyone, from elsewhere".utf8CString.withUnsafeBytes {
+            wss.deliverBroadcast(.text, UnsafeRawBufferPointer(rebasing: $0.dropLast()), toOtherWorkers: false)
+        }
+        server.settle()
+        #expect(seen == ["t text from here", "all text to all"])
+        #expect(clients[0].client.takeMessages() == [.text("from here"), .text("to all"), .text("from elsewhere"),
+                                                     .text("everyone, from elsewhere")])
+        #expect(clients[1].client.takeMessages() == [.text("to all"), .text("everyone, from elsewhere")])
+    }
+
     /// With shared compression a publish is compressed once for all subscribers that negotiated it.
     @Test func withSharedCompressionSubscribersGetTheMessageIntact() throws {
         let (server, wss, clients) = try serve(2, options: .init(compression: .shared, compressionThreshold: 0))
