@@ -48,6 +48,12 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        // hiredis 0.14 for the Redis link between instances (Debian: libhiredis-dev; docs/cluster.md).
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
         // Linux headers Glibc's module lacks (eventfd, memfd), as a C target.
         .target(name: "CShoalSystem"),
         // The only place besides the loop backends where raw syscalls live.
@@ -68,11 +74,17 @@ let package = Package(
             dependencies: ["CShoalSystem", "ShoalPosix", "ShoalRing", "ShoalWire", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // Several instances (hosts) as one cluster through Redis pub/sub, on the worker's own loop.
+        .target(
+            name: "ShoalRedis",
+            dependencies: ["CHiredis", "ShoalRing", "ShoalPosix", "ShoalWire", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
         // The public 4D API and the web server it sits on.
         .target(
             name: "Shoal",
             dependencies: [
-                "ShoalWire", "ShoalRing", "ShoalPosix", "ShoalCluster",
+                "ShoalWire", "ShoalRing", "ShoalPosix", "ShoalCluster", "ShoalRedis",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["DemoPage"],
@@ -130,6 +142,7 @@ let package = Package(
             name: "ShoalClusterTests", dependencies: ["ShoalCluster", "ShoalClusterFuzzChecks", "ShoalPosix", "ShoalTestSupport"],
             swiftSettings: strict
         ),
+        .testTarget(name: "ShoalRedisTests", dependencies: ["ShoalRedis", "ShoalTestSupport"], swiftSettings: strict),
         .testTarget(name: "ShoalTLSTests", dependencies: ["ShoalTLS", "ShoalTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ShoalTests", dependencies: ["Shoal", "ShoalTesting", "ShoalWire", "ShoalCluster", "ShoalTestSupport"],

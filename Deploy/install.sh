@@ -3,7 +3,7 @@
 #
 #   Deploy/install.sh [--prefix DIR] [--destdir DIR] [--system] [--no-apt] [--no-build] [--packages]
 #
-#   (default)       apt: liburing2 zlib1g libssl3 libstdc++6 (runtime), liburing-dev zlib1g-dev libssl-dev
+#   (default)       apt: liburing2 zlib1g libssl3 libhiredis0.14 libstdc++6 (runtime), liburing-dev zlib1g-dev libssl-dev libhiredis-dev
 #                   pkg-config (build), if missing;
 #                   build the release binary with the Swift runtime linked statically, so the
 #                   host needs no Swift toolchain at run time, only the runtime packages;
@@ -37,10 +37,10 @@ BUILD=1
 SCRATCH="${SHOAL_BUILD_DIR:-$REPO/.build-install}"
 
 usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; }
-# What the binary links (readelf -d: liburing.so.2, libz.so.1, libssl.so.3/libcrypto.so.3, libstdc++.so.6, and libc6's own
+# What the binary links (readelf -d: liburing.so.2, libz.so.1, libssl.so.3/libcrypto.so.3, libhiredis.so.0.14, libstdc++.so.6, and libc6's own
 # libraries) and what building it needs (headers and .pc files SwiftPM finds them with).
-RUNTIME_PKGS=(liburing2 zlib1g libssl3 libstdc++6)
-BUILD_PKGS=(liburing-dev zlib1g-dev libssl-dev pkg-config)
+RUNTIME_PKGS=(liburing2 zlib1g libssl3 libhiredis0.14 libstdc++6)
+BUILD_PKGS=(liburing-dev zlib1g-dev libssl-dev libhiredis-dev pkg-config)
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix) PREFIX="${2:?--prefix needs a directory}"; shift 2 ;;

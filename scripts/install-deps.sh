@@ -6,7 +6,7 @@
 #
 #   - Swift: must already be installed (it is not an apt package here); /opt/swift/usr/bin
 #     is used if `swift` is not on PATH.
-#   - apt: liburing-dev zlib1g-dev libssl-dev pkg-config; for tests nodejs node-ws python3-venv python3-lib2to3 chromium,
+#   - apt: liburing-dev zlib1g-dev libssl-dev libhiredis-dev pkg-config; for tests redis-server redis-tools nodejs node-ws python3-venv python3-lib2to3 chromium,
 #     and nginx haproxy openssl (Tests/IntegrationTests/test_deploy.py starts its own nginx and
 #     haproxy on loopback ports; on a host with systemd apt also starts their default services:
 #     `systemctl disable --now nginx haproxy` if they are not wanted), and prometheus for
@@ -53,8 +53,8 @@ if ! command -v swift >/dev/null 2>&1; then
 fi
 
 # --- apt packages ------------------------------------------------------------
-APT_PKGS=(liburing-dev zlib1g-dev libssl-dev pkg-config)
-if [ "$TEST_DEPS" = 1 ]; then APT_PKGS+=(nodejs node-ws python3-venv python3-lib2to3 chromium nginx haproxy openssl prometheus); fi
+APT_PKGS=(liburing-dev zlib1g-dev libssl-dev libhiredis-dev pkg-config)
+if [ "$TEST_DEPS" = 1 ]; then APT_PKGS+=(nodejs node-ws python3-venv python3-lib2to3 chromium nginx haproxy openssl prometheus redis-server redis-tools); fi
 if [ "$GENERATORS" = 1 ]; then APT_PKGS+=(tsung python3-venv); fi
 missing=()
 for p in "${APT_PKGS[@]}"; do

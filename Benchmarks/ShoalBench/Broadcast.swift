@@ -35,23 +35,45 @@ struct Broadcast: ParsableCommand {
     }
 
     func run() throws {
+        let plan = FanOutPlan(subscribers: subscribers, publishers: publishers, rate: rate, size: size, binary: binary,
+                              payload: payload, duration: duration, warmup: warmup, runs: common.runs, topics: nil)
+        try plan.measure(common, threading)
+    }
+}
+
+/// What a fan-out load is made of: `broadcast` (every client receives every message) or `topics` (publishes to
+/// topics of the Shoal `topics` handler's protocol, each subscriber receiving its topic's messages).
+struct FanOutPlan {
+    var subscribers: Int
+    var publishers: Int
+    var rate: Double
+    var size: Int
+    var binary: Bool
+    var payload: PayloadKind
+    var duration: Double
+    var warmup: Double
+    var runs: Int
+    /// Number of topics, subscriber g (after the publishers) on topic g mod `topics`; nil for broadcast.
+    var topics: Int?
+
+    func measure(_ common: CommonOptions, _ threading: ThreadOptions) throws {
         let limit = Connector.raiseDescriptorLimit()
         guard subscribers + publishers + 64 <= limit else {
             throw ValidationError("\(subscribers + publishers) connections need more descriptors than RLIMIT_NOFILE allows (\(limit))")
         }
-        let options = UncheckedBox(self)
+        let plan = self
         try execute(common, threads: threading.count(for: subscribers + publishers), rateTitle: "deliveries/s", extraColumns: [
             ("sent_per_second", "sent/s", grouped),
             ("fanout", "fan-out", { fixed($0, 1) }),
             ("own_deliveries", "own", grouped),
         ]) { setup, share in
-            BroadcastScenario(setup, share, options.value)
+            BroadcastScenario(setup, share, plan)
         }
     }
 }
 
 final class BroadcastScenario: Scenario {
-    private let options: Broadcast
+    private let options: FanOutPlan
     /// Copies of the options read per message (ArgumentParser's property wrappers are slow to read).
     private let size: Int
     private let rate: Double
@@ -87,7 +109,13 @@ final class BroadcastScenario: Scenario {
     private var histogram = makeLatencyHistogram()
     private static let tick: UInt64 = 1_000_000
 
-    init(_ setup: BenchSetup, _ share: ThreadShare, _ options: Broadcast) {
+    /// Topics mode: per topic, the command text before the stamped data and the one after it.
+    private let publishPrefixes: [[UInt8]]
+    private static let publishSuffix: [UInt8] = Array("\"}".utf8)
+    /// Topics mode: the topic each publisher sends its next message to (round robin from its own number).
+    private var nextTopic: [Int] = []
+
+    init(_ setup: BenchSetup, _ share: ThreadShare, _ options: FanOutPlan) {
         self.options = options
         size = options.size
         rate = options.rate
@@ -99,13 +127,28 @@ final class BroadcastScenario: Scenario {
         template = .allocate(byteCount: length, alignment: 8)
         let bytes = options.payload.bytes(length)
         for i in 0..<length { template[i] = bytes[i] }
-        scratch = .allocate(byteCount: options.size, alignment: 8)
-        super.init(setup, share, scenario: "broadcast", unit: "deliveries", seconds: options.warmup + Double(options.common.runs) * options.duration, parameters: [
+        publishPrefixes = (0..<(options.topics ?? 0)).map { Array(#"{"publish":"\#(Self.topicName($0))","data":""#.utf8) }
+        let longestPrefix = publishPrefixes.map(\.count).max() ?? 0
+        scratch = .allocate(byteCount: options.size + longestPrefix + Self.publishSuffix.count, alignment: 8)
+        var parameters = [
             "subscribers": String(options.subscribers), "publishers": String(options.publishers),
             "rate": String(options.rate), "size": String(options.size), "type": options.binary ? "binary" : "text",
             "payload": options.payload.rawValue,
             "duration": String(options.duration), "warmup": String(options.warmup),
-        ])
+        ]
+        if let topics = options.topics { parameters["topics"] = String(topics) }
+        super.init(setup, share, scenario: options.topics == nil ? "broadcast" : "topics", unit: "deliveries",
+                   seconds: options.warmup + Double(options.runs) * options.duration, parameters: parameters)
+        nextTopic = numbers.prefix(publishers).map { $0 % max(1, options.topics ?? 1) }
+    }
+
+    /// The name of topic `index` in topics mode.
+    static func topicName(_ index: Int) -> String { "t\(index)" }
+
+    /// Topics mode: the topic subscriber connection `tag` joins, nil for a publisher (or in broadcast mode).
+    private func topic(ofConnection tag: Int) -> Int? {
+        guard let topics = options.topics, numbers[tag] >= options.publishers else { return nil }
+        return (numbers[tag] - options.publishers) % topics
     }
 
     /// This thread's connections.
@@ -125,7 +168,7 @@ final class BroadcastScenario: Scenario {
 
     override func progressText(rate: Double, open: Int, errors: Int) -> String {
         let phase = phaseLabel(measuring: measuring, sending: sending)
-        return "[broadcast] \(phase)  \(grouped(rate)) deliveries/s  open \(open)  errors \(errors)"
+        return "[\(options.topics == nil ? "broadcast" : "topics")] \(phase)  \(grouped(rate)) deliveries/s  open \(open)  errors \(errors)"
     }
 
     private func checkResolved() {
@@ -178,17 +221,31 @@ final class BroadcastScenario: Scenario {
         templateOffset += size
         if templateOffset + size > self.template.count { templateOffset = 0 }
         let template = UnsafeRawBufferPointer(rebasing: self.template[start..<start + size])
-        @inline(__always) func stamped(_ out: UnsafeMutableRawBufferPointer) {
+        // Topics mode wraps the stamped data in a publish command to the publisher's next topic.
+        var prefix: [UInt8] = []
+        var suffix: [UInt8] = []
+        if !publishPrefixes.isEmpty {
+            let slot = publisher.tag
+            prefix = publishPrefixes[nextTopic[slot]]
+            suffix = Self.publishSuffix
+            nextTopic[slot] = (nextTopic[slot] + 1) % publishPrefixes.count
+        }
+        let length = prefix.count + size + suffix.count
+        @inline(__always) func stamped(_ whole: UnsafeMutableRawBufferPointer) {
+            prefix.withUnsafeBytes { whole.copyMemory(from: $0) }
+            suffix.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: whole[(length - suffix.count)...]).copyMemory(from: $0) }
+            let out = UnsafeMutableRawBufferPointer(rebasing: whole[prefix.count..<(prefix.count + size)])
             out.copyMemory(from: template)
             for i in 0..<12 { out[i] = Self.hex[Int(truncatingIfNeeded: (stamp >> UInt64(4 * (11 - i))) & 0xF)] }
             for i in 0..<4 { out[12 + i] = Self.hex[Int(truncatingIfNeeded: (id >> UInt64(4 * (3 - i))) & 0xF)] }
         }
         if publisher.deflater != nil {
             // Every message differs (its stamp), so each is compressed as it is sent.
-            stamped(scratch)
-            publisher.send(opcode, message: UnsafeRawBufferPointer(scratch))
+            let message = UnsafeMutableRawBufferPointer(rebasing: scratch[0..<length])
+            stamped(message)
+            publisher.send(opcode, message: UnsafeRawBufferPointer(message))
         } else {
-            publisher.send(opcode, payloadLength: size, stamped)
+            publisher.send(opcode, payloadLength: length, stamped)
         }
         if measuring { sent += 1 }
     }
@@ -215,7 +272,11 @@ final class BroadcastScenario: Scenario {
         } else {
             sending = false
             let everyone = options.publishers + options.subscribers
-            report.parameters["expected_fanout"] = "\(everyone - 1) (relay to others) or \(everyone) (echo to all)"
+            if let topics = options.topics {
+                report.parameters["expected_fanout"] = fixed(Double(options.subscribers) / Double(topics), 1) + " (subscribers per topic)"
+            } else {
+                report.parameters["expected_fanout"] = "\(everyone - 1) (relay to others) or \(everyone) (echo to all)"
+            }
             if pacingSkips > 0 { report.warnings.append("the bench fell behind its pace and skipped \(pacingSkips) message(s) per publisher") }
             if foreign > 0 { report.parameters["other_messages_ignored"] = String(foreign) }
             // Let the last deliveries arrive before closing, so the server sees no error.
@@ -234,13 +295,31 @@ final class BroadcastScenario: Scenario {
 
     override func connectionOpened(_ connection: ClientConnection) {
         super.connectionOpened(connection)
+        if let topic = topic(ofConnection: connection.tag) {
+            // Resolved when the server confirms the subscription.
+            var command = #"{"subscribe":"\#(Self.topicName(topic))"}"#
+            command.withUTF8 { connection.send(.text, message: UnsafeRawBufferPointer($0)) }
+            return
+        }
         resolved += 1
         checkResolved()
     }
 
+    private static let subscribedAnswer: [UInt8] = Array(#"{"subscribed":"#.utf8)
+
     override func connectionReceived(_ connection: ClientConnection, _ payload: UnsafeRawBufferPointer, binary: Bool) {
-        guard payload.count == size, let (stamp, publisher) = Self.decode(payload) else {
-            foreign += 1
+        // Topics mode: the data arrives as a JSON string, the stamped text between quotes.
+        let quoted = options.topics != nil
+        let expected = quoted ? size + 2 : size
+        guard payload.count == expected,
+            let (stamp, publisher) = Self.decode(quoted ? UnsafeRawBufferPointer(rebasing: payload[1...]) : payload)
+        else {
+            if quoted && !phasesStarted && payload.starts(with: Self.subscribedAnswer) {
+                resolved += 1
+                checkResolved()
+            } else {
+                foreign += 1
+            }
             return
         }
         totalDeliveries += 1

@@ -33,6 +33,22 @@ struct ScenarioFile {
         enum Part { case literal([UInt8]), sequence, user, timestamp, random(Int) }
         var parts: [Part]
 
+        /// The template inside a JSON string: its literal text escaped (placeholders only give digits and letters).
+        var jsonEscaped: Template {
+            Template(parts: parts.map { part in
+                guard case .literal(let bytes) = part else { return part }
+                var out: [UInt8] = []
+                for byte in bytes {
+                    switch byte {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), byte]
+                    case 0..<0x20: out += Array(String(format: "\\u%04x", byte).utf8)
+                    default: out.append(byte)
+                    }
+                }
+                return .literal(out)
+            })
+        }
+
         func render(sequence: Int, user: Int, random: inout SystemRandomNumberGenerator) -> [UInt8] {
             var out: [UInt8] = []
             for part in parts {
@@ -222,16 +238,51 @@ private struct Reader {
         let steps = try sequence(try required(m, "steps", in: node, field), field + ".steps")
         guard !steps.isEmpty else { throw problem(node, field + ".steps", "at least one step is needed") }
         mix.steps = try steps.enumerated().map { i, s throws(ScenarioFile.Problem) in try step(s, "\(field).steps[\(i)]") }
+            .flatMap { $0 }
         return mix
     }
 
-    func step(_ node: Node, _ field: String) throws(ScenarioFile.Problem) -> ScenarioFile.Step {
-        let m = try mapping(node, field, allowed: ["send", "expect", "sleep", "close"])
+    /// One step of the file; `subscribe` and `unsubscribe` become a send and the expect of its answer.
+    func step(_ node: Node, _ field: String) throws(ScenarioFile.Problem) -> [ScenarioFile.Step] {
+        let m = try mapping(node, field, allowed: ["send", "expect", "sleep", "close", "subscribe", "unsubscribe", "publish"])
         guard m.count == 1, let entry = m.first, let kind = entry.key.string else {
-            throw problem(node, field, "a step is one of send, expect, sleep or close")
+            throw problem(node, field, "a step is one of send, expect, sleep, close, subscribe, unsubscribe or publish")
         }
         let value = entry.value
         let f = "\(field).\(kind)"
+        switch kind {
+        case "subscribe", "unsubscribe":
+            return try topicCommand(kind, value, f)
+        case "publish":
+            return [try publish(value, f)]
+        default:
+            return [try plainStep(kind, value, f)]
+        }
+    }
+
+    /// The commands of `shoal serve --handler topics`: {"subscribe":T} answered {"subscribed":T} (likewise
+    /// unsubscribe), so the step waits for the answer (5 s) and the user's later steps run subscribed.
+    private func topicCommand(_ kind: String, _ value: Node, _ field: String) throws(ScenarioFile.Problem) -> [ScenarioFile.Step] {
+        let topic = try template(try string(value, field), value, field)
+        let command = ScenarioFile.Template(parts: [.literal(Array("{\"\(kind)\":\"".utf8))] + topic.jsonEscaped.parts
+                                                    + [.literal(Array("\"}".utf8))])
+        let plainTopic = topic.parts.count == 1 ? try string(value, field) : nil
+        return [.send(command, binary: false), .expect(.json(field: kind + "d", equals: plainTopic), timeout: 5_000_000_000)]
+    }
+
+    /// `publish: { topic: T, data: JSON }`: {"publish":T,"data":JSON}, the data JSON text as written (a template).
+    private func publish(_ value: Node, _ field: String) throws(ScenarioFile.Problem) -> ScenarioFile.Step {
+        let p = try mapping(value, field, allowed: ["topic", "data"])
+        let topicNode = try required(p, "topic", in: value, field)
+        let dataNode = try required(p, "data", in: value, field)
+        let topic = try template(try string(topicNode, field + ".topic"), topicNode, field + ".topic")
+        let data = try template(try string(dataNode, field + ".data"), dataNode, field + ".data")
+        let parts: [ScenarioFile.Template.Part] = [.literal(Array(#"{"publish":""#.utf8))] + topic.jsonEscaped.parts
+            + [.literal(Array(#"","data":"#.utf8))] + data.parts + [.literal(Array("}".utf8))]
+        return .send(ScenarioFile.Template(parts: parts), binary: false)
+    }
+
+    private func plainStep(_ kind: String, _ value: Node, _ f: String) throws(ScenarioFile.Problem) -> ScenarioFile.Step {
         switch kind {
         case "send":
             if let text = value.scalar?.string { return .send(try template(text, value, f), binary: false) }

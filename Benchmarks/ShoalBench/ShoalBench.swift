@@ -16,7 +16,7 @@ struct ShoalBench: ParsableCommand {
             + "that figure when it, not the server, was the bottleneck (a thread at 90 % of a core, or the whole bench "
             + "at 90 % of its CPUs). Exit status: 0; 1 when no connection opened; 99 when a --threshold failed; "
             + "64 for a bad command line or scenario file.",
-        subcommands: [Echo.self, Broadcast.self, Connect.self, Idle.self, Run.self]
+        subcommands: [Echo.self, Broadcast.self, Topics.self, Connect.self, Idle.self, Run.self]
     )
 }
 

@@ -8,14 +8,18 @@ each server's median and the ratio of the first server to each other one.
 
   echo  : messages per server CPU-second (shoal-bench refuses the figure when it was itself
           the bottleneck; the row then says client-bound)
+  topics: topic deliveries per server CPU-second (`shoal-bench topics`: --topics N topics,
+          --subscribers-per-topic M, --publishers P at --rate R messages/s each), against
+          servers speaking the `shoal serve --handler topics` commands
   idle  : server RSS per idle connection (VmRSS of the process tree, fresh server per run).
           With --idle-warmup N (default 200) each fresh server first serves N connections that
           open and close, and only then is its baseline read: what a server pages in or sets up
           once, on its first connections (code pages of the handshake path, first arenas), is
           not memory per connection. --idle-warmup 0 gives the cold figure.
 
-usage: race.py --bench PATH [--scenario echo|idle ...] [--connections 100] [--size 16]
+usage: race.py --bench PATH [--scenario echo|idle|topics ...] [--connections 100] [--size 16]
                [--in-flight 1] [--idle-connections 10000] [--idle-warmup 200] [--runs 3]
+               [--topics 10] [--subscribers-per-topic 100] [--publishers 10] [--rate 100]
                --server NAME='CMD with {port}' [--server ...]
 """
 import argparse
@@ -61,10 +65,41 @@ def idle_row(report):
             if "server_rss_per_connection" in r.get("extra", {})]
 
 
+def rate_race(args, servers, scenario, unit, what, bench_args, title):
+    """Runs `bench_args` against every server, `args.runs` rounds interleaved, and prints the table of
+    `unit` per server CPU-second and the ratios of the first server to the others."""
+    results = {name: ([], [], 0, {}) for name, _ in servers}
+    for run in range(args.runs):
+        for name, cmd in servers:
+            report = bench(args, cmd, bench_args + ["--duration", str(args.duration), "--runs", "1"])
+            per_cpu, rates, bound, latency = echo_row(report)
+            old = results[name]
+            results[name] = (old[0] + per_cpu, old[1] + rates, old[2] + bound, latency)
+            print(f"{scenario} run {run + 1} {name}: {per_cpu} {unit}/server-CPU-s, {rates} {unit}/s, "
+                  f"client-bound {bound}", file=sys.stderr)
+    print(f"\n{title}, {args.runs} runs of {args.duration:g} s (fresh server each), median (min..max):\n")
+    print(f"| server | {unit} per server CPU-s | {unit}/s (wall) | p99 µs (last run) | client-bound runs |")
+    print("|---|---|---|---|---|")
+    medians = {}
+    for name, _ in servers:
+        per_cpu, rates, bound, latency = results[name]
+        if per_cpu:
+            medians[name] = statistics.median(per_cpu)
+            cpu = f"{medians[name]:,.0f} ({min(per_cpu):,.0f}..{max(per_cpu):,.0f})"
+        else:
+            cpu = "n/a (client-bound)"
+        wall = f"{statistics.median(rates):,.0f}" if rates else "n/a"
+        print(f"| {name} | {cpu} | {wall} | {latency.get('p99', 0):,.0f} | {bound} |")
+    first = servers[0][0]
+    for name, _ in servers[1:]:
+        if first in medians and name in medians:
+            print(f"\n{first} / {name}: **{medians[first] / medians[name]:.2f}×** {what} per server CPU-second")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bench", required=True)
-    p.add_argument("--scenario", action="append", choices=["echo", "idle"])
+    p.add_argument("--scenario", action="append", choices=["echo", "idle", "topics"])
     p.add_argument("--connections", type=int, default=100)
     p.add_argument("--size", type=int, default=16)
     p.add_argument("--in-flight", type=int, default=1)
@@ -73,41 +108,28 @@ def main():
     p.add_argument("--idle-warmup", type=int, default=200,
                    help="connections each fresh server serves (opened, then closed) before the idle baseline")
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--topics", type=int, default=10)
+    p.add_argument("--subscribers-per-topic", type=int, default=100)
+    p.add_argument("--publishers", type=int, default=10)
+    p.add_argument("--rate", type=float, default=100)
     p.add_argument("--server", action="append", required=True, help="NAME=COMMAND with {port}")
     args = p.parse_args()
     servers = [s.split("=", 1) for s in args.server]
     scenarios = args.scenario or ["echo", "idle"]
 
     if "echo" in scenarios:
-        results = {name: ([], [], 0, {}) for name, _ in servers}
-        for run in range(args.runs):
-            for name, cmd in servers:
-                report = bench(args, cmd, ["echo", "--connections", str(args.connections), "--size", str(args.size),
-                                           "--in-flight", str(args.in_flight), "--duration", str(args.duration),
-                                           "--runs", "1"])
-                per_cpu, rates, bound, latency = echo_row(report)
-                old = results[name]
-                results[name] = (old[0] + per_cpu, old[1] + rates, old[2] + bound, latency)
-                print(f"echo run {run + 1} {name}: {per_cpu} msgs/server-CPU-s, {rates} msgs/s, client-bound {bound}",
-                      file=sys.stderr)
-        print(f"\n**echo**, {args.connections} connections, {args.size}-byte text, {args.in_flight} in flight, "
-              f"{args.runs} runs of {args.duration:g} s (fresh server each), median (min..max):\n")
-        print("| server | msgs per server CPU-s | msgs/s (wall) | p99 µs (last run) | client-bound runs |")
-        print("|---|---|---|---|---|")
-        medians = {}
-        for name, _ in servers:
-            per_cpu, rates, bound, latency = results[name]
-            if per_cpu:
-                medians[name] = statistics.median(per_cpu)
-                cpu = f"{medians[name]:,.0f} ({min(per_cpu):,.0f}..{max(per_cpu):,.0f})"
-            else:
-                cpu = "n/a (client-bound)"
-            wall = f"{statistics.median(rates):,.0f}" if rates else "n/a"
-            print(f"| {name} | {cpu} | {wall} | {latency.get('p99', 0):,.0f} | {bound} |")
-        first = servers[0][0]
-        for name, _ in servers[1:]:
-            if first in medians and name in medians:
-                print(f"\n{first} / {name}: **{medians[first] / medians[name]:.2f}×** messages per server CPU-second")
+        rate_race(args, servers, "echo", "msgs", "messages",
+                  ["echo", "--connections", str(args.connections), "--size", str(args.size),
+                   "--in-flight", str(args.in_flight)],
+                  f"**echo**, {args.connections} connections, {args.size}-byte text, {args.in_flight} in flight")
+
+    if "topics" in scenarios:
+        rate_race(args, servers, "topics", "deliveries", "topic deliveries",
+                  ["topics", "--topics", str(args.topics), "--subscribers-per-topic", str(args.subscribers_per_topic),
+                   "--publishers", str(args.publishers), "--rate", str(args.rate), "--size", str(args.size),
+                   "--warmup", "1"],
+                  f"**topics**, {args.topics} topics × {args.subscribers_per_topic} subscribers, {args.publishers} "
+                  f"publishers at {args.rate:g} msgs/s each, {args.size}-byte data")
 
     if "idle" in scenarios:
         results = {name: [] for name, _ in servers}

@@ -34,6 +34,24 @@ public enum Socket {
         return fd
     }
 
+    /// The numeric address (first TCP result of getaddrinfo) of `host`. Blocking (DNS): call it at
+    /// start, never on a loop.
+    public static func resolve(host: String) throws(SystemError) -> String {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, nil, &hints, &list)
+        guard rc == 0, let info = list else {
+            throw SystemError("getaddrinfo(\(host)): \(String(cString: gai_strerror(rc)))", errno: rc == EAI_SYSTEM ? Glibc.errno : EINVAL)
+        }
+        defer { freeaddrinfo(list) }
+        var name = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        let named = getnameinfo(info.pointee.ai_addr, info.pointee.ai_addrlen, &name, socklen_t(name.count), nil, 0, NI_NUMERICHOST)
+        guard named == 0 else { throw SystemError("getnameinfo(\(host))", errno: EINVAL) }
+        return String(cString: name)
+    }
+
     /// Sets an integer socket option.
     public static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32, _ what: String) throws(SystemError) {
         var v = value
@@ -79,6 +97,12 @@ public enum Socket {
     }
 
     /// shutdown(2): ends one or both directions; the loop uses it to end multishot receives.
+    /// A second descriptor (close-on-exec) for the same open socket: the loop polls its own copy of
+    /// a library's socket, so the library may close its descriptor while a poll is still in flight.
+    public static func duplicate(_ fd: Int32) throws(SystemError) -> Int32 {
+        try retryingOnInterrupt("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
+    }
+
     public static func shutdown(_ fd: Int32, read: Bool, write: Bool) {
         let how: Int32 = read && write ? Int32(SHUT_RDWR) : (read ? Int32(SHUT_RD) : Int32(SHUT_WR))
         _ = Glibc.shutdown(fd, how)

@@ -44,6 +44,8 @@ public final class EventLoop: @unchecked Sendable {
     private var freeSlots: [UInt32] = []
     @exclusivity(unchecked) private var flushList: [UInt32] = []
     private var listeners: [Listener] = []
+    /// Descriptors watched for a library (index = the watch's tag index; nil: free).
+    private var watches: [DescriptorWatch?] = []
     private var timers = TimerHeap()
     /// Send memory: a connection's first chunk holds 1 KiB (one small frame), later ones 16 KiB.
     private let pool = ChunkPool(smallCapacity: 1024 - MemoryLayout<ChunkHeader>.stride)
@@ -120,6 +122,29 @@ public final class EventLoop: @unchecked Sendable {
     /// (the place to coalesce what the turn produced).
     public func addTurnEndHook(_ hook: @escaping () -> Void) {
         turnEndHooks.append(hook)
+    }
+
+    // MARK: Watched descriptors
+
+    /// Watches `fd` (a socket a library reads and writes itself) for readiness: `onReady` runs on
+    /// the loop thread while the interests set on the returned watch hold. The loop polls its own
+    /// duplicate of `fd` and closes it after `stop()`.
+    public func watch(descriptor fd: Int32, onReady: @escaping (_ readable: Bool, _ writable: Bool) -> Void) throws(SystemError) -> DescriptorWatch {
+        let copy = try Socket.duplicate(fd)
+        let index = watches.firstIndex { $0 == nil } ?? {
+            watches.append(nil)
+            return watches.count - 1
+        }()
+        let watch = DescriptorWatch(descriptor: copy, loop: self, index: UInt32(index), onReady: onReady)
+        watches[index] = watch
+        return watch
+    }
+
+    /// Watches open now (tests).
+    var watchCount: Int { watches.reduce(0) { $0 + ($1 == nil ? 0 : 1) } }
+
+    func watchFinished(_ index: UInt32) {
+        watches[Int(index)] = nil
     }
 
     // MARK: Listeners
@@ -374,6 +399,9 @@ public final class EventLoop: @unchecked Sendable {
         case .accept: completeAccept(tag, completion)
         case .wakeup: armWakeup()
         case .cancel: break
+        case .poll:
+            guard Int(tag.index) < watches.count, let watch = watches[Int(tag.index)] else { return }
+            watch.completed(kind: tag.generation, result: completion.result)
         }
     }
 
@@ -523,6 +551,8 @@ public final class EventLoop: @unchecked Sendable {
             slots[i].inUse = false
         }
         openSockets = 0
+        for case let watch? in watches { backend.closeSocket(watch.descriptor) }
+        watches.removeAll()
         for (delegate, handle) in ended { delegate.closed(on: handle) }
         slots.removeAll()
         freeSlots.removeAll()

@@ -14,6 +14,8 @@ struct UserData: Equatable {
         case send = 3
         case wakeup = 4
         case cancel = 5
+        /// A `DescriptorWatch` poll; the generation field says read, write or its cancel.
+        case poll = 6
     }
 
     var operation: Operation

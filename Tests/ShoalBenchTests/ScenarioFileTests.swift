@@ -67,3 +67,44 @@ import Testing
         }
     }
 }
+
+@Suite struct ScenarioFileTopicStepTests {
+    private func steps(_ yaml: String) throws -> [ScenarioFile.Step] {
+        try ScenarioFile(yaml: "users: 1\nduration: 1s\nscenarios:\n  - steps:\n" + yaml, path: "s.yaml").mixes[0].steps
+    }
+
+    private func rendered(_ step: ScenarioFile.Step) -> String? {
+        guard case .send(let template, binary: false) = step else { return nil }
+        var random = SystemRandomNumberGenerator()
+        return String(decoding: template.render(sequence: 3, user: 7, random: &random), as: UTF8.self)
+    }
+
+    @Test func subscribeSendsTheCommandAndWaitsForItsAnswer() throws {
+        let parsed = try steps("      - subscribe: 'say \"hi\" {{user}}'\n      - unsubscribe: news\n")
+        #expect(parsed.count == 4)
+        #expect(rendered(parsed[0]) == #"{"subscribe":"say \"hi\" 7"}"#)
+        guard case .expect(let answer, _) = parsed[1], case .expect(let plain, _) = parsed[3] else {
+            Issue.record("no expect after the command")
+            return
+        }
+        #expect(answer.matches(#"{"subscribed":"say \"hi\" 7"}"#))
+        #expect(!answer.matches(#"{"error":"no"}"#))
+        #expect(rendered(parsed[2]) == #"{"unsubscribe":"news"}"#)
+        #expect(plain.matches(#"{"unsubscribed":"news"}"#) && !plain.matches(#"{"unsubscribed":"other"}"#))
+    }
+
+    @Test func publishWrapsTheDataJSONAsWritten() throws {
+        let parsed = try steps("      - publish: { topic: room, data: '{\"n\":{{seq}}}' }\n")
+        #expect(parsed.count == 1)
+        #expect(rendered(parsed[0]) == #"{"publish":"room","data":{"n":3}}"#)
+    }
+
+    @Test func aPublishWithoutDataNamesTheField() {
+        #expect(throws: ScenarioFile.Problem.self) { try steps("      - publish: { topic: room }\n") }
+        do {
+            _ = try steps("      - publish: { topic: room }\n")
+        } catch {
+            #expect("\(error)".contains("scenarios[0].steps[0].publish: 'data' is required"))
+        }
+    }
+}

@@ -66,7 +66,9 @@ private struct Outcome: Equatable, CustomStringConvertible {
                 return "send(\(connection), op \(opcode), \(summary(payload)))"
             case .sendMany(let connections, let opcode, let payload):
                 return "sendMany(\(connections.count) connections, op \(opcode), \(summary(payload)))"
-            case .terminate, .terminateServer:
+            case .publish(let server, let topic, let except, let opcode, let payload):
+                return "publish(\(server), \(topic), except \(except), op \(opcode), \(summary(payload)))"
+            case .terminate, .terminateServer, .topicCounts, .topicSync:
                 return "\(message)"
             }
         }
@@ -527,5 +529,70 @@ struct BusCodecTests {
         reset.withUnsafeBytes { longLived.feed($0) { _ in } }
         for frame in frames(of: smallMessages[2]) { frame.withUnsafeBytes { longLived.feed($0) { after.append($0) } } }
         #expect(after == [smallMessages[2]])
+    }
+}
+
+@Suite("Bus codec: topics")
+struct BusTopicCodecTests {
+    private let longestTopic = String(repeating: "é", count: BusEncoder.maxTopicLength / 2)
+
+    @Test func publishTopicCountsAndSyncRoundTripWithExtremeFields() {
+        let messages: [BusMessage] = [
+            .publish(server: 0, topic: "", except: 0, opcode: 1, payload: []),
+            .publish(server: .max, topic: longestTopic, except: .min, opcode: 0x0F, payload: pattern(200)),
+            .topicCounts(server: 3, counts: [TopicCount(topic: "a", count: 0)]),
+            .topicCounts(server: .max, counts: (0..<BusEncoder.maxTopicCountsPerMessage).map {
+                TopicCount(topic: String(longestTopic.dropLast($0 % 3)), count: UInt32.max - UInt32($0))
+            }),
+            .topicSync,
+        ]
+        for message in messages {
+            #expect(frames(of: message).count == 1, "\(message)")
+            #expect(decode(frames(of: message)) == Outcome(messages: [message]))
+        }
+        expectRoundTrip(messages + smallMessages, everyOffset: false)
+    }
+
+    @Test func aPublishLargerThanAFrameCrossesInFragmentsAndKeepsItsTopic() {
+        let message = BusMessage.publish(server: 2, topic: longestTopic, except: 9, opcode: 2,
+                                         payload: pattern(3 * BusEncoder.maxFrameSize + 17))
+        #expect(frames(of: message).count == 4)
+        expectRoundTrip([message, .topicSync, message], everyOffset: false, bytewise: false)
+    }
+
+    /// Hand-made bodies a broken or foreign peer could send: each is counted and skipped alone, and the message after
+    /// it still arrives.
+    @Test func malformedTopicMessagesAreCountedAndSkippedAlone() {
+        let valid = BusMessage.terminateServer(server: 9)
+        func publishBody(topicLength: UInt16, topic: [UInt8]) -> [UInt8] {
+            le(UInt32(0)) + le(Int64(0)) + [1] + le(UInt32(0)) + le(topicLength) + topic
+        }
+        func countsBody(entries: UInt16, _ rest: [UInt8]) -> [UInt8] { le(UInt32(1)) + le(entries) + rest }
+        let entry = le(UInt16(1)) + [0x61] + le(UInt32(5))
+        let tooLong = [UInt8](repeating: 0x61, count: BusEncoder.maxTopicLength + 1)
+        let bad: [(String, UInt8, UInt8, [UInt8])] = [
+            ("publish topic too long", 6, 0b11, publishBody(topicLength: UInt16(tooLong.count), topic: tooLong)),
+            ("publish topic not UTF-8", 6, 0b11, publishBody(topicLength: 2, topic: [0xC3, 0x28])),
+            ("publish topic cut short", 6, 0b11, publishBody(topicLength: 5, topic: [0x61])),
+            ("publish fields cut short", 6, 0b11, [1, 2, 3]),
+            ("counts with no entry", 7, 0b11, countsBody(entries: 0, [])),
+            ("counts with too many entries", 7, 0b11,
+             countsBody(entries: UInt16(BusEncoder.maxTopicCountsPerMessage + 1), entry)),
+            ("counts entry cut short", 7, 0b11, countsBody(entries: 2, entry)),
+            ("counts with bytes left over", 7, 0b11, countsBody(entries: 1, entry + [0])),
+            ("counts topic not UTF-8", 7, 0b11, countsBody(entries: 1, le(UInt16(1)) + [0xFF] + le(UInt32(1)))),
+            ("counts topic too long", 7, 0b11,
+             countsBody(entries: 1, le(UInt16(tooLong.count)) + tooLong + le(UInt32(1)))),
+            ("counts not a whole message", 7, 0b01, countsBody(entries: 1, entry)),
+            ("sync with a body", 8, 0b11, [0]),
+            ("sync not a whole message", 8, 0b01, []),
+        ]
+        for (label, kind, flags, bytes) in bad {
+            let outcome = decode([rawFrame(kind: kind, flags: flags, body: bytes)] + frames(of: valid))
+            #expect(outcome == Outcome(messages: [valid], malformed: 1), "\(label)")
+        }
+        // The well-formed counts body the bad ones derive from does decode.
+        let good = decode([rawFrame(kind: 7, flags: 0b11, body: countsBody(entries: 1, entry))])
+        #expect(good == Outcome(messages: [.topicCounts(server: 1, counts: [TopicCount(topic: "a", count: 5)])]))
     }
 }

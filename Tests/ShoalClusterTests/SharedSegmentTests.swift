@@ -23,7 +23,9 @@ struct SharedSegmentTests {
         #expect(readU64(fd, at: 24) == UInt64(segment.segmentSize))
         #expect(readU32(fd, at: 32) == UInt32(getpid()))
         #expect(segment.supervisorPID == Int(getpid()))
-        #expect(readBytes(fd, at: 36, count: 92).allSatisfy { $0 == 0 }, "reserved header bytes")
+        #expect(readBytes(fd, at: 36, count: 20).allSatisfy { $0 == 0 }, "padding and server table of a new segment")
+        #expect(readU64(fd, at: 56) != 0 && readU64(fd, at: 56) == segment.instanceID, "instance id")
+        #expect(readBytes(fd, at: 64, count: 64).allSatisfy { $0 == 0 }, "reserved header bytes")
         #expect(segment.workerSlots == 3 && segment.registryCapacity == 10)
 
         var info = stat()

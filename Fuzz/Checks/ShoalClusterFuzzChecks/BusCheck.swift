@@ -77,7 +77,9 @@ public enum BusCheck {
                 "send(\(connection), op \(opcode), \(payload.count) bytes)"
             case .sendMany(let connections, let opcode, let payload):
                 "sendMany(\(connections.count) connections, op \(opcode), \(payload.count) bytes)"
-            case .terminate, .terminateServer:
+            case .publish(let server, let topic, let except, let opcode, let payload):
+                "publish(\(server), \(topic.utf8.count)-byte topic, except \(except), op \(opcode), \(payload.count) bytes)"
+            case .terminate, .terminateServer, .topicCounts, .topicSync:
                 "\(message)"
             }
         }
@@ -134,7 +136,15 @@ public enum BusCheck {
         case .terminate(_, let code, let reason):
             try require(code != 0, "code 0 delivered instead of nil")
             try require(reason.utf8.count <= BusEncoder.maxReasonLength, "reason of \(reason.utf8.count) bytes")
-        case .terminateServer:
+        case .publish(_, let topic, _, let opcode, let payload):
+            try require(topic.utf8.count <= BusEncoder.maxTopicLength, "topic of \(topic.utf8.count) bytes")
+            try require(opcode <= 0x0F, "opcode \(opcode)")
+            try require(payload.count <= maxMessageSize, "payload of \(payload.count) > \(maxMessageSize) bytes")
+        case .topicCounts(_, let counts):
+            try require(
+                (1...BusEncoder.maxTopicCountsPerMessage).contains(counts.count), "topicCounts with \(counts.count)")
+            try require(counts.allSatisfy { $0.topic.utf8.count <= BusEncoder.maxTopicLength }, "a topic too long")
+        case .terminateServer, .topicSync:
             break
         }
     }

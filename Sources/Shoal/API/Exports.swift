@@ -4,3 +4,4 @@
 @_exported public import struct ShoalWire.OriginPatternError
 @_exported public import struct ShoalWire.AddressRange
 @_exported public import struct ShoalWire.TrustedProxies
+@_exported public import struct ShoalRedis.RedisURL

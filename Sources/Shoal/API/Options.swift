@@ -84,6 +84,10 @@ public struct WebSocketServerOptions: Sendable {
     /// compression costs a server (Autobahn's 12.x profile: 84 % of the worker's CPU in zlib at
     /// level 6), and level 1 keeps most of the gain on JSON and text.
     public var compressionLevel: Int
+    /// Most topics one connection may be subscribed to at once; `subscribe` beyond it throws
+    /// `TopicError.tooManyTopics`. 1,000 by default: each subscription costs the worker two set entries,
+    /// and a client must not grow the server's memory without bound.
+    public var maxTopicsPerConnection: Int
 
     public init(path: String? = nil, dataType: WebSocketDataType = .text,
                 maxMessageSize: Int = 16 * 1024 * 1024, maxFragments: Int = 100_000,
@@ -92,7 +96,7 @@ public struct WebSocketServerOptions: Sendable {
                 maxBackpressure: Int = 16 * 1024 * 1024, slowConsumerPolicy: SlowConsumerPolicy = .close,
                 idleTimeout: Duration = .seconds(120), pongTimeout: Duration = .seconds(30),
                 compression: WebSocketCompression = .shared, compressionThreshold: Int = 256,
-                compressionLevel: Int = 1) {
+                compressionLevel: Int = 1, maxTopicsPerConnection: Int = 1_000) {
         self.path = path
         self.dataType = dataType
         self.maxMessageSize = maxMessageSize
@@ -106,6 +110,7 @@ public struct WebSocketServerOptions: Sendable {
         self.compression = compression
         self.compressionThreshold = compressionThreshold
         self.compressionLevel = compressionLevel
+        self.maxTopicsPerConnection = maxTopicsPerConnection
     }
 
     @available(*, deprecated, renamed: "closeTimeout")

@@ -2,6 +2,7 @@
 // registry kept in step with connections, statistics published each turn, and bus messages
 // from other workers carried out on local connections.
 import ShoalCluster
+import ShoalRedis
 import ShoalRing
 import ShoalWire
 
@@ -9,10 +10,15 @@ import ShoalWire
 final class ClusterLink: ConnectionIDSource, BusReceiver {
     let node: WorkerNode
     private(set) var bus: Bus!
+    /// Topic subscriber counts and publishes across workers.
+    private(set) var topics: TopicLink!
     private unowned let web: WebServer
     private var publishedLimits = WebServer.LimitCounts()
     private var publishedTraffic = TrafficCounters()
     private var publishedBusMessages = 0
+    /// The link to the other instances through Redis (`--redis`), nil when this host is alone.
+    private(set) var redis: RedisBridge?
+    private var publishedRedis = RedisBridge.Counters()
 
     init(node: WorkerNode, web: WebServer) {
         self.node = node
@@ -22,10 +28,35 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     /// Registers the bus channels on the loop and starts publishing statistics and progress.
     func start() {
         bus = Bus(loop: web.loop, segment: node.segment, role: node.role, receiver: self)
+        topics = TopicLink(web: web, bus: bus)
+        topics.start()
         web.loop.addTurnEndHook { [unowned self] in self.publish() }
         let stats = node.stats
         web.loop.progressObserver = { stats.progress = $0 }
         keepProgressingWhenIdle()
+        if let options = web.configuration.redis { startRedis(options) }
+    }
+
+    /// Connects this worker to the cluster's Redis channel: broadcasts from other instances are
+    /// delivered to this worker's own clients only (each worker of every instance receives its copy).
+    private func startRedis(_ options: RedisOptions) {
+        let configuration = RedisBridge.Configuration(address: options.address, port: options.url.port,
+                                                      channel: options.channel, instance: node.segment.instanceID)
+        let bridge = RedisBridge(configuration: configuration, loop: web.loop, logger: web.logger) { [unowned self] envelope in
+            guard let wss = web.server(index: Int(envelope.server)) else { return }
+            let opcode = Opcode(rawValue: envelope.opcode) ?? .binary
+            // Every worker of this instance receives its own copy from Redis: none goes over the bus.
+            // Connection ids are per instance, so the sender's `except` means nothing here.
+            envelope.payload.withUnsafeBytes { payload in
+                switch envelope.kind {
+                case .broadcast: wss.deliverBroadcast(opcode, payload, toOtherWorkers: false)
+                case .publish: wss.deliverPublished(envelope.topic, opcode, payload, toOtherWorkers: false)
+                }
+            }
+        }
+        redis = bridge
+        node.stats.redisLink = 1
+        bridge.start()
     }
 
     /// A loop with nothing to do waits in the kernel with no timeout; this timer wakes it now and
@@ -63,6 +94,31 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         }
         publishedLimits = limits
         stats.connections = web.openWebSockets
+        if let redis { publishRedis(redis, to: stats) }
+    }
+
+    /// Hands the broadcasts and topic publishes made on `server` in this worker to the other instances
+    /// (each server is created after the link started, by the program's setup).
+    func serverAdded(_ server: WebSocketServer) {
+        guard let redis else { return }
+        let index = server.index
+        server.broadcastObserver = { opcode, payload in
+            redis.broadcast(server: index, opcode: opcode.rawValue, payload: payload)
+        }
+        server.publishObserver = { topic, opcode, payload in
+            redis.publish(server: index, topic: topic, opcode: opcode.rawValue, payload: payload)
+        }
+    }
+
+    private func publishRedis(_ redis: RedisBridge, to stats: WorkerStats) {
+        let now = redis.counters
+        stats.add(.published, now.published - publishedRedis.published)
+        stats.add(.received, now.received - publishedRedis.received)
+        stats.add(.droppedWhileDown, now.droppedWhileDown - publishedRedis.droppedWhileDown)
+        stats.add(.droppedQueueFull, now.droppedQueueFull - publishedRedis.droppedQueueFull)
+        stats.add(.invalid, now.invalid - publishedRedis.invalid)
+        publishedRedis = now
+        stats.redisLink = redis.isUp ? 2 : 1
     }
 
     func busDelivered(_ message: BusMessage, from slot: Int) {
@@ -83,6 +139,8 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
             web.localConnection(id: Int(connection))?.close(code: code, reason: reason)
         case .terminateServer(let server):
             web.server(index: Int(server))?.terminateLocally()
+        case .publish, .topicCounts, .topicSync:
+            topics.received(message, from: slot)
         }
     }
 }

@@ -311,10 +311,12 @@ public class WebSocketConnection: @unchecked Sendable {
         wss.web.cluster.map { Registry.Entry(slot: $0.slot, index: Int(registryIndex), id: id) }
     }
 
-    /// Moves to a closing phase and tells the other workers (status "Closing" in their listings).
+    /// Moves to a closing phase, tells the other workers (status "Closing" in their listings) and
+    /// leaves every topic (nothing more can be sent to it, and subscriber counts stop counting it).
     func enterClosing(_ next: Phase) {
-        if phase == .open, let entry = registryEntry {
-            wss.web.cluster?.registry.setStatus(entry, .closing)
+        if phase == .open {
+            if let entry = registryEntry { wss.web.cluster?.registry.setStatus(entry, .closing) }
+            wss.leaveAllTopics(self)
         }
         setPhase(next)
     }

@@ -1,6 +1,7 @@
 // /healthz and /metrics: the whole cluster's state, read from the shared segment (any worker can
 // answer for all of them), or this process's own figures when it runs alone.
 import ShoalCluster
+import ShoalRedis
 import ShoalRing
 
 extension WebServer {
@@ -16,10 +17,12 @@ extension WebServer {
         let now = WorkerStats.monotonicNanoseconds()
         let servingSet = cluster.slot / workers
         var slow: [String] = []
+        var redisDown: [Int] = []
         for index in 0..<workers {
             let slot = servingSet * workers + index
             let stats = segment.stats(slot: slot)
             if stats.pid == 0 { return (503, "unhealthy: worker slot \(slot) is not running\n") }
+            if stats.redisLink == 1 { redisDown.append(slot) }
             let seen = stats.progressSeenNanoseconds
             guard seen != 0, now > seen, now - seen > Self.slowAfter else { continue }
             let tenths = (now - seen) / 100_000_000
@@ -27,7 +30,13 @@ extension WebServer {
             if now - seen >= unhealthyAfter { return (503, "unhealthy: \(line)\n") }
             slow.append(line)
         }
-        return (200, slow.isEmpty ? "ok\n" : "ok; slow: \(slow.joined(separator: "; "))\n")
+        var notes = slow.isEmpty ? "" : "; slow: \(slow.joined(separator: "; "))"
+        if !redisDown.isEmpty {
+            // Degraded, not down: this host's clients are still served; only other hosts miss out.
+            let own = cluster.redis?.problem.map { " (here: \($0))" } ?? ""
+            notes += "; degraded: Redis link down in worker slot \(redisDown.map(String.init).joined(separator: ", "))\(own)"
+        }
+        return (200, "ok\(notes)\n")
     }
 
     /// A worker this long without progress is named by /healthz: several idle ticks (at most 1 s
@@ -51,6 +60,8 @@ extension WebServer {
             var restarts: Int
             var watchdogKills: Int
             var limits: [Int]
+            var redisLink = 0
+            var redis: [Int] = []
         }
         var rows: [Row] = []
         if let cluster {
@@ -60,7 +71,8 @@ extension WebServer {
                 guard s.pid != 0 || s.restarts != 0 || s.watchdogKills != 0 else { continue }
                 rows.append(Row(slot: slot, pid: s.pid, connections: s.connections, messagesIn: s.messagesIn,
                                 messagesOut: s.messagesOut, bytesIn: s.bytesIn, bytesOut: s.bytesOut, drops: s.drops,
-                                busMessagesOut: s.busMessagesOut, restarts: s.restarts, watchdogKills: s.watchdogKills, limits: WorkerStats.LimitEvent.allCases.map { s[$0] }))
+                                busMessagesOut: s.busMessagesOut, restarts: s.restarts, watchdogKills: s.watchdogKills, limits: WorkerStats.LimitEvent.allCases.map { s[$0] },
+                                redisLink: s.redisLink, redis: WorkerStats.RedisCounter.allCases.map { s[$0] }))
             }
         } else {
             let traffic = self.traffic
@@ -108,6 +120,33 @@ extension WebServer {
                "Connections closed because their PROXY protocol header was missing, malformed or not complete in time.") {
             $0.limits[WorkerStats.LimitEvent.rejectedProxyHeader.rawValue]
         }
+        if rows.contains(where: { $0.redisLink != 0 }) {
+            redisFamilies(rows.filter { $0.redisLink != 0 }.map { ($0.slot, $0.redisLink, $0.redis) }, into: &text)
+        }
         return text
+    }
+
+    /// The Redis link's series (only with --redis): per worker, since each holds its own connections.
+    private func redisFamilies(_ rows: [(slot: Int, link: Int, counts: [Int])], into text: inout String) {
+        func family(_ name: String, _ kind: String, _ help: String, _ value: ((slot: Int, link: Int, counts: [Int])) -> Int) {
+            text += "# HELP \(name) \(help)\n# TYPE \(name) \(kind)\n"
+            for row in rows { text += "\(name){worker=\"\(row.slot)\"} \(value(row))\n" }
+        }
+        typealias Counter = WorkerStats.RedisCounter
+        family("shoal_redis_up", "gauge", "1 while the worker's Redis links (publish and subscribe) are both up.") { $0.link == 2 ? 1 : 0 }
+        family("shoal_redis_published_total", "counter", "Broadcasts and topic publishes published on Redis for the other instances.") {
+            $0.counts[Counter.published.rawValue]
+        }
+        family("shoal_redis_received_total", "counter", "Broadcasts and topic publishes from other instances received from Redis and delivered here.") {
+            $0.counts[Counter.received.rawValue]
+        }
+        text += "# HELP shoal_redis_dropped_total Broadcasts and publishes the other instances did not get: the link was down, or Redis had not taken the earlier ones (queue full).\n# TYPE shoal_redis_dropped_total counter\n"
+        for row in rows {
+            text += "shoal_redis_dropped_total{worker=\"\(row.slot)\",reason=\"down\"} \(row.counts[Counter.droppedWhileDown.rawValue])\n"
+            text += "shoal_redis_dropped_total{worker=\"\(row.slot)\",reason=\"queue_full\"} \(row.counts[Counter.droppedQueueFull.rawValue])\n"
+        }
+        family("shoal_redis_invalid_total", "counter", "Messages on the cluster's Redis channel ignored: not Shoal's, another version, truncated, oversized or malformed.") {
+            $0.counts[Counter.invalid.rawValue]
+        }
     }
 }

@@ -113,6 +113,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// gets a client, and `checkSetup()` says so.
     func add(_ server: WebSocketServer) {
         createdServers.append(server)
+        cluster?.serverAdded(server)
         if let first = servers.first(where: { $0.path == server.path }) {
             setupProblems.append(
                 "WebSocket servers \(first.index) and \(server.index) both take \(server.path.map { "path \($0)" } ?? "every path"):"

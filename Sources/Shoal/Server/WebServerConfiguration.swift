@@ -31,6 +31,9 @@ public struct WebServerConfiguration: Sendable {
     /// WebSocket connections the whole cluster is meant to hold; nil: not said. Automatic
     /// `workers` start enough workers for them, and the supervisor warns when the workers cannot.
     public var clusterConnections: Int? = nil
+    /// Links this instance to others through Redis pub/sub (broadcasts reach every instance's
+    /// clients); nil: this host alone. Each worker holds its own two connections (docs/cluster.md).
+    public var redis: RedisOptions? = nil
     /// The most 16 KiB receive buffers each worker lends the kernel (a power of two): how many
     /// sockets can deliver data in one loop turn before some wait a turn (`-ENOBUFS`, then re-armed).
     /// Buffers are lent as bursts need them (io_uring: 64 at first, doubled when a turn runs out),

@@ -50,6 +50,14 @@ public final class WebSocketServer: @unchecked Sendable {
     private var live: ContiguousArray<WebSocketConnection> = []
     private let liveLock = Lock()
 
+    /// This worker's topic subscriptions (loop thread only; see WebSocketServer+Topics.swift).
+    var topicTable: TopicTable<TopicSubscriber>
+    /// Called on the loop for every broadcast and publish made on this worker through the API (not for those
+    /// that arrived from other workers or through `deliverBroadcast` / `deliverPublished`): the place where a
+    /// bridge to other hosts (Redis) takes them.
+    var broadcastObserver: ((_ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Void)?
+    var publishObserver: ((_ topic: String, _ opcode: Opcode, _ payload: UnsafeRawBufferPointer) -> Void)?
+
     /// Creates and starts a server on `web` (4D: `4D.WebSocketServer.new(handler; options)`).
     /// Its handler's onOpen runs before this returns.
     public init(on web: WebServer, handler: any WebSocketServerHandler, options: WebSocketServerOptions = .init()) {
@@ -62,6 +70,7 @@ public final class WebSocketServer: @unchecked Sendable {
         readerConfiguration = MessageReader.Configuration(maxMessageSize: options.maxMessageSize,
                                                           maxFragments: options.maxFragments)
         index = web.nextServerIndex
+        topicTable = TopicTable(maxTopicsPerMember: options.maxTopicsPerConnection)
         web.add(self)
         handler.onOpen(self, WebSocketServerEvent(type: "open"))
         if options.idleTimeout.clampedNanoseconds > 0 { scheduleIdleSweep() }
@@ -173,18 +182,35 @@ public final class WebSocketServer: @unchecked Sendable {
     private func broadcastFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, except: Int?) {
         web.cluster?.bus.broadcast(server: index, except: except ?? 0, opcode: opcode.rawValue, payload: payload)
         broadcastLocally(opcode, payload, except: except ?? 0)
+        broadcastObserver?(opcode, payload)
+    }
+
+    /// A broadcast that came from outside this host (loop thread): to this worker's connections and, when
+    /// `toOtherWorkers`, to the other workers' (false when every worker receives it from outside itself).
+    func deliverBroadcast(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, toOtherWorkers: Bool) {
+        if toOtherWorkers {
+            web.cluster?.bus.broadcast(server: index, except: 0, opcode: opcode.rawValue, payload: payload)
+        }
+        broadcastLocally(opcode, payload, except: 0)
     }
 
     /// The local part of a broadcast (also what a broadcast from another worker becomes here).
+    func broadcastLocally(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, except: Int) {
+        fanOut(opcode, payload, to: live, except: except)
+    }
+
+    /// Sends one message to each of `recipients` but `except` (the local part of a broadcast or a publish).
     /// With shared compression the message is compressed once, and that frame goes to every
     /// recipient that negotiated it (each message stands alone: no context takeover).
-    func broadcastLocally(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, except: Int) {
+    func fanOut<Recipients: Sequence<WebSocketConnection>>(
+        _ opcode: Opcode, _ payload: UnsafeRawBufferPointer, to recipients: Recipients, except: Int
+    ) {
         guard options.compression == .shared, payload.count >= options.compressionThreshold else {
-            for connection in live where connection.id != except { connection.sendFrame(opcode, payload) }
+            for connection in recipients where connection.id != except { connection.sendFrame(opcode, payload) }
             return
         }
         var once = CompressedOnce()
-        for connection in live where connection.id != except {
+        for connection in recipients where connection.id != except {
             guard let deflater = connection.deflater else {
                 connection.sendFrame(opcode, payload, compress: false)
                 continue
@@ -218,6 +244,7 @@ public final class WebSocketServer: @unchecked Sendable {
     }
 
     func connectionClosed(_ connection: WebSocketConnection) {
+        leaveAllTopics(connection)
         let index = Int(connection.indexInServer)
         guard index >= 0, index < live.count, live[index] === connection else { return }
         liveLock.withLock {

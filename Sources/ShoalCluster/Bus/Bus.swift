@@ -36,7 +36,7 @@ public final class Bus {
 
     /// Slots other than ours with a worker running (pid set by the supervisor).
     public var liveSlots: [Int] {
-        (0..<channels.count).filter { $0 != ownSlot && segment.stats(slot: $0).pid != 0 }
+        (0..<channels.count).filter(isLive)
     }
 
     /// A data frame for every connection of `server` on every other worker, except `except`.
@@ -48,6 +48,27 @@ public final class Bus {
                                            payload: payload, generation: generation, emit: emit)
             }
         }
+    }
+
+    /// A publish to the subscribers of `topic` on each of `slots` (the workers that reported subscribers for it):
+    /// one message per slot, the payload once in each.
+    public func publish(
+        toSlots slots: [Int], server: Int, topic: UnsafeRawBufferPointer, except: Int, opcode: UInt8,
+        payload: UnsafeRawBufferPointer
+    ) {
+        let size = BusEncoder.encodedSize(publishTopicLength: topic.count, payloadCount: payload.count)
+        for slot in slots {
+            sendGathered(toSlot: slot)
+            enqueue(slot, size: size) { generation, emit in
+                BusEncoder.encodePublish(server: UInt32(server), topic: topic, except: Int64(except), opcode: opcode,
+                                         payload: payload, generation: generation, emit: emit)
+            }
+        }
+    }
+
+    /// True when `slot` is another slot with a worker running.
+    public func isLive(_ slot: Int) -> Bool {
+        slot != ownSlot && slot >= 0 && slot < channels.count && segment.stats(slot: slot).pid != 0
     }
 
     /// A data frame for connection `connection`, owned by the worker in `slot`. It leaves at the end of the

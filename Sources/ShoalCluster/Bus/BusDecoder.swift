@@ -31,7 +31,7 @@ public struct BusDecoder {
     /// The fragmented message being reassembled.
     private var assembly: Assembly?
 
-    /// Fields of a fragmented broadcast, send or sendMany whose first fragment arrived, and its payload so far.
+    /// Fields of a fragmented broadcast, send, sendMany or publish whose first fragment arrived, and its payload so far.
     private struct Assembly {
         var kind: BusFrameKind
         var server: UInt32
@@ -42,6 +42,8 @@ public struct BusDecoder {
         var payload: [UInt8]
         /// The recipients of a sendMany.
         var connections: [Int64] = []
+        /// The topic of a publish.
+        var topic = ""
 
         /// The complete message; only called once `payload` holds `total` bytes.
         var finished: BusMessage {
@@ -52,8 +54,10 @@ public struct BusDecoder {
                 return .send(connection: target, opcode: opcode, payload: payload)
             case .sendMany:
                 return .sendMany(connections: connections, opcode: opcode, payload: payload)
-            case .terminate, .terminateServer:
-                preconditionFailure("only broadcast, send and sendMany are reassembled")
+            case .publish:
+                return .publish(server: server, topic: topic, except: target, opcode: opcode, payload: payload)
+            case .terminate, .terminateServer, .topicCounts, .topicSync:
+                preconditionFailure("only broadcast, send, sendMany and publish are reassembled")
             }
         }
     }
@@ -193,6 +197,27 @@ public struct BusDecoder {
                 Assembly(kind: .sendMany, server: 0, target: 0, opcode: opcode, total: total, payload: [],
                          connections: connections),
                 last: header.isLast, chunk: UnsafeRawBufferPointer(rebasing: body[fieldsSize...]), deliver: deliver)
+        case .publish:
+            guard body.count >= BusWire.publishFieldsSize(topicLength: 0) else { return rejectFrame() }
+            let topicLength = Int(UInt16(littleEndian: body.loadUnaligned(fromByteOffset: 17, as: UInt16.self)))
+            let fieldsSize = BusWire.publishFieldsSize(topicLength: topicLength)
+            guard topicLength <= BusEncoder.maxTopicLength, body.count >= fieldsSize,
+                let topic = String(validating: UnsafeRawBufferPointer(rebasing: body[19..<fieldsSize]), as: UTF8.self)
+            else { return rejectFrame() }
+            let server = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+            let except = Int64(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: Int64.self))
+            let opcode = body[12]
+            let total = Int(UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 13, as: UInt32.self)))
+            startMessage(
+                Assembly(kind: .publish, server: server, target: except, opcode: opcode, total: total, payload: [],
+                         topic: topic),
+                last: header.isLast, chunk: UnsafeRawBufferPointer(rebasing: body[fieldsSize...]), deliver: deliver)
+        case .topicCounts:
+            guard header.isLast, let message = Self.topicCounts(body) else { return rejectFrame() }
+            deliver(message)
+        case .topicSync:
+            guard header.isLast, body.isEmpty else { return rejectFrame() }
+            deliver(.topicSync)
         case .terminate:
             let fields = BusWire.terminateFieldsSize
             guard header.isLast, body.count >= fields, body.count - fields <= BusEncoder.maxReasonLength,
@@ -207,7 +232,33 @@ public struct BusDecoder {
         }
     }
 
-    /// First fragment of a broadcast, send or sendMany: `chunk` is the payload it carries.
+    /// A `topicCounts` body, or nil when any entry breaks the layout (count out of range, a topic too long or not
+    /// UTF-8, bytes left over or missing).
+    private static func topicCounts(_ body: UnsafeRawBufferPointer) -> BusMessage? {
+        guard body.count >= BusWire.topicCountsFieldsSize else { return nil }
+        let server = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: 0, as: UInt32.self))
+        let entries = Int(UInt16(littleEndian: body.loadUnaligned(fromByteOffset: 4, as: UInt16.self)))
+        guard (1...BusEncoder.maxTopicCountsPerMessage).contains(entries) else { return nil }
+        var at = BusWire.topicCountsFieldsSize
+        var counts: [TopicCount] = []
+        counts.reserveCapacity(entries)
+        for _ in 0..<entries {
+            guard body.count - at >= 2 else { return nil }
+            let length = Int(UInt16(littleEndian: body.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+            guard length <= BusEncoder.maxTopicLength, body.count - at - 2 >= length + 4,
+                let topic = String(validating: UnsafeRawBufferPointer(rebasing: body[(at + 2)..<(at + 2 + length)]),
+                                   as: UTF8.self)
+            else { return nil }
+            at += 2 + length
+            let count = UInt32(littleEndian: body.loadUnaligned(fromByteOffset: at, as: UInt32.self))
+            at += 4
+            counts.append(TopicCount(topic: topic, count: count))
+        }
+        guard at == body.count else { return nil }
+        return .topicCounts(server: server, counts: counts)
+    }
+
+    /// First fragment of a broadcast, send, sendMany or publish: `chunk` is the payload it carries.
     private mutating func startMessage(
         _ message: Assembly, last: Bool, chunk: UnsafeRawBufferPointer, deliver: (BusMessage) -> Void
     ) {

@@ -7,7 +7,8 @@
 // | offset | size | field      | meaning                                                              |
 // |--------|------|------------|----------------------------------------------------------------------|
 // | 0      | 4    | bodyLength | bytes after the header; header + body ≤ BusEncoder.maxFrameSize      |
-// | 4      | 1    | kind       | 1 broadcast, 2 send, 3 terminate, 4 terminateServer, 5 sendMany      |
+// | 4      | 1    | kind       | 1 broadcast, 2 send, 3 terminate, 4 terminateServer, 5 sendMany,     |
+// |        |      |            | 6 publish, 7 topicCounts, 8 topicSync                                |
 // | 5      | 1    | flags      | bit0 first fragment, bit1 last fragment; other bits 0                |
 // | 6      | 2    | reserved   | 0                                                                    |
 // | 8      | 4    | generation | destination worker's generation; other generations are dropped       |
@@ -22,6 +23,11 @@
 // | terminateServer | u32 server; always first+last                                                 |
 // | sendMany        | u8 opcode, u32 totalPayloadLength, u16 count (1...1024), count × u64 connection, |
 // |                 | payload bytes                                                                 |
+// | publish         | u32 server, u64 except, u8 opcode, u32 totalPayloadLength, u16 topicLength    |
+// |                 | (0...256), topic UTF-8, payload bytes                                         |
+// | topicCounts     | u32 server, u16 entries (1...60), entries × (u16 topicLength, topic UTF-8,    |
+// |                 | u32 count); always first+last, the body ends with the last entry              |
+// | topicSync       | empty; always first+last                                                      |
 //
 // Continuation fragments (bit0 clear) repeat the message's kind and carry 1... payload bytes only; the one that
 // completes totalPayloadLength has bit1, and a message that fits one frame is a single first+last frame.
@@ -41,6 +47,12 @@ public enum BusEncoder {
 
     /// Most recipients of one `sendMany`: their ids (8 KiB) and the fields fit the first frame with room for payload.
     public static let maxConnectionsPerMessage = 1024
+
+    /// Longest topic name, in UTF-8 bytes (the public limit of `subscribe` and `publish`).
+    public static let maxTopicLength = 256
+
+    /// Most entries of one `topicCounts`: 60 entries of the longest topic (262 bytes each) fit one frame.
+    public static let maxTopicCountsPerMessage = 60
 
     /// Encodes `message` as one or more frames (a payload longer than fits one frame is split into fragments: the
     /// first fragment carries the message's fields and total length, the following ones only payload bytes), each
@@ -79,6 +91,20 @@ public enum BusEncoder {
                 payload.withUnsafeBytes {
                     encodeSendMany(connections: ids, opcode: opcode, payload: $0, generation: generation, emit: emit)
                 }
+            }
+        case .publish(let server, var topic, let except, let opcode, let payload):
+            topic.withUTF8 { name in
+                payload.withUnsafeBytes {
+                    encodePublish(server: server, topic: UnsafeRawBufferPointer(name), except: except, opcode: opcode,
+                                  payload: $0, generation: generation, emit: emit)
+                }
+            }
+        case .topicCounts(let server, let counts):
+            encodeTopicCounts(server: server, counts: counts, generation: generation, emit: emit)
+        case .topicSync:
+            emit(BusWire.headerSize) { frame in
+                BusWire.writeHeader(into: frame, bodyLength: 0, kind: .topicSync,
+                                    flags: BusWire.firstFlag | BusWire.lastFlag, generation: generation)
             }
         case .terminateServer(let server):
             let bodyLength = BusWire.terminateServerFieldsSize
@@ -120,6 +146,46 @@ public enum BusEncoder {
             generation: generation, emit: emit)
     }
 
+    /// `publish` straight from the caller's topic and payload bytes: the payload crosses once for all the receiving
+    /// worker's subscribers.
+    public static func encodePublish(
+        server: UInt32, topic: UnsafeRawBufferPointer, except: Int64, opcode: UInt8, payload: UnsafeRawBufferPointer,
+        generation: UInt32, emit: Emit
+    ) {
+        precondition(topic.count <= maxTopicLength, "topic of \(topic.count) bytes")
+        encodeData(
+            DataFields(kind: .publish, server: server, target: except, opcode: opcode, topic: topic), payload: payload,
+            generation: generation, emit: emit)
+    }
+
+    private static func encodeTopicCounts(server: UInt32, counts: [TopicCount], generation: UInt32, emit: Emit) {
+        precondition((1...maxTopicCountsPerMessage).contains(counts.count), "topicCounts with \(counts.count) entries")
+        let bodyLength = topicCountsBodySize(counts)
+        emit(BusWire.headerSize + bodyLength) { frame in
+            BusWire.writeHeader(into: frame, bodyLength: bodyLength, kind: .topicCounts,
+                                flags: BusWire.firstFlag | BusWire.lastFlag, generation: generation)
+            var at = BusWire.headerSize
+            frame.storeBytes(of: server.littleEndian, toByteOffset: at, as: UInt32.self)
+            frame.storeBytes(of: UInt16(counts.count).littleEndian, toByteOffset: at + 4, as: UInt16.self)
+            at += BusWire.topicCountsFieldsSize
+            for entry in counts {
+                var topic = entry.topic
+                topic.withUTF8 { name in
+                    precondition(name.count <= maxTopicLength, "topic of \(name.count) bytes")
+                    frame.storeBytes(of: UInt16(name.count).littleEndian, toByteOffset: at, as: UInt16.self)
+                    copy(UnsafeRawBufferPointer(name), 0, name.count, into: frame, at: at + 2)
+                    at += 2 + name.count
+                }
+                frame.storeBytes(of: entry.count.littleEndian, toByteOffset: at, as: UInt32.self)
+                at += 4
+            }
+        }
+    }
+
+    private static func topicCountsBodySize(_ counts: [TopicCount]) -> Int {
+        counts.reduce(BusWire.topicCountsFieldsSize) { $0 + 2 + $1.topic.utf8.count + 4 }
+    }
+
     /// Total bytes (all frames) `message` encodes to, so a bounded send queue can refuse a whole message up front
     /// instead of queueing half of it.
     public static func encodedSize(of message: BusMessage) -> Int {
@@ -135,6 +201,12 @@ public enum BusEncoder {
             return BusWire.headerSize + BusWire.terminateFieldsSize + reasonLength
         case .terminateServer:
             return BusWire.headerSize + BusWire.terminateServerFieldsSize
+        case .publish(_, let topic, _, _, let payload):
+            return encodedSize(publishTopicLength: topic.utf8.count, payloadCount: payload.count)
+        case .topicCounts(_, let counts):
+            return BusWire.headerSize + topicCountsBodySize(counts)
+        case .topicSync:
+            return BusWire.headerSize
         }
     }
 
@@ -146,6 +218,11 @@ public enum BusEncoder {
     /// Total bytes of a send carrying `sendPayloadCount` payload bytes.
     public static func encodedSize(sendPayloadCount: Int) -> Int {
         dataEncodedSize(fieldsSize: BusWire.sendFieldsSize, payloadCount: sendPayloadCount)
+    }
+
+    /// Total bytes of a publish of a topic of `publishTopicLength` bytes carrying `payloadCount` payload bytes.
+    public static func encodedSize(publishTopicLength: Int, payloadCount: Int) -> Int {
+        dataEncodedSize(fieldsSize: BusWire.publishFieldsSize(topicLength: publishTopicLength), payloadCount: payloadCount)
     }
 
     // MARK: - Internals
@@ -167,11 +244,14 @@ public enum BusEncoder {
         var opcode: UInt8
         /// The recipients of a sendMany.
         var connections = UnsafeBufferPointer<Int64>(start: nil, count: 0)
+        /// The topic of a publish.
+        var topic = UnsafeRawBufferPointer(start: nil, count: 0)
 
         var size: Int {
             switch kind {
             case .broadcast: BusWire.broadcastFieldsSize
             case .sendMany: BusWire.sendManyFieldsSize(connections: connections.count)
+            case .publish: BusWire.publishFieldsSize(topicLength: topic.count)
             default: BusWire.sendFieldsSize
             }
         }
@@ -188,17 +268,21 @@ public enum BusEncoder {
                 return
             }
             var at = offset
-            if kind == .broadcast {
+            if kind == .broadcast || kind == .publish {
                 frame.storeBytes(of: server.littleEndian, toByteOffset: at, as: UInt32.self)
                 at += 4
             }
             frame.storeBytes(of: UInt64(bitPattern: target).littleEndian, toByteOffset: at, as: UInt64.self)
             frame.storeBytes(of: opcode, toByteOffset: at + 8, as: UInt8.self)
             frame.storeBytes(of: UInt32(total).littleEndian, toByteOffset: at + 9, as: UInt32.self)
+            if kind == .publish {
+                frame.storeBytes(of: UInt16(topic.count).littleEndian, toByteOffset: at + 13, as: UInt16.self)
+                copy(topic, 0, topic.count, into: frame, at: at + 15)
+            }
         }
     }
 
-    /// Shared by broadcast, send and sendMany: the first frame carries the fields and as much payload as fits; full
+    /// Shared by broadcast, send, sendMany and publish: the first frame carries the fields and as much payload as fits; full
     /// continuation frames follow, the last one shorter.
     private static func encodeData(
         _ fields: DataFields, payload: UnsafeRawBufferPointer, generation: UInt32, emit: Emit
@@ -263,6 +347,10 @@ enum BusWire {
     static let sendFieldsSize = 8 + 1 + 4
     /// u8 opcode, u32 total, u16 count, then `connections` × u64 ids.
     static func sendManyFieldsSize(connections: Int) -> Int { 1 + 4 + 2 + 8 * connections }
+    /// u32 server, u64 except, u8 opcode, u32 total, u16 topic length, then the topic.
+    static func publishFieldsSize(topicLength: Int) -> Int { broadcastFieldsSize + 2 + topicLength }
+    /// u32 server, u16 entries (the entries follow).
+    static let topicCountsFieldsSize = 4 + 2
     /// u64 connection, u16 code.
     static let terminateFieldsSize = 8 + 2
     /// u32 server.

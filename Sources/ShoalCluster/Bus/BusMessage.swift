@@ -20,6 +20,27 @@ public enum BusMessage: Equatable, Sendable {
     case terminate(connection: Int64, code: UInt16?, reason: String)
     /// The server with this index ends on the receiving worker (wss.terminate() on another worker).
     case terminateServer(server: UInt32)
+    /// Send a data frame to every local subscriber of `topic` on server `server` except connection `except`
+    /// (0 = none): a `wss.publish` made on the sending worker, which sends it only to workers that reported
+    /// subscribers for the topic. `topic` is at most `BusEncoder.maxTopicLength` UTF-8 bytes.
+    case publish(server: UInt32, topic: String, except: Int64, opcode: UInt8, payload: [UInt8])
+    /// The sending worker's current number of local subscribers for each listed topic of server `server`
+    /// (0: it has none any more). 1...`BusEncoder.maxTopicCountsPerMessage` entries.
+    case topicCounts(server: UInt32, counts: [TopicCount])
+    /// The sending worker just started: forget what its slot reported before, and answer with every topic
+    /// this worker has subscribers for (`topicCounts`).
+    case topicSync
+}
+
+/// One topic's subscriber count on one worker, as `topicCounts` carries it.
+public struct TopicCount: Equatable, Hashable, Sendable {
+    public var topic: String
+    public var count: UInt32
+
+    public init(topic: String, count: UInt32) {
+        self.topic = topic
+        self.count = count
+    }
 }
 
 /// The `kind` byte of a bus frame; every fragment of a message repeats its message's kind.
@@ -29,4 +50,7 @@ enum BusFrameKind: UInt8 {
     case terminate = 3
     case terminateServer = 4
     case sendMany = 5
+    case publish = 6
+    case topicCounts = 7
+    case topicSync = 8
 }

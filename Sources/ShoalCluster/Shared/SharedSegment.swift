@@ -21,7 +21,8 @@ import ShoalPosix
 //     36   (padding)        u32          zero
 //     40   serverSetup      u64          the WebSocket servers workers create (ServerTable.swift)
 //     48   terminatedServers u64         bit i: server i was terminated (ServerTable.swift)
-//     56   reserved         72 bytes     zero
+//     56   instanceID       u64          random, never 0: names this instance (supervisor run) on Redis
+//     64   reserved         64 bytes     zero
 //   128                         128    connection-id counter, u64 at 128, alone on its line (holds the last
 //                                      id handed out: fetch-add 1, first id is 1); rest of the line zero
 //   256                         256*W  WorkerStats[W], 256 bytes each (W = workerSlots); field offsets
@@ -49,6 +50,9 @@ public enum SegmentLayout {
     /// so a segment of the previous layout (reserved bytes) reads as "nothing yet".
     public static let serverSetupOffset = 40
     public static let terminatedServersOffset = 48
+    /// This instance's random id (the Redis link skips its own messages by it); 0 in a segment of
+    /// the previous layout.
+    public static let instanceIDOffset = 56
     /// The connection-id counter, alone on its 128-byte line.
     public static let counterOffset = 128
     /// The first WorkerStats block.
@@ -149,6 +153,7 @@ public final class SharedSegment: @unchecked Sendable {
             memory.store32(SegmentLayout.registryCapacityOffset, UInt32(registryCapacity))
             memory.store64(SegmentLayout.segmentSizeOffset, UInt64(size))
             memory.store32(SegmentLayout.supervisorPIDOffset, UInt32(bitPattern: getpid()))
+            memory.store64(SegmentLayout.instanceIDOffset, UInt64.random(in: 1...UInt64.max))
             memory.store64(SegmentLayout.magicOffset, magic)
             return SharedSegment(
                 descriptor: fd, memory: memory, workerSlots: workerSlots, registryCapacity: registryCapacity,
@@ -202,6 +207,10 @@ public final class SharedSegment: @unchecked Sendable {
             throw error
         }
     }
+
+    /// This instance's id, the same in every worker of one supervisor run (random: two hosts
+    /// never share one in practice).
+    public var instanceID: UInt64 { memory.load64(SegmentLayout.instanceIDOffset) }
 
     /// The pid of the process that created the segment.
     public var supervisorPID: Int { Int(memory.load32(SegmentLayout.supervisorPIDOffset)) }

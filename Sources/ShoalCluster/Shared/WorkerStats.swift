@@ -27,7 +27,14 @@ import Glibc
 //   120  busMessagesOut         messages this worker wrote to the bus (a sendMany counts once)
 //   128  limit counters         one u64 per `WorkerStats.LimitEvent` (offset 128 + 8 × raw value):
 //                               what the production limits refused or closed, for /metrics
-//   ...  reserved to 256
+//   ...  reserved to 200
+//   200  redisLink              0: no Redis link configured, 1: down (connecting or backing off), 2: up
+//   208  redisPublished         messages PUBLISHed for the other instances
+//   216  redisReceived          messages from other instances delivered here
+//   224  redisDroppedDown       messages for the other instances dropped: the link was down
+//   232  redisDroppedQueueFull  messages dropped: Redis had not taken the ones before (queue bound)
+//   240  redisInvalid           messages on the cluster's channel refused (not ours, truncated, oversized…)
+//   248  reserved
 //
 // Writers: the worker in the slot, except `restarts`, `progressSeenNanoseconds`, `watchdogKills`
 // (supervisor) and the registry words (see Registry.swift: the owner, and the supervisor's sweep).
@@ -53,8 +60,10 @@ public struct WorkerStats: Sendable {
         static let registryHighWater = 96
         static let registryLive = 100
         /// The fields reset() zeroes: the worker's, and when the supervisor last saw it progress.
+        static let redisLink = 200
         static let resettable = [pid, generation, progress, accepting, connections, messagesIn, messagesOut,
-                                 bytesIn, bytesOut, drops, progressSeen, busMessagesOut]
+                                 bytesIn, bytesOut, drops, progressSeen, busMessagesOut, redisLink]
+                                 + RedisCounter.allCases.map(\.offset)
     }
 
     let memory: SharedMemory
@@ -144,6 +153,25 @@ public struct WorkerStats: Sendable {
 
         var offset: Int { 128 + 8 * rawValue }
     }
+
+    /// The Redis link's counters (offsets 208…240).
+    public enum RedisCounter: Int, CaseIterable, Sendable {
+        case published, received, droppedWhileDown, droppedQueueFull, invalid
+
+        var offset: Int { 208 + 8 * rawValue }
+    }
+
+    /// 0: no Redis link, 1: down, 2: up.
+    public var redisLink: Int {
+        get { load(Field.redisLink) }
+        nonmutating set { store(Field.redisLink, newValue) }
+    }
+
+    public func add(_ counter: RedisCounter, _ amount: Int) {
+        if amount != 0 { increment(counter.offset, amount) }
+    }
+
+    public subscript(_ counter: RedisCounter) -> Int { load(counter.offset) }
 
     /// Adds to a limit counter (relaxed, like the traffic counters).
     public func add(_ event: LimitEvent, _ amount: Int) {

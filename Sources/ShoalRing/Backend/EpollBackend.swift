@@ -9,6 +9,7 @@
 //                      empty pool (-ENOBUFS) ends it (hasMore false), as with a provided-buffer ring.
 //   send               tried at once in `submitAndWait`; on EAGAIN it waits for EPOLLOUT.
 //   read               (the loop's eventfd) on EPOLLIN, one read, one completion.
+//   poll               (a library's own socket) on EPOLLIN or EPOLLOUT, one completion, no I/O.
 //   cancel             every pending operation of the descriptor completes with -ECANCELED and
 //                      the descriptor leaves the epoll set; the cancel completes with 0.
 //   cancel receive     only the pending receive completes with -ECANCELED (-ENOENT if none).
@@ -68,6 +69,8 @@ public final class EpollBackend: LoopBackend {
         var receive: UInt64?
         var send: (userData: UInt64, bytes: UnsafeRawBufferPointer)?
         var read: (userData: UInt64, buffer: UnsafeMutableRawBufferPointer)?
+        var pollIn: UInt64?
+        var pollOut: UInt64?
         /// Interest registered in the epoll set; 0 when the descriptor is not in it.
         var registered: UInt32 = 0
         /// On `dirtyList`: the registration may no longer match the pending operations.
@@ -75,8 +78,8 @@ public final class EpollBackend: LoopBackend {
 
         /// The interest the pending operations need.
         var wanted: UInt32 {
-            (accept != nil || receive != nil || read != nil ? EpollBackend.readable : 0)
-                | (send != nil ? EpollBackend.writable : 0)
+            (accept != nil || receive != nil || read != nil || pollIn != nil ? EpollBackend.readable : 0)
+                | (send != nil || pollOut != nil ? EpollBackend.writable : 0)
         }
     }
 
@@ -86,6 +89,7 @@ public final class EpollBackend: LoopBackend {
         case receive(fd: Int32, userData: UInt64)
         case send(fd: Int32, bytes: UnsafeRawBufferPointer, userData: UInt64)
         case read(fd: Int32, buffer: UnsafeMutableRawBufferPointer, userData: UInt64)
+        case poll(fd: Int32, writable: Bool, userData: UInt64)
         case cancel(fd: Int32, userData: UInt64)
         case cancelReceive(fd: Int32, receiveUserData: UInt64, userData: UInt64)
     }
@@ -140,6 +144,10 @@ public final class EpollBackend: LoopBackend {
 
     public func prepareRead(descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64) {
         prepared.append(.read(fd: descriptor, buffer: buffer, userData: userData))
+    }
+
+    public func preparePoll(descriptor: Int32, writable: Bool, userData: UInt64) {
+        prepared.append(.poll(fd: descriptor, writable: writable, userData: userData))
     }
 
     public func prepareCancel(socket: Int32, userData: UInt64) {
@@ -240,6 +248,10 @@ public final class EpollBackend: LoopBackend {
                 guard claim(fd, userData, \.read) else { continue }
                 descriptors[Int(fd)].read = (userData, buffer)
                 markDirty(fd)
+            case .poll(let fd, let writable, let userData):
+                guard claim(fd, userData, writable ? \.pollOut : \.pollIn) else { continue }
+                if writable { descriptors[Int(fd)].pollOut = userData } else { descriptors[Int(fd)].pollIn = userData }
+                markDirty(fd)
             case .send(let fd, let bytes, let userData):
                 guard claim(fd, userData, \.send) else { continue }
                 descriptors[Int(fd)].send = (userData, bytes)
@@ -281,9 +293,19 @@ public final class EpollBackend: LoopBackend {
             if descriptors[Int(fd)].accept != nil { performAccept(fd) }
             if descriptors[Int(fd)].receive != nil { performReceive(fd) }
             if descriptors[Int(fd)].read != nil { performRead(fd) }
+            if let userData = descriptors[Int(fd)].pollIn {
+                descriptors[Int(fd)].pollIn = nil
+                markDirty(fd)
+                complete(userData, Int32(bitPattern: events))
+            }
         }
-        if events & (Self.writable | Self.failed) != 0, descriptors[Int(fd)].send != nil {
-            performSend(fd)
+        if events & (Self.writable | Self.failed) != 0 {
+            if descriptors[Int(fd)].send != nil { performSend(fd) }
+            if let userData = descriptors[Int(fd)].pollOut {
+                descriptors[Int(fd)].pollOut = nil
+                markDirty(fd)
+                complete(userData, Int32(bitPattern: events))
+            }
         }
     }
 
@@ -372,11 +394,10 @@ public final class EpollBackend: LoopBackend {
         descriptors[Int(fd)].receive = nil
         descriptors[Int(fd)].send = nil
         descriptors[Int(fd)].read = nil
+        descriptors[Int(fd)].pollIn = nil
+        descriptors[Int(fd)].pollOut = nil
         markDirty(fd)
-        if let userData = pending.accept { complete(userData, -ECANCELED) }
-        if let userData = pending.receive { complete(userData, -ECANCELED) }
-        if let (userData, _) = pending.send { complete(userData, -ECANCELED) }
-        if let (userData, _) = pending.read { complete(userData, -ECANCELED) }
+        failPending(pending, -ECANCELED)
     }
 
     private func complete(_ userData: UInt64, _ result: Int32, hasMore: Bool = false, bufferID: UInt16? = nil) {
@@ -434,10 +455,17 @@ public final class EpollBackend: LoopBackend {
         let pending = descriptors[Int(fd)]
         descriptors[Int(fd)] = Descriptor()
         _ = control(shoal_epoll_ctl_del(), fd, 0)
+        failPending(pending, result)
+    }
+
+    /// Completes every operation `pending` held with `result`.
+    private func failPending(_ pending: Descriptor, _ result: Int32) {
         if let userData = pending.accept { complete(userData, result) }
         if let userData = pending.receive { complete(userData, result) }
         if let (userData, _) = pending.send { complete(userData, result) }
         if let (userData, _) = pending.read { complete(userData, result) }
+        if let userData = pending.pollIn { complete(userData, result) }
+        if let userData = pending.pollOut { complete(userData, result) }
     }
 
     // MARK: Syscalls: each returns the result or a negated errno (io_uring's convention); EINTR is retried.

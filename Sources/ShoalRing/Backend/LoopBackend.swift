@@ -40,6 +40,11 @@ public protocol LoopBackend: AnyObject {
     func prepareSend(socket: Int32, bytes: UnsafeRawBufferPointer, userData: UInt64)
     /// One read into caller-owned memory (used for the loop's eventfd).
     func prepareRead(descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64)
+    /// A one-shot readiness wait on a descriptor the loop does not read or write itself (a client
+    /// library's socket, e.g. hiredis): completes with a non-negative result once it is readable
+    /// (`writable` false) or writable (`writable` true), or has an error or hang-up, which the
+    /// library then finds on its own call. At most one of each direction pending per descriptor.
+    func preparePoll(descriptor: Int32, writable: Bool, userData: UInt64)
     /// Asks the kernel to cancel every operation on `socket` (it then completes with -ECANCELED).
     func prepareCancel(socket: Int32, userData: UInt64)
     /// Cancels only the receive tagged `receiveUserData` on `socket` (it completes with -ECANCELED

@@ -73,6 +73,13 @@ public final class MemoryBackend: LoopBackend {
     /// The loop's wakeup read: never completes (the loop runs its queued tasks every turn anyway).
     public func prepareRead(descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64) {}
 
+    /// No simulated socket is ever polled (the Redis link needs a real one): ready at once, so a
+    /// caller that does polls does not hang; a real descriptor's call then says what it holds.
+    public func preparePoll(descriptor: Int32, writable: Bool, userData: UInt64) {
+        ready.append(Completion(userData: userData, result: 0, hasMore: false, bufferID: nil))
+        activity += 1
+    }
+
     public func prepareCancel(socket: Int32, userData: UInt64) {
         cancelReceive(on: socket)
         ready.append(Completion(userData: userData, result: 0, hasMore: false, bufferID: nil))

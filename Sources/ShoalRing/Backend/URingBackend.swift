@@ -206,6 +206,12 @@ public final class URingBackend: LoopBackend {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
+    public func preparePoll(descriptor: Int32, writable: Bool, userData: UInt64) {
+        let sqe = nextSubmission()
+        io_uring_prep_poll_add(sqe, descriptor, UInt32(writable ? POLLOUT : POLLIN))
+        io_uring_sqe_set_data64(sqe, userData)
+    }
+
     public func prepareCancel(socket: Int32, userData: UInt64) {
         let sqe = nextSubmission()
         io_uring_prep_cancel_fd(sqe, socket, UInt32(IORING_ASYNC_CANCEL_ALL))

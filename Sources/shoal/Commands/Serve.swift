@@ -7,7 +7,7 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve the demo page and a WebSocket server.")
 
     enum HandlerName: String, ExpressibleByArgument, CaseIterable {
-        case echo, uppercase, chat, probe, broadcast
+        case echo, uppercase, chat, probe, broadcast, topics
     }
 
     @Option(help: "Address to listen on.") var host = "0.0.0.0"
@@ -25,6 +25,9 @@ struct Serve: ParsableCommand {
     @Option(help: "WebSocket connections the whole cluster should hold (sizes --workers auto; warns when the workers cannot).")
     var clusterConnections: Int?
     @Option(help: "Registry entries for the whole cluster (split between 2 × workers slots).") var registryCapacity = 262_144
+    @Option(help: "Redis server linking several instances (redis://HOST:PORT[/DB]): broadcasts reach all of them.")
+    var redis: String?
+    @Option(help: "Instances sharing a Redis server and this name form one cluster.") var clusterName = "shoal"
     @Option(help: "Seconds clients get to answer the 1001 close on stop or reload.") var drainTimeout = 5.0
     @Option(help: "Seconds a worker may make no progress before it is replaced (0: never).") var watchdogTimeout = 10.0
     @Option(help: "Most 16 KiB receive buffers per worker (power of two; lent as bursts need them).")
@@ -58,6 +61,7 @@ struct Serve: ParsableCommand {
     @Option(help: "zlib memory level of a dedicated compressor (1-9).") var compressionMemoryLevel = 8
     @Option(help: "Messages smaller than this many bytes are sent uncompressed.") var compressionThreshold = 256
     @Option(help: "zlib compression level, 0 (store) to 9 (smallest); 1 is fastest.") var compressionLevel = 1
+    @Option(help: "Most topics one connection may be subscribed to.") var maxTopicsPerConnection = 1_000
 
     /// Largest size any byte-count flag takes: 4 GiB, far above the defaults, far below overflow.
     private static let maxBytes = 1 << 32
@@ -80,7 +84,8 @@ struct Serve: ParsableCommand {
          ("max-connections-per-address", maxConnectionsPerAddress, 1...Self.maxCount),
          ("max-backpressure", maxBackpressure, 1024...Self.maxBytes),
          ("compression-window-bits", compressionWindowBits, 8...15), ("compression-memory-level", compressionMemoryLevel, 1...9),
-         ("compression-threshold", compressionThreshold, 0...Self.maxBytes), ("compression-level", compressionLevel, 0...9)]
+         ("compression-threshold", compressionThreshold, 0...Self.maxBytes), ("compression-level", compressionLevel, 0...9),
+         ("max-topics-per-connection", maxTopicsPerConnection, 1...Self.maxCount)]
     }
 
     func validate() throws {
@@ -112,6 +117,16 @@ struct Serve: ParsableCommand {
             throw ValidationError("--watchdog-timeout must be 0 (off) or between 1 and 3600 seconds")
         }
         do { _ = try trustedProxy.map(AddressRange.init) } catch { throw ValidationError("--trusted-proxy \(error)") }
+        do { _ = try redisOptions() } catch { throw ValidationError("\(error)") }
+    }
+
+    /// `--redis` and `--cluster-name`, checked and resolved (nil without --redis).
+    private func redisOptions() throws -> RedisOptions? {
+        guard let redis else {
+            try RedisOptions.check(clusterName: clusterName)
+            return nil
+        }
+        return try RedisOptions(url: redis, clusterName: clusterName)
     }
 
     private var compressionChoice: WebSocketCompression {
@@ -144,7 +159,7 @@ struct Serve: ParsableCommand {
             maxBackpressure: maxBackpressure, slowConsumerPolicy: SlowConsumerPolicy(rawValue: slowConsumer) ?? .close,
             idleTimeout: .seconds(idleTimeout), pongTimeout: .seconds(pongTimeout),
             compression: compressionChoice, compressionThreshold: compressionThreshold,
-            compressionLevel: compressionLevel)
+            compressionLevel: compressionLevel, maxTopicsPerConnection: maxTopicsPerConnection)
         let refused = Set(refuseAddress)
         var configuration = WebServerConfiguration(
             host: host, port: port, publicDirectory: publicDirectory,
@@ -154,6 +169,7 @@ struct Serve: ParsableCommand {
             receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress,
             trustedProxies: TrustedProxies(try trustedProxy.map(AddressRange.init)), proxyProtocol: proxyProtocol)
         configuration.clusterConnections = clusterConnections
+        configuration.redis = try redisOptions()
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler
@@ -163,6 +179,7 @@ struct Serve: ParsableCommand {
             case .chat: serverHandler = ChatServer(refusedAddresses: refused)
             case .probe: serverHandler = ProbeServer(refusedAddresses: refused)
             case .broadcast: serverHandler = BroadcastServer()
+            case .topics: serverHandler = TopicsServer()
             }
             _ = WebSocketServer(on: web, handler: serverHandler, options: options)
             logger.info("WebSocket server \"\(choice.rawValue)\" on \(options.path ?? "every path"), dataType \(options.dataType.rawValue)")

@@ -173,6 +173,10 @@ final class CountingBackend: LoopBackend {
         base.prepareRead(descriptor: descriptor, into: buffer, userData: userData)
     }
 
+    func preparePoll(descriptor: Int32, writable: Bool, userData: UInt64) {
+        base.preparePoll(descriptor: descriptor, writable: writable, userData: userData)
+    }
+
     func prepareCancel(socket: Int32, userData: UInt64) { base.prepareCancel(socket: socket, userData: userData) }
 
     func prepareCancelReceive(socket: Int32, receiveUserData: UInt64, userData: UInt64) {

@@ -14,7 +14,7 @@ import ShoalPosix
 
 final class ScriptedBackend: LoopBackend {
     enum Kind: Equatable {
-        case accept, receive, send, read, cancel, cancelReceive
+        case accept, receive, send, read, poll, cancel, cancelReceive
     }
 
     /// One operation the loop prepared.
@@ -93,6 +93,10 @@ final class ScriptedBackend: LoopBackend {
 
     func prepareRead(descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64) {
         prepare(Operation(kind: .read, fd: descriptor, userData: userData))
+    }
+
+    func preparePoll(descriptor: Int32, writable: Bool, userData: UInt64) {
+        prepare(Operation(kind: .poll, fd: descriptor, userData: userData, target: writable ? 1 : 0))
     }
 
     func prepareCancel(socket: Int32, userData: UInt64) { prepare(Operation(kind: .cancel, fd: socket, userData: userData)) }
@@ -196,6 +200,14 @@ final class ScriptedBackend: LoopBackend {
     func accept(_ connection: Int32, on listener: Int32) {
         guard let index = index(of: .accept, on: listener) else { return violations.append("no accept armed on \(listener)") }
         complete(at: index, result: connection, hasMore: true)
+    }
+
+    /// Completes the poll for readability (or writability) pending on `fd`: it is ready.
+    func pollReady(on fd: Int32, writable: Bool) {
+        guard let index = inFlight.firstIndex(where: { $0.kind == .poll && $0.fd == fd && $0.target == (writable ? 1 : 0) }) else {
+            return violations.append("no \(writable ? "write" : "read") poll on \(fd)")
+        }
+        complete(at: index, result: Int32(writable ? POLLOUT : POLLIN))
     }
 
     /// Queues a completion the kernel never promised (a stale or unexpected one).
