@@ -252,7 +252,9 @@ def test_shoal_bench_topics_measures_the_fan_out_per_topic(shoal):
     assert "other_messages_ignored" not in report["parameters"], report["parameters"]
     for r in report["runs"]:
         assert r["count"] > 0, r
-        assert r["extra"]["fanout"] == pytest.approx(4.0, abs=0.05), r["extra"]
+        # Deliveries / sends inside one window: messages sent just before it arrive in it, so a few
+        # percent either way; a delivery to other topics' subscribers (12) or twice (8) is far off.
+        assert r["extra"]["fanout"] == pytest.approx(4.0, abs=0.4), r["extra"]
         assert r["extra"]["own_deliveries"] == 0
 
 
