@@ -26,7 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
-        // shoal-bench's scenario files (YAML, with line numbers for errors).
+        // shoal-bench's scenario files and shoal's configuration file (YAML, with line numbers for errors).
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
@@ -88,6 +88,7 @@ let package = Package(
                 "Shoal",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict,
             plugins: ["BuildInfoPlugin"]
@@ -134,5 +135,7 @@ let package = Package(
         ),
         // shoal-bench's pure parts: the open model's schedule, thresholds, scenario files.
         .testTarget(name: "ShoalBenchTests", dependencies: ["shoal-bench"], swiftSettings: strict),
+        // shoal's own pure parts: configuration layers and file, process titles.
+        .testTarget(name: "ShoalCommandTests", dependencies: ["shoal", "ShoalCluster", "ShoalPosix"], swiftSettings: strict),
     ]
 )
