@@ -151,6 +151,9 @@ def test_check_config_prints_each_value_and_where_it_came_from(tmp_path):
     assert again.returncode == 0, again.stderr
     strip = lambda out: [re.sub(r"\s+# .*", "", line) for line in out.splitlines() if not line.startswith("# ")]
     assert strip(again.stdout) == strip(p.stdout)
+    # Its own help, not serve's (the passthrough of serve's flags would otherwise take --help).
+    help = run_shoal("check-config", "--help")
+    assert help.returncode == 0 and "USAGE: shoal check-config" in help.stdout, help.stdout
 
 
 def worker_titles(workers: dict[int, int]) -> dict[int, tuple[int, str]] | None:

@@ -15,6 +15,10 @@ struct CheckConfig: ParsableCommand {
     var serveArguments: [String] = []
 
     func run() throws {
+        // The passthrough takes --help too: answer it here, or serve's help would pass for ours.
+        if serveArguments.prefix(while: { $0 != "--" }).contains(where: { $0 == "--help" || $0 == "-h" }) {
+            throw CleanExit.helpRequest(self)
+        }
         let effective: ServeConfiguration
         do {
             // parse() runs Serve.validate(), which resolves and checks; resolving again gives the origins.
