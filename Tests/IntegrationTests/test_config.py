@@ -232,3 +232,28 @@ def test_the_shipped_example_names_every_key_and_its_defaults_check(tmp_path):
     (tmp_path / "all.yaml").write_text(uncommented)
     p = run_shoal("check-config", "--config", str(tmp_path / "all.yaml"))
     assert p.returncode == 0, p.stderr
+
+
+def test_a_title_longer_than_the_original_command_line_is_cut_to_fit(tmp_path):
+    """argv ["s", "--config=g"] and an empty environment leave 13 bytes for the supervisor's
+    title "s: supervisor" (14 with its NUL): it is cut to "s: superviso" and nothing past the
+    area changes; the worker, whose environment gives it room, spills its full title into it
+    and still serves."""
+    port = free_port()
+    (tmp_path / "g").write_text(f"host: 127.0.0.1\nport: {port}\nworkers: 1\nhandler: echo\n")
+    proc = subprocess.Popen(["s", "--config=g"], executable=shoal_bin(), env={}, cwd=tmp_path,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        wait_until(lambda: listening(port), T, what="the server listening")
+        with open(f"/proc/{proc.pid}/cmdline", "rb") as f:
+            assert f.read() == b"s: superviso\0"
+        assert title(proc.pid)[1] == "s: super"
+        # Not wait_workers: it reads SHOAL_WORKER_SLOT from /proc/PID/environ, which this title overwrites.
+        worker = wait_until(lambda: children(proc.pid), T, what="the worker")[0]
+        assert wait_until(lambda: title(worker)[0] == "s: worker 0 (generation 1)" and title(worker), T,
+                          what="the worker's full title")[1] == "s: w0 g1"
+        assert answer(port, "cut") == "cut"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=T) == 0
