@@ -61,6 +61,12 @@ import Testing
         #expect(effective.origins["port"] == .file(path: "/a.yaml", line: 1))
     }
 
+    @Test func anEmptyFileVariableNamesNoFile() throws {
+        let effective = try resolve([], environment: ["SHOAL_CONFIG": ""], file: "port: 1")
+        #expect(effective.filePath == nil)
+        #expect(effective.serve.port == 8080)
+    }
+
     @Test func badValuesNameTheirVariableOrFileLine() {
         #expect(throws: ConfigurationError(problems: ["SHOAL_PORT: \"eighty\" is not an integer",
                                                       "/s.yaml:3: workers: \"many\" is not auto or an integer"])) {

@@ -47,7 +47,8 @@ struct ServeConfiguration {
                         readFile: (String) throws -> String) throws(ConfigurationError) -> ServeConfiguration {
         let settings = Serve.settings
         let keys = settings.map(\.key)
-        let path = parsed.config ?? environment[fileVariable]
+        // An empty SHOAL_CONFIG names no file (as an unset one), so a unit can clear it.
+        let path = parsed.config ?? environment[fileVariable].flatMap { $0.isEmpty ? nil : $0 }
         var file: ConfigurationFile?
         if let path {
             let text: String
