@@ -26,7 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
-        // shoal-bench's scenario files and shoal's configuration file (YAML, with line numbers for errors).
+        // shoal-bench's scenario files (YAML, with line numbers for errors).
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
     ],
     targets: [
@@ -85,10 +85,9 @@ let package = Package(
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "Shoal",
+                "Shoal", "ShoalPosix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict,
             plugins: ["BuildInfoPlugin"]

@@ -3,7 +3,6 @@
 // with its value and where the value came from, as a YAML file `--config` would take back.
 // Exit 0 when it is valid, 64 (with one line per problem) when not; nothing is started.
 import ArgumentParser
-import Foundation
 
 struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,7 +28,7 @@ struct CheckConfig: ParsableCommand {
             Serve.exit(withError: error)
         }
         print(Self.report(effective, unknownVariables: ConfigurationLayers.unknownVariables(
-            in: ProcessInfo.processInfo.environment, keys: Serve.settings.map(\.key), reserved: ServeConfiguration.reservedVariables)))
+            in: ServeConfiguration.processEnvironment(), keys: Serve.settings.map(\.key), reserved: ServeConfiguration.reservedVariables)))
     }
 
     /// The report: a header, then one `key: value  # origin` line per setting (an unset one
@@ -48,7 +47,7 @@ struct CheckConfig: ParsableCommand {
             return ("\(setting.key.name): \(value)", origin.description)
         }
         let width = rows.map(\.text.count).max() ?? 0
-        lines += rows.map { $0.text.padding(toLength: width, withPad: " ", startingAt: 0) + "  # " + $0.origin }
+        lines += rows.map { $0.text + String(repeating: " ", count: width - $0.text.count) + "  # " + $0.origin }
         lines += unknownVariables.map { "# warning: \($0) is not a setting (ignored)" }
         return lines.joined(separator: "\n")
     }
@@ -59,6 +58,6 @@ struct CheckConfig: ParsableCommand {
             && text.allSatisfy { $0.isLetter || $0.isNumber || "._/:-".contains($0) }
             && !text.contains(": ") && !["null", "true", "false", "yes", "no", "on", "off", "~"].contains(text.lowercased())
         if plain { return text }
-        return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        return "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
     }
 }

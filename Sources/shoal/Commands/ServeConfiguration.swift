@@ -3,7 +3,7 @@
 // default. The table below is the one list of settings: keys, variables, check-config's output
 // and the errors all follow from it.
 import ArgumentParser
-import Foundation
+import ShoalPosix
 
 extension Serve {
     /// Every flag of `serve` (but `--config` itself), as the setting it fills.
@@ -80,10 +80,23 @@ struct ServeConfiguration {
 
     /// Resolves with this process's arguments, environment and files.
     static func resolveForThisProcess(_ parsed: Serve) throws(ConfigurationError) -> ServeConfiguration {
-        try resolve(parsed, arguments: CommandLine.arguments, environment: ProcessInfo.processInfo.environment) { path in
-            guard access(path, R_OK) == 0 else { throw ConfigurationError(problems: [String(cString: strerror(errno))]) }
-            return try String(contentsOfFile: path, encoding: .utf8)
+        try resolve(parsed, arguments: CommandLine.arguments, environment: processEnvironment()) { path in
+            String(decoding: try SmallFile.read(path, limit: maxFileBytes), as: UTF8.self)
         }
+    }
+
+    /// A configuration file is a page or two; a larger one is a mistake (a log named by --config).
+    static let maxFileBytes = 1 << 20
+
+    /// This process's environment as a dictionary (a name set twice: the first, as getenv reads it).
+    static func processEnvironment() -> [String: String] {
+        var result: [String: String] = [:]
+        for entry in Spawn.currentEnvironment() {
+            guard let equals = entry.firstIndex(of: "=") else { continue }
+            let name = String(entry[..<equals])
+            if result[name] == nil { result[name] = String(entry[entry.index(after: equals)...]) }
+        }
+        return result
     }
 
     /// The supervisor's check on SIGHUP: the problem the new workers would stop at, or nil. They
@@ -128,7 +141,7 @@ struct ServeConfiguration {
 extension ConfigurationError {
     /// Prints one line per problem on stderr; the exit status of a bad configuration, 64 (EX_USAGE).
     func reported() -> ExitCode {
-        FileHandle.standardError.write(Data(problems.map { "Error: \($0)\n" }.joined().utf8))
+        SmallFile.writeToStandardError(problems.map { "Error: \($0)\n" }.joined())
         return ExitCode.validationFailure
     }
 }
@@ -154,7 +167,6 @@ extension SettingOrigin {
 
 extension String {
     func replacingFirst(_ target: String, with replacement: String) -> String {
-        guard let range = range(of: target) else { return self }
-        return replacingCharacters(in: range, with: replacement)
+        replacing(target, with: replacement, maxReplacements: 1)
     }
 }
