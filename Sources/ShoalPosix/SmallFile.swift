@@ -22,15 +22,4 @@ public enum SmallFile {
         guard Int(info.st_size) <= limit else { throw Refusal(description: "larger than \(limit) bytes") }
         throw Refusal(description: "it changed while it was read")
     }
-
-    /// Writes `text` to stderr as it is (no newline added).
-    public static func writeToStandardError(_ text: String) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let n = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return }
-            bytes = bytes.dropFirst(n)
-        }
-    }
 }

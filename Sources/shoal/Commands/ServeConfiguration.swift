@@ -141,7 +141,7 @@ struct ServeConfiguration {
 extension ConfigurationError {
     /// Prints one line per problem on stderr; the exit status of a bad configuration, 64 (EX_USAGE).
     func reported() -> ExitCode {
-        SmallFile.writeToStandardError(problems.map { "Error: \($0)\n" }.joined())
+        for problem in problems { StandardError.write("Error: \(problem)\n") }
         return ExitCode.validationFailure
     }
 }
