@@ -150,5 +150,7 @@ let package = Package(
         ),
         // shoal-bench's pure parts: the open model's schedule, thresholds, scenario files.
         .testTarget(name: "ShoalBenchTests", dependencies: ["shoal-bench"], swiftSettings: strict),
+        // shoal's own pure parts: configuration layers and file, process titles.
+        .testTarget(name: "ShoalCommandTests", dependencies: ["shoal", "ShoalCluster", "ShoalPosix"], swiftSettings: strict),
     ]
 )

@@ -37,7 +37,8 @@ public enum Shoal {
                 workers: workers, host: configuration.host, port: configuration.port,
                 registryCapacity: configuration.registryCapacity,
                 drainTimeoutSeconds: Double(configuration.drainTimeout.clampedNanoseconds) / 1e9,
-                watchdogTimeoutSeconds: Double(configuration.watchdogTimeout.clampedNanoseconds) / 1e9), logger: logger)
+                watchdogTimeoutSeconds: Double(configuration.watchdogTimeout.clampedNanoseconds) / 1e9,
+                reloadCheck: configuration.reloadCheck), logger: logger)
             _ = try supervisor.run()
         }
     }

@@ -60,8 +60,13 @@ def group_members(pgid: int) -> list[str]:
 
 
 class Server:
-    def __init__(self, args: list[str], log_path: str, poll: float = 0.05):
+    def __init__(self, args: list[str], log_path: str, poll: float = 0.05, address=None, env=None):
         self.args = args
+        # address(host, port): the arguments that make it listen there (--host/--port by default;
+        # test_config.py writes them into a configuration file instead). env: variables to add,
+        # or env(port) giving them (SHOAL_PORT).
+        self.address = address or (lambda host, port: ["--host", host, "--port", str(port)])
+        self.env = env
         self.poll = poll  # seconds between two connection attempts while waiting for the port
         self.log_path = log_path
         self.host = "127.0.0.1"
@@ -83,12 +88,12 @@ class Server:
     def start(self) -> None:
         for attempt in range(3):
             self.port = free_port()
-            cmd = [shoal_bin(), "serve", "--host", self.host, "--port", str(self.port), *self.args]
+            cmd = [shoal_bin(), "serve", *self.address(self.host, self.port), *self.args]
             logf = open(self.log_path, "ab")
             logf.write(f"$ {' '.join(cmd)}\n".encode())
             logf.flush()
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
-                                         start_new_session=True)
+                                         start_new_session=True, env=self._environment())
             logf.close()
             pidfile = os.environ.get("SHOAL_PIDFILE")
             if pidfile:
@@ -99,6 +104,10 @@ class Server:
             # exited early (port taken by someone else?) -> retry on another port
             self.proc.wait(timeout=5)
         raise AssertionError(f"shoal did not start (exit {self.proc.returncode}):\n{self.log()}")
+
+    def _environment(self) -> dict[str, str] | None:
+        added = self.env(self.port) if callable(self.env) else self.env
+        return {**os.environ, **added} if added else None
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + START_TIMEOUT
@@ -172,8 +181,8 @@ def pytest_runtest_makereport(item, call):
 def shoal(request, tmp_path):
     servers: list[Server] = []
 
-    def start(*args: str, poll: float = 0.05) -> Server:
-        s = Server(list(args), str(tmp_path / f"shoal-{len(servers)}.log"), poll=poll)
+    def start(*args: str, poll: float = 0.05, address=None, env=None) -> Server:
+        s = Server(list(args), str(tmp_path / f"shoal-{len(servers)}.log"), poll=poll, address=address, env=env)
         servers.append(s)
         s.start()
         return s

@@ -51,4 +51,9 @@ static inline int shoal_malloc_trim(size_t pad) { return malloc_trim(pad); }
 /// Bytes the heap has handed out and not yet been given back (mallinfo2's uordblks + hblkhd).
 static inline size_t shoal_heap_in_use(void) { struct mallinfo2 m = mallinfo2(); return m.uordblks + m.hblkhd; }
 
+/// prctl(PR_SET_NAME): the calling thread's name, which top and /proc/PID/comm show for the
+/// main thread (the kernel keeps its first 15 bytes). prctl is variadic, which Swift cannot call.
+#include <sys/prctl.h>
+static inline int shoal_set_thread_name(const char *name) { return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0); }
+
 #endif

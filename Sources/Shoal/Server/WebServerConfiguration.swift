@@ -57,6 +57,10 @@ public struct WebServerConfiguration: Sendable {
     /// Every connection starts with a PROXY protocol header (v1 or v2) naming the client; one
     /// without it is closed. Off by default: only a listener that proxies alone can reach may expect it.
     public var proxyProtocol: Bool
+    /// Asked by the supervisor on SIGHUP before it starts a new generation: nil lets the reload
+    /// go on, a message refuses it (logged; the running workers stay). New workers read their
+    /// configuration again (`shoal serve --config`), so one that would refuse to start is caught here.
+    public var reloadCheck: (@Sendable () -> String?)? = nil
 
     public init(host: String = "0.0.0.0", port: Int = 8080, publicDirectory: String? = nil,
                 maxHeadSize: Int = 16 * 1024, maxHeaderCount: Int = 100,

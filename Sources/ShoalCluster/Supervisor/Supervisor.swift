@@ -26,10 +26,12 @@ public final class Supervisor {
         public var watchdogTimeoutSeconds: Double
         /// argv of the workers (argv[0] included); by default the supervisor's own.
         public var arguments: [String]
+        /// Asked on SIGHUP: a message refuses the reload (logged), nil lets it go on.
+        public var reloadCheck: (@Sendable () -> String?)?
 
         public init(workers: Int, host: String, port: Int, registryCapacity: Int = 262_144,
                     drainTimeoutSeconds: Double = 5, watchdogTimeoutSeconds: Double = 10,
-                    arguments: [String] = CommandLine.arguments) {
+                    arguments: [String] = CommandLine.arguments, reloadCheck: (@Sendable () -> String?)? = nil) {
             self.workers = workers
             self.host = host
             self.port = port
@@ -37,6 +39,7 @@ public final class Supervisor {
             self.drainTimeoutSeconds = drainTimeoutSeconds
             self.watchdogTimeoutSeconds = watchdogTimeoutSeconds
             self.arguments = arguments
+            self.reloadCheck = reloadCheck
         }
     }
 
@@ -67,6 +70,7 @@ public final class Supervisor {
         // Handlers first: the port accepts as soon as the listeners exist, and from then on a
         // SIGTERM must mean a graceful stop, not the signal's default action.
         Signals.install([SIGINT, SIGTERM, SIGHUP, SIGCHLD], wakeFD: doorbell.descriptor)
+        ClusterProcessName.supervisor(program: ClusterProcessName.thisProgram).apply()
         try prepare()
         logger.info("supervisor \(getpid()): \(configuration.workers) worker(s) on \(configuration.host):\(configuration.port)")
         handle(.start)
@@ -75,7 +79,12 @@ public final class Supervisor {
             for signal in Signals.take() {
                 switch signal {
                 case SIGTERM, SIGINT: handle(.stop)
-                case SIGHUP: handle(.reload)
+                case SIGHUP:
+                    if let problem = configuration.reloadCheck?() {
+                        logger.error("reload refused, the running workers stay: \(problem)")
+                    } else {
+                        handle(.reload)
+                    }
                 default: break
                 }
             }

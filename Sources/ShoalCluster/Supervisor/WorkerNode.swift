@@ -20,6 +20,7 @@ public final class WorkerNode: @unchecked Sendable {
     /// the supervisor dies, so it drains instead of living on orphaned.
     public static func attach(role: WorkerRole) throws -> WorkerNode {
         _ = shoal_set_parent_death_signal(SIGTERM)
+        ClusterProcessName.worker(role, program: ClusterProcessName.thisProgram).apply()
         if getppid() == 1 { throw SystemError("worker start: the supervisor is already gone", errno: ESRCH) }
         let segment = try SharedSegment.attach(descriptor: ClusterDescriptors.segment)
         segment.registry.adopt(slot: role.slot)

@@ -40,7 +40,8 @@ public struct WorkerRole: Sendable, Equatable {
 
     static let slotVariable = "SHOAL_WORKER_SLOT"
     static let generationVariable = "SHOAL_WORKER_GENERATION"
-    static let workersVariable = "SHOAL_WORKERS"
+    // Not SHOAL_WORKERS: that is the environment's form of `serve --workers`.
+    static let workersVariable = "SHOAL_CLUSTER_WORKERS"
 
     /// The role given to this process by a supervisor, or nil when it was started by hand.
     public static func fromEnvironment(_ environment: [String: String]) -> WorkerRole? {

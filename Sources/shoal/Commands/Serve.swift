@@ -10,6 +10,8 @@ struct Serve: ParsableCommand {
         case echo, uppercase, chat, probe, broadcast, topics
     }
 
+    @Option(help: "Configuration file (YAML, keys named as these flags; default: $SHOAL_CONFIG). Flags override SHOAL_* variables, which override the file.")
+    var config: String?
     @Option(help: "Address to listen on.") var host = "0.0.0.0"
     @Option(help: "TCP port.") var port = 8080
     @Option(help: "Built-in handler: \(HandlerName.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -88,7 +90,17 @@ struct Serve: ParsableCommand {
          ("max-topics-per-connection", maxTopicsPerConnection, 1...Self.maxCount)]
     }
 
-    func validate() throws {
+    /// Merges the environment and the file under the flags (ServeConfiguration), then checks the result.
+    mutating func validate() throws {
+        do {
+            self = try ServeConfiguration.resolveForThisProcess(self).serve
+        } catch {
+            throw error.reported()
+        }
+    }
+
+    /// The range and form checks of every setting, wherever its value came from.
+    func checkValues() throws {
         for (flag, seconds, range) in durationFlags { try FlagRange.require(flag, seconds, in: range, unit: "seconds") }
         for (flag, value, range) in integerFlags {
             if let value { try FlagRange.require(flag, value, in: range) }
@@ -170,6 +182,7 @@ struct Serve: ParsableCommand {
             trustedProxies: TrustedProxies(try trustedProxy.map(AddressRange.init)), proxyProtocol: proxyProtocol)
         configuration.clusterConnections = clusterConnections
         configuration.redis = try redisOptions()
+        configuration.reloadCheck = ServeConfiguration.reloadCheck(for: self)
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler

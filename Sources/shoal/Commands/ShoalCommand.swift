@@ -7,7 +7,7 @@ struct ShoalCommand: ParsableCommand {
         commandName: "shoal",
         abstract: "A WebSocket server with the 4D WebSocketServer API, on io_uring.",
         discussion: "shoal --version prints the version, git commit, Swift version and the loop backend this host allows.",
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, CheckConfig.self],
         defaultSubcommand: Serve.self
     )
 

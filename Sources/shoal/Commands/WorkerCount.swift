@@ -2,7 +2,7 @@
 // the connections the cluster should hold (`WorkerSizing`).
 import ArgumentParser
 
-enum WorkerCount: Equatable, ExpressibleByArgument {
+enum WorkerCount: Equatable, ExpressibleByArgument, CustomStringConvertible {
     case auto
     case count(Int)
 
@@ -23,4 +23,6 @@ enum WorkerCount: Equatable, ExpressibleByArgument {
     }
 
     var defaultValueDescription: String { "auto" }
+
+    var description: String { fixed.map(String.init) ?? "auto" }
 }
