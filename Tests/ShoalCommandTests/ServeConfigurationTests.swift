@@ -73,7 +73,8 @@ import Testing
             try resolve([], config: "/s.yaml", environment: ["SHOAL_PORT": "eighty"], file: "host: 127.0.0.2\nport: 1\nworkers: many\n")
         }
         #expect(throws: ConfigurationError(problems: ["/s.yaml:1: unknown key \"colour\"",
-                                                      "/s.yaml:2: handler: \"chatter\" is not one of: echo, uppercase, chat, probe, broadcast"])) {
+                                                      "/s.yaml:2: handler: \"chatter\" is not one of: "
+                                                      + Serve.HandlerName.allCases.map(\.rawValue).joined(separator: ", ")])) {
             try resolve([], config: "/s.yaml", file: "colour: red\nhandler: chatter")
         }
         #expect(throws: ConfigurationError(problems: ["SHOAL_PROXY_PROTOCOL: \"maybe\" is not true or false"])) {
