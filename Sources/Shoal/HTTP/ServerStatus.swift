@@ -108,6 +108,9 @@ extension WebServer {
                "Connections closed because their PROXY protocol header was missing, malformed or not complete in time.") {
             $0.limits[WorkerStats.LimitEvent.rejectedProxyHeader.rawValue]
         }
+        limitFamily("shoal_tls_handshake_failures_total",
+                    "TLS handshakes that failed: malformed, plain_http, protocol_version, no_shared_cipher, alpn, peer_alert, timeout.",
+                    label: "reason", Self.tlsFailureEvents)
         return text
     }
 }

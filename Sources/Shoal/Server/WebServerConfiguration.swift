@@ -54,6 +54,9 @@ public struct WebServerConfiguration: Sendable {
     /// Every connection starts with a PROXY protocol header (v1 or v2) naming the client; one
     /// without it is closed. Off by default: only a listener that proxies alone can reach may expect it.
     public var proxyProtocol: Bool
+    /// Serve TLS (https:// and wss://) on the listener, after the PROXY header when `proxyProtocol`
+    /// is on. nil: plain http:// and ws://.
+    public var tls: WebServerTLS? = nil
 
     public init(host: String = "0.0.0.0", port: Int = 8080, publicDirectory: String? = nil,
                 maxHeadSize: Int = 16 * 1024, maxHeaderCount: Int = 100,

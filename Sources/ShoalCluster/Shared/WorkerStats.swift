@@ -141,6 +141,8 @@ public struct WorkerStats: Sendable {
         case idleTimeout
         /// A connection closed because its PROXY protocol header was missing, malformed or too slow.
         case rejectedProxyHeader
+        /// A TLS handshake that failed, by reason (`TLSFailureKind`, then the handshake deadline).
+        case tlsMalformed, tlsPlainHTTP, tlsProtocolVersion, tlsNoSharedCipher, tlsALPN, tlsPeerAlert, tlsTimeout
 
         var offset: Int { 128 + 8 * rawValue }
     }

@@ -26,6 +26,9 @@ public final class Supervisor {
         public var watchdogTimeoutSeconds: Double
         /// argv of the workers (argv[0] included); by default the supervisor's own.
         public var arguments: [String]
+        /// Run on SIGHUP before a new generation starts: a problem it returns (a certificate that
+        /// no longer loads) refuses the reload, and the serving generation keeps serving.
+        public var reloadCheck: (@Sendable () -> String?)? = nil
 
         public init(workers: Int, host: String, port: Int, registryCapacity: Int = 262_144,
                     drainTimeoutSeconds: Double = 5, watchdogTimeoutSeconds: Double = 10,
@@ -75,7 +78,12 @@ public final class Supervisor {
             for signal in Signals.take() {
                 switch signal {
                 case SIGTERM, SIGINT: handle(.stop)
-                case SIGHUP: handle(.reload)
+                case SIGHUP:
+                    if let problem = configuration.reloadCheck?() {
+                        logger.error("reload refused, the serving workers keep serving: \(problem)")
+                    } else {
+                        handle(.reload)
+                    }
                 default: break
                 }
             }
