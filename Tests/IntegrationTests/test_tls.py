@@ -348,6 +348,38 @@ def test_garbage_before_a_client_hello_gets_an_alert_and_a_close(shoal, certs):
     assert https_get(srv.port, "/healthz", cafile)[0] == 200  # and the worker serves on
 
 
+def test_a_forged_record_after_the_upgrade_ends_that_connection_only(shoal, certs):
+    """Bytes written under TLS on an open wss:// connection (a record that fails its MAC): that
+    connection ends, the worker lives on and serves the next client. At debug level, where the
+    failure is logged with the client's address."""
+    cafile = certs["main"][0]
+    srv = tls_serve(shoal, certs, "--handler", "echo", "--workers", "1", "--log-level", "debug")
+    sock = socket.create_connection(("127.0.0.1", srv.port), timeout=T)
+    tls = client_context(cafile).wrap_socket(sock, server_hostname="localhost")
+    tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += tls.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    workers = group_members(srv.proc.pid)
+    raw = socket.socket(fileno=os.dup(tls.fileno()))  # the TCP socket under TLS
+    raw.sendall(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+    ended, _ = ends_within(raw, 5)
+    assert ended, "the connection stayed open after a forged record"
+    raw.close()
+    tls.close()
+
+    async def main():
+        ws = await wss(srv.port, cafile)
+        await ws.send("next client")
+        assert await asyncio.wait_for(ws.recv(), T) == "next client"
+        await ws.close()
+    run(main())
+    assert group_members(srv.proc.pid) == workers, "a worker was replaced: it crashed"
+    assert "crash" not in srv.log(200).lower() and "Fatal error" not in srv.log(200), srv.log()
+
+
 def test_a_dribbled_client_hello_is_closed_by_the_request_deadline(shoal, certs):
     cafile = certs["main"][0]
     srv = tls_serve(shoal, certs, "--handler", "echo", "--workers", "1", "--request-timeout", "2")

@@ -48,8 +48,11 @@ final class HTTPSession: SocketDelegate {
     }
 
     private func startTLS(_ context: TLSContext, socket: SocketHandle, feeding rest: UnsafeRawBufferPointer?) {
-        tls = Self.startTLS(context, web: web, socket: socket, peer: { [unowned self] in connectionAddress ?? peerAddress },
-                            feeding: rest)
+        // The transform outlives this session once the socket upgrades (a bad record later is
+        // logged with the address): then only the descriptor's peer is left to name.
+        tls = Self.startTLS(context, web: web, socket: socket, peer: { [weak self, unowned web, fd] in
+            self.map { $0.connectionAddress ?? $0.peerAddress } ?? web.peerAddress(fd)
+        }, feeding: rest)
     }
 
     func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle) {
