@@ -7,7 +7,8 @@ headless Chromium) against a certificate made with `openssl req` for the run.
 - wss:// chat across 2 workers;
 - `openssl s_client`: TLS 1.3 and 1.2 accepted, 1.1 refused (counted), ALPN http/1.1, session
   resumption ("Reused") on every try with 2 workers, TLS 1.3 and 1.2;
-- PROXY v2 header (as haproxy's send-proxy-v2 writes it) before the ClientHello;
+- PROXY v2 header before the ClientHello: written by hand, and by a real haproxy passing TLS
+  through in TCP mode with send-proxy-v2;
 - hostile: plain HTTP and a plain WebSocket upgrade to the TLS port, garbage before a
   ClientHello, a ClientHello dribbled slowly (closed by the request deadline), 2,000 half-open
   handshakes then a normal client served with bounded memory;
@@ -32,7 +33,7 @@ import time
 
 import pytest
 
-from conftest import group_members, shoal_bin
+from conftest import free_port, group_members, shoal_bin
 from helpers import run
 from proxy_helpers import v2
 
@@ -300,6 +301,62 @@ def test_proxy_v2_header_before_the_client_hello(shoal, certs):
         assert answer["remote"] == "203.0.113.9", answer
         await ws.close()
     run(main())
+
+
+def test_haproxy_in_tcp_mode_sends_proxy_v2_before_the_client_hello(shoal, certs, tmp_path):
+    """Real haproxy passing TLS through (mode tcp, `send-proxy-v2`) to the TLS port: the PROXY
+    header comes first, then the client's own ClientHello; the handler sees the client's address."""
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.access(haproxy, os.X_OK):
+        pytest.skip("haproxy is not installed (scripts/install-deps.sh installs it)")
+    cafile = certs["main"][0]
+    srv = tls_serve(shoal, certs, "--handler", "probe", "--proxy-protocol")
+    port = free_port()
+    cfg = tmp_path / "haproxy.cfg"
+    cfg.write_text(f"""
+global
+    maxconn 200
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+frontend tls_passthrough
+    bind 127.0.0.1:{port}
+    default_backend shoal
+backend shoal
+    server shoal1 127.0.0.1:{srv.port} send-proxy-v2
+""")
+    log = open(tmp_path / "haproxy.log", "wb")
+    proxy = subprocess.Popen([haproxy, "-db", "-f", str(cfg)], stdout=log, stderr=log, start_new_session=True)
+    try:
+        deadline = time.monotonic() + T
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proxy.poll() is None, (tmp_path / "haproxy.log").read_text()
+                time.sleep(0.05)
+
+        async def main():
+            import json
+            s = socket.socket()
+            s.bind(("127.0.0.7", 0))
+            s.connect(("127.0.0.1", port))
+            s.setblocking(False)
+            ws = await wss(port, cafile, sock=s, server_hostname="localhost")
+            assert json.loads(await asyncio.wait_for(ws.recv(), T)).get("event") == "hello"
+            await ws.send("remote")
+            while "remote" not in (answer := json.loads(await asyncio.wait_for(ws.recv(), T))):
+                pass
+            assert answer["remote"] == "127.0.0.7", answer
+            await ws.close()
+        run(main())
+    finally:
+        os.killpg(proxy.pid, signal.SIGTERM)
+        proxy.wait(timeout=10)
+        log.close()
 
 
 # ---------------------------------------------------------------- hostile
