@@ -522,14 +522,23 @@ def test_sighup_serves_renewed_files_and_a_bad_file_keeps_the_old_workers(shoal,
         time.sleep(0.2)
     assert "renewed" in peer_subject(srv.port), srv.log()
 
-    # a broken renewal: the key no longer matches; the reload is refused, the workers serve on
-    shutil.copy(certs["main"][1], key)
-    srv.signal(signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while "reload refused" not in srv.log(200) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert f"private key {key} does not belong to certificate {cert}" in srv.log(200), srv.log()
-    time.sleep(1)
+    # a broken renewal: the key no longer matches; the reload is refused, the workers serve on,
+    # and a client connected before it keeps its connection
+    async def refused_reload():
+        ws = await wss(srv.port, certs["other"][0])
+        await ws.send("before")
+        assert await asyncio.wait_for(ws.recv(), T) == "before"
+        shutil.copy(certs["main"][1], key)
+        srv.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "reload refused" not in srv.log(200) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert f"private key {key} does not belong to certificate {cert}" in srv.log(200), srv.log()
+        await asyncio.sleep(1)
+        await ws.send("after")
+        assert await asyncio.wait_for(ws.recv(), T) == "after"
+        await ws.close()
+    run(refused_reload())
     assert "renewed" in peer_subject(srv.port)
     assert https_get(srv.port, "/healthz", certs["other"][0])[0] == 200
 
