@@ -40,6 +40,9 @@ public enum Shoal {
                 drainTimeoutSeconds: Double(configuration.drainTimeout.clampedNanoseconds) / 1e9,
                 watchdogTimeoutSeconds: Double(configuration.watchdogTimeout.clampedNanoseconds) / 1e9)
             if let tls = configuration.tls {
+                // Here, not in each worker: a file that does not load stops the start once,
+                // instead of workers that fail and are restarted.
+                _ = try tls.makeContext()
                 WebServerTLS.publishTicketSecret()
                 // A renewed certificate that does not load must not replace workers that serve.
                 supervision.reloadCheck = {
