@@ -254,12 +254,12 @@ def test_openssl_s_client_versions_alpn_and_resumption_across_workers(shoal, cer
     assert "New, TLSv1.3" in out and "ALPN protocol: http/1.1" in out, out
     out = s_client(srv.port, "-tls1_2")
     assert re.search(r"New, TLSv1\.2, Cipher is ECDHE-ECDSA-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)", out), out
-    refused_before = metric(srv.port, cafile, "shoal_tls_handshake_failures_total", reason="protocol_version")
+    refused_before = metric(srv.port, cafile, "shoal_tls_handshake_failures_total", reason="protocol")
     out = s_client(srv.port, "-tls1_1")
     assert "New, TLSv1.1" not in out and ("alert protocol version" in out or "no protocols available" in out), out
     if "alert protocol version" in out:  # this client sent a ClientHello; the server refused it
         assert wait_metric(srv.port, cafile, "shoal_tls_handshake_failures_total", refused_before + 1,
-                           reason="protocol_version") >= refused_before + 1
+                           reason="protocol") >= refused_before + 1
     out = s_client(srv.port, "-alpn", "h2")
     assert "no application protocol" in out, out
 

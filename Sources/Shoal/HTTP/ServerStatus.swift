@@ -109,7 +109,7 @@ extension WebServer {
             $0.limits[WorkerStats.LimitEvent.rejectedProxyHeader.rawValue]
         }
         limitFamily("shoal_tls_handshake_failures_total",
-                    "TLS handshakes that failed: malformed, plain_http, protocol_version, no_shared_cipher, alpn, peer_alert, timeout.",
+                    "TLS handshakes that failed: plain_http (HTTP to the TLS port), protocol (a version, cipher or ALPN refused), malformed (garbage, a bad record, the peer's alert), timeout.",
                     label: "reason", Self.tlsFailureEvents)
         return text
     }

@@ -35,18 +35,24 @@ extension WebServer {
     /// Counts a failed TLS handshake (`kind`, or nil: not complete within `requestTimeout`) and
     /// tells every server's onError.
     func tlsHandshakeFailed(kind: TLSFailureKind?, message: String, peer: String) {
-        let event = kind.map { Self.tlsFailureEvents[$0.rawValue].1 } ?? .tlsTimeout
+        let event = kind.map(Self.tlsFailureEvent) ?? .tlsTimeout
         limits.count(event)
         logger.debug("TLS handshake failed: \(message)", metadata: ["peer": "\(peer)"])
         reportToEveryServer(.tlsHandshakeFailed, status: nil, message: "TLS handshake from \(peer) failed: \(message)")
     }
 
-    /// The /metrics label of each handshake failure, in `TLSFailureKind` order, then the deadline.
-    static let tlsFailureEvents: [(String, WorkerStats.LimitEvent)] = {
-        let byKind: [TLSFailureKind: WorkerStats.LimitEvent] = [
-            .malformed: .tlsMalformed, .plainHTTP: .tlsPlainHTTP, .protocolVersion: .tlsProtocolVersion,
-            .noSharedCipher: .tlsNoSharedCipher, .alpn: .tlsALPN, .peerAlert: .tlsPeerAlert,
-        ]
-        return TLSFailureKind.allCases.map { ($0.label, byKind[$0]!) } + [("timeout", .tlsTimeout)]
-    }()
+    /// The /metrics label of each handshake failure counter.
+    static let tlsFailureEvents: [(String, WorkerStats.LimitEvent)] = [
+        ("plain_http", .tlsPlainHTTP), ("protocol", .tlsProtocol), ("malformed", .tlsMalformed), ("timeout", .tlsTimeout),
+    ]
+
+    /// The counter a failure of `kind` goes to (the shared segment has four words for them; the
+    /// onError message keeps OpenSSL's own reason).
+    static func tlsFailureEvent(_ kind: TLSFailureKind) -> WorkerStats.LimitEvent {
+        switch kind {
+        case .plainHTTP: .tlsPlainHTTP
+        case .protocolVersion, .noSharedCipher, .alpn: .tlsProtocol
+        case .malformed, .peerAlert: .tlsMalformed
+        }
+    }
 }

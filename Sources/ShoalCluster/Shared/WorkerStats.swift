@@ -23,10 +23,13 @@ import Glibc
 //   96   registry high-water u32  owned by Registry: entries [0, hw) of partition `slot` may be live
 //   100  registry live u32        owned by Registry: live entries of the partition
 //   104  watchdogKills          written by the supervisor only; survives reset()
-//   112  reserved (8 bytes)
+//   112  tlsMalformed           a limit counter (`LimitEvent.tlsMalformed`) in a word that was reserved
 //   120  busMessagesOut         messages this worker wrote to the bus (a sendMany counts once)
-//   128  limit counters         one u64 per `WorkerStats.LimitEvent` (offset 128 + 8 × raw value):
-//                               what the production limits refused or closed, for /metrics
+//   128  limit counters         one u64 per `WorkerStats.LimitEvent` (offset 128 + 8 × raw value,
+//                               the TLS failures excepted): what the production limits refused or
+//                               closed, for /metrics
+//   184  tlsPlainHTTP, 192 tlsProtocol   TLS handshake failures (`LimitEvent`), after the first seven
+//   248  tlsTimeout             a limit counter in the block's last word
 //   ...  reserved to 256
 //
 // Writers: the worker in the slot, except `restarts`, `progressSeenNanoseconds`, `watchdogKills`
@@ -141,10 +144,21 @@ public struct WorkerStats: Sendable {
         case idleTimeout
         /// A connection closed because its PROXY protocol header was missing, malformed or too slow.
         case rejectedProxyHeader
-        /// A TLS handshake that failed, by reason (`TLSFailureKind`, then the handshake deadline).
-        case tlsMalformed, tlsPlainHTTP, tlsProtocolVersion, tlsNoSharedCipher, tlsALPN, tlsPeerAlert, tlsTimeout
+        /// A TLS handshake that failed: plain HTTP sent to the TLS port; a version, cipher or ALPN we
+        /// refuse; garbage, a broken record or the peer's alert; not complete within the deadline.
+        case tlsPlainHTTP, tlsProtocol, tlsMalformed, tlsTimeout
 
-        var offset: Int { 128 + 8 * rawValue }
+        var offset: Int {
+            switch self {
+            // Words 200-247 hold other counters where the cluster also links to Redis (main), so
+            // the TLS counters take the two words left after the first seven and two reserved ones.
+            case .tlsPlainHTTP: 184
+            case .tlsProtocol: 192
+            case .tlsMalformed: 112
+            case .tlsTimeout: 248
+            default: 128 + 8 * rawValue
+            }
+        }
     }
 
     /// Adds to a limit counter (relaxed, like the traffic counters).
