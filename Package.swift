@@ -65,7 +65,8 @@ let package = Package(
             swiftSettings: strict
         ),
         // TLS through memory buffers (no I/O): the engine wss:// in the worker and the client share.
-        .target(name: "ShoalTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
+        // Its StreamTransform (TLSStreamTransform) puts it between a loop's socket and its delegate.
+        .target(name: "ShoalTLS", dependencies: ["COpenSSL", "ShoalRing"], swiftSettings: strict),
         // The event loop: io_uring backend behind a backend protocol.
         .target(name: "ShoalRing", dependencies: ["CLibUring", "CShoalSystem", "ShoalPosix"], swiftSettings: strict),
         // Supervisor, worker spawn, shared-memory segment (ids, registry, stats), Unix-socket bus.
@@ -84,7 +85,7 @@ let package = Package(
         .target(
             name: "Shoal",
             dependencies: [
-                "ShoalWire", "ShoalRing", "ShoalPosix", "ShoalCluster", "ShoalRedis",
+                "ShoalWire", "ShoalRing", "ShoalPosix", "ShoalCluster", "ShoalRedis", "ShoalTLS",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["DemoPage"],
@@ -98,7 +99,7 @@ let package = Package(
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "Shoal", "ShoalPosix",
+                "Shoal", "ShoalPosix", "ShoalTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -143,7 +144,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "ShoalRedisTests", dependencies: ["ShoalRedis", "ShoalTestSupport"], swiftSettings: strict),
-        .testTarget(name: "ShoalTLSTests", dependencies: ["ShoalTLS", "ShoalTestSupport"], swiftSettings: strict),
+        .testTarget(name: "ShoalTLSTests", dependencies: ["ShoalTLS", "ShoalRing", "ShoalTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ShoalTests", dependencies: ["Shoal", "ShoalTesting", "ShoalWire", "ShoalCluster", "ShoalTestSupport"],
             swiftSettings: strict

@@ -119,5 +119,10 @@ if ! { [ -x "$AB_VENV_DIR/bin/python" ] && "$AB_VENV_DIR/bin/python" -c 'import 
   say "installing the Autobahn rig ($AUTOBAHN_DIR/install.sh)"
   bash "$AUTOBAHN_DIR/install.sh"
 fi
+# The Autobahn stage over wss:// (scripts/autobahn-wss.py): Twisted's TLS client needs these two.
+if ! "$AB_VENV_DIR/bin/python" -c 'import OpenSSL, service_identity' >/dev/null 2>&1; then
+  say "adding pyOpenSSL and service_identity to the Autobahn venv (wss:// cases)"
+  "$AB_VENV_DIR/bin/pip" install -q "pyOpenSSL>=24" "service_identity>=24"
+fi
 
 say "ok: $(swift --version 2>&1 | head -n1); liburing $(pkg-config --modversion liburing); node $(node --version); venv $VENV; autobahn rig $AUTOBAHN_DIR"

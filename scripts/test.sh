@@ -8,7 +8,8 @@
 #   4. swift build -c release --static-swift-stdlib (shoal, shoal-bench for its smoke tests,
 #                                      shoal-example; the Swift runtime linked in, as shipped)
 #   5. pytest Tests/IntegrationTests  (real binary, Python websockets + Node ws clients)
-#   6. Autobahn|Testsuite sections 1-10 against `shoal serve --handler echo`, --strict-close
+#   6. Autobahn|Testsuite sections 1-10 against `shoal serve --handler echo`, --strict-close,
+#      over ws:// and over wss:// (--tls-cert/--tls-key; scripts/autobahn-wss.py)
 #   7. Autobahn|Testsuite sections 12-13 (permessage-deflate), default backend only
 # Without the Autobahn rig beside the checkout (../shared/autobahn) its stages are skipped with a
 # loud warning in the log and the summary (conformance is then not checked).
@@ -186,8 +187,10 @@ EOF
 }
 
 # --- 6. Autobahn ---
-run_autobahn() { # run_autobahn NAME [CASES]   (CASES: rig patterns, default sections 1-10)
-  local name=$1 cases=${2:-} rc ap af src ready port spid tag log
+run_autobahn() { # run_autobahn NAME [CASES] [tls]   (CASES: rig patterns, default sections 1-10)
+  # tls: shoal serves wss:// (--tls-cert/--tls-key, a certificate made here) and the rig's
+  # client connects over TLS (scripts/autobahn-wss.py).
+  local name=$1 cases=${2:-} tls=${3:-} rc ap af src ready port spid tag log tlsflags=() client
   tag="${name//\//-}"
   log="$REPO/.build/$tag-server.log"
   stage "Autobahn|Testsuite (${cases:-sections 1-10}) against shoal serve --handler echo [$name]"
@@ -200,7 +203,14 @@ run_autobahn() { # run_autobahn NAME [CASES]   (CASES: rig patterns, default sec
   fi
   if [ $RELEASE_OK != 1 ]; then echo "(not run: no release binary)"; record "$name" 0 1; return; fi
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  setsid "$BIN" serve --host 127.0.0.1 --port "$port" --handler echo --log-level warning \
+  client=("$AUTOBAHN_DIR/run.sh")
+  if [ "$tls" = tls ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/autobahn-tls.key" \
+      -out "$WORK/autobahn-tls.pem" -days 2 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+    tlsflags=(--tls-cert "$WORK/autobahn-tls.pem" --tls-key "$WORK/autobahn-tls.key")
+    client=("${AB_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/autobahn-py3/venv}/bin/python" "$REPO/scripts/autobahn-wss.py" "$AUTOBAHN_DIR")
+  fi
+  setsid "$BIN" serve --host 127.0.0.1 --port "$port" --handler echo --log-level warning "${tlsflags[@]}" \
     >"$log" 2>&1 </dev/null &
   spid=$!
   echo "$spid" >>"$PIDFILE"
@@ -214,7 +224,7 @@ run_autobahn() { # run_autobahn NAME [CASES]   (CASES: rig patterns, default sec
   done
   if [ $ready = 1 ]; then
     # shellcheck disable=SC2086
-    timeout -k 30 1500 "$AUTOBAHN_DIR/run.sh" "ws://127.0.0.1:$port" $cases ${SHOAL_AUTOBAHN_ARGS:---strict-close} \
+    timeout -k 30 1500 "${client[@]}" "ws://127.0.0.1:$port" $cases ${SHOAL_AUTOBAHN_ARGS:---strict-close} \
       --outdir "$REPO/.build/$tag-report" 2>&1 | tee "$WORK/autobahn.log"; rc=${PIPESTATUS[0]}
     read -r ap af < <(sed -n 's/^autobahn: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$WORK/autobahn.log" | tail -n1)
     if [ $rc != 0 ] && [ "${af:-0}" = 0 ]; then af=1; fi
@@ -249,6 +259,8 @@ for backend in ${SHOAL_BACKENDS:-default epoll}; do
   fi
   run_integration "integration$suffix"
   run_autobahn "autobahn$suffix"
+  # The same cases over wss:// (TLS in the worker): about 20 s.
+  run_autobahn "autobahn-wss$suffix" "" tls
 done
 unset SHOAL_BACKEND
 # permessage-deflate (RFC 7692): sections 12 and 13, once, on the default backend (the loop

@@ -62,16 +62,19 @@ def tree_cpu_seconds(pid):
 def measure(name, command, args):
     with pinned_server(command, args.server_cpus) as (server, port):
         if args.scenario == "echo":
-            argv = [args.client, str(args.connections), "127.0.0.1", str(port), "0", "0", str(args.size)]
+            argv = [args.client, str(args.connections), "127.0.0.1", str(port), "1" if args.tls else "0", "0", str(args.size)]
             marker, per_window = "Msg/sec:", 1
         else:
-            argv = [args.client, str(args.connections), "127.0.0.1", str(port), "0"]
+            argv = [args.client, str(args.connections), "127.0.0.1", str(port), "1" if args.tls else "0"]
             marker, per_window = "Iterations/second", args.connections * args.connections
         client = subprocess.Popen(["taskset", "-c", args.client_cpus, "stdbuf", "-oL"] + argv,
                                   stdout=subprocess.PIPE, text=True, start_new_session=True)
         try:
             rates, start = [], None
-            deadline = time.time() + 30 + WINDOW_SECONDS * (args.windows + 2)
+            # load_test opens its connections one after another; over TLS each waits for its
+            # handshake (measured: about 30 per second on this loaded machine, for every server).
+            setup = args.connections * 0.15 if args.tls else 0
+            deadline = time.time() + 30 + setup + WINDOW_SECONDS * (args.windows + 2)
             for line in client.stdout:
                 if time.time() > deadline:
                     raise RuntimeError("load client produced no figures in time")
@@ -112,6 +115,8 @@ def main():
     parser.add_argument("--server-cpus", default="0", help="taskset list for the server tree (default 0)")
     parser.add_argument("--client-cpus", default="1", help="taskset list for the client (default 1)")
     parser.add_argument("--server", action="append", required=True, help="NAME=COMMAND with {port}")
+    parser.add_argument("--tls", action="store_true",
+                        help="the client speaks wss:// (a load_test built with OpenSSL: LIBUS_USE_OPENSSL)")
     args = parser.parse_args()
     servers = [s.split("=", 1) for s in args.server]
     results = {name: [] for name, _ in servers}

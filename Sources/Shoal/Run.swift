@@ -6,6 +6,7 @@ public import Logging
 import ShoalCluster
 import ShoalPosix
 import ShoalRing
+import ShoalTLS
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -33,12 +34,30 @@ public enum Shoal {
             let workers = configuration.workers ?? sizing.automaticWorkers
             logger.info("supervisor: \(workers) workers, each holding up to \(sizing.capacityPerWorker(workers: workers)) connections")
             for warning in sizing.warnings(workers: workers) { logger.warning("supervisor: \(warning)") }
-            let supervisor = try Supervisor(configuration: .init(
+            var supervision = Supervisor.Configuration(
                 workers: workers, host: configuration.host, port: configuration.port,
                 registryCapacity: configuration.registryCapacity,
                 drainTimeoutSeconds: Double(configuration.drainTimeout.clampedNanoseconds) / 1e9,
                 watchdogTimeoutSeconds: Double(configuration.watchdogTimeout.clampedNanoseconds) / 1e9,
-                reloadCheck: configuration.reloadCheck), logger: logger)
+                reloadCheck: configuration.reloadCheck)
+            if let tls = configuration.tls {
+                // Here, not in each worker: a file that does not load stops the start once,
+                // instead of workers that fail and are restarted.
+                _ = try tls.makeContext()
+                WebServerTLS.publishTicketSecret()
+                // A renewed certificate that does not load must not replace workers that serve.
+                let configurationCheck = configuration.reloadCheck
+                supervision.reloadCheck = {
+                    if let problem = configurationCheck?() { return problem }
+                    do throws(TLSError) {
+                        _ = try tls.makeContext()
+                        return nil
+                    } catch {
+                        return "\(error)"
+                    }
+                }
+            }
+            let supervisor = try Supervisor(configuration: supervision, logger: logger)
             _ = try supervisor.run()
         }
     }
@@ -46,14 +65,24 @@ public enum Shoal {
     private static func runWorker(role: WorkerRole, _ configuration: WebServerConfiguration, logger: Logger,
                                   setup: (WebServer) throws -> Void) throws {
         let node = try WorkerNode.attach(role: role)
-        try serve(listener: node.listener, configuration, logger: logger, node: node, setup: setup)
+        var tlsContext: TLSContext?
+        if let tls = configuration.tls {
+            do throws(TLSError) {
+                tlsContext = try tls.makeContext(tickets: try tls.ticketKeys(environment: environment()))
+            } catch {
+                logger.critical("TLS: \(error)")
+                throw error
+            }
+            logger.info("\(KernelTLS.probe())")
+        }
+        try serve(listener: node.listener, configuration, logger: logger, node: node, tlsContext: tlsContext, setup: setup)
     }
 
     private static func serve(listener: Int32, _ configuration: WebServerConfiguration, logger: Logger,
-                              node: WorkerNode?, setup: (WebServer) throws -> Void) throws {
+                              node: WorkerNode?, tlsContext: TLSContext?, setup: (WebServer) throws -> Void) throws {
         let backend = try BackendProbe.makeBackend(receiveBuffers: configuration.receiveBuffers) { logger.notice("\($0)") }
         let loop = try EventLoop(backend: backend)
-        let web = WebServer(loop: loop, configuration: configuration, logger: logger)
+        let web = WebServer(loop: loop, configuration: configuration, logger: logger, tlsContext: tlsContext)
         if let node { web.join(node) }
         Signals.install([SIGINT, SIGTERM], wakeFD: loop.wakeupDescriptor)
         loop.addTurnEndHook {
@@ -68,7 +97,7 @@ public enum Shoal {
         }
         loop.listen(socket: listener, delegate: web)
         node?.stats.accepting = true
-        logger.info("listening on http://\(configuration.host):\(Socket.localPort(listener)) (\(backend.name) loop, pid \(getpid()))")
+        logger.info("listening on \(tlsContext == nil ? "http" : "https")://\(configuration.host):\(Socket.localPort(listener)) (\(backend.name) loop, pid \(getpid()))")
         try loop.run()
         loop.shutdown()
         logger.info("stopped")

@@ -13,13 +13,14 @@ from conftest import free_port, shoal_bin
 DURATIONS = ["idle-timeout", "pong-timeout", "request-timeout", "close-timeout", "drain-timeout", "watchdog-timeout"]
 INTEGERS = ["port", "workers", "registry-capacity", "receive-buffers", "max-message-size", "max-fragments",
             "max-connections", "cluster-connections", "max-connections-per-address", "max-backpressure", "compression-window-bits",
-            "compression-memory-level", "compression-threshold", "compression-level", "max-topics-per-connection"]
+            "compression-memory-level", "compression-threshold", "compression-level", "max-topics-per-connection",
+            "tls-ticket-rotation"]
 BAD = ["nan", "inf", "-inf", "-1", "1e300", "99999999999999999999", "9223372036854775807"]
 
 
 NOT_NUMERIC = ["host", "handler", "path", "data-type", "refuse-address", "public", "log-level", "log-format", "allow-origin",
                "trusted-proxy", "config",
-               "slow-consumer", "compression", "redis", "cluster-name"]
+               "slow-consumer", "compression", "redis", "cluster-name", "tls-cert", "tls-key"]
 
 
 def test_every_flag_is_classified():

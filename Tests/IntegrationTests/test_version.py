@@ -20,12 +20,19 @@ def version(env: dict[str, str] | None = None) -> list[str]:
 
 def test_version_names_the_build_and_the_backend():
     lines = version()
-    assert len(lines) == 4, lines
+    assert len(lines) == 5, lines
     assert re.fullmatch(r"shoal \d+\.\d+\.\d+", lines[0]), lines
     commit = re.fullmatch(r"commit: ([0-9a-f]{12}(-dirty)?|unknown)", lines[1])
     assert commit, lines
     assert re.fullmatch(r"swift: \d+\.\d+( or later)?", lines[2]), lines
     assert lines[3] == "event loop backend: io_uring" or lines[3].startswith("event loop backend: epoll"), lines
+    # kTLS as this host offers it: the kernel lists "tls" among its TCP upper layer protocols.
+    try:
+        with open("/proc/sys/net/ipv4/tcp_available_ulp") as f:
+            kernel_tls = "tls" in f.read().split()
+    except OSError:
+        kernel_tls = False
+    assert lines[4].startswith("kernel TLS: offered" if kernel_tls else "kernel TLS: unavailable"), lines
     # A binary built from this checkout names one of its commits.
     if commit.group(1) != "unknown" and shutil.which("git"):
         known = subprocess.run(["git", "-C", REPO, "cat-file", "-t", commit.group(1).removesuffix("-dirty")],

@@ -3,7 +3,7 @@
 import ShoalTestSupport
 import Foundation
 import Glibc
-import ShoalCluster
+@testable import ShoalCluster
 import Testing
 
 @Suite("Shared segment layout and attach")
@@ -109,6 +109,29 @@ struct SharedSegmentTests {
         #expect(stats.pid == 0 && stats.generation == 0 && stats.progress == 0 && stats.progressSeenNanoseconds == 0)
         #expect(!stats.accepting && stats.connections == 0 && stats.messagesIn == 0 && stats.drops == 0)
         #expect(readBytes(fd, at: block, count: 80).allSatisfy { $0 == 0 })
+    }
+
+    @Test("the TLS failure counters take words no other field uses, inside the block, and reset")
+    func tlsFailureCounterOffsets() throws {
+        let segment = try SharedSegment.create(workerSlots: 2, registryCapacity: 2)
+        defer { segment.unmap(); segment.closeDescriptor() }
+        let stats = segment.stats(slot: 1)
+        let tls: [(WorkerStats.LimitEvent, Int)] = [(.tlsPlainHTTP, 184), (.tlsProtocol, 192), (.tlsMalformed, 112), (.tlsTimeout, 248)]
+        for (n, (event, _)) in tls.enumerated() { stats.add(event, n + 1) }
+        for (n, (event, offset)) in tls.enumerated() {
+            #expect(readU64(segment.descriptor, at: 256 + 256 + offset) == UInt64(n + 1), "\(event) at +\(offset)")
+            #expect(stats[event] == n + 1)
+        }
+        // Every limit counter has its own 8-byte word inside the 256-byte block, clear of the
+        // documented fields (0-104, 120) and of the words 200-247 the Redis link's counters take on main.
+        let offsets = WorkerStats.LimitEvent.allCases.map(\.offset)
+        #expect(Set(offsets).count == offsets.count)
+        for offset in offsets {
+            #expect(offset % 8 == 0 && offset + 8 <= 256 && !(offset < 112) && offset != 120 && !(200..<248).contains(offset),
+                    "limit counter at +\(offset)")
+        }
+        stats.reset()
+        #expect(tls.allSatisfy { stats[$0.0] == 0 })
     }
 
     @Test("a registry entry lands at its partition's offset with id, server and status")

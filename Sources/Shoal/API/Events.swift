@@ -96,6 +96,10 @@ public enum WebSocketErrorCode: Int, Sendable, CaseIterable {
     case listenerFailed = 8
     /// 400 or 426: an upgrade request that breaks RFC 6455 §4.2.1 (missing key, wrong version, ...).
     case badHandshake = 9
+    /// No HTTP status: a TLS handshake failed (plain HTTP to the TLS port, a refused protocol
+    /// version, garbage, no handshake within `requestTimeout`); the reason is in the message.
+    /// Reported to every server of the worker.
+    case tlsHandshakeFailed = 10
 }
 
 /// `onOpen` of a connection.

@@ -4,6 +4,7 @@ import Logging
 import ShoalCluster
 import ShoalPosix
 import ShoalRing
+import ShoalTLS
 import ShoalWire
 
 /// One TCP connection speaking HTTP/1.1.
@@ -20,6 +21,8 @@ final class HTTPSession: SocketDelegate {
     private var proxyHeader: ProxyHeaderParser?
     /// The source a PROXY header named (`proxyProtocol`); nil: the connection comes from the TCP peer.
     private var connectionAddress: String?
+    /// TLS between the socket and this session (`WebServerConfiguration.tls`), once started.
+    private var tls: TLSStreamTransform?
     /// The TCP peer's address in canonical form, read when first needed.
     private lazy var peerAddress: String = {
         let raw = web.peerAddress(fd)
@@ -40,12 +43,27 @@ final class HTTPSession: SocketDelegate {
     func opened(on handle: SocketHandle) {
         socket = handle
         web.requestDeadlines.restart(self)
+        // With a PROXY header, TLS starts after it (it comes before the ClientHello).
+        if let context = web.tlsContext, proxyHeader == nil { startTLS(context, socket: handle, feeding: nil) }
+    }
+
+    private func startTLS(_ context: TLSContext, socket: SocketHandle, feeding rest: UnsafeRawBufferPointer?) {
+        // The transform outlives this session once the socket upgrades (a bad record later is
+        // logged with the address): then only the descriptor's peer is left to name.
+        tls = Self.startTLS(context, web: web, socket: socket, peer: { [weak self, unowned web, fd] in
+            self.map { $0.connectionAddress ?? $0.peerAddress } ?? web.peerAddress(fd)
+        }, feeding: rest)
     }
 
     func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle) {
         var rest = bytes
         if proxyHeader != nil {
             guard let request = readProxyHeader(rest) else { return }
+            if let context = web.tlsContext, let socket {
+                // What follows the header is TLS; its plaintext comes back through `received`.
+                startTLS(context, socket: socket, feeding: UnsafeRawBufferPointer(request))
+                return
+            }
             rest = request
         }
         while rest.count > 0 && !ending {
@@ -278,6 +296,11 @@ final class HTTPSession: SocketDelegate {
         if let proxyHeader, proxyHeader.receivedCount > 0 {
             // Part of a PROXY header and no more in time: a slow header, refused like a malformed one.
             web.limits.count(.rejectedProxyHeader)
+            web.loop.close(socket, mode: .abort)
+        } else if let tls, !tls.isEstablished {
+            // A ClientHello dribbled in, or none: the handshake counts against the same deadline.
+            web.tlsHandshakeFailed(kind: nil, message: "not complete within the request timeout",
+                                   peer: connectionAddress ?? peerAddress)
             web.loop.close(socket, mode: .abort)
         } else if partialBytes > 0 {
             respond(status: 408, body: "Request head not complete in time\n", keepAlive: false)

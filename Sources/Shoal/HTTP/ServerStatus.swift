@@ -123,6 +123,9 @@ extension WebServer {
         if rows.contains(where: { $0.redisLink != 0 }) {
             redisFamilies(rows.filter { $0.redisLink != 0 }.map { ($0.slot, $0.redisLink, $0.redis) }, into: &text)
         }
+        limitFamily("shoal_tls_handshake_failures_total",
+                    "TLS handshakes that failed: plain_http (HTTP to the TLS port), protocol (a version, cipher or ALPN refused), malformed (garbage, a bad record, the peer's alert), timeout.",
+                    label: "reason", Self.tlsFailureEvents)
         return text
     }
 

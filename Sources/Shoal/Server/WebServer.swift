@@ -2,6 +2,7 @@
 // the WebSocket servers registered on it by path (4D: WebSocket servers share the web server's port).
 public import Logging
 public import ShoalRing
+public import ShoalTLS
 import ShoalCluster
 import ShoalPosix
 
@@ -10,6 +11,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     public let loop: EventLoop
     public let configuration: WebServerConfiguration
     public let logger: Logger
+    /// The TLS context every connection's handshake uses (`configuration.tls`); nil: plain.
+    let tlsContext: TLSContext?
     private(set) var ids: any ConnectionIDSource = LocalConnectionIDs()
     let staticFiles: StaticFiles
     /// The client address of an accepted socket; ShoalTesting's simulated clients, which have no
@@ -48,10 +51,13 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     }
 
     /// A web server; alone (connection ids from a local counter) until `join` makes it a cluster worker.
-    public init(loop: EventLoop, configuration: WebServerConfiguration, logger: Logger) {
+    /// `tlsContext`: made from `configuration.tls` (`WebServerTLS.makeContext`), where a bad
+    /// certificate stops the start.
+    public init(loop: EventLoop, configuration: WebServerConfiguration, logger: Logger, tlsContext: TLSContext? = nil) {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
+        self.tlsContext = tlsContext
         if let root = configuration.publicDirectory {
             staticFiles = StaticFiles(root: root)
             Self.report(staticFiles, folder: root, to: logger)

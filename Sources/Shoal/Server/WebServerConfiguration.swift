@@ -61,6 +61,9 @@ public struct WebServerConfiguration: Sendable {
     /// go on, a message refuses it (logged; the running workers stay). New workers read their
     /// configuration again (`shoal serve --config`), so one that would refuse to start is caught here.
     public var reloadCheck: (@Sendable () -> String?)? = nil
+    /// Serve TLS (https:// and wss://) on the listener, after the PROXY header when `proxyProtocol`
+    /// is on. nil: plain http:// and ws://.
+    public var tls: WebServerTLS? = nil
 
     public init(host: String = "0.0.0.0", port: Int = 8080, publicDirectory: String? = nil,
                 maxHeadSize: Int = 16 * 1024, maxHeaderCount: Int = 100,

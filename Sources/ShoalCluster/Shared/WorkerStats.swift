@@ -23,18 +23,19 @@ import Glibc
 //   96   registry high-water u32  owned by Registry: entries [0, hw) of partition `slot` may be live
 //   100  registry live u32        owned by Registry: live entries of the partition
 //   104  watchdogKills          written by the supervisor only; survives reset()
-//   112  reserved (8 bytes)
+//   112  tlsMalformed           a limit counter (`LimitEvent.tlsMalformed`) in a word that was reserved
 //   120  busMessagesOut         messages this worker wrote to the bus (a sendMany counts once)
-//   128  limit counters         one u64 per `WorkerStats.LimitEvent` (offset 128 + 8 × raw value):
-//                               what the production limits refused or closed, for /metrics
-//   ...  reserved to 200
+//   128  limit counters         one u64 per `WorkerStats.LimitEvent` (offset 128 + 8 × raw value,
+//                               the TLS failures excepted): what the production limits refused or
+//                               closed, for /metrics
+//   184  tlsPlainHTTP, 192 tlsProtocol   TLS handshake failures (`LimitEvent`), after the first seven
 //   200  redisLink              0: no Redis link configured, 1: down (connecting or backing off), 2: up
 //   208  redisPublished         messages PUBLISHed for the other instances
 //   216  redisReceived          messages from other instances delivered here
 //   224  redisDroppedDown       messages for the other instances dropped: the link was down
 //   232  redisDroppedQueueFull  messages dropped: Redis had not taken the ones before (queue bound)
 //   240  redisInvalid           messages on the cluster's channel refused (not ours, truncated, oversized…)
-//   248  reserved
+//   248  tlsTimeout             a limit counter in the block's last word
 //
 // Writers: the worker in the slot, except `restarts`, `progressSeenNanoseconds`, `watchdogKills`
 // (supervisor) and the registry words (see Registry.swift: the owner, and the supervisor's sweep).
@@ -150,8 +151,21 @@ public struct WorkerStats: Sendable {
         case idleTimeout
         /// A connection closed because its PROXY protocol header was missing, malformed or too slow.
         case rejectedProxyHeader
+        /// A TLS handshake that failed: plain HTTP sent to the TLS port; a version, cipher or ALPN we
+        /// refuse; garbage, a broken record or the peer's alert; not complete within the deadline.
+        case tlsPlainHTTP, tlsProtocol, tlsMalformed, tlsTimeout
 
-        var offset: Int { 128 + 8 * rawValue }
+        var offset: Int {
+            switch self {
+            // Words 200-247 hold other counters where the cluster also links to Redis (main), so
+            // the TLS counters take the two words left after the first seven and two reserved ones.
+            case .tlsPlainHTTP: 184
+            case .tlsProtocol: 192
+            case .tlsMalformed: 112
+            case .tlsTimeout: 248
+            default: 128 + 8 * rawValue
+            }
+        }
     }
 
     /// The Redis link's counters (offsets 208…240).

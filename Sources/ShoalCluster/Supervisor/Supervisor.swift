@@ -26,7 +26,9 @@ public final class Supervisor {
         public var watchdogTimeoutSeconds: Double
         /// argv of the workers (argv[0] included); by default the supervisor's own.
         public var arguments: [String]
-        /// Asked on SIGHUP: a message refuses the reload (logged), nil lets it go on.
+        /// Asked on SIGHUP before a new generation starts: a message refuses the reload (logged; the
+        /// serving workers stay), nil lets it go on. (A configuration file that no longer checks, a
+        /// certificate that no longer loads.)
         public var reloadCheck: (@Sendable () -> String?)?
 
         public init(workers: Int, host: String, port: Int, registryCapacity: Int = 262_144,

@@ -2,6 +2,7 @@
 import ArgumentParser
 import Logging
 import Shoal
+import ShoalTLS
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve the demo page and a WebSocket server.")
@@ -56,6 +57,13 @@ struct Serve: ParsableCommand {
     @Flag(help: "Every connection starts with a PROXY protocol header (v1 or v2) naming the client.")
     var proxyProtocol = false
 
+    // TLS in the worker (docs/tls.md): https:// and wss:// on the same port.
+    @Option(help: "Certificate chain (PEM, leaf first: certbot's fullchain.pem); repeatable: the first answers every name, the others the names they cover (SNI).")
+    var tlsCert: [String] = []
+    @Option(help: "Private key (PEM) of the --tls-cert at the same position; repeatable.") var tlsKey: [String] = []
+    @Option(help: "Seconds one set of session-ticket keys makes tickets (a ticket resumes in its period and the next).")
+    var tlsTicketRotation = 3600
+
     // permessage-deflate (RFC 7692).
     @Option(help: "Compression: off, shared (one compressor per worker) or dedicated (one per connection).")
     var compression = "shared"
@@ -87,7 +95,8 @@ struct Serve: ParsableCommand {
          ("max-backpressure", maxBackpressure, 1024...Self.maxBytes),
          ("compression-window-bits", compressionWindowBits, 8...15), ("compression-memory-level", compressionMemoryLevel, 1...9),
          ("compression-threshold", compressionThreshold, 0...Self.maxBytes), ("compression-level", compressionLevel, 0...9),
-         ("max-topics-per-connection", maxTopicsPerConnection, 1...Self.maxCount)]
+         ("max-topics-per-connection", maxTopicsPerConnection, 1...Self.maxCount),
+         ("tls-ticket-rotation", tlsTicketRotation, 60...604_800)]
     }
 
     /// Merges the environment and the file under the flags (ServeConfiguration), then checks the result.
@@ -130,6 +139,10 @@ struct Serve: ParsableCommand {
         }
         do { _ = try trustedProxy.map(AddressRange.init) } catch { throw ValidationError("--trusted-proxy \(error)") }
         do { _ = try redisOptions() } catch { throw ValidationError("\(error)") }
+        if let tls = try tlsSettings {
+            // Read now, so a missing, unreadable or mismatched file stops the start (exit 64).
+            do { _ = try tls.makeContext() } catch { throw ValidationError("--tls-cert/--tls-key: \(error)") }
+        }
     }
 
     /// `--redis` and `--cluster-name`, checked and resolved (nil without --redis).
@@ -139,6 +152,18 @@ struct Serve: ParsableCommand {
             return nil
         }
         return try RedisOptions(url: redis, clusterName: clusterName)
+    }
+
+    /// The certificates, paired by position; nil without --tls-cert.
+    private var tlsSettings: WebServerTLS? {
+        get throws {
+            guard !tlsCert.isEmpty || !tlsKey.isEmpty else { return nil }
+            guard tlsCert.count == tlsKey.count else {
+                throw ValidationError("--tls-cert and --tls-key come in pairs: \(tlsCert.count) certificate(s), \(tlsKey.count) key(s)")
+            }
+            let identities = zip(tlsCert, tlsKey).map { TLSIdentity(certificateChainPath: $0, privateKeyPath: $1) }
+            return WebServerTLS(identities: identities, ticketRotationSeconds: tlsTicketRotation)
+        }
     }
 
     private var compressionChoice: WebSocketCompression {
@@ -183,6 +208,7 @@ struct Serve: ParsableCommand {
         configuration.clusterConnections = clusterConnections
         configuration.redis = try redisOptions()
         configuration.reloadCheck = ServeConfiguration.reloadCheck(for: self)
+        configuration.tls = try tlsSettings
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler

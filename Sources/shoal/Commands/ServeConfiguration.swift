@@ -24,7 +24,8 @@ extension Serve {
          .option("compression-memory-level", \.compressionMemoryLevel),
          .option("compression-threshold", \.compressionThreshold), .option("compression-level", \.compressionLevel),
          .option("max-topics-per-connection", \.maxTopicsPerConnection),
-         .option("redis", \.redis), .option("cluster-name", \.clusterName)]
+         .option("redis", \.redis), .option("cluster-name", \.clusterName),
+         .list("tls-cert", \.tlsCert), .list("tls-key", \.tlsKey), .option("tls-ticket-rotation", \.tlsTicketRotation)]
     }
 }
 

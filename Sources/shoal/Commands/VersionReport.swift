@@ -2,6 +2,7 @@
 // on this host: the version, the git commit, the Swift compiler, and the loop backend the
 // kernel allows (probed now, the way a worker chooses it at start).
 import Shoal
+import ShoalTLS
 
 enum VersionReport {
     /// The release this source tree is (semantic versioning; 0.x: the API may still change).
@@ -28,6 +29,7 @@ enum VersionReport {
         commit: \(BuildInfo.gitCommit)
         swift: \(swiftVersion)
         \(Shoal.probeLoopBackend())
+        \(KernelTLS.probe())
         """
     }
 }
