@@ -229,6 +229,14 @@ def test_the_shipped_example_names_every_key_and_its_defaults_check(tmp_path):
     assert len(keys) >= 30 and keys <= written, sorted(keys - written)
     assert re.search(r"^host: 127\.0\.0\.1  +# file .*shoal\.yaml:\d+$", p.stdout, re.M), p.stdout
     uncommented = re.sub(r"^# ([a-z-]+: )", r"\1", text, flags=re.M)
+    # The example's certificate paths are where certbot puts them; check-config loads them, so
+    # they are pointed at a pair made for the test.
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True, timeout=60)
+    uncommented = re.sub(r"^tls-cert: .*$", f"tls-cert: [{cert}]", uncommented, flags=re.M)
+    uncommented = re.sub(r"^tls-key: .*$", f"tls-key: [{key}]", uncommented, flags=re.M)
     (tmp_path / "all.yaml").write_text(uncommented)
     p = run_shoal("check-config", "--config", str(tmp_path / "all.yaml"))
     assert p.returncode == 0, p.stderr
