@@ -29,6 +29,9 @@ final class HTTPSession: SocketDelegate {
     /// kept by the worker's `RequestDeadlines`.
     var deadline: UInt64 = 0
     var deadlineLink = DeadlineLink()
+    /// When the current request began (accept, or the end of the previous request on a keep-alive
+    /// connection), CLOCK_MONOTONIC: the start of the handshake-latency histogram's measurement.
+    private var requestStartedAt = WorkerStats.monotonicNanoseconds()
 
     init(web: WebServer, fd: Int32) {
         self.web = web
@@ -53,6 +56,7 @@ final class HTTPSession: SocketDelegate {
             do {
                 result = try parser.feed(UnsafeRawBufferPointer(rest))
             } catch {
+                web.metrics.count(.badRequest)
                 respond(status: error.status, extraHeaders: error.headers, body: error.reason + "\n", keepAlive: false)
                 return
             }
@@ -67,6 +71,7 @@ final class HTTPSession: SocketDelegate {
                 rest = leftover
                 parser = HTTPHeadParser(maxHeadSize: web.configuration.maxHeadSize, maxHeaderCount: web.configuration.maxHeaderCount)
                 web.requestDeadlines.restart(self)
+                requestStartedAt = WorkerStats.monotonicNanoseconds()
             }
         }
     }
@@ -85,6 +90,7 @@ final class HTTPSession: SocketDelegate {
             return UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
         } catch {
             web.limits.count(.rejectedProxyHeader)
+            web.metrics.count(.proxyHeader)
             web.logger.debug("PROXY header refused: \(error)", metadata: ["peer": "\(peerAddress)"])
             ending = true
             web.requestDeadlines.remove(self)
@@ -110,6 +116,7 @@ final class HTTPSession: SocketDelegate {
     private func answer(_ head: HTTPRequestHead, leftover: UnsafeMutableRawBufferPointer) -> Bool {
         // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host field gets 400.
         if head.versionMajor == 1 && head.versionMinor >= 1 && head.headers.values("host").count != 1 {
+            web.metrics.count(.badRequest)
             respond(status: 400, body: "HTTP/1.1 requests need exactly one Host header\n", keepAlive: false)
             return false
         }
@@ -123,6 +130,7 @@ final class HTTPSession: SocketDelegate {
                 return goAway(head)
             }
             guard let server = web.server(forPath: target.path) else {
+                web.metrics.count(.notFound)
                 respond(status: 404, body: "No WebSocket server at \(target.path)\n", keepAlive: false)
                 web.reportToEveryServer(.noServerForPath, status: 404, message: "No WebSocket server at \(target.path)")
                 return false
@@ -135,6 +143,7 @@ final class HTTPSession: SocketDelegate {
             return false
         }
         guard head.method == "GET" || head.method == "HEAD" else {
+            web.metrics.count(.badRequest)
             respond(status: 405, extraHeaders: [("Allow", "GET, HEAD")], body: "Method not allowed\n", keepAlive: false)
             return false
         }
@@ -152,6 +161,7 @@ final class HTTPSession: SocketDelegate {
         if let file = web.staticFiles?.file(at: target.path) {
             respond(status: 200, extraHeaders: [("Content-Type", file.contentType)], bodyBytes: file.bytes, keepAlive: keepAlive, omitBody: isHead)
         } else {
+            web.metrics.count(.notFound)
             respond(status: 404, body: "Not found: \(target.path)\n", keepAlive: keepAlive, omitBody: isHead)
         }
         return false
@@ -164,12 +174,14 @@ final class HTTPSession: SocketDelegate {
         do {
             key = try WebSocketUpgrade.validate(head)
         } catch {
+            web.metrics.count(.badRequest)
             respond(status: error.status, extraHeaders: error.headers, body: error.reason + "\n", keepAlive: false)
             server.reportError(.badHandshake, status: error.status, message: error.reason)
             return false
         }
         if let allowed = server.options.allowedOrigins, let origin = head.headers["origin"], !allowed.allows(origin) {
             web.limits.count(.rejectedOrigin)
+            web.metrics.count(.forbidden)
             respond(status: 403, body: "Origin \(origin) is not allowed to connect\n", keepAlive: false)
             server.reportError(.originRefused, status: 403, message: "Origin \(origin) is not allowed to connect")
             return false
@@ -177,6 +189,7 @@ final class HTTPSession: SocketDelegate {
         let address = clientAddress(of: head)
         if let refusal = web.admissionRefusal(address: address) {
             web.limits.count(refusal.event)
+            web.metrics.count(refusal.event == .rejectedPerAddress ? .tooManyFromAddress : .unavailable)
             respond(status: refusal.status, extraHeaders: [("Retry-After", "1")], body: refusal.reason + "\n", keepAlive: false)
             server.reportError(refusal.code, status: refusal.status, message: refusal.reason)
             return false
@@ -184,6 +197,7 @@ final class HTTPSession: SocketDelegate {
         let request = WebSocketRequest(head: head, target: target, remoteAddress: address)
         let event = WebSocketConnectionEvent(request: request)
         guard let connectionHandler = server.handler.onConnection(server, event) else {
+            web.metrics.count(.forbidden)
             respond(status: 403, body: "Connection refused by the server\n", keepAlive: false)
             server.reportError(.refusedByHandler, status: 403, message: "onConnection refused the client from \(address)")
             return false
@@ -193,6 +207,7 @@ final class HTTPSession: SocketDelegate {
         if let cluster = web.cluster {
             // A full registry share refuses the client before the upgrade, never corrupts the table.
             guard let claimed = cluster.registry.insert(id: id, server: server.index, slot: cluster.slot) else {
+                web.metrics.count(.unavailable)
                 respond(status: 503, extraHeaders: [("Retry-After", "1")],
                         body: "Too many connections on this worker (registry full)\n", keepAlive: false)
                 server.reportError(.registryFull, status: 503, message: "This worker's share of the registry is full")
@@ -205,6 +220,7 @@ final class HTTPSession: SocketDelegate {
         }
         writeSwitchingProtocols(key: key, extensions: compression?.responseHeaderValue, subprotocol: event.selectedProtocol,
                                 on: socket)
+        web.metrics.observeHandshake(microseconds: (WorkerStats.monotonicNanoseconds() &- requestStartedAt) / 1000)
         // The request is not kept: a handler that needs it later keeps what it needs (as 4D code
         // keeps values from onConnection's event), and idle connections stay small.
         let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server, socket: socket,
@@ -235,10 +251,12 @@ final class HTTPSession: SocketDelegate {
     /// which a client handles as "reconnect", instead of refusing it.
     private func goAway(_ head: HTTPRequestHead) -> Bool {
         guard let socket, let key = try? WebSocketUpgrade.validate(head) else {
+            web.metrics.count(.unavailable)
             respond(status: 503, extraHeaders: [("Retry-After", "0")], body: "Restarting\n", keepAlive: false)
             return false
         }
         writeSwitchingProtocols(key: key, on: socket)
+        web.metrics.countClose(code: 1001)
         FrameWriter.closePayload(code: 1001, reason: "server restarting").withUnsafeBytes {
             _ = web.loop.writeFrame(socket, opcode: .close, payload: $0)
         }
@@ -278,8 +296,10 @@ final class HTTPSession: SocketDelegate {
         if let proxyHeader, proxyHeader.receivedCount > 0 {
             // Part of a PROXY header and no more in time: a slow header, refused like a malformed one.
             web.limits.count(.rejectedProxyHeader)
+            web.metrics.count(.proxyHeader)
             web.loop.close(socket, mode: .abort)
         } else if partialBytes > 0 {
+            web.metrics.count(.requestTimeout)
             respond(status: 408, body: "Request head not complete in time\n", keepAlive: false)
             web.reportToEveryServer(.requestTimeout, status: 408, message: "Request head not complete in time")
         } else {

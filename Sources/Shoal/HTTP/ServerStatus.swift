@@ -108,6 +108,8 @@ extension WebServer {
                "Connections closed because their PROXY protocol header was missing, malformed or not complete in time.") {
             $0.limits[WorkerStats.LimitEvent.rejectedProxyHeader.rawValue]
         }
-        return text
+        var operatorFamilies = MetricsExposition()
+        appendOperatorMetrics(to: &operatorFamilies)
+        return text + operatorFamilies.text
     }
 }

@@ -42,6 +42,13 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// turn by the cluster link, with `traffic`.
     var limits = LimitCounts()
 
+    /// Closes by code, HTTP refusals and the latency and size histograms: recorded where each
+    /// event happens, straight into this worker's block of the shared segment (a private block
+    /// until `join`, which comes before any WebSocket server exists).
+    private(set) var metrics: WorkerMetrics
+    /// Owns the private block while there is no cluster.
+    private var detachedMetrics: AnyObject?
+
     /// What every WebSocket server of this worker moved, terminated ones included.
     var traffic: TrafficCounters {
         createdServers.reduce(TrafficCounters()) { $0 + $1.traffic }
@@ -52,6 +59,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
+        (metrics, detachedMetrics) = WorkerMetrics.detached()
         let root = configuration.publicDirectory ?? BundledResources.publicDirectory
         staticFiles = root.map { StaticFiles(root: $0) }
         if let staticFiles { Self.report(staticFiles, to: logger) }
@@ -92,6 +100,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     func join(_ node: WorkerNode) {
         let link = ClusterLink(node: node, web: self)
         cluster = link
+        metrics = node.segment.metrics(slot: node.role.slot)
+        detachedMetrics = nil
         ids = link
         link.start()
     }

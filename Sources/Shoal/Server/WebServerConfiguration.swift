@@ -31,6 +31,8 @@ public struct WebServerConfiguration: Sendable {
     /// WebSocket connections the whole cluster is meant to hold; nil: not said. Automatic
     /// `workers` start enough workers for them, and the supervisor warns when the workers cannot.
     public var clusterConnections: Int? = nil
+    /// What /metrics names this build as (`shoal_build_info`); the program sets it.
+    public var build = BuildLabels()
     /// The most 16 KiB receive buffers each worker lends the kernel (a power of two): how many
     /// sockets can deliver data in one loop turn before some wait a turn (`-ENOBUFS`, then re-armed).
     /// Buffers are lent as bursts need them (io_uring: 64 at first, doubled when a turn runs out),

@@ -85,6 +85,7 @@ public final class Supervisor {
             observeWorkers()
             handle(.tick)
             publishProgressSeen()
+            sampleProcess()
         }
         logger.info("supervisor: every worker stopped")
         return 0
@@ -160,6 +161,7 @@ public final class Supervisor {
     private func spawn(slot: Int, generation: Int) -> WorkerSlots.Event {
         let stats = segment.stats(slot: slot)
         stats.reset()
+        segment.metrics(slot: slot).resetProcess()
         stats.generation = generation
         stats.progressSeenNanoseconds = Self.monotonicNanoseconds()
         segment.registry.sweep(slot: slot)
@@ -198,6 +200,17 @@ public final class Supervisor {
         for worker in slots.workers.values where slots.owner(of: worker.slot)?.pid == worker.pid {
             segment.stats(slot: worker.slot).progressSeenNanoseconds = UInt64(max(0, worker.progressSeen) * 1e9)
         }
+    }
+
+    /// When the supervisor last stored its own process figures (monotonic seconds; 0: never).
+    private var processSampledAt = 0.0
+
+    /// Stores the supervisor's CPU, memory and descriptor figures for /metrics, once a second.
+    private func sampleProcess() {
+        let now = Self.now()
+        guard processSampledAt == 0 || now - processSampledAt >= 1 else { return }
+        processSampledAt = now
+        segment.supervisorProcess = ProcessSample.current()
     }
 
     // MARK: Waiting

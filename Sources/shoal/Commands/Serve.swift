@@ -154,6 +154,7 @@ struct Serve: ParsableCommand {
             receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress,
             trustedProxies: TrustedProxies(try trustedProxy.map(AddressRange.init)), proxyProtocol: proxyProtocol)
         configuration.clusterConnections = clusterConnections
+        configuration.build = BuildLabels(version: VersionReport.version, commit: BuildInfo.gitCommit, swift: VersionReport.swiftVersion)
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler

@@ -1,0 +1,111 @@
+// What this process costs the machine, as Prometheus' standard process metrics name it: CPU time,
+// resident memory, open descriptors and start time, read from /proc/self. The reads are cheap but
+// not free (the descriptor count lists /proc/self/fd, one entry per client), so callers sample
+// once a second on a timer, never per scrape.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One reading of this process's figures; zero where /proc could not be read.
+public struct ProcessSample: Equatable, Sendable {
+    /// User plus system CPU time, in microseconds.
+    public var cpuMicroseconds: UInt64 = 0
+    /// Resident set size, in bytes.
+    public var residentBytes: UInt64 = 0
+    /// Open file descriptors.
+    public var openDescriptors: UInt64 = 0
+    /// When the process started, in milliseconds since the Unix epoch.
+    public var startMilliseconds: UInt64 = 0
+
+    public init(cpuMicroseconds: UInt64 = 0, residentBytes: UInt64 = 0, openDescriptors: UInt64 = 0, startMilliseconds: UInt64 = 0) {
+        self.cpuMicroseconds = cpuMicroseconds
+        self.residentBytes = residentBytes
+        self.openDescriptors = openDescriptors
+        self.startMilliseconds = startMilliseconds
+    }
+
+    /// Reads this process's figures now.
+    public static func current() -> ProcessSample {
+        var sample = ProcessSample()
+        var usage = rusage()
+        if getrusage(RUSAGE_SELF.rawValue, &usage) == 0 {
+            sample.cpuMicroseconds = microseconds(usage.ru_utime) + microseconds(usage.ru_stime)
+        }
+        if let statm = text(of: "/proc/self/statm"), let pages = residentPages(statm: statm) {
+            sample.residentBytes = pages &* UInt64(max(4096, sysconf(Int32(_SC_PAGESIZE))))
+        }
+        sample.openDescriptors = countOpenDescriptors()
+        sample.startMilliseconds = startMilliseconds
+        return sample
+    }
+
+    /// The start time does not change: read once per process (a worker is a new process, so it
+    /// reads its own).
+    private static let startMilliseconds: UInt64 = {
+        guard let stat = text(of: "/proc/self/stat"), let ticks = startTicks(stat: stat),
+              let procStat = text(of: "/proc/stat", limit: 1 << 20), let boot = bootSeconds(procStat: procStat) else { return 0 }
+        let hertz = UInt64(max(1, sysconf(Int32(_SC_CLK_TCK))))
+        return boot &* 1000 &+ ticks &* 1000 / hertz
+    }()
+
+    private static func microseconds(_ time: timeval) -> UInt64 {
+        UInt64(max(0, time.tv_sec)) &* 1_000_000 &+ UInt64(max(0, time.tv_usec))
+    }
+
+    /// Field 2 of /proc/PID/statm: resident pages.
+    public static func residentPages(statm: String) -> UInt64? {
+        let fields = statm.split(separator: " ")
+        return fields.count >= 2 ? UInt64(fields[1]) : nil
+    }
+
+    /// Field 22 of /proc/PID/stat (starttime, clock ticks after boot). The command name (field 2)
+    /// is in parentheses and may hold spaces and parentheses itself: count from the last ')'.
+    public static func startTicks(stat: String) -> UInt64? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // fields[0] is field 3 (state), so field 22 is fields[19].
+        return fields.count > 19 ? UInt64(fields[19].trimmingSuffixNewline) : nil
+    }
+
+    /// The `btime` line of /proc/stat: boot time, seconds since the epoch.
+    public static func bootSeconds(procStat: String) -> UInt64? {
+        for line in procStat.split(separator: "\n") where line.hasPrefix("btime ") {
+            return UInt64(line.dropFirst(6))
+        }
+        return nil
+    }
+
+    /// Entries of /proc/self/fd, less the one the listing itself holds open.
+    private static func countOpenDescriptors() -> UInt64 {
+        guard let directory = opendir("/proc/self/fd") else { return 0 }
+        var count: UInt64 = 0
+        while let entry = readdir(directory) {
+            let isDot = withUnsafeBytes(of: entry.pointee.d_name) { $0.first == UInt8(ascii: ".") }
+            if !isDot { count += 1 }
+        }
+        closedir(directory)
+        return count > 0 ? count - 1 : 0
+    }
+
+    /// A /proc file as text, up to `limit` bytes (their size reads as 0: read until end of file;
+    /// /proc/stat's interrupt line grows with the machine, so its reader allows more).
+    private static func text(of path: String, limit: Int = 4096) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < limit {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            bytes += chunk[..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+extension Substring {
+    fileprivate var trimmingSuffixNewline: Substring { hasSuffix("\n") ? dropLast() : self }
+}
