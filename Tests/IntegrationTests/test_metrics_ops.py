@@ -1,0 +1,166 @@
+"""The operator metrics of /metrics, caused for real on a 2-worker cluster and read back: closes
+by code (each code made by a client or a limit), refusals by reason (404, 408, a bad request),
+the handshake and message-size histograms, the send-queue gauge under a client that does not
+read, process figures per worker and supervisor compared with /proc, and shoal_build_info
+against `shoal --version`. Every exposition also passes `promtool check metrics`."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from cluster_helpers import fd_count, rss_bytes, wait_until, wait_workers
+from helpers import OP_CLOSE, RawConn, RawWS, client_frame, http_get
+from hostile_helpers import metric_samples, serve
+from test_metrics_format import promtool_check
+from test_version import version
+
+CLOSE_CODES = ["1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009", "1011", "other"]
+
+
+def snapshot(port: int) -> dict[tuple[str, frozenset], float]:
+    return {(name, frozenset(labels.items())): value for name, labels, value in metric_samples(port)}
+
+
+def value(snap, name: str, **labels: str) -> float:
+    key = (name, frozenset(labels.items()))
+    assert key in snap, f"/metrics has no {name}{labels}"
+    return snap[key]
+
+
+def check_promtool(port: int) -> None:
+    body = http_get(port, "/metrics").body
+    p = promtool_check(body)
+    assert p.returncode == 0 and not p.stdout.strip() and not p.stderr.strip(), \
+        f"promtool check metrics:\n{p.stdout.decode()}{p.stderr.decode()}\n--- exposition ---\n{body.decode()}"
+
+
+def closes(port: int) -> dict[str, float]:
+    snap = snapshot(port)
+    return {code: value(snap, "shoal_closes_total", code=code) for code in CLOSE_CODES}
+
+
+def test_closes_refusals_and_histograms_count_what_happened(shoal):
+    srv = serve(shoal, "--handler", "echo", "--workers", "2", "--max-message-size", "1000", "--request-timeout", "0.5")
+    wait_workers(srv.proc.pid, {0, 1})
+    before = snapshot(srv.port)
+    closes_before = closes(srv.port)
+
+    # Five handshakes, each ending its connection a different way.
+    ws = RawWS(srv.port)
+    ws.send_text("hi")  # 2 bytes: the 16-byte bucket
+    assert ws.recv_frame().payload == b"hi"
+    ws.send_text("x" * 100)  # the 256-byte bucket
+    assert ws.recv_frame().payload == b"x" * 100
+    ws.send_close(1000)
+    assert ws.recv_frame().close_code == 1000
+    ws.close()
+
+    ws = RawWS(srv.port)
+    ws.send_close(4001)  # an application's code: "other"
+    assert ws.recv_frame().close_code == 4001
+    ws.close()
+
+    ws = RawWS(srv.port)
+    ws.reset()  # no close frame at all: 1006
+
+    ws = RawWS(srv.port)
+    ws.send_text("y" * 2000)  # above --max-message-size: the server closes with 1009
+    assert ws.recv_frame().close_code == 1009
+    ws.send(client_frame(OP_CLOSE, b"\x03\xf1"))
+    ws.close()
+
+    ws = RawWS(srv.port)
+    ws.send(client_frame(0x3))  # a reserved opcode: the server fails the connection with 1002
+    assert ws.recv_frame().close_code == 1002
+    ws.close()
+
+    # Refusals: a 404, a 408 (a head that never completes), a 405 (counted as bad_request).
+    assert http_get(srv.port, "/no-such-file").status == 404
+    with RawConn(srv.port) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        assert c.read_response().status == 408
+    with RawConn(srv.port) as c:
+        c.send(b"DELETE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert c.read_response().status == 405
+
+    expected = dict(closes_before)
+    for code in ("1000", "other", "1006", "1009", "1002"):
+        expected[code] += 1
+    wait_until(lambda: closes(srv.port) == expected, 10, what=f"closes {expected}")
+
+    after = snapshot(srv.port)
+
+    def delta(name, **labels):
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("shoal_http_refusals_total", reason="404") == 1
+    assert delta("shoal_http_refusals_total", reason="408") == 1
+    assert delta("shoal_http_refusals_total", reason="bad_request") == 1
+    for reason in ("403", "429", "503", "proxy_header"):
+        assert delta("shoal_http_refusals_total", reason=reason) == 0, reason
+
+    assert delta("shoal_handshake_duration_seconds_count") == 5
+    assert delta("shoal_handshake_duration_seconds_bucket", le="+Inf") == 5
+    # Loopback handshakes take far less than a second each (the sum is in seconds).
+    assert 0 < delta("shoal_handshake_duration_seconds_sum") < 5
+    assert delta("shoal_handshake_duration_seconds_bucket", le="16.777216") == 5
+
+    assert delta("shoal_received_message_bytes_count") == 2, "the 2,000-byte message was refused, not received"
+    assert delta("shoal_received_message_bytes_sum") == 102
+    assert delta("shoal_received_message_bytes_bucket", le="16") == 1
+    assert delta("shoal_received_message_bytes_bucket", le="64") == 1
+    assert delta("shoal_received_message_bytes_bucket", le="256") == 2
+    check_promtool(srv.port)
+
+
+def test_send_queue_bytes_rise_under_a_client_that_does_not_read(shoal):
+    srv = serve(shoal, "--handler", "echo", "--workers", "2")
+    wait_workers(srv.proc.pid, {0, 1})
+
+    def queued() -> float:
+        return sum(v for n, _, v in metric_samples(srv.port) if n == "shoal_send_queue_bytes")
+
+    assert queued() == 0
+    ws = RawWS(srv.port, rcvbuf=4096)
+    ws.sock.settimeout(2)
+    frame = client_frame(0x2, b"z" * 65536)
+    sent = 0
+    try:
+        for _ in range(256):  # at most 16 MiB; the server stops reading long before
+            ws.send(frame)
+            sent += 1
+    except (socket.timeout, TimeoutError):
+        pass
+    assert sent > 0
+    wait_until(lambda: queued() > 0, 10, what="shoal_send_queue_bytes above 0")
+    check_promtool(srv.port)
+    ws.reset()
+    wait_until(lambda: queued() == 0, 10, what="shoal_send_queue_bytes back at 0 once the client left")
+
+
+def test_process_figures_match_proc_and_build_info_matches_version(shoal):
+    started = time.time()
+    srv = serve(shoal, "--handler", "echo", "--workers", "2")
+    workers = wait_workers(srv.proc.pid, {0, 1})
+    pids = {"supervisor": srv.proc.pid, "0": workers[0], "1": workers[1]}
+
+    def complete():
+        snap = snapshot(srv.port)
+        return snap if all(("process_start_time_seconds", frozenset({("worker", w)})) in snap for w in pids) else None
+    snap = wait_until(complete, 10, what="process metrics of the supervisor and both workers")
+    time.sleep(1.2)  # one more sample each, after the start-up descriptors settled
+    snap = snapshot(srv.port)
+    for worker, pid in pids.items():
+        start = value(snap, "process_start_time_seconds", worker=worker)
+        assert started - 2 <= start <= time.time() + 1, (worker, start, started)
+        assert value(snap, "process_cpu_seconds_total", worker=worker) > 0, worker
+        rss = value(snap, "process_resident_memory_bytes", worker=worker)
+        assert 0.5 * rss_bytes(pid) <= rss <= 2 * rss_bytes(pid), (worker, rss, rss_bytes(pid))
+        fds = value(snap, "process_open_fds", worker=worker)
+        assert abs(fds - fd_count(pid)) <= 2, (worker, fds, fd_count(pid))
+
+    lines = version()
+    info = [labels for name, labels, v in metric_samples(srv.port) if name == "shoal_build_info" and v == 1]
+    assert info == [{"version": lines[0].split()[1], "commit": lines[1].split(": ")[1], "swift": lines[2].split(": ")[1]}]
+    check_promtool(srv.port)
