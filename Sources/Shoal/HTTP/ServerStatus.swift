@@ -5,8 +5,10 @@ import ShoalRing
 
 extension WebServer {
     /// /healthz: 503 when a worker of the serving generation is missing, or has made no progress
-    /// for the watchdog time (it is being replaced; 10 s with the watchdog off); 200 otherwise,
-    /// naming any worker that has made no progress for more than 3 s (slow, not yet stuck).
+    /// for the watchdog time (it is being replaced; 10 s with the watchdog off), or its registry
+    /// share is full (it refuses every new client with 503, and the kernel keeps handing it its
+    /// share of them); 200 otherwise, naming any worker that has made no progress for more than 3 s
+    /// (slow, not yet stuck).
     func health() -> (status: Int, body: String) {
         guard let cluster else { return (200, "ok\n") }
         let segment = cluster.node.segment
@@ -20,6 +22,10 @@ extension WebServer {
             let slot = servingSet * workers + index
             let stats = segment.stats(slot: slot)
             if stats.pid == 0 { return (503, "unhealthy: worker slot \(slot) is not running\n") }
+            let registry = segment.registry
+            if registry.liveCount(slot: slot) >= registry.capacity {
+                return (503, "unhealthy: worker slot \(slot) has its registry share full (\(registry.capacity) of \(registry.capacity) entries)\n")
+            }
             let seen = stats.progressSeenNanoseconds
             guard seen != 0, now > seen, now - seen > Self.slowAfter else { continue }
             let tenths = (now - seen) / 100_000_000
