@@ -33,11 +33,13 @@ public enum Shoal {
             let workers = configuration.workers ?? sizing.automaticWorkers
             logger.info("supervisor: \(workers) workers, each holding up to \(sizing.capacityPerWorker(workers: workers)) connections")
             for warning in sizing.warnings(workers: workers) { logger.warning("supervisor: \(warning)") }
-            let supervisor = try Supervisor(configuration: .init(
+            var supervisorConfiguration = Supervisor.Configuration(
                 workers: workers, host: configuration.host, port: configuration.port,
                 registryCapacity: configuration.registryCapacity,
                 drainTimeoutSeconds: Double(configuration.drainTimeout.clampedNanoseconds) / 1e9,
-                watchdogTimeoutSeconds: Double(configuration.watchdogTimeout.clampedNanoseconds) / 1e9), logger: logger)
+                watchdogTimeoutSeconds: Double(configuration.watchdogTimeout.clampedNanoseconds) / 1e9)
+            supervisorConfiguration.operatorAddress = configuration.metricsListen.map { ($0.host, $0.port) }
+            let supervisor = try Supervisor(configuration: supervisorConfiguration, logger: logger)
             _ = try supervisor.run()
         }
     }
@@ -66,6 +68,10 @@ public enum Shoal {
             throw error
         }
         loop.listen(socket: listener, delegate: web)
+        if let node, let address = configuration.metricsListen {
+            loop.listen(socket: node.operatorListener, delegate: OperatorListener(web: web))
+            logger.info("/metrics and /healthz also on http://\(address)")
+        }
         node?.stats.accepting = true
         logger.info("listening on http://\(configuration.host):\(Socket.localPort(listener)) (\(backend.name) loop, pid \(getpid()))")
         try loop.run()

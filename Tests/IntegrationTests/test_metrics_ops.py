@@ -2,15 +2,18 @@
 by code (each code made by a client or a limit), refusals by reason (404, 408, a bad request),
 the handshake and message-size histograms, the send-queue gauge under a client that does not
 read, process figures per worker and supervisor compared with /proc, and shoal_build_info
-against `shoal --version`. Every exposition also passes `promtool check metrics`."""
+against `shoal --version`; and the operator listener (--metrics-listen). Every exposition also
+passes `promtool check metrics`."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 
+from conftest import free_port, shoal_bin
 from cluster_helpers import fd_count, rss_bytes, wait_until, wait_workers
-from helpers import OP_CLOSE, RawConn, RawWS, client_frame, http_get
+from helpers import OP_CLOSE, RawConn, RawWS, client_frame, http_get, upgrade_request
 from hostile_helpers import metric_samples, serve
 from test_metrics_format import promtool_check
 from test_version import version
@@ -164,3 +167,46 @@ def test_process_figures_match_proc_and_build_info_matches_version(shoal):
     info = [labels for name, labels, v in metric_samples(srv.port) if name == "shoal_build_info" and v == 1]
     assert info == [{"version": lines[0].split()[1], "commit": lines[1].split(": ")[1], "swift": lines[2].split(": ")[1]}]
     check_promtool(srv.port)
+
+
+def test_metrics_listen_serves_metrics_and_healthz_beside_a_proxy_protocol_port(shoal):
+    """--proxy-protocol: the public port drops anything without a PROXY header, /metrics included;
+    the operator listener answers /metrics (promtool-clean, every worker) and /healthz, 404 for
+    the rest, and counts the public port's refusal under proxy_header."""
+    mport = free_port()
+    srv = serve(shoal, "--handler", "echo", "--workers", "2", "--proxy-protocol", "--metrics-listen", f"127.0.0.1:{mport}")
+    wait_workers(srv.proc.pid, {0, 1})
+    wait_until(lambda: all(f"worker={s} [Shoal] /metrics and /healthz also on http://127.0.0.1:{mport}" in srv.log(200)
+                           for s in (0, 1)), 10, what="both workers on the operator listener")
+
+    with RawConn(srv.port) as c:  # no PROXY header: closed without an answer
+        c.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert c.read_until_close() == b""
+    wait_until(lambda: value(snapshot(mport), "shoal_http_refusals_total", reason="proxy_header") == 1, 10,
+               what="the refused public request counted under proxy_header")
+
+    samples = metric_samples(mport)
+    assert sorted(lab["worker"] for n, lab, v in samples if n == "shoal_worker_up" and v == 1) == ["0", "1"]
+    check_promtool(mport)
+    health = http_get(mport, "/healthz")
+    assert (health.status, health.body) == (200, b"ok\n")
+    assert http_get(mport, "/").status == 404
+    with RawConn(mport) as c:
+        c.send(upgrade_request(mport))
+        assert c.read_response().status == 404, "no WebSocket on the operator listener"
+
+
+def test_metrics_listen_refuses_a_bad_address_and_a_taken_port():
+    for bad in ("localhost:9100", "127.0.0.1", "127.0.0.1:0", "[::1]9100"):
+        done = subprocess.run([shoal_bin(), "serve", "--metrics-listen", bad], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 64 and "--metrics-listen" in done.stderr, (bad, done.returncode, done.stderr)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        done = subprocess.run([shoal_bin(), "serve", "--host", "127.0.0.1", "--port", str(free_port()), "--workers", "1",
+                               "--metrics-listen", f"127.0.0.1:{taken.getsockname()[1]}"],
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode != 0 and "Address already in use" in done.stderr, (done.returncode, done.stderr[-600:])
+    finally:
+        taken.close()

@@ -10,6 +10,8 @@ import ShoalWire
 final class HTTPSession: SocketDelegate {
     private unowned let web: WebServer
     private let fd: Int32
+    /// A connection to the operator listener: /metrics and /healthz, nothing else, no PROXY header.
+    private let operatorOnly: Bool
     private var socket: SocketHandle?
     private var parser: HTTPHeadParser
     /// A response that ends the connection was queued; ignore what follows.
@@ -33,11 +35,12 @@ final class HTTPSession: SocketDelegate {
     /// connection), CLOCK_MONOTONIC: the start of the handshake-latency histogram's measurement.
     private var requestStartedAt = WorkerStats.monotonicNanoseconds()
 
-    init(web: WebServer, fd: Int32) {
+    init(web: WebServer, fd: Int32, operatorOnly: Bool = false) {
         self.web = web
         self.fd = fd
+        self.operatorOnly = operatorOnly
         parser = HTTPHeadParser(maxHeadSize: web.configuration.maxHeadSize, maxHeaderCount: web.configuration.maxHeaderCount)
-        if web.configuration.proxyProtocol { proxyHeader = ProxyHeaderParser() }
+        if web.configuration.proxyProtocol && !operatorOnly { proxyHeader = ProxyHeaderParser() }
     }
 
     func opened(on handle: SocketHandle) {
@@ -124,6 +127,7 @@ final class HTTPSession: SocketDelegate {
         // We never read request bodies; a request that has one cannot be followed on this connection.
         let hasBody = (head.headers["content-length"].map { $0 != "0" } ?? false) || head.headers["transfer-encoding"] != nil
         let keepAlive = head.keepAlive && !hasBody
+        if operatorOnly { return answerOperator(head, target: target, keepAlive: keepAlive) }
 
         if WebSocketUpgrade.isUpgradeRequest(head) {
             if web.stopping, web.server(forPath: target.path) == nil, web.stoppedServer(forPath: target.path) != nil {
@@ -154,7 +158,7 @@ final class HTTPSession: SocketDelegate {
             return false
         }
         if target.path == "/metrics" && mayReadMetrics(head) {
-            respond(status: 200, extraHeaders: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+            respond(status: 200, extraHeaders: [("Content-Type", Self.metricsContentType)],
                     bodyBytes: Array(web.metricsText().utf8), keepAlive: keepAlive, omitBody: isHead)
             return false
         }
@@ -166,6 +170,30 @@ final class HTTPSession: SocketDelegate {
         }
         return false
     }
+
+    /// The operator listener's answers: the two paths for GET and HEAD, 404 for anything else
+    /// (upgrades included: no WebSocket server listens there). Not counted as refusals: those
+    /// count what clients meet.
+    private func answerOperator(_ head: HTTPRequestHead, target: RequestTarget, keepAlive: Bool) -> Bool {
+        let isHead = head.method == "HEAD"
+        guard head.method == "GET" || isHead else {
+            respond(status: 405, extraHeaders: [("Allow", "GET, HEAD")], body: "Method not allowed\n", keepAlive: false)
+            return false
+        }
+        switch target.path {
+        case "/healthz":
+            let health = web.health()
+            respond(status: health.status, body: health.body, keepAlive: keepAlive, omitBody: isHead)
+        case "/metrics":
+            respond(status: 200, extraHeaders: [("Content-Type", Self.metricsContentType)],
+                    bodyBytes: Array(web.metricsText().utf8), keepAlive: keepAlive, omitBody: isHead)
+        default:
+            respond(status: 404, body: "Only /metrics and /healthz here\n", keepAlive: keepAlive, omitBody: isHead)
+        }
+        return false
+    }
+
+    private static let metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
 
     private func upgrade(_ head: HTTPRequestHead, target: RequestTarget, server: WebSocketServer,
                          leftover: UnsafeMutableRawBufferPointer) -> Bool {

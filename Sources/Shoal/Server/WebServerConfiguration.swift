@@ -33,6 +33,9 @@ public struct WebServerConfiguration: Sendable {
     public var clusterConnections: Int? = nil
     /// What /metrics names this build as (`shoal_build_info`); the program sets it.
     public var build = BuildLabels()
+    /// Where every worker also answers /metrics and /healthz, and nothing else (plain HTTP, no
+    /// PROXY header); nil: only on the public port.
+    public var metricsListen: ListenAddress? = nil
     /// The most 16 KiB receive buffers each worker lends the kernel (a power of two): how many
     /// sockets can deliver data in one loop turn before some wait a turn (`-ENOBUFS`, then re-armed).
     /// Buffers are lent as bursts need them (io_uring: 64 at first, doubled when a turn runs out),

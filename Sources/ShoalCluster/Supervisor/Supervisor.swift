@@ -26,6 +26,8 @@ public final class Supervisor {
         public var watchdogTimeoutSeconds: Double
         /// argv of the workers (argv[0] included); by default the supervisor's own.
         public var arguments: [String]
+        /// Where workers also answer /metrics and /healthz alone (`--metrics-listen`); nil: nowhere.
+        public var operatorAddress: (host: String, port: Int)? = nil
 
         public init(workers: Int, host: String, port: Int, registryCapacity: Int = 262_144,
                     drainTimeoutSeconds: Double = 5, watchdogTimeoutSeconds: Double = 10,
@@ -44,6 +46,8 @@ public final class Supervisor {
     private let logger: Logger
     private var segment: SharedSegment!
     private var listeners: [Int32] = []
+    /// One SO_REUSEPORT operator listener per worker index, when `operatorAddress` is set.
+    private var operatorListeners: [Int32] = []
     /// busEnds[a][b]: slot a's end of the channel between slots a and b.
     private var busEnds: [[Int32]] = []
     /// Every decision about the slots; this class only carries them out.
@@ -142,6 +146,10 @@ public final class Supervisor {
         for _ in 0..<configuration.workers {
             let fd = try Socket.listen(host: configuration.host, port: configuration.port, reusePort: true)
             listeners.append(try Spawn.moveAbove(fd, minimum: parkingFloor))
+            if let address = configuration.operatorAddress {
+                let fd = try Socket.listen(host: address.host, port: address.port, reusePort: true)
+                operatorListeners.append(try Spawn.moveAbove(fd, minimum: parkingFloor))
+            }
         }
         busEnds = Array(repeating: Array(repeating: -1, count: slotCount), count: slotCount)
         for a in 0..<slotCount {
@@ -171,6 +179,10 @@ public final class Supervisor {
             (ClusterDescriptors.listener, listeners[slot % configuration.workers]),
             (ClusterDescriptors.segment, segmentDescriptor),
         ]
+        if !operatorListeners.isEmpty {
+            descriptors.append((ClusterDescriptors.operatorListener(slotCount: slotCount),
+                                operatorListeners[slot % configuration.workers]))
+        }
         for peer in 0..<slotCount where peer != slot {
             descriptors.append((ClusterDescriptors.bus(toSlot: peer), busEnds[slot][peer]))
         }

@@ -50,6 +50,8 @@ struct Serve: ParsableCommand {
     var trustedProxy: [String] = []
     @Flag(help: "Every connection starts with a PROXY protocol header (v1 or v2) naming the client.")
     var proxyProtocol = false
+    @Option(help: "Also answer /metrics and /healthz (only those, plain HTTP) on this address:port, e.g. 127.0.0.1:9100.")
+    var metricsListen: String?
 
     // permessage-deflate (RFC 7692).
     @Option(help: "Compression: off, shared (one compressor per worker) or dedicated (one per connection).")
@@ -112,6 +114,7 @@ struct Serve: ParsableCommand {
             throw ValidationError("--watchdog-timeout must be 0 (off) or between 1 and 3600 seconds")
         }
         do { _ = try trustedProxy.map(AddressRange.init) } catch { throw ValidationError("--trusted-proxy \(error)") }
+        do { _ = try metricsListen.map(ListenAddress.init(parsing:)) } catch { throw ValidationError("--metrics-listen: \(error)") }
     }
 
     private var compressionChoice: WebSocketCompression {
@@ -154,6 +157,7 @@ struct Serve: ParsableCommand {
             receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress,
             trustedProxies: TrustedProxies(try trustedProxy.map(AddressRange.init)), proxyProtocol: proxyProtocol)
         configuration.clusterConnections = clusterConnections
+        configuration.metricsListen = try metricsListen.map(ListenAddress.init(parsing:))
         configuration.build = BuildLabels(version: VersionReport.version, commit: BuildInfo.gitCommit, swift: VersionReport.swiftVersion)
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
