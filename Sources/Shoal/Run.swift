@@ -2,6 +2,7 @@
 // spawns workers by re-running the same executable; started by the supervisor it is a worker:
 // it builds its loop on the inherited listener, lets the program create its WebSocket servers,
 // and runs until SIGINT/SIGTERM.
+import CoreMetrics
 public import Logging
 import ShoalCluster
 import ShoalPosix
@@ -55,7 +56,12 @@ public enum Shoal {
         let backend = try BackendProbe.makeBackend(receiveBuffers: configuration.receiveBuffers) { logger.notice("\($0)") }
         let loop = try EventLoop(backend: backend)
         let web = WebServer(loop: loop, configuration: configuration, logger: logger)
-        if let node { web.join(node) }
+        if let node {
+            web.join(node)
+            if configuration.bootstrapsMetrics {
+                MetricsSystem.bootstrap(SegmentMetricsFactory(table: web.handlerSeries, metrics: web.metrics))
+            }
+        }
         Signals.install([SIGINT, SIGTERM], wakeFD: loop.wakeupDescriptor)
         loop.addTurnEndHook {
             if !Signals.take().isEmpty { web.beginShutdown() }

@@ -210,3 +210,43 @@ def test_metrics_listen_refuses_a_bad_address_and_a_taken_port():
         assert done.returncode != 0 and "Address already in use" in done.stderr, (done.returncode, done.stderr[-600:])
     finally:
         taken.close()
+
+
+def test_handler_metrics_through_swift_metrics_are_cluster_wide_and_bounded(shoal):
+    """--handler metered records through swift-metrics (Counter, Meter, Recorder, Timer); /metrics
+    shows them next to Shoal's families, promtool-clean, and a worker takes at most 64 series."""
+    srv = serve(shoal, "--handler", "metered", "--workers", "2")
+    wait_workers(srv.proc.pid, {0, 1})
+    wait_until(lambda: all(f"worker={s} [Shoal] listening" in srv.log(200) for s in (0, 1)), 10, what="both workers listening")
+    held = RawWS(srv.port)
+    ws = RawWS(srv.port)
+    for text in ("a", "bb", "ccc"):
+        ws.send_text(text)
+        assert ws.recv_frame().payload == text.encode()
+    ws.send(client_frame(0x2, b"\x00" * 10))
+    assert ws.recv_frame().payload == b"\x00" * 10
+    snap = snapshot(srv.port)
+    assert value(snap, "demo_messages_total", type="text") == 3
+    assert value(snap, "demo_messages_total", type="binary") == 1
+    assert value(snap, "demo_message_bytes_count") == 4 and value(snap, "demo_message_bytes_sum") == 16
+    assert value(snap, "demo_echo_seconds_count") == 4 and 0 < value(snap, "demo_echo_seconds_sum") < 1
+    gauges = {lab["worker"]: v for n, lab, v in metric_samples(srv.port) if n == "demo_open_connections"}
+    assert sorted(gauges) == ["0", "1"] and sum(gauges.values()) == 2, gauges
+    assert value(snap, "shoal_handler_metric_series_refused_total") == 0
+    check_promtool(srv.port)
+
+    # One connection, one worker: its table holds the handler's 5 series, so 59 of 100 new labels fit.
+    for i in range(100):
+        ws.send_text(f"label:v{i}")
+        ws.recv_frame()
+    samples = metric_samples(srv.port)
+    labelled = [lab["value"] for n, lab, v in samples if n == "demo_labelled_total" and v == 1]
+    assert len(labelled) == 59 and labelled == [f"v{i}" for i in range(59)], labelled
+    assert value(snapshot(srv.port), "shoal_handler_metric_series_refused_total") == 41
+    check_promtool(srv.port)
+    ws.send_close(1000)
+    ws.recv_frame()
+    ws.close()
+    held.close()
+    wait_until(lambda: sum(v for n, _, v in metric_samples(srv.port) if n == "demo_open_connections") == 0, 10,
+               what="demo_open_connections back at 0")

@@ -42,7 +42,7 @@ struct SharedSegmentTests {
         #expect(SegmentLayout.entrySize == 16)
         for slots in [1, 2, 3, 7, 64] {
             let registry = SegmentLayout.registryOffset(workerSlots: slots)
-            #expect(registry == 256 + 1024 * slots)
+            #expect(registry == 256 + 1024 * slots + 8192 * slots)
             #expect(registry % 128 == 0)
             for capacity in [1, 3, 4, 1000] {
                 #expect(SegmentLayout.partitionOffset(slot: 1, workerSlots: slots, registryCapacity: capacity)
@@ -54,7 +54,7 @@ struct SharedSegmentTests {
         let segment = try SharedSegment.create(workerSlots: 2, registryCapacity: 1000)
         defer { segment.unmap(); segment.closeDescriptor() }
         let end = SegmentLayout.layoutEnd(workerSlots: 2, registryCapacity: 1000)
-        #expect(end == 256 + 2 * 1024 + 2 * 1000 * 16)
+        #expect(end == 256 + 2 * 1024 + 2 * 8192 + 2 * 1000 * 16)
         #expect(segment.segmentSize >= end)
         #expect(segment.segmentSize % Int(sysconf(Int32(_SC_PAGESIZE))) == 0)
         #expect(segment.segmentSize - end < Int(sysconf(Int32(_SC_PAGESIZE))), "rounded up to one page at most")
@@ -158,7 +158,7 @@ struct SharedSegmentTests {
         #expect(first.index == 0 && second.index == 1)
 
         let partition = SegmentLayout.partitionOffset(slot: 2, workerSlots: 3, registryCapacity: 5)
-        #expect(partition == 256 + 3 * 1024 + 2 * 5 * 16)
+        #expect(partition == 256 + 3 * 1024 + 3 * 8192 + 2 * 5 * 16)
         #expect(readU64(fd, at: partition) == 77)
         #expect(readU32(fd, at: partition + 8) == 9)
         #expect(readU32(fd, at: partition + 12) == Registry.Status.connected.rawValue)

@@ -38,3 +38,35 @@ struct MetricsExpositionTests {
             """)
     }
 }
+
+@Suite("Handler metric names")
+struct SeriesNameTests {
+    @Test("names and label names become valid Prometheus names; values are escaped")
+    func sanitizing() {
+        #expect(SeriesName.sanitized("http.requests-count") == "http_requests_count")
+        #expect(SeriesName.sanitized("9lives") == "_9lives")
+        #expect(SeriesName.sanitized("a:b") == "a:b" && SeriesName.sanitized("a:b", colons: false) == "a_b")
+        #expect(SeriesName.sanitized("é") == "_")
+        #expect(SeriesName.labels([("path", "/a\"b"), ("x.y", "1")]) == "path=\"/a\\\"b\",x_y=\"1\"")
+        #expect(SeriesName.labels([]) == "")
+    }
+
+    @Test("Shoal's own prefixes and the labels the exposition adds are reserved")
+    func reserved() {
+        #expect(SeriesName.isReserved("shoal_connections", []))
+        #expect(SeriesName.isReserved("process_open_fds", []))
+        #expect(SeriesName.isReserved("mine", [("worker", "1")]))
+        #expect(SeriesName.isReserved("mine", [("le", "1")]))
+        #expect(SeriesName.isReserved("mine", [("__name__", "x")]))
+        #expect(!SeriesName.isReserved("mine_total", [("path", "/")]))
+    }
+
+    @Test("numbers: integers without a fraction, NaN and infinities by name")
+    func numbers() {
+        #expect(MetricsExposition.number(3) == "3")
+        #expect(MetricsExposition.number(-2) == "-2")
+        #expect(MetricsExposition.number(0.5) == "0.5")
+        #expect(MetricsExposition.number(.nan) == "NaN")
+        #expect(MetricsExposition.number(-.infinity) == "-Inf")
+    }
+}

@@ -21,6 +21,11 @@ struct MetricsExposition {
         text += " \(value)\n"
     }
 
+    /// One sample line whose labels are rendered already (`a="x",b="y"`, or empty).
+    mutating func line(_ name: String, _ renderedLabels: String, _ value: String) {
+        text += renderedLabels.isEmpty ? "\(name) \(value)\n" : "\(name){\(renderedLabels)} \(value)\n"
+    }
+
     mutating func sample(_ name: String, _ labels: [(String, String)] = [], _ value: some BinaryInteger) {
         sample(name, labels, "\(value)")
     }
@@ -37,6 +42,14 @@ struct MetricsExposition {
         }
         sample(name + "_sum", labels, Self.decimal(counts.sum, scale: scale))
         sample(name + "_count", labels, cumulative)
+    }
+
+    /// A Double as the format writes it: integers without a fraction, NaN and ±Inf by their names.
+    static func number(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "+Inf" : "-Inf" }
+        if value == value.rounded(), abs(value) < 9.0e15 { return "\(Int64(value))" }
+        return "\(value)"
     }
 
     /// `value / scale` as an exact decimal ("0.000064", "12", "1.5"); `scale` a power of ten.

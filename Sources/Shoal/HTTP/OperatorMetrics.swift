@@ -83,3 +83,61 @@ extension WebServer {
         out.histogram("shoal_received_message_bytes", bounds: LogBuckets.messageBytes.upperBounds, scale: 1, sizes)
     }
 }
+
+extension WebServer {
+    /// Appends the series handlers recorded through swift-metrics: counters and summaries summed
+    /// over every slot, gauges per live worker; then how many series were refused.
+    func appendHandlerMetrics(to out: inout MetricsExposition) {
+        var tables: [(worker: String?, table: HandlerSeriesTable)] = []
+        var refused: UInt64 = 0
+        if let cluster {
+            let segment = cluster.node.segment
+            for slot in 0..<segment.workerSlots {
+                tables.append((segment.stats(slot: slot).pid != 0 ? "\(slot)" : nil, segment.handlerSeries(slot: slot)))
+                refused &+= segment.metrics(slot: slot).refusedHandlerSeries
+            }
+        } else {
+            tables.append(("0", handlerSeries))
+            refused = metrics.refusedHandlerSeries
+        }
+        /// Per family (first kind seen wins), per rendered label set: the value and count.
+        var families: [(name: String, kind: HandlerSeriesKind, samples: [(labels: String, value: Double, count: UInt64)])] = []
+        var familyIndex: [String: Int] = [:]
+        for (worker, table) in tables {
+            for series in table.series {
+                if series.kind == .gauge && worker == nil { continue }  // a gauge of a worker that is gone
+                let index = familyIndex[series.name] ?? {
+                    families.append((series.name, series.kind, []))
+                    familyIndex[series.name] = families.count - 1
+                    return families.count - 1
+                }()
+                guard families[index].kind == series.kind else { continue }
+                var labels = series.labels
+                if series.kind == .gauge, let worker { labels += (labels.isEmpty ? "" : ",") + "worker=\"\(worker)\"" }
+                if let sample = families[index].samples.firstIndex(where: { $0.labels == labels }) {
+                    families[index].samples[sample].value += series.value
+                    families[index].samples[sample].count &+= series.count
+                } else {
+                    families[index].samples.append((labels, series.value, series.count))
+                }
+            }
+        }
+        for family in families {
+            switch family.kind {
+            case .counter, .gauge:
+                out.family(family.name, family.kind == .counter ? "counter" : "gauge", "Recorded by the program's handlers (swift-metrics).")
+                for sample in family.samples { out.line(family.name, sample.labels, MetricsExposition.number(sample.value)) }
+            case .summary:
+                out.family(family.name, "summary", "Recorded by the program's handlers (swift-metrics): sum and count.")
+                for sample in family.samples {
+                    out.line(family.name + "_sum", sample.labels, MetricsExposition.number(sample.value))
+                    out.line(family.name + "_count", sample.labels, "\(sample.count)")
+                }
+            }
+        }
+        out.family("shoal_handler_metric_series_refused_total", "counter",
+                   "swift-metrics series a handler made that were not recorded: \(HandlerSeriesTable.capacity) per worker at most, "
+                   + "names and labels \(HandlerSeriesTable.maxKeyBytes) bytes, shoal_/process_ names reserved.")
+        out.sample("shoal_handler_metric_series_refused_total", [], refused)
+    }
+}

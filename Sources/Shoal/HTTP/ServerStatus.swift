@@ -116,6 +116,7 @@ extension WebServer {
         }
         var operatorFamilies = MetricsExposition()
         appendOperatorMetrics(to: &operatorFamilies)
+        appendHandlerMetrics(to: &operatorFamilies)
         return text + operatorFamilies.text
     }
 }

@@ -46,8 +46,10 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// event happens, straight into this worker's block of the shared segment (a private block
     /// until `join`, which comes before any WebSocket server exists).
     private(set) var metrics: WorkerMetrics
-    /// Owns the private block while there is no cluster.
-    private var detachedMetrics: AnyObject?
+    /// The swift-metrics series this worker's handlers record (`SegmentMetricsFactory`).
+    private(set) var handlerSeries: HandlerSeriesTable
+    /// Own the private block and table while there is no cluster.
+    private var detachedMetrics: [AnyObject] = []
 
     /// What every WebSocket server of this worker moved, terminated ones included.
     var traffic: TrafficCounters {
@@ -59,7 +61,11 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
-        (metrics, detachedMetrics) = WorkerMetrics.detached()
+        let (metrics, metricsOwner) = WorkerMetrics.detached()
+        let (handlerSeries, seriesOwner) = HandlerSeriesTable.detached()
+        self.metrics = metrics
+        self.handlerSeries = handlerSeries
+        detachedMetrics = [metricsOwner, seriesOwner]
         let root = configuration.publicDirectory ?? BundledResources.publicDirectory
         staticFiles = root.map { StaticFiles(root: $0) }
         if let staticFiles { Self.report(staticFiles, to: logger) }
@@ -101,7 +107,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         let link = ClusterLink(node: node, web: self)
         cluster = link
         metrics = node.segment.metrics(slot: node.role.slot)
-        detachedMetrics = nil
+        handlerSeries = node.segment.handlerSeries(slot: node.role.slot)
+        detachedMetrics = []
         ids = link
         link.start()
     }

@@ -30,9 +30,11 @@ import ShoalPosix
 //                                      0..<256 WorkerStats (field offsets in WorkerStats.swift, including
 //                                      the registry's per-partition high-water mark and live count at
 //                                      bytes 96 and 100), 256..<1024 WorkerMetrics (WorkerMetrics.swift)
-//   256 + 1024*W                16*W*C Registry: W partitions (partition p = worker slot p) of C entries
+//   256 + 1024*W                8192*W HandlerSeriesTable[W]: the swift-metrics series of each slot's
+//                                      handlers, 64 entries of 128 bytes (HandlerSeriesTable.swift)
+//   256 + 9216*W                16*W*C Registry: W partitions (partition p = worker slot p) of C entries
 //                                      (C = registryCapacity), 16 bytes each; entry layout in Registry.swift
-//   256 + 1024*W + 16*W*C              end of the layout; segmentSize rounds it up to the page size
+//   256 + 9216*W + 16*W*C              end of the layout; segmentSize rounds it up to the page size
 //
 // Every block starts on a 128-byte boundary (two 64-byte cache lines, as nginx pads its counter,
 // because adjacent-line prefetching pairs lines): the stats of two workers never share a line, nor
@@ -65,8 +67,13 @@ public enum SegmentLayout {
     /// Bytes per registry entry.
     public static let entrySize = 16
 
+    /// Where slot 0's handler-series table starts.
+    public static func handlerSeriesOffset(workerSlots: Int) -> Int { statsOffset + statsStride * workerSlots }
+
     /// Where the registry (partition 0) starts.
-    public static func registryOffset(workerSlots: Int) -> Int { statsOffset + statsStride * workerSlots }
+    public static func registryOffset(workerSlots: Int) -> Int {
+        handlerSeriesOffset(workerSlots: workerSlots) + HandlerSeriesTable.size * workerSlots
+    }
 
     /// Where partition `slot` starts.
     public static func partitionOffset(slot: Int, workerSlots: Int, registryCapacity: Int) -> Int {
@@ -233,6 +240,13 @@ public final class SharedSegment: @unchecked Sendable {
         precondition(slot >= 0 && slot < workerSlots, "worker slot \(slot) out of 0..<\(workerSlots)")
         return WorkerMetrics(memory: memory,
                              offset: SegmentLayout.statsOffset + slot * SegmentLayout.statsStride + SegmentLayout.metricsOffsetInSlot)
+    }
+
+    /// The swift-metrics series of worker slot `slot`'s handlers.
+    public func handlerSeries(slot: Int) -> HandlerSeriesTable {
+        precondition(slot >= 0 && slot < workerSlots, "worker slot \(slot) out of 0..<\(workerSlots)")
+        return HandlerSeriesTable(memory: memory, offset: SegmentLayout.handlerSeriesOffset(workerSlots: workerSlots)
+                                    + slot * HandlerSeriesTable.size)
     }
 
     /// The supervisor's process figures (it stores them once a second; zero before the first).

@@ -18,7 +18,9 @@ import ShoalPosix
 //   192  handshake histogram    `LogBuckets.handshakeMicroseconds` buckets (11, not cumulative), then
 //                               the sum of the observed microseconds: 192 ..< 288
 //   288  message-size histogram `LogBuckets.messageBytes` buckets (13), then the byte sum: 288 ..< 400
-//   400  reserved to 768
+//   400  handlerSeriesRefused   swift-metrics series the handlers asked for and did not get (table full,
+//                               key too long, name reserved or taken by another kind): HandlerSeriesTable
+//   408  reserved to 768
 //
 // Writer: the worker in the slot. When a new worker takes the slot the supervisor zeroes the
 // process figures and the gauge (`resetProcess()`), never the counters: they keep counting for the
@@ -39,6 +41,7 @@ public struct WorkerMetrics: Sendable {
         static let refusals = 128
         static let handshake = 192
         static let messageSize = 288
+        static let handlerSeriesRefused = 400
     }
 
     /// Close codes counted on their own; any other code counts as "other".
@@ -88,18 +91,8 @@ public struct WorkerMetrics: Sendable {
     /// A block in private memory, for a web server that runs outside a cluster (ShoalTesting):
     /// the same code records, nobody else reads. The owner frees it.
     public static func detached() -> (metrics: WorkerMetrics, owner: AnyObject) {
-        let owner = DetachedBlock()
+        let owner = PrivateMemory(size: size)
         return (WorkerMetrics(memory: owner.memory, offset: 0), owner)
-    }
-
-    private final class DetachedBlock {
-        let memory: SharedMemory
-        init() {
-            let base = UnsafeMutableRawPointer.allocate(byteCount: WorkerMetrics.size, alignment: 64)
-            base.initializeMemory(as: UInt8.self, repeating: 0, count: WorkerMetrics.size)
-            memory = SharedMemory(base: base, length: WorkerMetrics.size)
-        }
-        deinit { memory.base.deallocate() }
     }
 
     @inline(__always) private func add(_ field: Int, _ amount: UInt64) {
@@ -146,7 +139,14 @@ public struct WorkerMetrics: Sendable {
         add(Field.messageSize + 8 * LogBuckets.messageBytes.count, size)
     }
 
+    /// A handler's swift-metrics series that was not recorded.
+    public func countRefusedHandlerSeries() {
+        add(Field.handlerSeriesRefused, 1)
+    }
+
     // MARK: Reading (any process)
+
+    public var refusedHandlerSeries: UInt64 { load(Field.handlerSeriesRefused) }
 
     public var process: ProcessSample { ProcessFigures(memory: memory, offset: offset + Field.cpuMicroseconds).sample }
     public var queuedSendBytes: UInt64 { load(Field.queuedSendBytes) }

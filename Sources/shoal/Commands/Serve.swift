@@ -7,7 +7,7 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve the demo page and a WebSocket server.")
 
     enum HandlerName: String, ExpressibleByArgument, CaseIterable {
-        case echo, uppercase, chat, probe, broadcast
+        case echo, uppercase, chat, probe, broadcast, metered
     }
 
     @Option(help: "Address to listen on.") var host = "0.0.0.0"
@@ -168,6 +168,7 @@ struct Serve: ParsableCommand {
             case .chat: serverHandler = ChatServer(refusedAddresses: refused)
             case .probe: serverHandler = ProbeServer(refusedAddresses: refused)
             case .broadcast: serverHandler = BroadcastServer()
+            case .metered: serverHandler = MeteredServer()
             }
             _ = WebSocketServer(on: web, handler: serverHandler, options: options)
             logger.info("WebSocket server \"\(choice.rawValue)\" on \(options.path ?? "every path"), dataType \(options.dataType.rawValue)")
