@@ -146,21 +146,24 @@ def test_process_figures_match_proc_and_build_info_matches_version(shoal):
     started = time.time()
     srv = serve(shoal, "--handler", "echo", "--workers", "2")
     workers = wait_workers(srv.proc.pid, {0, 1})
-    pids = {"supervisor": srv.proc.pid, "0": workers[0], "1": workers[1]}
+    # The supervisor's series carry process="supervisor", a worker's process="worker" and its slot.
+    pids = {(("process", "supervisor"),): srv.proc.pid,
+            (("process", "worker"), ("worker", "0")): workers[0], (("process", "worker"), ("worker", "1")): workers[1]}
 
     def complete():
         snap = snapshot(srv.port)
-        return snap if all(("process_start_time_seconds", frozenset({("worker", w)})) in snap for w in pids) else None
+        return snap if all(("process_start_time_seconds", frozenset(w)) in snap for w in pids) else None
     snap = wait_until(complete, 10, what="process metrics of the supervisor and both workers")
     time.sleep(1.2)  # one more sample each, after the start-up descriptors settled
     snap = snapshot(srv.port)
-    for worker, pid in pids.items():
-        start = value(snap, "process_start_time_seconds", worker=worker)
+    for labels, pid in pids.items():
+        worker = dict(labels)
+        start = value(snap, "process_start_time_seconds", **worker)
         assert started - 2 <= start <= time.time() + 1, (worker, start, started)
-        assert value(snap, "process_cpu_seconds_total", worker=worker) > 0, worker
-        rss = value(snap, "process_resident_memory_bytes", worker=worker)
+        assert value(snap, "process_cpu_seconds_total", **worker) > 0, worker
+        rss = value(snap, "process_resident_memory_bytes", **worker)
         assert 0.5 * rss_bytes(pid) <= rss <= 2 * rss_bytes(pid), (worker, rss, rss_bytes(pid))
-        fds = value(snap, "process_open_fds", worker=worker)
+        fds = value(snap, "process_open_fds", **worker)
         assert abs(fds - fd_count(pid)) <= 2, (worker, fds, fd_count(pid))
 
     lines = version()

@@ -10,24 +10,25 @@ import ShoalRing
 extension WebServer {
     /// Appends the operator families to `out`.
     func appendOperatorMetrics(to out: inout MetricsExposition) {
-        var processes: [(label: String, figures: ProcessSample)] = []
+        /// The supervisor's series are labelled process="supervisor"; a worker's process="worker" and its slot.
+        var processes: [(labels: [(String, String)], figures: ProcessSample)] = []
         var queued: [(label: String, bytes: UInt64)] = []
         var blocks: [WorkerMetrics] = []
         if let cluster {
             let segment = cluster.node.segment
             let supervisor = segment.supervisorProcess
-            if supervisor.startMilliseconds != 0 { processes.append(("supervisor", supervisor)) }
+            if supervisor.startMilliseconds != 0 { processes.append(([("process", "supervisor")], supervisor)) }
             for slot in 0..<segment.workerSlots {
                 let block = segment.metrics(slot: slot)
                 blocks.append(block)
                 let figures = block.process
                 guard segment.stats(slot: slot).pid != 0, figures.startMilliseconds != 0 else { continue }
-                processes.append(("\(slot)", figures))
+                processes.append(([("process", "worker"), ("worker", "\(slot)")], figures))
                 queued.append(("\(slot)", block.queuedSendBytes))
             }
         } else {
             blocks.append(metrics)
-            processes.append(("0", ProcessSample.current()))
+            processes.append(([("process", "worker"), ("worker", "0")], ProcessSample.current()))
             queued.append(("0", UInt64(loop.queuedBytes)))
         }
 
@@ -37,7 +38,7 @@ extension WebServer {
 
         func processFamily(_ name: String, _ type: String, _ help: String, _ value: (ProcessSample) -> String) {
             out.family(name, type, help)
-            for process in processes { out.sample(name, [("worker", process.label)], value(process.figures)) }
+            for process in processes { out.sample(name, process.labels, value(process.figures)) }
         }
         processFamily("process_cpu_seconds_total", "counter", "User and system CPU time of the process, sampled once a second.") {
             MetricsExposition.decimal($0.cpuMicroseconds, scale: 1_000_000)
