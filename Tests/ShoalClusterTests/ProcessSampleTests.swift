@@ -14,12 +14,14 @@ struct ProcessSampleTests {
         #expect(ProcessSample.startTicks(stat: "1 (x) S 1 2") == nil, "too few fields")
     }
 
-    @Test("resident pages from statm, boot time from /proc/stat")
+    @Test("resident pages from statm, boot time from /proc/stat, the descriptor table size from status")
     func statmAndBootTime() {
         #expect(ProcessSample.residentPages(statm: "5000 1234 300 10 0 400 0\n") == 1234)
         #expect(ProcessSample.residentPages(statm: "") == nil)
         #expect(ProcessSample.bootSeconds(procStat: "cpu  1 2 3\nintr 5 6\nbtime 1796000000\nprocesses 9\n") == 1_796_000_000)
         #expect(ProcessSample.bootSeconds(procStat: "cpu 1\n") == nil)
+        #expect(ProcessSample.fdTableSize(status: "Name:\tshoal\nFDSize:\t16384\nGroups:\t\n") == 16384)
+        #expect(ProcessSample.fdTableSize(status: "Name:\tshoal\n") == nil)
     }
 
     @Test("this process: some CPU, resident memory, the descriptors it just opened, a start in the past")
