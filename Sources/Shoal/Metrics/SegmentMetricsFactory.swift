@@ -81,18 +81,19 @@ enum SeriesName {
     }
 }
 
-private final class CounterEntry: CounterHandler, @unchecked Sendable {
+/// A series' place in the table, which each kind of handler records into.
+private class SeriesHandle: @unchecked Sendable {
     let table: HandlerSeriesTable
     let entry: HandlerSeriesTable.Entry
     init(table: HandlerSeriesTable, entry: HandlerSeriesTable.Entry) { (self.table, self.entry) = (table, entry) }
+}
+
+private final class CounterEntry: SeriesHandle, CounterHandler, @unchecked Sendable {
     func increment(by amount: Int64) { if amount > 0 { table.increment(entry, by: UInt64(amount)) } }
     func reset() {}
 }
 
-private final class GaugeEntry: MeterHandler, RecorderHandler, @unchecked Sendable {
-    let table: HandlerSeriesTable
-    let entry: HandlerSeriesTable.Entry
-    init(table: HandlerSeriesTable, entry: HandlerSeriesTable.Entry) { (self.table, self.entry) = (table, entry) }
+private final class GaugeEntry: SeriesHandle, MeterHandler, RecorderHandler, @unchecked Sendable {
     func set(_ value: Int64) { table.set(entry, Double(value)) }
     func set(_ value: Double) { table.set(entry, value) }
     func increment(by amount: Double) { table.add(entry, amount) }
@@ -102,10 +103,7 @@ private final class GaugeEntry: MeterHandler, RecorderHandler, @unchecked Sendab
 }
 
 /// An aggregating recorder, or a timer (its nanoseconds recorded as seconds).
-private final class SummaryEntry: RecorderHandler, TimerHandler, @unchecked Sendable {
-    let table: HandlerSeriesTable
-    let entry: HandlerSeriesTable.Entry
-    init(table: HandlerSeriesTable, entry: HandlerSeriesTable.Entry) { (self.table, self.entry) = (table, entry) }
+private final class SummaryEntry: SeriesHandle, RecorderHandler, TimerHandler, @unchecked Sendable {
     func record(_ value: Int64) { table.observe(entry, Double(value)) }
     func record(_ value: Double) { table.observe(entry, value) }
     func recordNanoseconds(_ duration: Int64) { table.observe(entry, Double(duration) / 1e9) }
