@@ -84,10 +84,22 @@ public struct ProcessSample: Equatable, Sendable {
         }
         var limit = rlimit()
         let cap = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(clamping: limit.rlim_cur) : tableSize
-        var table = (0..<min(tableSize, cap)).map { pollfd(fd: Int32($0), events: 0, revents: 0) }
-        guard poll(&table, nfds_t(table.count), 0) >= 0 else { return 0 }
-        return UInt64(table.reduce(0) { $0 + ($1.revents & Int16(POLLNVAL) == 0 ? 1 : 0) })
+        // In pieces on the stack: one array for a whole large table would stay in the heap (RSS)
+        // after it is freed, as glibc raises its mmap threshold.
+        let end = min(tableSize, cap)
+        var open: UInt64 = 0
+        withUnsafeTemporaryAllocation(of: pollfd.self, capacity: Self.pollPiece) { piece in
+            for first in stride(from: 0, to: end, by: Self.pollPiece) {
+                let count = min(Self.pollPiece, end - first)
+                for i in 0..<count { piece[i] = pollfd(fd: Int32(first + i), events: 0, revents: 0) }
+                guard poll(piece.baseAddress, nfds_t(count), 0) >= 0 else { continue }
+                for i in 0..<count where piece[i].revents & Int16(POLLNVAL) == 0 { open += 1 }
+            }
+        }
+        return open
     }
+
+    private static let pollPiece = 512
 
     /// The `FDSize` line of /proc/PID/status: slots in the descriptor table (every open number is below it).
     public static func fdTableSize(status: String) -> Int? {
