@@ -135,7 +135,7 @@ struct SharedSegmentTests {
         for (field, value) in expected {
             #expect(readU64(fd, at: block + field) == value, "metrics field at +\(field)")
         }
-        #expect(readU64(fd, at: 56) == 1 && readU64(fd, at: 80) == 4, "the supervisor's figures in the header")
+        #expect(readU64(fd, at: 64) == 1 && readU64(fd, at: 88) == 4, "the supervisor's figures in the header")
         #expect(readBytes(fd, at: 256 + 1024, count: 256).allSatisfy { $0 == 0 }, "the slot's stats untouched")
         #expect(readBytes(fd, at: 256 + 2 * 1024, count: 1024).allSatisfy { $0 == 0 }, "slot 2 untouched")
         #expect(metrics.closes == [1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1])

@@ -21,9 +21,10 @@ import ShoalPosix
 //     36   (padding)        u32          zero
 //     40   serverSetup      u64          the WebSocket servers workers create (ServerTable.swift)
 //     48   terminatedServers u64         bit i: server i was terminated (ServerTable.swift)
-//     56   supervisorProcess 4 × u64     the supervisor's ProcessSample (CPU µs, RSS, fds, start ms),
+//     56   reserved         8 bytes      zero
+//     64   supervisorProcess 4 × u64     the supervisor's ProcessSample (CPU µs, RSS, fds, start ms),
 //                                        stored by it once a second (WorkerMetrics.swift, ProcessFigures)
-//     88   reserved         40 bytes     zero
+//     96   reserved         32 bytes     zero
 //   128                         128    connection-id counter, u64 at 128, alone on its line (holds the last
 //                                      id handed out: fetch-add 1, first id is 1); rest of the line zero
 //   256                         1024*W per-slot blocks (W = workerSlots), 1024 bytes each:
@@ -59,7 +60,7 @@ public enum SegmentLayout {
     /// The first WorkerStats block.
     public static let statsOffset = 256
     /// The supervisor's process figures in the header.
-    public static let supervisorProcessOffset = 56
+    public static let supervisorProcessOffset = 64
     /// Bytes per slot: its WorkerStats block, then its WorkerMetrics block.
     public static let statsStride = 1024
     /// Where a slot's WorkerMetrics block starts within the slot's bytes.
