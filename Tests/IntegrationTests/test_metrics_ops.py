@@ -7,6 +7,7 @@ passes `promtool check metrics`."""
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -253,3 +254,26 @@ def test_handler_metrics_through_swift_metrics_are_cluster_wide_and_bounded(shoa
     held.close()
     wait_until(lambda: sum(v for n, _, v in metric_samples(srv.port) if n == "demo_open_connections") == 0, 10,
                what="demo_open_connections back at 0")
+
+
+def test_metrics_listen_answers_every_scrape_through_a_reload(shoal):
+    """The operator sockets are the supervisor's, shared by both generations: while the old
+    workers drain held clients after SIGHUP, every scrape of the operator listener is answered
+    and the new slots show up in it."""
+    mport = free_port()
+    srv = serve(shoal, "--handler", "echo", "--workers", "2", "--drain-timeout", "3", "--metrics-listen", f"127.0.0.1:{mport}")
+    wait_workers(srv.proc.pid, {0, 1})
+    held = [RawWS(srv.port) for _ in range(4)]  # they never answer the 1001: the old workers drain for 3 s
+    srv.signal(signal.SIGHUP)
+    answered, end = 0, time.monotonic() + 4
+    while time.monotonic() < end:
+        with RawConn(mport, timeout=1.5) as c:
+            c.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert c.read_response().status == 200, f"scrape {answered + 1} during the reload"
+        answered += 1
+        time.sleep(0.05)
+    assert answered >= 20
+    wait_until(lambda: sorted(lab["worker"] for n, lab, v in metric_samples(mport) if n == "shoal_worker_up" and v == 1)
+               == ["2", "3"], 10, what="the new generation's slots on the operator listener")
+    for ws in held:
+        ws.close()
