@@ -59,6 +59,7 @@ public enum Shoal {
         if let node {
             web.join(node)
             if configuration.bootstrapsMetrics {
+                web.handlerSeries.resetGauges()
                 MetricsSystem.bootstrap(SegmentMetricsFactory(table: web.handlerSeries, metrics: web.metrics))
             }
         }

@@ -7,6 +7,7 @@ passes `promtool check metrics`."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -277,3 +278,22 @@ def test_metrics_listen_answers_every_scrape_through_a_reload(shoal):
                == ["2", "3"], 10, what="the new generation's slots on the operator listener")
     for ws in held:
         ws.close()
+
+
+def test_handler_counters_carry_over_a_worker_restart_and_gauges_start_again(shoal):
+    srv = serve(shoal, "--handler", "metered", "--workers", "1")
+    first = wait_workers(srv.proc.pid, {0})[0]
+    ws = RawWS(srv.port)
+    ws.send_text("before")
+    assert ws.recv_frame().payload == b"before"
+    snap = snapshot(srv.port)
+    assert value(snap, "demo_open_connections", worker="0") == 1
+    assert value(snap, "demo_messages_total", type="text") == 1
+    os.kill(first, signal.SIGKILL)  # the client's connection dies with it, onTerminate never runs
+    wait_until(lambda: wait_workers(srv.proc.pid, {0})[0] != first, 10, what="a new worker in slot 0")
+    wait_until(lambda: ("demo_open_connections", frozenset({("worker", "0")})) in snapshot(srv.port), 10,
+               what="the new worker's gauge")
+    snap = snapshot(srv.port)
+    assert value(snap, "demo_open_connections", worker="0") == 0, "the new worker's gauge starts at 0"
+    assert value(snap, "demo_messages_total", type="text") == 1, "the slot's counter carries over"
+    ws.close()

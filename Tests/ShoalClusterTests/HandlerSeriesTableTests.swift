@@ -24,6 +24,8 @@ struct HandlerSeriesTableTests {
             .init(kind: .gauge, name: "level", labels: "", value: 1.25, count: 0),
             .init(kind: .summary, name: "latency_seconds", labels: "", value: 0.75, count: 2),
         ])
+        table.resetGauges()  // a new worker in the slot
+        #expect(table.series.map(\.value) == [5, 0, 0.75], "gauges start again, counters and summaries go on")
     }
 
     @Test("another kind under a taken key, a key above 96 bytes and a full table are refused")

@@ -125,6 +125,17 @@ public struct HandlerSeriesTable: Sendable {
         _ = memory.fetchAddRelaxed64(entry.offset + 16, 1)
     }
 
+    /// Zeroes every gauge: a new worker in the slot starts its own values (a Meter its predecessor
+    /// left at 5 would otherwise go on from 5); counters and summaries go on.
+    public func resetGauges() {
+        for index in 0..<Self.capacity {
+            let base = offset + index * Self.entrySize
+            let kind = memory.load64(base)
+            if kind == 0 { break }
+            if kind == HandlerSeriesKind.gauge.rawValue { memory.store64(base + 8, 0) }
+        }
+    }
+
     // MARK: Reading (any process)
 
     /// Every series of the table, in insertion order.
