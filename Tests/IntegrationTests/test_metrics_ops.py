@@ -199,6 +199,12 @@ def test_metrics_listen_serves_metrics_and_healthz_beside_a_proxy_protocol_port(
     with RawConn(mport) as c:
         c.send(upgrade_request(mport))
         assert c.read_response().status == 404, "no WebSocket on the operator listener"
+    with RawConn(mport) as c:
+        c.send(b"GET /metrics HTTP/1.1\r\n\r\n")  # no Host: 400
+        assert c.read_response().status == 400
+    snap = snapshot(mport)
+    assert value(snap, "shoal_http_refusals_total", reason="404") == 0, "the operator's own requests are not refusals"
+    assert value(snap, "shoal_http_refusals_total", reason="bad_request") == 0
 
 
 def test_metrics_listen_refuses_a_bad_address_and_a_taken_port():

@@ -59,7 +59,7 @@ final class HTTPSession: SocketDelegate {
             do {
                 result = try parser.feed(UnsafeRawBufferPointer(rest))
             } catch {
-                web.metrics.count(.badRequest)
+                countRefusal(.badRequest)
                 respond(status: error.status, extraHeaders: error.headers, body: error.reason + "\n", keepAlive: false)
                 return
             }
@@ -93,7 +93,7 @@ final class HTTPSession: SocketDelegate {
             return UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
         } catch {
             web.limits.count(.rejectedProxyHeader)
-            web.metrics.count(.proxyHeader)
+            countRefusal(.proxyHeader)
             web.logger.debug("PROXY header refused: \(error)", metadata: ["peer": "\(peerAddress)"])
             ending = true
             web.requestDeadlines.remove(self)
@@ -119,7 +119,7 @@ final class HTTPSession: SocketDelegate {
     private func answer(_ head: HTTPRequestHead, leftover: UnsafeMutableRawBufferPointer) -> Bool {
         // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host field gets 400.
         if head.versionMajor == 1 && head.versionMinor >= 1 && head.headers.values("host").count != 1 {
-            web.metrics.count(.badRequest)
+            countRefusal(.badRequest)
             respond(status: 400, body: "HTTP/1.1 requests need exactly one Host header\n", keepAlive: false)
             return false
         }
@@ -134,7 +134,7 @@ final class HTTPSession: SocketDelegate {
                 return goAway(head)
             }
             guard let server = web.server(forPath: target.path) else {
-                web.metrics.count(.notFound)
+                countRefusal(.notFound)
                 respond(status: 404, body: "No WebSocket server at \(target.path)\n", keepAlive: false)
                 web.reportToEveryServer(.noServerForPath, status: 404, message: "No WebSocket server at \(target.path)")
                 return false
@@ -147,7 +147,7 @@ final class HTTPSession: SocketDelegate {
             return false
         }
         guard head.method == "GET" || head.method == "HEAD" else {
-            web.metrics.count(.badRequest)
+            countRefusal(.badRequest)
             respond(status: 405, extraHeaders: [("Allow", "GET, HEAD")], body: "Method not allowed\n", keepAlive: false)
             return false
         }
@@ -165,15 +165,14 @@ final class HTTPSession: SocketDelegate {
         if let file = web.staticFiles?.file(at: target.path) {
             respond(status: 200, extraHeaders: [("Content-Type", file.contentType)], bodyBytes: file.bytes, keepAlive: keepAlive, omitBody: isHead)
         } else {
-            web.metrics.count(.notFound)
+            countRefusal(.notFound)
             respond(status: 404, body: "Not found: \(target.path)\n", keepAlive: keepAlive, omitBody: isHead)
         }
         return false
     }
 
     /// The operator listener's answers: the two paths for GET and HEAD, 404 for anything else
-    /// (upgrades included: no WebSocket server listens there). Not counted as refusals: those
-    /// count what clients meet.
+    /// (upgrades included: no WebSocket server listens there), none counted as a refusal.
     private func answerOperator(_ head: HTTPRequestHead, target: RequestTarget, keepAlive: Bool) -> Bool {
         let isHead = head.method == "HEAD"
         guard head.method == "GET" || isHead else {
@@ -195,6 +194,12 @@ final class HTTPSession: SocketDelegate {
 
     private static let metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
 
+    /// Counts a refusal in `shoal_http_refusals_total`, unless this is the operator listener
+    /// (what operators' own requests meet is not what clients meet).
+    private func countRefusal(_ refusal: WorkerMetrics.Refusal) {
+        if !operatorOnly { web.metrics.count(refusal) }
+    }
+
     private func upgrade(_ head: HTTPRequestHead, target: RequestTarget, server: WebSocketServer,
                          leftover: UnsafeMutableRawBufferPointer) -> Bool {
         guard let socket else { return false }
@@ -202,14 +207,14 @@ final class HTTPSession: SocketDelegate {
         do {
             key = try WebSocketUpgrade.validate(head)
         } catch {
-            web.metrics.count(.badRequest)
+            countRefusal(.badRequest)
             respond(status: error.status, extraHeaders: error.headers, body: error.reason + "\n", keepAlive: false)
             server.reportError(.badHandshake, status: error.status, message: error.reason)
             return false
         }
         if let allowed = server.options.allowedOrigins, let origin = head.headers["origin"], !allowed.allows(origin) {
             web.limits.count(.rejectedOrigin)
-            web.metrics.count(.forbidden)
+            countRefusal(.forbidden)
             respond(status: 403, body: "Origin \(origin) is not allowed to connect\n", keepAlive: false)
             server.reportError(.originRefused, status: 403, message: "Origin \(origin) is not allowed to connect")
             return false
@@ -217,7 +222,7 @@ final class HTTPSession: SocketDelegate {
         let address = clientAddress(of: head)
         if let refusal = web.admissionRefusal(address: address) {
             web.limits.count(refusal.event)
-            web.metrics.count(refusal.event == .rejectedPerAddress ? .tooManyFromAddress : .unavailable)
+            countRefusal(refusal.event == .rejectedPerAddress ? .tooManyFromAddress : .unavailable)
             respond(status: refusal.status, extraHeaders: [("Retry-After", "1")], body: refusal.reason + "\n", keepAlive: false)
             server.reportError(refusal.code, status: refusal.status, message: refusal.reason)
             return false
@@ -225,7 +230,7 @@ final class HTTPSession: SocketDelegate {
         let request = WebSocketRequest(head: head, target: target, remoteAddress: address)
         let event = WebSocketConnectionEvent(request: request)
         guard let connectionHandler = server.handler.onConnection(server, event) else {
-            web.metrics.count(.forbidden)
+            countRefusal(.forbidden)
             respond(status: 403, body: "Connection refused by the server\n", keepAlive: false)
             server.reportError(.refusedByHandler, status: 403, message: "onConnection refused the client from \(address)")
             return false
@@ -235,7 +240,7 @@ final class HTTPSession: SocketDelegate {
         if let cluster = web.cluster {
             // A full registry share refuses the client before the upgrade, never corrupts the table.
             guard let claimed = cluster.registry.insert(id: id, server: server.index, slot: cluster.slot) else {
-                web.metrics.count(.unavailable)
+                countRefusal(.unavailable)
                 respond(status: 503, extraHeaders: [("Retry-After", "1")],
                         body: "Too many connections on this worker (registry full)\n", keepAlive: false)
                 server.reportError(.registryFull, status: 503, message: "This worker's share of the registry is full")
@@ -279,7 +284,7 @@ final class HTTPSession: SocketDelegate {
     /// which a client handles as "reconnect", instead of refusing it.
     private func goAway(_ head: HTTPRequestHead) -> Bool {
         guard let socket, let key = try? WebSocketUpgrade.validate(head) else {
-            web.metrics.count(.unavailable)
+            countRefusal(.unavailable)
             respond(status: 503, extraHeaders: [("Retry-After", "0")], body: "Restarting\n", keepAlive: false)
             return false
         }
@@ -324,10 +329,10 @@ final class HTTPSession: SocketDelegate {
         if let proxyHeader, proxyHeader.receivedCount > 0 {
             // Part of a PROXY header and no more in time: a slow header, refused like a malformed one.
             web.limits.count(.rejectedProxyHeader)
-            web.metrics.count(.proxyHeader)
+            countRefusal(.proxyHeader)
             web.loop.close(socket, mode: .abort)
         } else if partialBytes > 0 {
-            web.metrics.count(.requestTimeout)
+            countRefusal(.requestTimeout)
             respond(status: 408, body: "Request head not complete in time\n", keepAlive: false)
             web.reportToEveryServer(.requestTimeout, status: 408, message: "Request head not complete in time")
         } else {
