@@ -25,6 +25,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        // Handlers record their own metrics through swift-metrics; workers store them in the shared segment.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         // shoal-bench's scenario files (YAML, with line numbers for errors).
         .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
@@ -87,6 +89,7 @@ let package = Package(
             dependencies: [
                 "ShoalWire", "ShoalRing", "ShoalPosix", "ShoalCluster", "ShoalRedis", "ShoalTLS",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             exclude: ["DemoPage"],
             swiftSettings: strict,
@@ -102,6 +105,7 @@ let package = Package(
                 "Shoal", "ShoalPosix", "ShoalTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             swiftSettings: strict,
             plugins: ["BuildInfoPlugin"]

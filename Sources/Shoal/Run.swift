@@ -2,6 +2,7 @@
 // spawns workers by re-running the same executable; started by the supervisor it is a worker:
 // it builds its loop on the inherited listener, lets the program create its WebSocket servers,
 // and runs until SIGINT/SIGTERM.
+import CoreMetrics
 public import Logging
 import ShoalCluster
 import ShoalPosix
@@ -57,6 +58,7 @@ public enum Shoal {
                     }
                 }
             }
+            supervision.operatorAddress = configuration.metricsListen.map { ($0.host, $0.port) }
             let supervisor = try Supervisor(configuration: supervision, logger: logger)
             _ = try supervisor.run()
         }
@@ -83,7 +85,13 @@ public enum Shoal {
         let backend = try BackendProbe.makeBackend(receiveBuffers: configuration.receiveBuffers) { logger.notice("\($0)") }
         let loop = try EventLoop(backend: backend)
         let web = WebServer(loop: loop, configuration: configuration, logger: logger, tlsContext: tlsContext)
-        if let node { web.join(node) }
+        if let node {
+            web.join(node)
+            if configuration.bootstrapsMetrics {
+                web.handlerSeries.resetGauges()
+                MetricsSystem.bootstrap(SegmentMetricsFactory(table: web.handlerSeries, metrics: web.metrics))
+            }
+        }
         Signals.install([SIGINT, SIGTERM], wakeFD: loop.wakeupDescriptor)
         loop.addTurnEndHook {
             if !Signals.take().isEmpty { web.beginShutdown() }
@@ -96,6 +104,10 @@ public enum Shoal {
             throw error
         }
         loop.listen(socket: listener, delegate: web)
+        if let node, let address = configuration.metricsListen {
+            loop.listen(socket: node.operatorListener, delegate: OperatorListener(web: web))
+            logger.info("/metrics and /healthz also on http://\(address)")
+        }
         node?.stats.accepting = true
         logger.info("listening on \(tlsContext == nil ? "http" : "https")://\(configuration.host):\(Socket.localPort(listener)) (\(backend.name) loop, pid \(getpid()))")
         try loop.run()

@@ -210,6 +210,12 @@ public final class EventLoop: @unchecked Sendable {
         return slots[Int(handle.index)].sendQueue.queuedBytes + slots[Int(handle.index)].plainQueue.queuedBytes
     }
 
+    /// Bytes queued on every socket and not yet taken by the kernel (walks every slot: for a
+    /// once-a-second metrics sample, not the hot path).
+    public var queuedBytes: Int {
+        slots.reduce(0) { $0 + $1.sendQueue.queuedBytes }
+    }
+
     /// Stops delivering bytes from this socket until `resumeReceiving`: the armed receive is
     /// cancelled, so the kernel's socket buffer fills and TCP flow control slows the peer down.
     /// Bytes the kernel already handed over may still arrive once. Closing resumes reading.

@@ -19,7 +19,7 @@ BAD = ["nan", "inf", "-inf", "-1", "1e300", "99999999999999999999", "92233720368
 
 
 NOT_NUMERIC = ["host", "handler", "path", "data-type", "refuse-address", "public", "log-level", "log-format", "allow-origin",
-               "trusted-proxy", "config",
+               "trusted-proxy", "config", "metrics-listen",
                "slow-consumer", "compression", "redis", "cluster-name", "tls-cert", "tls-key"]
 
 

@@ -1,7 +1,7 @@
 """/healthz's 503 answers, caused for real: a worker that died while its supervisor could not
 replace it (the supervisor is stopped), and a worker whose loop does not turn (SIGSTOP), which
-the supervisor's watchdog then replaces. Each turns back to 200 once the cluster is whole
-again. Every wait is bounded."""
+the supervisor's watchdog then replaces, and a worker whose registry share is full. Each turns
+back to 200 once the cluster is whole again. Every wait is bounded."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import signal
 import time
 
 from cluster_helpers import wait_until, wait_workers
-from helpers import RawConn
+from helpers import RawConn, RawWS
 
 T = 20.0
 
@@ -80,4 +80,17 @@ def test_healthz_503_while_a_worker_loop_is_stuck(shoal):
             os.kill(workers[1], signal.SIGCONT)
         except ProcessLookupError:
             pass  # the watchdog killed it already
+    wait_health(srv.port, 200, "ok\n")
+
+
+def test_healthz_503_while_a_worker_registry_share_is_full(shoal):
+    # 4 entries for 2 × 2 slots: one connection fills a worker's share.
+    srv, _ = serving_cluster(shoal, "--registry-capacity", "4")
+    ws = RawWS(srv.port)
+    try:
+        body = wait_until(lambda: (a := healthz(srv.port)) and a[0] == 503 and a[1], T, interval=0.05,
+                          what="/healthz 503 while a registry share is full")
+        assert "has its registry share full (1 of 1 entries)" in body, body
+    finally:
+        ws.close()
     wait_health(srv.port, 200, "ok\n")

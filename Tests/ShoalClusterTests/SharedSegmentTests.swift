@@ -4,6 +4,7 @@ import ShoalTestSupport
 import Foundation
 import Glibc
 @testable import ShoalCluster
+import ShoalPosix
 import Testing
 
 @Suite("Shared segment layout and attach")
@@ -38,11 +39,12 @@ struct SharedSegmentTests {
         #expect(SegmentLayout.headerSize == 128)
         #expect(SegmentLayout.counterOffset == 128)
         #expect(SegmentLayout.statsOffset == 256)
-        #expect(SegmentLayout.statsStride == 256)
+        #expect(SegmentLayout.statsStride == 1024)
+        #expect(SegmentLayout.metricsOffsetInSlot + WorkerMetrics.size == SegmentLayout.statsStride)
         #expect(SegmentLayout.entrySize == 16)
         for slots in [1, 2, 3, 7, 64] {
             let registry = SegmentLayout.registryOffset(workerSlots: slots)
-            #expect(registry == 256 + 256 * slots)
+            #expect(registry == 256 + 1024 * slots + 8192 * slots)
             #expect(registry % 128 == 0)
             for capacity in [1, 3, 4, 1000] {
                 #expect(SegmentLayout.partitionOffset(slot: 1, workerSlots: slots, registryCapacity: capacity)
@@ -54,7 +56,7 @@ struct SharedSegmentTests {
         let segment = try SharedSegment.create(workerSlots: 2, registryCapacity: 1000)
         defer { segment.unmap(); segment.closeDescriptor() }
         let end = SegmentLayout.layoutEnd(workerSlots: 2, registryCapacity: 1000)
-        #expect(end == 256 + 2 * 256 + 2 * 1000 * 16)
+        #expect(end == 256 + 2 * 1024 + 2 * 8192 + 2 * 1000 * 16)
         #expect(segment.segmentSize >= end)
         #expect(segment.segmentSize % Int(sysconf(Int32(_SC_PAGESIZE))) == 0)
         #expect(segment.segmentSize - end < Int(sysconf(Int32(_SC_PAGESIZE))), "rounded up to one page at most")
@@ -91,15 +93,15 @@ struct SharedSegmentTests {
         stats.add(.idleTimeout, 9)
         stats.add(.idleTimeout, 1)
 
-        let block = 256 + 256
+        let block = 256 + 1024
         let expected: [(Int, UInt64)] = [(0, 4242), (8, 7), (16, 123_456_789), (24, 1), (32, 12),
                                          (40, 11), (48, 2), (56, 3), (64, 44), (72, 5), (80, 6),
                                          (88, 987_654_321), (104, 3), (128, 7), (136, 0), (168, 10)]
         for (field, value) in expected {
             #expect(readU64(fd, at: block + field) == value, "field at +\(field)")
         }
-        #expect(readBytes(fd, at: 256, count: 256).allSatisfy { $0 == 0 }, "slot 0 untouched")
-        #expect(readBytes(fd, at: 256 + 2 * 256, count: 256).allSatisfy { $0 == 0 }, "slot 2 untouched")
+        #expect(readBytes(fd, at: 256, count: 1024).allSatisfy { $0 == 0 }, "slot 0 untouched")
+        #expect(readBytes(fd, at: 256 + 2 * 1024, count: 1024).allSatisfy { $0 == 0 }, "slot 2 untouched")
         #expect(stats[.slowConsumerClose] == 7 && stats[.idleTimeout] == 10 && stats[.rejectedOrigin] == 0)
         #expect(stats.messagesIn == 11 && stats.messagesOut == 2 && stats.bytesIn == 3)
         #expect(stats.bytesOut == 44 && stats.drops == 5 && stats.accepting)
@@ -119,7 +121,7 @@ struct SharedSegmentTests {
         let tls: [(WorkerStats.LimitEvent, Int)] = [(.tlsPlainHTTP, 184), (.tlsProtocol, 192), (.tlsMalformed, 112), (.tlsTimeout, 248)]
         for (n, (event, _)) in tls.enumerated() { stats.add(event, n + 1) }
         for (n, (event, offset)) in tls.enumerated() {
-            #expect(readU64(segment.descriptor, at: 256 + 256 + offset) == UInt64(n + 1), "\(event) at +\(offset)")
+            #expect(readU64(segment.descriptor, at: 256 + 1024 + offset) == UInt64(n + 1), "\(event) at +\(offset)")
             #expect(stats[event] == n + 1)
         }
         // Every limit counter has its own 8-byte word inside the 256-byte block, clear of the
@@ -134,6 +136,42 @@ struct SharedSegmentTests {
         #expect(tls.allSatisfy { stats[$0.0] == 0 })
     }
 
+    @Test("worker metrics land at their documented offsets, after the slot's stats; a new worker zeroes only its process figures")
+    func metricsOffsets() throws {
+        let segment = try SharedSegment.create(workerSlots: 3, registryCapacity: 2)
+        defer { segment.unmap(); segment.closeDescriptor() }
+        let fd = segment.descriptor
+        let metrics = segment.metrics(slot: 1)
+        metrics.store(ProcessSample(cpuMicroseconds: 11, residentBytes: 22, openDescriptors: 33, startMilliseconds: 44),
+                      queuedSendBytes: 55)
+        metrics.countClose(code: 1000)
+        metrics.countClose(code: 1009)
+        metrics.countClose(code: 4000)
+        metrics.count(.notFound)
+        metrics.observeHandshake(microseconds: 100)  // bucket 1 (<= 256 µs)
+        metrics.observeMessage(bytes: 5)  // bucket 0 (<= 16 B)
+        metrics.observeMessage(bytes: 1 << 30)  // +Inf (above 64 MiB)
+        segment.supervisorProcess = ProcessSample(cpuMicroseconds: 1, residentBytes: 2, openDescriptors: 3, startMilliseconds: 4)
+
+        let block = 256 + 1024 + 256
+        let expected: [(Int, UInt64)] = [(0, 11), (8, 22), (16, 33), (24, 44), (32, 55), (40, 1), (40 + 8 * 8, 1),
+                                         (40 + 8 * 10, 1), (128 + 16, 1), (192 + 8, 1), (192 + 88, 100),
+                                         (288, 1), (288 + 8 * 12, 1), (288 + 8 * 13, 5 + (1 << 30))]
+        for (field, value) in expected {
+            #expect(readU64(fd, at: block + field) == value, "metrics field at +\(field)")
+        }
+        #expect(readU64(fd, at: 64) == 1 && readU64(fd, at: 88) == 4, "the supervisor's figures in the header")
+        #expect(readBytes(fd, at: 256 + 1024, count: 256).allSatisfy { $0 == 0 }, "the slot's stats untouched")
+        #expect(readBytes(fd, at: 256 + 2 * 1024, count: 1024).allSatisfy { $0 == 0 }, "slot 2 untouched")
+        #expect(metrics.closes == [1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1])
+        #expect(metrics[.notFound] == 1 && metrics[.badRequest] == 0)
+        #expect(metrics.handshakes.buckets[1] == 1 && metrics.handshakes.sum == 100)
+        #expect(metrics.process.residentBytes == 22 && metrics.queuedSendBytes == 55)
+        metrics.resetProcess()
+        #expect(readBytes(fd, at: block, count: 40).allSatisfy { $0 == 0 }, "a new worker's process figures start at zero")
+        #expect(metrics.closes[0] == 1 && metrics.messageSizes.buckets[0] == 1, "the slot's counters go on")
+    }
+
     @Test("a registry entry lands at its partition's offset with id, server and status")
     func registryOffsets() throws {
         let segment = try SharedSegment.create(workerSlots: 3, registryCapacity: 5)
@@ -145,7 +183,7 @@ struct SharedSegmentTests {
         #expect(first.index == 0 && second.index == 1)
 
         let partition = SegmentLayout.partitionOffset(slot: 2, workerSlots: 3, registryCapacity: 5)
-        #expect(partition == 256 + 3 * 256 + 2 * 5 * 16)
+        #expect(partition == 256 + 3 * 1024 + 3 * 8192 + 2 * 5 * 16)
         #expect(readU64(fd, at: partition) == 77)
         #expect(readU32(fd, at: partition + 8) == 9)
         #expect(readU32(fd, at: partition + 12) == Registry.Status.connected.rawValue)
@@ -153,8 +191,8 @@ struct SharedSegmentTests {
         #expect(readU32(fd, at: partition + 24) == 4)
         #expect(readU32(fd, at: partition + 28) == Registry.Status.closing.rawValue)
         // The partition's high-water mark and live count, in its stats block's reserved bytes.
-        #expect(readU32(fd, at: 256 + 2 * 256 + 96) == 2)
-        #expect(readU32(fd, at: 256 + 2 * 256 + 100) == 2)
+        #expect(readU32(fd, at: 256 + 2 * 1024 + 96) == 2)
+        #expect(readU32(fd, at: 256 + 2 * 1024 + 100) == 2)
         let otherPartitions = SegmentLayout.registryOffset(workerSlots: 3)
         #expect(readBytes(fd, at: otherPartitions, count: 2 * 5 * 16).allSatisfy { $0 == 0 })
     }

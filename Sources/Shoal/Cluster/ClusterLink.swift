@@ -2,6 +2,7 @@
 // registry kept in step with connections, statistics published each turn, and bus messages
 // from other workers carried out on local connections.
 import ShoalCluster
+import ShoalPosix
 import ShoalRedis
 import ShoalRing
 import ShoalWire
@@ -35,6 +36,7 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         web.loop.progressObserver = { stats.progress = $0 }
         keepProgressingWhenIdle()
         if let options = web.configuration.redis { startRedis(options) }
+        sampleProcess()
     }
 
     /// Connects this worker to the cluster's Redis channel: broadcasts from other instances are
@@ -57,6 +59,13 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         redis = bridge
         node.stats.redisLink = 1
         bridge.start()
+    }
+
+    /// Stores this worker's CPU, memory, descriptor and send-queue figures for /metrics, now and
+    /// then once a second: a scrape reads the segment and never waits for the worker.
+    private func sampleProcess() {
+        web.metrics.store(ProcessSample.current(), queuedSendBytes: web.loop.queuedBytes)
+        web.loop.schedule(after: 1_000_000_000) { [unowned self] in self.sampleProcess() }
     }
 
     /// A loop with nothing to do waits in the kernel with no timeout; this timer wakes it now and

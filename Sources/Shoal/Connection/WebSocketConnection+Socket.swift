@@ -70,9 +70,11 @@ extension WebSocketConnection: SocketDelegate {
             switch event {
             case .text(let payload):
                 wss.traffic.messagesIn += 1
+                wss.metrics.observeMessage(bytes: payload.count)
                 if phase == .open { deliverText(payload) }
             case .binary(let payload):
                 wss.traffic.messagesIn += 1
+                wss.metrics.observeMessage(bytes: payload.count)
                 if phase == .open { handler?.onMessage(self, WebSocketMessageEvent(data: .blob(Array(payload)), isBinary: true)) }
             case .ping(let payload):
                 if phase == .open { loop.writeFrame(socket, opcode: .pong, payload: payload) }
@@ -108,6 +110,7 @@ extension WebSocketConnection: SocketDelegate {
     /// The peer's close frame: answer it (if we have not closed first) and end the TCP connection.
     private func peerClosed(code: UInt16?, reason: UnsafeRawBufferPointer) {
         let cold = coldState()
+        if phase == .open { wss.metrics.countClose(code: code ?? 1005) }
         if cold.terminateCode == nil {
             cold.terminateCode = code.map(Int.init) ?? 1005
             cold.terminateReason = reason.isEmpty ? nil : String(decoding: reason, as: UTF8.self)
@@ -124,6 +127,7 @@ extension WebSocketConnection: SocketDelegate {
         let cold = coldState()
         cold.terminateCode = cold.terminateCode ?? 1006
         if phase == .open {
+            wss.metrics.countClose(code: violation.closeCode)
             writeCloseFrame(code: violation.closeCode, reason: violation.reason)
         }
         // Closing before onError: the connection is failed, so what the handler sends from onError is dropped.
@@ -157,6 +161,8 @@ extension WebSocketConnection: SocketDelegate {
     }
 
     public func closed(on handle: SocketHandle) {
+        // No close frame crossed: the TCP connection just ended.
+        if phase == .open { wss.metrics.countClose(code: 1006) }
         setPhase(.closed)
         if let entry = registryEntry { wss.web.cluster?.registry.remove(entry) }
         wss.connectionClosed(self)

@@ -279,6 +279,7 @@ public class WebSocketConnection: @unchecked Sendable {
     /// Starts the closing handshake with our close frame.
     func close(code: UInt16?, reason: String) {
         guard phase == .open else { return }
+        wss.metrics.countClose(code: code ?? 1005)
         writeCloseFrame(code: code, reason: reason)
         enterClosing(.closeSent)
         if readPaused {

@@ -11,6 +11,8 @@ import ShoalWire
 final class HTTPSession: SocketDelegate {
     private unowned let web: WebServer
     private let fd: Int32
+    /// A connection to the operator listener: /metrics and /healthz, nothing else, no PROXY header.
+    private let operatorOnly: Bool
     private var socket: SocketHandle?
     private var parser: HTTPHeadParser
     /// A response that ends the connection was queued; ignore what follows.
@@ -32,12 +34,16 @@ final class HTTPSession: SocketDelegate {
     /// kept by the worker's `RequestDeadlines`.
     var deadline: UInt64 = 0
     var deadlineLink = DeadlineLink()
+    /// When the current request began (accept, or the end of the previous request on a keep-alive
+    /// connection), CLOCK_MONOTONIC: the start of the handshake-latency histogram's measurement.
+    private var requestStartedAt = WorkerStats.monotonicNanoseconds()
 
-    init(web: WebServer, fd: Int32) {
+    init(web: WebServer, fd: Int32, operatorOnly: Bool = false) {
         self.web = web
         self.fd = fd
+        self.operatorOnly = operatorOnly
         parser = HTTPHeadParser(maxHeadSize: web.configuration.maxHeadSize, maxHeaderCount: web.configuration.maxHeaderCount)
-        if web.configuration.proxyProtocol { proxyHeader = ProxyHeaderParser() }
+        if web.configuration.proxyProtocol && !operatorOnly { proxyHeader = ProxyHeaderParser() }
     }
 
     func opened(on handle: SocketHandle) {
@@ -71,6 +77,7 @@ final class HTTPSession: SocketDelegate {
             do {
                 result = try parser.feed(UnsafeRawBufferPointer(rest))
             } catch {
+                countRefusal(.badRequest)
                 respond(status: error.status, extraHeaders: error.headers, body: error.reason + "\n", keepAlive: false)
                 return
             }
@@ -85,6 +92,7 @@ final class HTTPSession: SocketDelegate {
                 rest = leftover
                 parser = HTTPHeadParser(maxHeadSize: web.configuration.maxHeadSize, maxHeaderCount: web.configuration.maxHeaderCount)
                 web.requestDeadlines.restart(self)
+                requestStartedAt = WorkerStats.monotonicNanoseconds()
             }
         }
     }
@@ -103,6 +111,7 @@ final class HTTPSession: SocketDelegate {
             return UnsafeMutableRawBufferPointer(rebasing: bytes[consumed...])
         } catch {
             web.limits.count(.rejectedProxyHeader)
+            countRefusal(.proxyHeader)
             web.logger.debug("PROXY header refused: \(error)", metadata: ["peer": "\(peerAddress)"])
             ending = true
             web.requestDeadlines.remove(self)
@@ -128,6 +137,7 @@ final class HTTPSession: SocketDelegate {
     private func answer(_ head: HTTPRequestHead, leftover: UnsafeMutableRawBufferPointer) -> Bool {
         // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host field gets 400.
         if head.versionMajor == 1 && head.versionMinor >= 1 && head.headers.values("host").count != 1 {
+            countRefusal(.badRequest)
             respond(status: 400, body: "HTTP/1.1 requests need exactly one Host header\n", keepAlive: false)
             return false
         }
@@ -135,12 +145,14 @@ final class HTTPSession: SocketDelegate {
         // We never read request bodies; a request that has one cannot be followed on this connection.
         let hasBody = (head.headers["content-length"].map { $0 != "0" } ?? false) || head.headers["transfer-encoding"] != nil
         let keepAlive = head.keepAlive && !hasBody
+        if operatorOnly { return answerOperator(head, target: target, keepAlive: keepAlive) }
 
         if WebSocketUpgrade.isUpgradeRequest(head) {
             if web.stopping, web.server(forPath: target.path) == nil, web.stoppedServer(forPath: target.path) != nil {
                 return goAway(head)
             }
             guard let server = web.server(forPath: target.path) else {
+                countRefusal(.notFound)
                 respond(status: 404, body: "No WebSocket server at \(target.path)\n", keepAlive: false)
                 web.reportToEveryServer(.noServerForPath, status: 404, message: "No WebSocket server at \(target.path)")
                 return false
@@ -153,6 +165,7 @@ final class HTTPSession: SocketDelegate {
             return false
         }
         guard head.method == "GET" || head.method == "HEAD" else {
+            countRefusal(.badRequest)
             respond(status: 405, extraHeaders: [("Allow", "GET, HEAD")], body: "Method not allowed\n", keepAlive: false)
             return false
         }
@@ -163,16 +176,46 @@ final class HTTPSession: SocketDelegate {
             return false
         }
         if target.path == "/metrics" && mayReadMetrics(head) {
-            respond(status: 200, extraHeaders: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+            respond(status: 200, extraHeaders: [("Content-Type", Self.metricsContentType)],
                     bodyBytes: Array(web.metricsText().utf8), keepAlive: keepAlive, omitBody: isHead)
             return false
         }
         if let file = web.staticFiles.file(at: target.path) {
             respond(status: 200, extraHeaders: [("Content-Type", file.contentType)], bodyBytes: file.bytes, keepAlive: keepAlive, omitBody: isHead)
         } else {
+            countRefusal(.notFound)
             respond(status: 404, body: "Not found: \(target.path)\n", keepAlive: keepAlive, omitBody: isHead)
         }
         return false
+    }
+
+    /// The operator listener's answers: the two paths for GET and HEAD, 404 for anything else
+    /// (upgrades included: no WebSocket server listens there), none counted as a refusal.
+    private func answerOperator(_ head: HTTPRequestHead, target: RequestTarget, keepAlive: Bool) -> Bool {
+        let isHead = head.method == "HEAD"
+        guard head.method == "GET" || isHead else {
+            respond(status: 405, extraHeaders: [("Allow", "GET, HEAD")], body: "Method not allowed\n", keepAlive: false)
+            return false
+        }
+        switch target.path {
+        case "/healthz":
+            let health = web.health()
+            respond(status: health.status, body: health.body, keepAlive: keepAlive, omitBody: isHead)
+        case "/metrics":
+            respond(status: 200, extraHeaders: [("Content-Type", Self.metricsContentType)],
+                    bodyBytes: Array(web.metricsText().utf8), keepAlive: keepAlive, omitBody: isHead)
+        default:
+            respond(status: 404, body: "Only /metrics and /healthz here\n", keepAlive: keepAlive, omitBody: isHead)
+        }
+        return false
+    }
+
+    private static let metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    /// Counts a refusal in `shoal_http_refusals_total`, unless this is the operator listener
+    /// (what operators' own requests meet is not what clients meet).
+    private func countRefusal(_ refusal: WorkerMetrics.Refusal) {
+        if !operatorOnly { web.metrics.count(refusal) }
     }
 
     private func upgrade(_ head: HTTPRequestHead, target: RequestTarget, server: WebSocketServer,
@@ -182,12 +225,14 @@ final class HTTPSession: SocketDelegate {
         do {
             key = try WebSocketUpgrade.validate(head)
         } catch {
+            countRefusal(.badRequest)
             respond(status: error.status, extraHeaders: error.headers, body: error.reason + "\n", keepAlive: false)
             server.reportError(.badHandshake, status: error.status, message: error.reason)
             return false
         }
         if let allowed = server.options.allowedOrigins, let origin = head.headers["origin"], !allowed.allows(origin) {
             web.limits.count(.rejectedOrigin)
+            countRefusal(.forbidden)
             respond(status: 403, body: "Origin \(origin) is not allowed to connect\n", keepAlive: false)
             server.reportError(.originRefused, status: 403, message: "Origin \(origin) is not allowed to connect")
             return false
@@ -195,6 +240,7 @@ final class HTTPSession: SocketDelegate {
         let address = clientAddress(of: head)
         if let refusal = web.admissionRefusal(address: address) {
             web.limits.count(refusal.event)
+            countRefusal(refusal.event == .rejectedPerAddress ? .tooManyFromAddress : .unavailable)
             respond(status: refusal.status, extraHeaders: [("Retry-After", "1")], body: refusal.reason + "\n", keepAlive: false)
             server.reportError(refusal.code, status: refusal.status, message: refusal.reason)
             return false
@@ -202,6 +248,7 @@ final class HTTPSession: SocketDelegate {
         let request = WebSocketRequest(head: head, target: target, remoteAddress: address)
         let event = WebSocketConnectionEvent(request: request)
         guard let connectionHandler = server.handler.onConnection(server, event) else {
+            countRefusal(.forbidden)
             respond(status: 403, body: "Connection refused by the server\n", keepAlive: false)
             server.reportError(.refusedByHandler, status: 403, message: "onConnection refused the client from \(address)")
             return false
@@ -211,6 +258,7 @@ final class HTTPSession: SocketDelegate {
         if let cluster = web.cluster {
             // A full registry share refuses the client before the upgrade, never corrupts the table.
             guard let claimed = cluster.registry.insert(id: id, server: server.index, slot: cluster.slot) else {
+                countRefusal(.unavailable)
                 respond(status: 503, extraHeaders: [("Retry-After", "1")],
                         body: "Too many connections on this worker (registry full)\n", keepAlive: false)
                 server.reportError(.registryFull, status: 503, message: "This worker's share of the registry is full")
@@ -223,6 +271,7 @@ final class HTTPSession: SocketDelegate {
         }
         writeSwitchingProtocols(key: key, extensions: compression?.responseHeaderValue, subprotocol: event.selectedProtocol,
                                 on: socket)
+        web.metrics.observeHandshake(microseconds: (WorkerStats.monotonicNanoseconds() &- requestStartedAt) / 1000)
         // The request is not kept: a handler that needs it later keeps what it needs (as 4D code
         // keeps values from onConnection's event), and idle connections stay small.
         let connection = WebSocketConnection(id: id, handler: connectionHandler, wss: server, socket: socket,
@@ -253,10 +302,12 @@ final class HTTPSession: SocketDelegate {
     /// which a client handles as "reconnect", instead of refusing it.
     private func goAway(_ head: HTTPRequestHead) -> Bool {
         guard let socket, let key = try? WebSocketUpgrade.validate(head) else {
+            countRefusal(.unavailable)
             respond(status: 503, extraHeaders: [("Retry-After", "0")], body: "Restarting\n", keepAlive: false)
             return false
         }
         writeSwitchingProtocols(key: key, on: socket)
+        web.metrics.countClose(code: 1001)
         FrameWriter.closePayload(code: 1001, reason: "server restarting").withUnsafeBytes {
             _ = web.loop.writeFrame(socket, opcode: .close, payload: $0)
         }
@@ -296,6 +347,7 @@ final class HTTPSession: SocketDelegate {
         if let proxyHeader, proxyHeader.receivedCount > 0 {
             // Part of a PROXY header and no more in time: a slow header, refused like a malformed one.
             web.limits.count(.rejectedProxyHeader)
+            countRefusal(.proxyHeader)
             web.loop.close(socket, mode: .abort)
         } else if let tls, !tls.isEstablished {
             // A ClientHello dribbled in, or none: the handshake counts against the same deadline.
@@ -303,6 +355,7 @@ final class HTTPSession: SocketDelegate {
                                    peer: connectionAddress ?? peerAddress)
             web.loop.close(socket, mode: .abort)
         } else if partialBytes > 0 {
+            countRefusal(.requestTimeout)
             respond(status: 408, body: "Request head not complete in time\n", keepAlive: false)
             web.reportToEveryServer(.requestTimeout, status: 408, message: "Request head not complete in time")
         } else {

@@ -6,8 +6,10 @@ import ShoalRing
 
 extension WebServer {
     /// /healthz: 503 when a worker of the serving generation is missing, or has made no progress
-    /// for the watchdog time (it is being replaced; 10 s with the watchdog off); 200 otherwise,
-    /// naming any worker that has made no progress for more than 3 s (slow, not yet stuck).
+    /// for the watchdog time (it is being replaced; 10 s with the watchdog off), or its registry
+    /// share is full (it refuses every new client with 503, and the kernel keeps handing it its
+    /// share of them); 200 otherwise, naming any worker that has made no progress for more than 3 s
+    /// (slow, not yet stuck).
     func health() -> (status: Int, body: String) {
         guard let cluster else { return (200, "ok\n") }
         let segment = cluster.node.segment
@@ -22,6 +24,10 @@ extension WebServer {
             let slot = servingSet * workers + index
             let stats = segment.stats(slot: slot)
             if stats.pid == 0 { return (503, "unhealthy: worker slot \(slot) is not running\n") }
+            let registry = segment.registry
+            if registry.liveCount(slot: slot) >= registry.capacity {
+                return (503, "unhealthy: worker slot \(slot) has its registry share full (\(registry.capacity) of \(registry.capacity) entries)\n")
+            }
             if stats.redisLink == 1 { redisDown.append(slot) }
             let seen = stats.progressSeenNanoseconds
             guard seen != 0, now > seen, now - seen > Self.slowAfter else { continue }
@@ -126,7 +132,10 @@ extension WebServer {
         limitFamily("shoal_tls_handshake_failures_total",
                     "TLS handshakes that failed: plain_http (HTTP to the TLS port), protocol (a version, cipher or ALPN refused), malformed (garbage, a bad record, the peer's alert), timeout.",
                     label: "reason", Self.tlsFailureEvents)
-        return text
+        var operatorFamilies = MetricsExposition()
+        appendOperatorMetrics(to: &operatorFamilies)
+        appendHandlerMetrics(to: &operatorFamilies)
+        return text + operatorFamilies.text
     }
 
     /// The Redis link's series (only with --redis): per worker, since each holds its own connections.

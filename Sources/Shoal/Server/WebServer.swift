@@ -45,6 +45,15 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// turn by the cluster link, with `traffic`.
     var limits = LimitCounts()
 
+    /// Closes by code, HTTP refusals and the latency and size histograms: recorded where each
+    /// event happens, straight into this worker's block of the shared segment (a private block
+    /// until `join`, which comes before any WebSocket server exists).
+    private(set) var metrics: WorkerMetrics
+    /// The swift-metrics series this worker's handlers record (`SegmentMetricsFactory`).
+    private(set) var handlerSeries: HandlerSeriesTable
+    /// Own the private block and table while there is no cluster.
+    private var detachedMetrics: [AnyObject] = []
+
     /// What every WebSocket server of this worker moved, terminated ones included.
     var traffic: TrafficCounters {
         createdServers.reduce(TrafficCounters()) { $0 + $1.traffic }
@@ -57,6 +66,11 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         self.loop = loop
         self.configuration = configuration
         self.logger = logger
+        let (metrics, metricsOwner) = WorkerMetrics.detached()
+        let (handlerSeries, seriesOwner) = HandlerSeriesTable.detached()
+        self.metrics = metrics
+        self.handlerSeries = handlerSeries
+        detachedMetrics = [metricsOwner, seriesOwner]
         self.tlsContext = tlsContext
         if let root = configuration.publicDirectory {
             staticFiles = StaticFiles(root: root)
@@ -101,6 +115,9 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     func join(_ node: WorkerNode) {
         let link = ClusterLink(node: node, web: self)
         cluster = link
+        metrics = node.segment.metrics(slot: node.role.slot)
+        handlerSeries = node.segment.handlerSeries(slot: node.role.slot)
+        detachedMetrics = []
         ids = link
         link.start()
     }

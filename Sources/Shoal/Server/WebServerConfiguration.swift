@@ -34,6 +34,15 @@ public struct WebServerConfiguration: Sendable {
     /// Links this instance to others through Redis pub/sub (broadcasts reach every instance's
     /// clients); nil: this host alone. Each worker holds its own two connections (docs/cluster.md).
     public var redis: RedisOptions? = nil
+    /// What /metrics names this build as (`shoal_build_info`); the program sets it.
+    public var build = BuildLabels()
+    /// Where every worker also answers /metrics and /healthz, and nothing else (plain HTTP, no
+    /// PROXY header); nil: only on the public port.
+    public var metricsListen: ListenAddress? = nil
+    /// `Shoal.run` bootstraps swift-metrics in each worker so that handlers' Counters, Meters,
+    /// Recorders and Timers appear in /metrics (at most `HandlerSeriesTable.capacity` series per
+    /// worker). False: the program bootstraps its own factory (swift-metrics takes one per process).
+    public var bootstrapsMetrics = true
     /// The most 16 KiB receive buffers each worker lends the kernel (a power of two): how many
     /// sockets can deliver data in one loop turn before some wait a turn (`-ENOBUFS`, then re-armed).
     /// Buffers are lent as bursts need them (io_uring: 64 at first, doubled when a turn runs out),

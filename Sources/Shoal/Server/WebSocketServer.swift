@@ -43,6 +43,9 @@ public final class WebSocketServer: @unchecked Sendable {
     /// What this server's connections moved in this worker (unchecked exclusivity: bumped per
     /// message on the loop thread, each access a plain `+=`).
     @exclusivity(unchecked) var traffic = TrafficCounters()
+    /// The worker's metrics block (a copy of the view, so the per-message path does not go
+    /// through `web`).
+    let metrics: WorkerMetrics
 
     /// This worker's live connections, in an array with swap-remove so joining and leaving are O(1).
     /// Changed on the loop thread under `liveLock`; the loop thread reads it without the lock (it is
@@ -65,6 +68,7 @@ public final class WebSocketServer: @unchecked Sendable {
         self.options = options
         self.web = web
         loop = web.loop
+        metrics = web.metrics
         idleTimeoutMilliseconds = IdleClock.duration(options.idleTimeout.clampedNanoseconds)
         pongTimeoutMilliseconds = IdleClock.duration(options.pongTimeout.clampedNanoseconds)
         readerConfiguration = MessageReader.Configuration(maxMessageSize: options.maxMessageSize,

@@ -22,15 +22,20 @@ import ShoalPosix
 //     40   serverSetup      u64          the WebSocket servers workers create (ServerTable.swift)
 //     48   terminatedServers u64         bit i: server i was terminated (ServerTable.swift)
 //     56   instanceID       u64          random, never 0: names this instance (supervisor run) on Redis
-//     64   reserved         64 bytes     zero
+//     64   supervisorProcess 4 × u64     the supervisor's ProcessSample (CPU µs, RSS, fds, start ms),
+//                                        stored by it once a second (WorkerMetrics.swift, ProcessFigures)
+//     96   reserved         32 bytes     zero
 //   128                         128    connection-id counter, u64 at 128, alone on its line (holds the last
 //                                      id handed out: fetch-add 1, first id is 1); rest of the line zero
-//   256                         256*W  WorkerStats[W], 256 bytes each (W = workerSlots); field offsets
-//                                      in WorkerStats.swift, including the registry's per-partition
-//                                      high-water mark and live count (bytes 96 and 100 of the block)
-//   256 + 256*W                 16*W*C Registry: W partitions (partition p = worker slot p) of C entries
+//   256                         1024*W per-slot blocks (W = workerSlots), 1024 bytes each:
+//                                      0..<256 WorkerStats (field offsets in WorkerStats.swift, including
+//                                      the registry's per-partition high-water mark and live count at
+//                                      bytes 96 and 100), 256..<1024 WorkerMetrics (WorkerMetrics.swift)
+//   256 + 1024*W                8192*W HandlerSeriesTable[W]: the swift-metrics series of each slot's
+//                                      handlers, 64 entries of 128 bytes (HandlerSeriesTable.swift)
+//   256 + 9216*W                16*W*C Registry: W partitions (partition p = worker slot p) of C entries
 //                                      (C = registryCapacity), 16 bytes each; entry layout in Registry.swift
-//   256 + 256*W + 16*W*C               end of the layout; segmentSize rounds it up to the page size
+//   256 + 9216*W + 16*W*C              end of the layout; segmentSize rounds it up to the page size
 //
 // Every block starts on a 128-byte boundary (two 64-byte cache lines, as nginx pads its counter,
 // because adjacent-line prefetching pairs lines): the stats of two workers never share a line, nor
@@ -57,13 +62,22 @@ public enum SegmentLayout {
     public static let counterOffset = 128
     /// The first WorkerStats block.
     public static let statsOffset = 256
-    /// Bytes per WorkerStats block.
-    public static let statsStride = 256
+    /// The supervisor's process figures in the header.
+    public static let supervisorProcessOffset = 64
+    /// Bytes per slot: its WorkerStats block, then its WorkerMetrics block.
+    public static let statsStride = 1024
+    /// Where a slot's WorkerMetrics block starts within the slot's bytes.
+    public static let metricsOffsetInSlot = 256
     /// Bytes per registry entry.
     public static let entrySize = 16
 
+    /// Where slot 0's handler-series table starts.
+    public static func handlerSeriesOffset(workerSlots: Int) -> Int { statsOffset + statsStride * workerSlots }
+
     /// Where the registry (partition 0) starts.
-    public static func registryOffset(workerSlots: Int) -> Int { statsOffset + statsStride * workerSlots }
+    public static func registryOffset(workerSlots: Int) -> Int {
+        handlerSeriesOffset(workerSlots: workerSlots) + HandlerSeriesTable.size * workerSlots
+    }
 
     /// Where partition `slot` starts.
     public static func partitionOffset(slot: Int, workerSlots: Int, registryCapacity: Int) -> Int {
@@ -111,7 +125,7 @@ public final class SharedSegment: @unchecked Sendable {
         return value
     }()
     /// Bump on any change to the layout table.
-    public static let version: UInt32 = 4
+    public static let version: UInt32 = 5
 
     public let descriptor: Int32
     public let workerSlots: Int
@@ -228,6 +242,26 @@ public final class SharedSegment: @unchecked Sendable {
     public func stats(slot: Int) -> WorkerStats {
         precondition(slot >= 0 && slot < workerSlots, "worker slot \(slot) out of 0..<\(workerSlots)")
         return WorkerStats(memory: memory, offset: SegmentLayout.statsOffset + slot * SegmentLayout.statsStride)
+    }
+
+    /// The operator-metrics block of worker slot `slot`.
+    public func metrics(slot: Int) -> WorkerMetrics {
+        precondition(slot >= 0 && slot < workerSlots, "worker slot \(slot) out of 0..<\(workerSlots)")
+        return WorkerMetrics(memory: memory,
+                             offset: SegmentLayout.statsOffset + slot * SegmentLayout.statsStride + SegmentLayout.metricsOffsetInSlot)
+    }
+
+    /// The swift-metrics series of worker slot `slot`'s handlers.
+    public func handlerSeries(slot: Int) -> HandlerSeriesTable {
+        precondition(slot >= 0 && slot < workerSlots, "worker slot \(slot) out of 0..<\(workerSlots)")
+        return HandlerSeriesTable(memory: memory, offset: SegmentLayout.handlerSeriesOffset(workerSlots: workerSlots)
+                                    + slot * HandlerSeriesTable.size)
+    }
+
+    /// The supervisor's process figures (it stores them once a second; zero before the first).
+    public var supervisorProcess: ProcessSample {
+        get { ProcessFigures(memory: memory, offset: SegmentLayout.supervisorProcessOffset).sample }
+        set { ProcessFigures(memory: memory, offset: SegmentLayout.supervisorProcessOffset).store(newValue) }
     }
 
     /// Unmaps the segment (tests, shutdown). Nothing may use this segment, its stats or its registry after.

@@ -30,6 +30,8 @@ public final class Supervisor {
         /// serving workers stay), nil lets it go on. (A configuration file that no longer checks, a
         /// certificate that no longer loads.)
         public var reloadCheck: (@Sendable () -> String?)?
+        /// Where workers also answer /metrics and /healthz alone (`--metrics-listen`); nil: nowhere.
+        public var operatorAddress: (host: String, port: Int)? = nil
 
         public init(workers: Int, host: String, port: Int, registryCapacity: Int = 262_144,
                     drainTimeoutSeconds: Double = 5, watchdogTimeoutSeconds: Double = 10,
@@ -49,6 +51,8 @@ public final class Supervisor {
     private let logger: Logger
     private var segment: SharedSegment!
     private var listeners: [Int32] = []
+    /// One SO_REUSEPORT operator listener per worker index, when `operatorAddress` is set.
+    private var operatorListeners: [Int32] = []
     /// busEnds[a][b]: slot a's end of the channel between slots a and b.
     private var busEnds: [[Int32]] = []
     /// Every decision about the slots; this class only carries them out.
@@ -96,6 +100,7 @@ public final class Supervisor {
             observeWorkers()
             handle(.tick)
             publishProgressSeen()
+            sampleProcess()
         }
         logger.info("supervisor: every worker stopped")
         return 0
@@ -152,6 +157,10 @@ public final class Supervisor {
         for _ in 0..<configuration.workers {
             let fd = try Socket.listen(host: configuration.host, port: configuration.port, reusePort: true)
             listeners.append(try Spawn.moveAbove(fd, minimum: parkingFloor))
+            if let address = configuration.operatorAddress {
+                let fd = try Socket.listen(host: address.host, port: address.port, reusePort: true)
+                operatorListeners.append(try Spawn.moveAbove(fd, minimum: parkingFloor))
+            }
         }
         busEnds = Array(repeating: Array(repeating: -1, count: slotCount), count: slotCount)
         for a in 0..<slotCount {
@@ -171,6 +180,7 @@ public final class Supervisor {
     private func spawn(slot: Int, generation: Int) -> WorkerSlots.Event {
         let stats = segment.stats(slot: slot)
         stats.reset()
+        segment.metrics(slot: slot).resetProcess()
         stats.generation = generation
         stats.progressSeenNanoseconds = Self.monotonicNanoseconds()
         segment.registry.sweep(slot: slot)
@@ -180,6 +190,10 @@ public final class Supervisor {
             (ClusterDescriptors.listener, listeners[slot % configuration.workers]),
             (ClusterDescriptors.segment, segmentDescriptor),
         ]
+        if !operatorListeners.isEmpty {
+            descriptors.append((ClusterDescriptors.operatorListener(slotCount: slotCount),
+                                operatorListeners[slot % configuration.workers]))
+        }
         for peer in 0..<slotCount where peer != slot {
             descriptors.append((ClusterDescriptors.bus(toSlot: peer), busEnds[slot][peer]))
         }
@@ -209,6 +223,17 @@ public final class Supervisor {
         for worker in slots.workers.values where slots.owner(of: worker.slot)?.pid == worker.pid {
             segment.stats(slot: worker.slot).progressSeenNanoseconds = UInt64(max(0, worker.progressSeen) * 1e9)
         }
+    }
+
+    /// When the supervisor last stored its own process figures (monotonic seconds; 0: never).
+    private var processSampledAt = 0.0
+
+    /// Stores the supervisor's CPU, memory and descriptor figures for /metrics, once a second.
+    private func sampleProcess() {
+        let now = Self.now()
+        guard processSampledAt == 0 || now - processSampledAt >= 1 else { return }
+        processSampledAt = now
+        segment.supervisorProcess = ProcessSample.current()
     }
 
     // MARK: Waiting

@@ -32,4 +32,7 @@ public final class WorkerNode: @unchecked Sendable {
 
     /// The inherited SO_REUSEPORT listener.
     public var listener: Int32 { ClusterDescriptors.listener }
+
+    /// The inherited operator listener; there only when the supervisor was given an operator address.
+    public var operatorListener: Int32 { ClusterDescriptors.operatorListener(slotCount: 2 * role.workers) }
 }

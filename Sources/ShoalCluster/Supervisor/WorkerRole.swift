@@ -4,6 +4,8 @@
 //   fd 3        the SO_REUSEPORT listener of the worker's listener index (slot % workers)
 //   fd 4        the shared segment (memfd)
 //   fd 5 + k    the bus channel to worker slot k (every k but the worker's own slot)
+//   fd 5 + 2W   the operator listener (`--metrics-listen`) of the worker's listener index, when
+//               there is one (W = workers, so 2W slots)
 //
 // Slots 0..<workers and workers..<2*workers are the two generations that overlap during a
 // SIGHUP reload; both use the same listeners, so no queued connection is lost.
@@ -17,10 +19,13 @@ public enum ClusterDescriptors {
     /// The descriptor of the bus channel to `slot`.
     public static func bus(toSlot slot: Int) -> Int32 { busBase + Int32(slot) }
 
+    /// The operator listener (/metrics and /healthz only), just past the bus channels.
+    public static func operatorListener(slotCount: Int) -> Int32 { busBase + Int32(slotCount) }
+
     /// Descriptors handed to children are first moved to this number or above, just past the
     /// highest fixed number a child uses, so that placing them at the fixed numbers never collides
     /// (and the supervisor needs no more descriptors than it holds).
-    public static func parkingFloor(slotCount: Int) -> Int32 { busBase + Int32(slotCount) }
+    public static func parkingFloor(slotCount: Int) -> Int32 { operatorListener(slotCount: slotCount) + 1 }
 }
 
 /// The identity of a worker process.

@@ -8,7 +8,7 @@ struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Serve the demo page and a WebSocket server.")
 
     enum HandlerName: String, ExpressibleByArgument, CaseIterable {
-        case echo, uppercase, chat, probe, broadcast, topics
+        case echo, uppercase, chat, probe, broadcast, topics, metered
     }
 
     @Option(help: "Configuration file (YAML, keys named as these flags; default: $SHOAL_CONFIG). Flags override SHOAL_* variables, which override the file.")
@@ -56,6 +56,8 @@ struct Serve: ParsableCommand {
     var trustedProxy: [String] = []
     @Flag(help: "Every connection starts with a PROXY protocol header (v1 or v2) naming the client.")
     var proxyProtocol = false
+    @Option(help: "Also answer /metrics and /healthz (only those, plain HTTP) on this address:port, e.g. 127.0.0.1:9100.")
+    var metricsListen: String?
 
     // TLS in the worker (docs/tls.md): https:// and wss:// on the same port.
     @Option(help: "Certificate chain (PEM, leaf first: certbot's fullchain.pem); repeatable: the first answers every name, the others the names they cover (SNI).")
@@ -139,6 +141,7 @@ struct Serve: ParsableCommand {
         }
         do { _ = try trustedProxy.map(AddressRange.init) } catch { throw ValidationError("--trusted-proxy \(error)") }
         do { _ = try redisOptions() } catch { throw ValidationError("\(error)") }
+        do { _ = try metricsListen.map(ListenAddress.init(parsing:)) } catch { throw ValidationError("--metrics-listen: \(error)") }
         if let tls = try tlsSettings {
             // Read now, so a missing, unreadable or mismatched file stops the start (exit 64).
             do { _ = try tls.makeContext() } catch { throw ValidationError("--tls-cert/--tls-key: \(error)") }
@@ -219,6 +222,7 @@ struct Serve: ParsableCommand {
             case .probe: serverHandler = ProbeServer(refusedAddresses: refused)
             case .broadcast: serverHandler = BroadcastServer()
             case .topics: serverHandler = TopicsServer()
+            case .metered: serverHandler = MeteredServer()
             }
             _ = WebSocketServer(on: web, handler: serverHandler, options: options)
             logger.info("WebSocket server \"\(choice.rawValue)\" on \(options.path ?? "every path"), dataType \(options.dataType.rawValue)")

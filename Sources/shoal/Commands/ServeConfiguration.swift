@@ -25,6 +25,7 @@ extension Serve {
          .option("compression-threshold", \.compressionThreshold), .option("compression-level", \.compressionLevel),
          .option("max-topics-per-connection", \.maxTopicsPerConnection),
          .option("redis", \.redis), .option("cluster-name", \.clusterName),
+         .option("metrics-listen", \.metricsListen),
          .list("tls-cert", \.tlsCert), .list("tls-key", \.tlsKey), .option("tls-ticket-rotation", \.tlsTicketRotation)]
     }
 }
