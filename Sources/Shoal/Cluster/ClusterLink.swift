@@ -21,7 +21,12 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
 
     /// Registers the bus channels on the loop and starts publishing statistics and progress.
     func start() {
-        bus = Bus(loop: web.loop, segment: node.segment, role: node.role, receiver: self)
+        // A peer stuck for the watchdog's time is being replaced; 10 s when the watchdog is off.
+        let watchdog = web.configuration.watchdogTimeout.clampedNanoseconds
+        bus = Bus(loop: web.loop, segment: node.segment, role: node.role, receiver: self,
+                  limits: .standard(stallTimeout: watchdog == 0 ? 10_000_000_000 : watchdog))
+        let hold = web.inputHold
+        bus.onHoldChanged = { hold.changed(holding: $0) }
         web.loop.addTurnEndHook { [unowned self] in self.publish() }
         let stats = node.stats
         web.loop.progressObserver = { stats.progress = $0 }

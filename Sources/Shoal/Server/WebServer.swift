@@ -31,6 +31,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// Open WebSocket connections of every server (for drain on shutdown).
     public private(set) var openWebSockets = 0
     private(set) var stopping = false
+    /// Client input that waits while the bus is backed up (set by the cluster link; never holds alone).
+    private(set) lazy var inputHold = InputHold(loop: loop)
 
     /// One plain counter per `WorkerStats.LimitEvent` (rare events: an array is fine here).
     struct LimitCounts {

@@ -23,7 +23,7 @@ import Glibc
 //   96   registry high-water u32  owned by Registry: entries [0, hw) of partition `slot` may be live
 //   100  registry live u32        owned by Registry: live entries of the partition
 //   104  watchdogKills          written by the supervisor only; survives reset()
-//   112  reserved (8 bytes)
+//   112  busHolds               times a backed-up bus channel made this worker hold its client input
 //   120  busMessagesOut         messages this worker wrote to the bus (a sendMany counts once)
 //   128  limit counters         one u64 per `WorkerStats.LimitEvent` (offset 128 + 8 × raw value):
 //                               what the production limits refused or closed, for /metrics
@@ -46,6 +46,7 @@ public struct WorkerStats: Sendable {
         static let bytesOut = 64
         static let drops = 72
         static let busMessagesOut = 120
+        static let busHolds = 112
         static let restarts = 80
         static let progressSeen = 88
         static let watchdogKills = 104
@@ -54,7 +55,7 @@ public struct WorkerStats: Sendable {
         static let registryLive = 100
         /// The fields reset() zeroes: the worker's, and when the supervisor last saw it progress.
         static let resettable = [pid, generation, progress, accepting, connections, messagesIn, messagesOut,
-                                 bytesIn, bytesOut, drops, progressSeen, busMessagesOut]
+                                 bytesIn, bytesOut, drops, progressSeen, busMessagesOut, busHolds]
     }
 
     let memory: SharedMemory
@@ -112,13 +113,14 @@ public struct WorkerStats: Sendable {
 
     /// Adds to the traffic counters (relaxed: nobody synchronises on them). No allocation: hot path.
     public func add(messagesIn: Int = 0, messagesOut: Int = 0, bytesIn: Int = 0, bytesOut: Int = 0, drops: Int = 0,
-                    busMessagesOut: Int = 0) {
+                    busMessagesOut: Int = 0, busHolds: Int = 0) {
         if messagesIn != 0 { increment(Field.messagesIn, messagesIn) }
         if messagesOut != 0 { increment(Field.messagesOut, messagesOut) }
         if bytesIn != 0 { increment(Field.bytesIn, bytesIn) }
         if bytesOut != 0 { increment(Field.bytesOut, bytesOut) }
         if drops != 0 { increment(Field.drops, drops) }
         if busMessagesOut != 0 { increment(Field.busMessagesOut, busMessagesOut) }
+        if busHolds != 0 { increment(Field.busHolds, busHolds) }
     }
 
     private func increment(_ field: Int, _ amount: Int) {
@@ -158,6 +160,7 @@ public struct WorkerStats: Sendable {
     public var bytesOut: Int { load(Field.bytesOut) }
     public var drops: Int { load(Field.drops) }
     public var busMessagesOut: Int { load(Field.busMessagesOut) }
+    public var busHolds: Int { load(Field.busHolds) }
 
     /// Times the supervisor restarted a worker in this slot (written by the supervisor only).
     public var restarts: Int {
