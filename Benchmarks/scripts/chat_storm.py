@@ -9,7 +9,10 @@ clients first (code pages are not the storm's). Per measurement:
   open    seconds until every client has its 101 and its welcome;
   joins   seconds until the "New client connected" frames delivered stop growing and reach the
           N(N-1)/2 pairs (or the time limit), and how many arrived;
+  cpu     the workers' CPU seconds (user + system, /proc) over the storm: what the joins cost the
+          server, whether or not the one-process Python client is what bounds the wall time;
   drops   shoal_bus_drops_total (bus messages lost: must be 0);
+  holds   shoal_bus_holds_total (times a worker held its clients for a backed-up bus channel);
   bus     shoal_bus_messages_sent_total.
 
 usage: chat_storm.py [--clients 4000 8000] [--workers 2 12] [--rounds 3] [--bin PATH]
@@ -58,6 +61,15 @@ async def storm(port: int, n: int, limit: float) -> dict:
             "errors": sorted({c.error or c.status for c in clients if not c.welcome_at})[:3]}
 
 
+def cpu_seconds(pids) -> float:
+    ticks = 0
+    for p in pids:
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def measure(binary: str, workers: int, n: int, limit: float) -> dict:
     os.environ["SHOAL_BIN"] = binary
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,12 +79,15 @@ def measure(binary: str, workers: int, n: int, limit: float) -> dict:
                                "--request-timeout", "60", "--log-level", "notice"], os.path.join(tmp, "log"))
         srv.start()
         try:
-            wait_workers(srv.proc.pid, range(workers))
+            pids = list(wait_workers(srv.proc.pid, range(workers)).values())
             asyncio.run(warm_up(srv.port, 4 * workers))
             time.sleep(0.5)
+            cpu_before = cpu_seconds(pids)
             result = asyncio.run(storm(srv.port, n, limit))
+            result["cpu"] = cpu_seconds(pids) - cpu_before
             m = metrics(srv.port)
             result["drops"] = sum(m.get("shoal_bus_drops_total", {}).values())
+            result["holds"] = sum(m.get("shoal_bus_holds_total", {}).values())
             result["bus"] = sum(m.get("shoal_bus_messages_sent_total", {}).values())
             # what else happened (restarts, watchdog kills, slow consumers, refused upgrades)
             result["events"] = {k: sum(v.values()) for k, v in m.items() if k.endswith("_total") and sum(v.values())
@@ -102,17 +117,16 @@ def main() -> int:
                     res = measure(binary, w, n, a.limit)
                     rows.setdefault((name, w), []).append(res)
                     print(f"# N={n} {name} workers={w} round {r + 1}: {res}", flush=True)
-        print(f"\n| N | build | workers | all open (s) | joins done (s) | joins delivered | bus drops | bus messages |")
-        print("|---|---|---|---|---|---|---|---|")
-        base = {}
+        print(f"\n| N | build | workers | all open (s) | joins done (s) | workers' CPU (s) | joins delivered | "
+              f"bus drops | bus holds | bus messages |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for (name, w), rs in rows.items():
             med = lambda k: statistics.median(x[k] for x in rs)  # noqa: E731
-            base.setdefault(name, med("joins_s"))
             each = lambda k: ", ".join(f"{x[k]:.2f}" for x in rs)  # noqa: E731
             print(f"| {n:,} | {name} | {w} | {med('open'):.2f} ({each('open')}) | "
-                  f"{med('joins_s'):.2f} ({each('joins_s')}) | "
+                  f"{med('joins_s'):.2f} ({each('joins_s')}) | {med('cpu'):.2f} ({each('cpu')}) | "
                   f"{min(x['joins'] for x in rs):,} of {rs[0]['pairs']:,} (min) | "
-                  f"{max(x['drops'] for x in rs):.0f} (max) | {med('bus'):,.0f} |")
+                  f"{max(x['drops'] for x in rs):.0f} (max) | {med('holds'):.0f} | {med('bus'):,.0f} |")
     return 0
 
 

@@ -71,6 +71,7 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     }
 
     func busDelivered(_ message: BusMessage, from slot: Int) {
+        let web = self.web  // one strong reference for the message, not an unowned load per id
         switch message {
         case .broadcast(let server, let except, let opcode, let payload):
             guard let wss = web.server(index: Int(server)) else { return }
