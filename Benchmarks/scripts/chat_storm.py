@@ -9,7 +9,7 @@ clients first (code pages are not the storm's). Per measurement:
   open    seconds until every client has its 101 and its welcome;
   joins   seconds until the "New client connected" frames delivered stop growing and reach the
           N(N-1)/2 pairs (or the time limit), and how many arrived;
-  cpu     the workers' CPU seconds (user + system, /proc) over the storm: what the joins cost the
+  cpu     the workers' CPU seconds (user + system, /proc) until the joins are in: what they cost the
           server, whether or not the one-process Python client is what bounds the wall time;
   drops   shoal_bus_drops_total (bus messages lost: must be 0);
   holds   shoal_bus_holds_total (times a worker held its clients for a backed-up bus channel);
@@ -36,7 +36,8 @@ from cluster_helpers import metrics, wait_workers  # noqa: E402
 from test_storm import Client, chat_client, warm_up  # noqa: E402
 
 
-async def storm(port: int, n: int, limit: float) -> dict:
+async def storm(port: int, n: int, limit: float, at_peak=dict) -> dict:
+    """N clients join at once; `at_peak()` is read once the joins are in, before they all leave."""
     clients = [Client(i) for i in range(n)]
     leave = asyncio.Event()
     tasks = [asyncio.create_task(chat_client(c, port, leave)) for c in clients]
@@ -54,10 +55,12 @@ async def storm(port: int, n: int, limit: float) -> dict:
             t_joins = time.monotonic() - t0
         last = total
         await asyncio.sleep(0.1)
+    # before the clients leave: a leave storm keeps the workers busy for a while
+    peak = {"metrics": metrics(port), **at_peak()}
     leave.set()
     await asyncio.gather(*tasks)
     return {"open": t_open, "joins_s": t_joins or 0.0, "joins": sum(c.joins for c in clients), "pairs": pairs,
-            "opened": sum(bool(c.welcome_at) for c in clients),
+            "opened": sum(bool(c.welcome_at) for c in clients), **peak,
             "errors": sorted({c.error or c.status for c in clients if not c.welcome_at})[:3]}
 
 
@@ -83,9 +86,8 @@ def measure(binary: str, workers: int, n: int, limit: float) -> dict:
             asyncio.run(warm_up(srv.port, 4 * workers))
             time.sleep(0.5)
             cpu_before = cpu_seconds(pids)
-            result = asyncio.run(storm(srv.port, n, limit))
-            result["cpu"] = cpu_seconds(pids) - cpu_before
-            m = metrics(srv.port)
+            result = asyncio.run(storm(srv.port, n, limit, lambda: {"cpu": cpu_seconds(pids) - cpu_before}))
+            m = result.pop("metrics")
             result["drops"] = sum(m.get("shoal_bus_drops_total", {}).values())
             result["holds"] = sum(m.get("shoal_bus_holds_total", {}).values())
             result["bus"] = sum(m.get("shoal_bus_messages_sent_total", {}).values())
