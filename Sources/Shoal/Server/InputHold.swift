@@ -65,7 +65,8 @@ final class InputHold {
             continuationScheduled = true
             // 1 ns, not 0: a timer due now would run in this turn's timer pass, and the turn (whose end
             // reports progress) would not end between two batches.
-            loop.schedule(after: 1) { [unowned self] in
+            loop.schedule(after: 1) { [weak self] in  // the loop may outlive its web server (tests)
+                guard let self else { return }
                 self.continuationScheduled = false
                 if !self.isHolding { self.resumeSome() }
             }
