@@ -8,7 +8,8 @@ What a user would notice, and what is asserted:
   A was in the registry when B's onOpen looped over `wss.connections`, so A must get B's join
   (a lower bound per client, exact); no client gets more than N - 1; and of two clients at least
   one was registered before the other's onOpen ran, so the total is at least the N(N-1)/2 pairs;
-- no worker is killed or restarted, the connection count returns to 0;
+- no worker is killed or restarted, no bus message is dropped (the bus holds a worker's clients
+  while a peer is behind instead), the connection count returns to 0;
 - the workers' RSS returns within 64 MB of its pre-storm total within 15 s of the last client
   leaving (on failure the message says what holds it, from /proc/PID/smaps).
 
@@ -193,6 +194,8 @@ def test_chat_storm_join_and_leave_at_once(shoal):
 
     t_open, total, rss_peak, left_at = run(storm(), timeout=150)
     assert set(kills(srv.port).values()) <= {0}, f"workers killed during the storm: {kills(srv.port)}\n{srv.log()}"
+    drops = sum(metrics(srv.port).get("shoal_bus_drops_total", {}).values())
+    assert drops == 0, f"{drops:.0f} bus messages dropped during the storm"
 
     def open_connections():
         return sum(metrics(srv.port).get("shoal_connections", {}).values())

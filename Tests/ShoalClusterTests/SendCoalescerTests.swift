@@ -46,6 +46,22 @@ struct SendCoalescerTests {
         #expect(c.takeAll().map(\.message) == [.send(connection: 1, opcode: 2, payload: Array("b".utf8))])
     }
 
+    @Test func payloadsThatDifferInAnyOneByteAreNotGathered() {
+        for length in 1...40 {
+            let base = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+            for position in 0..<length {
+                var other = base
+                other[position] ^= 0x80
+                var c = SendCoalescer(slotCount: 2)
+                _ = base.withUnsafeBytes { c.add(slot: 1, connection: 1, opcode: 2, payload: $0) }
+                let same = base.withUnsafeBytes { c.add(slot: 1, connection: 2, opcode: 2, payload: $0) }
+                let before = other.withUnsafeBytes { c.add(slot: 1, connection: 3, opcode: 2, payload: $0) }
+                #expect(same == nil)
+                #expect(before == .sendMany(connections: [1, 2], opcode: 2, payload: base), "length \(length), byte \(position)")
+            }
+        }
+    }
+
     @Test func aFullListLeavesAndANewOneStarts() {
         var c = SendCoalescer(slotCount: 2)
         let max = BusEncoder.maxConnectionsPerMessage

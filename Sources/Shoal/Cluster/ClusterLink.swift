@@ -28,7 +28,12 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
 
     /// Registers the bus channels on the loop and starts publishing statistics and progress.
     func start() {
-        bus = Bus(loop: web.loop, segment: node.segment, role: node.role, receiver: self)
+        // A peer stuck for the watchdog's time is being replaced; 10 s when the watchdog is off.
+        let watchdog = web.configuration.watchdogTimeout.clampedNanoseconds
+        bus = Bus(loop: web.loop, segment: node.segment, role: node.role, receiver: self,
+                  limits: .standard(stallTimeout: watchdog == 0 ? 10_000_000_000 : watchdog))
+        let hold = web.inputHold
+        bus.onHoldChanged = { hold.changed(holding: $0) }
         topics = TopicLink(web: web, bus: bus)
         topics.start()
         web.loop.addTurnEndHook { [unowned self] in self.publish() }
@@ -131,6 +136,7 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     }
 
     func busDelivered(_ message: BusMessage, from slot: Int) {
+        let web = self.web  // one strong reference for the message, not an unowned load per id
         switch message {
         case .broadcast(let server, let except, let opcode, let payload):
             guard let wss = web.server(index: Int(server)) else { return }

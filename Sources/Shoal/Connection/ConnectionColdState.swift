@@ -10,6 +10,8 @@ final class ConnectionColdState {
     var terminateReason: String?
     /// Bytes that arrived after reading was paused, run when it resumes.
     var pendingInput: PendingInput?
+    /// Waiting at the worker's `InputHold` (the bus is backed up): reads paused, or onTerminate not yet run.
+    var heldForBus = false
     /// The subprotocol onConnection chose (`WebSocketConnection.protocol`).
     var subprotocol: String?
 }

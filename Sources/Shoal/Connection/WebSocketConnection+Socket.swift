@@ -4,7 +4,7 @@ import ShoalCluster
 import ShoalRing
 import ShoalWire
 
-extension WebSocketConnection: SocketDelegate {
+extension WebSocketConnection: SocketDelegate, HeldInput {
     /// Joins the server and runs onOpen; `leftover` is what the client sent right after its handshake.
     func start(leftover: UnsafeMutableRawBufferPointer) {
         wss.connectionOpened(self)
@@ -16,17 +16,42 @@ extension WebSocketConnection: SocketDelegate {
         wss.traffic.bytesIn += bytes.count
         idleSince = IdleClock.milliseconds(loop.now)
         pingOutstanding = false
-        if readPaused {
-            // Received before the pause reached the kernel (io_uring may have a socket buffer's worth
-            // of completions ready): kept, in order, for when the queue drains; bounded by that.
-            let cold = coldState()
-            let pending = cold.pendingInput ?? PendingInput()
-            cold.pendingInput = pending
-            pending.append(UnsafeRawBufferPointer(bytes))
+        if !readPaused && !heldForBus && !holdForBus() {
+            consume(bytes)
+            pauseIfBackedUp()
             return
         }
-        consume(bytes)
-        pauseIfBackedUp()
+        // Received before the pause reached the kernel (io_uring may have a socket buffer's worth
+        // of completions ready), or held for the bus: kept, in order, for when the queue drains or
+        // the bus releases; bounded by that.
+        let cold = coldState()
+        let pending = cold.pendingInput ?? PendingInput()
+        cold.pendingInput = pending
+        pending.append(UnsafeRawBufferPointer(bytes))
+    }
+
+    /// While the bus is backed up, what the client sent waits (onMessage may send over the bus):
+    /// reading pauses and the connection queues at the hold. True when it did.
+    private func holdForBus() -> Bool {
+        let hold = wss.web.inputHold
+        guard hold.isHolding, phase == .open || phase == .closeSent else { return false }
+        heldForBus = true
+        if !readPaused { loop.pauseReceiving(socket) }
+        hold.wait(self)
+        return true
+    }
+
+    func resumeHeldInput() {
+        guard heldForBus else { return }
+        heldForBus = false
+        if phase == .closed {
+            // Closed while held: its onTerminate waited.
+            handler?.onTerminate(self, WebSocketTerminateEvent(code: cold?.terminateCode ?? 1006, reason: cold?.terminateReason))
+            return
+        }
+        guard !readPaused else { return }  // its own send queue is still backed up: `drained` goes on
+        consumePendingInput()
+        if !readPaused && !heldForBus { loop.resumeReceiving(socket) }
     }
 
     /// What the client sent made us queue this much for it: stop reading until it takes it.
@@ -41,14 +66,15 @@ extension WebSocketConnection: SocketDelegate {
     private func consumePendingInput() {
         guard let pending = cold?.pendingInput else { return }
         while pending.consumed < pending.bytes.count && !readPaused && (phase == .open || phase == .closeSent) {
+            if holdForBus() { break }
             let start = pending.consumed
             let end = min(start + Self.pendingPiece, pending.bytes.count)
             pending.consumed = end
             pending.withUnsafeMutableBytes { consume(UnsafeMutableRawBufferPointer(rebasing: $0[start..<end])) }
             pauseIfBackedUp()
         }
-        // Kept (without copying) only while paused again with input left.
-        if !readPaused || pending.consumed >= pending.bytes.count { cold?.pendingInput = nil }
+        // Kept (without copying) only while paused or held again with input left.
+        if !(readPaused || heldForBus) || pending.consumed >= pending.bytes.count { cold?.pendingInput = nil }
     }
 
     /// Input kept while paused is run in pieces of the loop's receive size, so a pause takes effect
@@ -140,8 +166,11 @@ extension WebSocketConnection: SocketDelegate {
     public func drained(on handle: SocketHandle) {
         if readPaused {
             readPaused = false
-            consumePendingInput()
-            if !readPaused { loop.resumeReceiving(socket) }
+            // Held for the bus as well: the hold resumes it.
+            if !heldForBus {
+                consumePendingInput()
+                if !readPaused && !heldForBus { loop.resumeReceiving(socket) }
+            }
         }
         if awaitingDrain {
             awaitingDrain = false
@@ -167,6 +196,13 @@ extension WebSocketConnection: SocketDelegate {
         if let entry = registryEntry { wss.web.cluster?.registry.remove(entry) }
         wss.connectionClosed(self)
         wss.web.connectionEnded(self)
+        // onTerminate may send to every other client (4D's chat): it waits while the bus is backed up.
+        if heldForBus { return }
+        if wss.web.inputHold.isHolding {
+            heldForBus = true
+            wss.web.inputHold.wait(self)
+            return
+        }
         handler?.onTerminate(self, WebSocketTerminateEvent(code: cold?.terminateCode ?? 1006, reason: cold?.terminateReason))
     }
 }

@@ -59,6 +59,12 @@ public class WebSocketConnection: @unchecked Sendable {
     var pingOutstanding = false
     /// Reading is paused until the send queue drains (inbound backpressure).
     var readPaused = false
+    /// Reading is paused, or onTerminate waits, until the bus is no longer backed up (`InputHold`).
+    /// In the cold state: the object has no byte to spare (see the size note above).
+    var heldForBus: Bool {
+        get { cold?.heldForBus ?? false }
+        set { if newValue || cold != nil { coldState().heldForBus = newValue } }
+    }
     /// The send queue grew past `drainNotifyThreshold` (or reading was paused): onDrain runs once
     /// it has emptied.
     var awaitingDrain = false
@@ -282,11 +288,13 @@ public class WebSocketConnection: @unchecked Sendable {
         wss.metrics.countClose(code: code ?? 1005)
         writeCloseFrame(code: code, reason: reason)
         enterClosing(.closeSent)
-        if readPaused {
+        if readPaused || heldForBus {
             // The peer's close frame is what we wait for now. What it sent before and we kept is
             // dropped (RFC 6455 §5.5.1 lets a closing endpoint discard data); this may run inside
-            // the reader (a slow-consumer close), so the reader is not run again from here.
+            // the reader (a slow-consumer close), so the reader is not run again from here. (A
+            // connection held for the bus stays in the hold's list; it has nothing left to run.)
             readPaused = false
+            heldForBus = false
             cold?.pendingInput = nil
             loop.resumeReceiving(socket)
         }

@@ -8,7 +8,7 @@ import ShoalTLS
 import ShoalWire
 
 /// One TCP connection speaking HTTP/1.1.
-final class HTTPSession: SocketDelegate {
+final class HTTPSession: SocketDelegate, HeldInput {
     private unowned let web: WebServer
     private let fd: Int32
     /// A connection to the operator listener: /metrics and /healthz, nothing else, no PROXY header.
@@ -37,6 +37,9 @@ final class HTTPSession: SocketDelegate {
     /// When the current request began (accept, or the end of the previous request on a keep-alive
     /// connection), CLOCK_MONOTONIC: the start of the handshake-latency histogram's measurement.
     private var requestStartedAt = WorkerStats.monotonicNanoseconds()
+    /// An upgrade request that came while the bus held client input (its onOpen would send over the
+    /// bus), with what the client sent after it; answered when the hold ends.
+    private var heldUpgrade: (head: HTTPRequestHead, after: [UInt8])?
 
     init(web: WebServer, fd: Int32, operatorOnly: Bool = false) {
         self.web = web
@@ -62,6 +65,11 @@ final class HTTPSession: SocketDelegate {
     }
 
     func received(_ bytes: UnsafeMutableRawBufferPointer, on handle: SocketHandle) {
+        if heldUpgrade != nil {
+            // Arrived before the pause reached the kernel: kept, in order, behind the request.
+            heldUpgrade!.after.append(contentsOf: bytes)
+            return
+        }
         var rest = bytes
         if proxyHeader != nil {
             guard let request = readProxyHeader(rest) else { return }
@@ -88,7 +96,7 @@ final class HTTPSession: SocketDelegate {
             case .complete(let head, let consumed):
                 partialBytes = 0
                 let leftover = UnsafeMutableRawBufferPointer(rebasing: rest[consumed...])
-                if answer(head, leftover: leftover) { return }  // upgraded: the socket has a new owner
+                if answer(head, leftover: leftover) { return }  // upgraded (the socket has a new owner) or held
                 rest = leftover
                 parser = HTTPHeadParser(maxHeadSize: web.configuration.maxHeadSize, maxHeaderCount: web.configuration.maxHeaderCount)
                 web.requestDeadlines.restart(self)
@@ -133,7 +141,7 @@ final class HTTPSession: SocketDelegate {
         return client == peerAddress || IPAddress(client).map(web.configuration.trustedProxies.contains) == true
     }
 
-    /// Answers one request. Returns true when the connection became a WebSocket.
+    /// Answers one request. Returns true when the connection became a WebSocket, or waits to (held).
     private func answer(_ head: HTTPRequestHead, leftover: UnsafeMutableRawBufferPointer) -> Bool {
         // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host field gets 400.
         if head.versionMajor == 1 && head.versionMinor >= 1 && head.headers.values("host").count != 1 {
@@ -221,6 +229,13 @@ final class HTTPSession: SocketDelegate {
     private func upgrade(_ head: HTTPRequestHead, target: RequestTarget, server: WebSocketServer,
                          leftover: UnsafeMutableRawBufferPointer) -> Bool {
         guard let socket else { return false }
+        if web.inputHold.isHolding {
+            heldUpgrade = (head, Array(leftover))
+            web.requestDeadlines.remove(self)
+            web.loop.pauseReceiving(socket)
+            web.inputHold.wait(self)
+            return true
+        }
         let key: String
         do {
             key = try WebSocketUpgrade.validate(head)
@@ -338,7 +353,19 @@ final class HTTPSession: SocketDelegate {
     }
 
     func readEnded(on handle: SocketHandle, error: Int32?) {
+        heldUpgrade = nil
         web.loop.close(handle, mode: .abort)
+    }
+
+    func resumeHeldInput() {
+        guard let held = heldUpgrade, let socket else { return }
+        heldUpgrade = nil
+        // Before answering: the answer may hold it again (a pause after a resume in one turn stays paused).
+        web.loop.resumeReceiving(socket)
+        var after = held.after
+        // An upgrade request is upgraded, held again, or refused with the connection closed: nothing
+        // after it is read as HTTP.
+        after.withUnsafeMutableBytes { _ = answer(held.head, leftover: $0) }
     }
 
     /// The request was not complete in time (called by `RequestDeadlines`, which dropped the session).
@@ -364,6 +391,7 @@ final class HTTPSession: SocketDelegate {
     }
 
     func closed(on handle: SocketHandle) {
+        heldUpgrade = nil
         web.requestDeadlines.remove(self)
     }
 }

@@ -63,6 +63,7 @@ extension WebServer {
             var bytesOut: Int
             var drops: Int
             var busMessagesOut: Int
+            var busHolds = 0
             var restarts: Int
             var watchdogKills: Int
             var limits: [Int]
@@ -77,7 +78,7 @@ extension WebServer {
                 guard s.pid != 0 || s.restarts != 0 || s.watchdogKills != 0 else { continue }
                 rows.append(Row(slot: slot, pid: s.pid, connections: s.connections, messagesIn: s.messagesIn,
                                 messagesOut: s.messagesOut, bytesIn: s.bytesIn, bytesOut: s.bytesOut, drops: s.drops,
-                                busMessagesOut: s.busMessagesOut, restarts: s.restarts, watchdogKills: s.watchdogKills, limits: WorkerStats.LimitEvent.allCases.map { s[$0] },
+                                busMessagesOut: s.busMessagesOut, busHolds: Int(clamping: segment.metrics(slot: slot).busHolds), restarts: s.restarts, watchdogKills: s.watchdogKills, limits: WorkerStats.LimitEvent.allCases.map { s[$0] },
                                 redisLink: s.redisLink, redis: WorkerStats.RedisCounter.allCases.map { s[$0] }))
             }
         } else {
@@ -111,6 +112,10 @@ extension WebServer {
             $0.busMessagesOut
         }
         family("shoal_bus_drops_total", "counter", "Bus messages dropped because a peer worker was not reading.") { $0.drops }
+        family("shoal_bus_holds_total", "counter",
+               "Times a bus channel to another worker backed up and this worker held its client input until it drained.") {
+            $0.busHolds
+        }
         family("shoal_worker_restarts_total", "counter", "Times the supervisor restarted this slot's worker.") { $0.restarts }
         family("shoal_watchdog_kills_total", "counter", "Times the supervisor killed this slot's worker for making no progress.") {
             $0.watchdogKills

@@ -34,6 +34,10 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// Open WebSocket connections of every server (for drain on shutdown).
     public private(set) var openWebSockets = 0
     private(set) var stopping = false
+    /// Client input that waits while the bus is backed up (set by the cluster link; never holds alone).
+    private(set) lazy var inputHold = InputHold(loop: loop)
+    /// What the heap-trim timer holds instead of this object (no side table here: see TimerTarget).
+    private lazy var timerTarget = TimerTarget(self)
 
     /// One plain counter per `WorkerStats.LimitEvent` (rare events: an array is fine here).
     struct LimitCounts {
@@ -86,8 +90,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// kernel (see HeapTrim), so the worker's RSS returns near where it was before the storm.
     private func scheduleHeapTrim(policy: HeapTrimPolicy = HeapTrimPolicy()) {
         var policy = policy
-        loop.schedule(after: 1_000_000_000) { [weak self] in
-            guard let self else { return }
+        loop.schedule(after: 1_000_000_000) { [weak timerTarget] in
+            guard let self = timerTarget?.owner else { return }
             if policy.sample(openSockets: self.loop.openSockets) {
                 self.loop.releasePooledMemory()
                 HeapTrim.returnFreePages()

@@ -92,9 +92,12 @@ public final class WebSocketServer: @unchecked Sendable {
     /// One sweep over this worker's connections every `idleSweepInterval` instead of a timer per
     /// connection: a connection only stores a 32-bit timestamp, and 100,000 connections cost a
     /// comparison each per sweep.
+    /// What the idle-sweep timer holds instead of this object (no side table here: see TimerTarget).
+    private lazy var timerTarget = TimerTarget(self)
+
     private func scheduleIdleSweep() {
-        loop.schedule(after: idleSweepInterval) { [weak self] in
-            guard let self, !self.stopped else { return }
+        loop.schedule(after: idleSweepInterval) { [weak timerTarget] in
+            guard let self = timerTarget?.owner, !self.stopped else { return }
             let now = IdleClock.milliseconds(self.loop.now)
             for connection in self.live { connection.checkIdle(now: now) }
             self.scheduleIdleSweep()

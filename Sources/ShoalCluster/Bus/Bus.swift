@@ -2,7 +2,8 @@
 // own the connections. Everything sent to one slot goes through one FIFO channel, so messages
 // from this worker to a connection keep their order whatever path they took; everything sent in
 // one loop turn leaves in one send per destination (the channel's chunk coalesces it), and sends of
-// one payload to many of a slot's connections cross as one message (SendCoalescer).
+// one payload to many of a slot's connections cross as one message (SendCoalescer). A channel that
+// backs up holds this worker's producers instead of losing messages (BusFlowControl).
 import ShoalRing
 
 /// The bus as seen by one worker.
@@ -14,13 +15,19 @@ public final class Bus {
     private var gatheredSends: SendCoalescer
     /// Bus messages this worker wrote (a sendMany counts once), for /metrics.
     public private(set) var messagesSent = 0
-    /// Bytes a channel may hold queued for a slow or stuck peer before messages to it are dropped
-    /// (and counted): 64 MiB, four maximum-size messages, so one stuck worker costs bounded memory.
-    public var maxQueuedBytes = 64 * 1024 * 1024
+    /// When producers must wait for a peer, and the hard cap past which messages are dropped (counted).
+    private var flow: BusFlowControl
+    /// Told true when a channel went over its high-water mark (stop running what may send over the
+    /// bus: client input), false once every channel drained below its low-water mark.
+    public var onHoldChanged: ((Bool) -> Void)?
+    /// True while producers must wait for a peer.
+    public var holdsProducers: Bool { flow.holdsProducers }
 
     /// Registers the bus descriptors this worker inherited with its loop.
-    public init(loop: EventLoop, segment: SharedSegment, role: WorkerRole, receiver: any BusReceiver) {
+    public init(loop: EventLoop, segment: SharedSegment, role: WorkerRole, receiver: any BusReceiver,
+                limits: BusFlowControl.Limits) {
         self.loop = loop
+        flow = BusFlowControl(limits: limits)
         self.segment = segment
         ownSlot = role.slot
         channels = Array(repeating: nil, count: role.slotCount)
@@ -31,8 +38,15 @@ public final class Bus {
             loop.register(socket: ClusterDescriptors.bus(toSlot: slot), delegate: channel)
             channels[slot] = channel
         }
-        loop.addTurnEndHook { [unowned self] in self.sendGathered() }
+        loop.addTurnEndHook { [unowned self] in
+            // Measured first: producers released here send before the turn's gathered sends leave.
+            self.measureWatchedChannels()
+            self.sendGathered()
+        }
     }
+
+    /// A slot with a worker running (pid set by the supervisor).
+    private func runs(_ slot: Int) -> Bool { segment.stats(slot: slot).pid != 0 }
 
     /// Slots other than ours with a worker running (pid set by the supervisor).
     public var liveSlots: [Int] {
@@ -111,9 +125,8 @@ public final class Bus {
 
     private func enqueue(_ slot: Int, size: Int, _ encode: (UInt32, Emit) -> Void) {
         guard slot < channels.count, let channel = channels[slot], let handle = channel.handle else { return }
-        let stats = segment.stats(slot: ownSlot)
-        if loop.bufferedAmount(handle) + size > maxQueuedBytes {
-            stats.add(drops: 1)
+        guard flow.admits(size: size, queued: loop.bufferedAmount(handle)) else {
+            segment.stats(slot: ownSlot).add(drops: 1)
             return
         }
         let generation = UInt32(truncatingIfNeeded: segment.stats(slot: slot).generation)
@@ -121,5 +134,23 @@ public final class Bus {
         encode(generation) { frameSize, fill in
             loop.write(handle, reserving: frameSize, fill)
         }
+        let queued = loop.bufferedAmount(handle)
+        // The peer's pid is read only where it can matter (a queue past the low-water mark).
+        carryOut(flow.measured(slot: slot, queued: queued, peerRuns: queued <= flow.limits.lowWater || runs(slot), now: loop.now))
+    }
+
+    /// The channels that hold producers, or stalled, once per turn: they drain as the peer reads, with no
+    /// write of ours to notice it.
+    private func measureWatchedChannels() {
+        for slot in flow.watchedSlots {
+            let queued = channels[slot]?.handle.map { loop.bufferedAmount($0) } ?? 0
+            carryOut(flow.measured(slot: slot, queued: queued, peerRuns: runs(slot), now: loop.now))
+        }
+    }
+
+    private func carryOut(_ action: BusFlowControl.Action?) {
+        guard let action else { return }
+        if action == .hold { segment.metrics(slot: ownSlot).countBusHold() }
+        onHoldChanged?(action == .hold)
     }
 }

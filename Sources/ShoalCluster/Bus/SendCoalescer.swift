@@ -20,7 +20,24 @@ public struct SendCoalescer {
 
         func carries(_ opcode: UInt8, _ bytes: UnsafeRawBufferPointer) -> Bool {
             guard self.opcode == opcode, payload.count == bytes.count else { return false }
-            return payload.withUnsafeBytes { $0.elementsEqual(bytes) }
+            return payload.withUnsafeBytes { Self.equal($0, bytes) }
+        }
+
+        /// Eight bytes at a time: every send to a remote connection compares its payload with the
+        /// pending one, and a byte loop (`elementsEqual`) was 4.5 % of a 12-worker chat storm's CPU.
+        static func equal(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+            var i = 0
+            while i + 8 <= a.count {
+                if a.loadUnaligned(fromByteOffset: i, as: UInt64.self) != b.loadUnaligned(fromByteOffset: i, as: UInt64.self) {
+                    return false
+                }
+                i += 8
+            }
+            while i < a.count {
+                if a[i] != b[i] { return false }
+                i += 1
+            }
+            return true
         }
     }
 

@@ -20,7 +20,8 @@ import ShoalPosix
 //   288  message-size histogram `LogBuckets.messageBytes` buckets (13), then the byte sum: 288 ..< 400
 //   400  handlerSeriesRefused   swift-metrics series the handlers asked for and did not get (table full,
 //                               key too long, name reserved or taken by another kind): HandlerSeriesTable
-//   408  reserved to 768
+//   408  busHolds               times a backed-up bus channel made this worker hold its client input
+//   416  reserved to 768
 //
 // Writer: the worker in the slot. When a new worker takes the slot the supervisor zeroes the
 // process figures and the gauge (`resetProcess()`), never the counters: they keep counting for the
@@ -42,6 +43,7 @@ public struct WorkerMetrics: Sendable {
         static let handshake = 192
         static let messageSize = 288
         static let handlerSeriesRefused = 400
+        static let busHolds = 408
     }
 
     /// Close codes counted on their own; any other code counts as "other".
@@ -144,7 +146,14 @@ public struct WorkerMetrics: Sendable {
         add(Field.handlerSeriesRefused, 1)
     }
 
+    /// A bus channel to another worker backed up past its high-water mark: client input is held.
+    public func countBusHold() {
+        add(Field.busHolds, 1)
+    }
+
     // MARK: Reading (any process)
+
+    public var busHolds: UInt64 { load(Field.busHolds) }
 
     public var refusedHandlerSeries: UInt64 { load(Field.handlerSeriesRefused) }
 
