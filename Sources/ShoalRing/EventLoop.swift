@@ -55,6 +55,8 @@ public final class EventLoop: @unchecked Sendable {
     private let loopThread = Atomic<UInt>(0)
     private var running = false
     private var turnEndHooks: [() -> Void] = []
+    /// Outbound connects in flight (EventLoop+Connect.swift).
+    let connects = PendingConnects()
     /// Monotonic time at the start of the current turn, in nanoseconds.
     public private(set) var now: UInt64
     /// Where `now` comes from: CLOCK_MONOTONIC, or a test's manual clock.
@@ -374,6 +376,7 @@ public final class EventLoop: @unchecked Sendable {
         case .accept: completeAccept(tag, completion)
         case .wakeup: armWakeup()
         case .cancel: break
+        case .connect: completeConnect(tag, completion)
         }
     }
 
@@ -523,6 +526,7 @@ public final class EventLoop: @unchecked Sendable {
             slots[i].inUse = false
         }
         openSockets = 0
+        abandonConnects()
         for (delegate, handle) in ended { delegate.closed(on: handle) }
         slots.removeAll()
         freeSlots.removeAll()

@@ -14,6 +14,7 @@ struct UserData: Equatable {
         case send = 3
         case wakeup = 4
         case cancel = 5
+        case connect = 6
     }
 
     var operation: Operation

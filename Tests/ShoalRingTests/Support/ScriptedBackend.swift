@@ -14,7 +14,7 @@ import ShoalPosix
 
 final class ScriptedBackend: LoopBackend {
     enum Kind: Equatable {
-        case accept, receive, send, read, cancel, cancelReceive
+        case accept, receive, send, read, cancel, cancelReceive, connect
     }
 
     /// One operation the loop prepared.
@@ -93,6 +93,10 @@ final class ScriptedBackend: LoopBackend {
 
     func prepareRead(descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64) {
         prepare(Operation(kind: .read, fd: descriptor, userData: userData))
+    }
+
+    func prepareConnect(socket: Int32, address: UnsafeRawBufferPointer, userData: UInt64) {
+        prepare(Operation(kind: .connect, fd: socket, userData: userData))
     }
 
     func prepareCancel(socket: Int32, userData: UInt64) { prepare(Operation(kind: .cancel, fd: socket, userData: userData)) }
