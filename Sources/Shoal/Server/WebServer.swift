@@ -57,6 +57,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         if let staticFiles { Self.report(staticFiles, to: logger) }
         maxConnections = configuration.maxConnections ?? max(1, ResourceLimits.openFilesLimit() - 256)
         scheduleHeapTrim()
+        ClientLoops.register(loop)  // a WebSocket client made in a handler runs on this loop
     }
 
     /// Once a second: after a storm of clients has gone, hand the memory they used back to the
