@@ -59,7 +59,8 @@ let package = Package(
             swiftSettings: strict
         ),
         // TLS through memory buffers (no I/O): the engine wss:// in the worker and the client share.
-        .target(name: "ShoalTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
+        // Its StreamTransform (TLSStreamTransform) puts it between a loop's socket and its delegate.
+        .target(name: "ShoalTLS", dependencies: ["COpenSSL", "ShoalRing"], swiftSettings: strict),
         // The event loop: io_uring backend behind a backend protocol.
         .target(name: "ShoalRing", dependencies: ["CLibUring", "CShoalSystem", "ShoalPosix"], swiftSettings: strict),
         // Supervisor, worker spawn, shared-memory segment (ids, registry, stats), Unix-socket bus.
@@ -72,7 +73,7 @@ let package = Package(
         .target(
             name: "Shoal",
             dependencies: [
-                "ShoalWire", "ShoalRing", "ShoalPosix", "ShoalCluster",
+                "ShoalWire", "ShoalRing", "ShoalPosix", "ShoalCluster", "ShoalTLS",
                 .product(name: "Logging", package: "swift-log"),
             ],
             resources: [.copy("Resources/public")],
@@ -85,7 +86,7 @@ let package = Package(
         .executableTarget(
             name: "shoal",
             dependencies: [
-                "Shoal",
+                "Shoal", "ShoalTLS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -133,7 +134,7 @@ let package = Package(
             name: "ShoalClusterTests", dependencies: ["ShoalCluster", "ShoalClusterFuzzChecks", "ShoalPosix", "ShoalTestSupport"],
             swiftSettings: strict
         ),
-        .testTarget(name: "ShoalTLSTests", dependencies: ["ShoalTLS", "ShoalTestSupport"], swiftSettings: strict),
+        .testTarget(name: "ShoalTLSTests", dependencies: ["ShoalTLS", "ShoalRing", "ShoalTestSupport"], swiftSettings: strict),
         .testTarget(
             name: "ShoalTests", dependencies: ["Shoal", "ShoalTesting", "ShoalWire", "ShoalCluster", "ShoalTestSupport"],
             swiftSettings: strict

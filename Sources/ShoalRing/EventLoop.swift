@@ -24,6 +24,9 @@ public final class EventLoop: @unchecked Sendable {
         var generation: UInt32 = 0
         var delegate: (any SocketDelegate)?
         var sendQueue = SendQueue()
+        /// With a transform (TLS): what the delegate wrote, waiting to be sealed at flush.
+        var plainQueue = SendQueue()
+        var transform: (any StreamTransform)?
         var lifecycle = SocketLifecycle()
         var onFlushList = false
         var inUse = false
@@ -50,6 +53,9 @@ public final class EventLoop: @unchecked Sendable {
     private let tasks = TaskQueue()
     private let wakeup: EventFD
     private let wakeupBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8, alignment: 8)
+    /// Where transforms write the plaintext they deliver (a TLS record holds at most 16 KiB).
+    /// Allocated with the first transform.
+    private var transformScratch: UnsafeMutableRawBufferPointer?
     /// The thread running `run()` (0: none). Atomic because `inEventLoop` reads it from any thread
     /// (ThreadSanitizer reported the plain variable as a race).
     private let loopThread = Atomic<UInt>(0)
@@ -177,7 +183,8 @@ public final class EventLoop: @unchecked Sendable {
 
     /// Bytes queued on the socket and not yet taken by the kernel.
     public func bufferedAmount(_ handle: SocketHandle) -> Int {
-        isCurrent(handle) ? slots[Int(handle.index)].sendQueue.queuedBytes : 0
+        guard isCurrent(handle) else { return 0 }
+        return slots[Int(handle.index)].sendQueue.queuedBytes + slots[Int(handle.index)].plainQueue.queuedBytes
     }
 
     /// Stops delivering bytes from this socket until `resumeReceiving`: the armed receive is
@@ -203,7 +210,11 @@ public final class EventLoop: @unchecked Sendable {
     public func write(_ handle: SocketHandle, _ bytes: UnsafeRawBufferPointer) {
         guard isWritable(handle), bytes.count > 0 else { return }
         let i = Int(handle.index)
-        slots[i].sendQueue.append(bytes, pool: pool)
+        if slots[i].transform == nil {
+            slots[i].sendQueue.append(bytes, pool: pool)
+        } else {
+            slots[i].plainQueue.append(bytes, pool: pool)
+        }
         scheduleFlush(handle.index)
     }
 
@@ -214,7 +225,11 @@ public final class EventLoop: @unchecked Sendable {
     public func write(_ handle: SocketHandle, reserving count: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard isWritable(handle) else { return false }
         let i = Int(handle.index)
-        slots[i].sendQueue.append(count: count, pool: pool, fill)
+        if slots[i].transform == nil {
+            slots[i].sendQueue.append(count: count, pool: pool, fill)
+        } else {
+            slots[i].plainQueue.append(count: count, pool: pool, fill)
+        }
         scheduleFlush(handle.index)
         return true
     }
@@ -225,6 +240,7 @@ public final class EventLoop: @unchecked Sendable {
         let i = Int(handle.index)
         var linger: UInt64?
         if case .graceful(let nanoseconds) = mode { linger = nanoseconds }
+        if slots[i].transform != nil { endTransform(i, graceful: linger != nil) }
         let actions = slots[i].lifecycle.closeRequested(graceful: linger != nil, queueIsEmpty: slots[i].sendQueue.isEmpty)
         if actions.contains(.armLingerTimer), let linger {
             timers.insert(deadline: deadline(after: linger), .socket(index: handle.index, generation: handle.generation, kind: Self.lingerTimerKind))
@@ -279,7 +295,10 @@ public final class EventLoop: @unchecked Sendable {
     /// completion handlers themselves, and `close` arms the linger timer (it knows the linger).
     private func perform(_ actions: SocketLifecycle.Actions, _ i: Int) {
         if actions.isEmpty { return }
-        if actions.contains(.releaseAll) { slots[i].sendQueue.discardAll(pool: pool) }
+        if actions.contains(.releaseAll) {
+            slots[i].sendQueue.discardAll(pool: pool)
+            slots[i].plainQueue.discardAll(pool: pool)
+        }
         if actions.contains(.releaseUnsent) { slots[i].sendQueue.discardAllButHead(pool: pool) }
         if actions.contains(.flush) { scheduleFlush(UInt32(i)) }
         if actions.contains(.cancelReceive) {
@@ -304,12 +323,113 @@ public final class EventLoop: @unchecked Sendable {
         backend.closeSocket(slots[i].fd)
         let delegate = slots[i].delegate
         slots[i].delegate = nil
+        slots[i].transform = nil
+        slots[i].plainQueue.discardAll(pool: pool)
         slots[i].fd = -1
         slots[i].inUse = false
         slots[i].generation = (slots[i].generation &+ 1) & UserData.generationMask
         freeSlots.append(UInt32(i))
         openSockets -= 1
         delegate?.closed(on: handle)
+    }
+
+    // MARK: Transforms (TLS): see StreamTransform.swift
+
+    /// Puts `transform` between the socket and its delegate from now on; `feeding` are bytes
+    /// already received past a header the delegate read itself (a PROXY header before TLS), as
+    /// if they had just arrived. What the transform has to send first (a ClientHello) leaves at
+    /// the end of the turn.
+    public func setTransform(_ transform: any StreamTransform, for handle: SocketHandle,
+                             feeding bytes: UnsafeRawBufferPointer? = nil) {
+        guard isCurrent(handle) else { return }
+        let i = Int(handle.index)
+        slots[i].transform = transform
+        if let bytes, bytes.count > 0 {
+            receiveThroughTransform(bytes, i, handle)
+        } else if moveTransformOutput(i) {
+            scheduleFlush(handle.index)
+        }
+    }
+
+    /// The socket's transform, if it has one.
+    public func transform(of handle: SocketHandle) -> (any StreamTransform)? {
+        isCurrent(handle) ? slots[Int(handle.index)].transform : nil
+    }
+
+    /// Received bytes into the transform, plaintext out to the delegate (re-read at every piece:
+    /// an HTTP session that upgrades hands the socket to a new delegate in the middle).
+    private func receiveThroughTransform(_ bytes: UnsafeRawBufferPointer, _ i: Int, _ handle: SocketHandle) {
+        guard let transform = slots[i].transform else { return }
+        let scratch = transformScratch ?? UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
+        transformScratch = scratch
+        let wasEstablished = transform.isEstablished
+        let event = transform.receive(bytes, scratch: scratch) { plaintext in
+            guard isCurrent(handle), slots[i].lifecycle.deliversBytes, let delegate = slots[i].delegate else { return }
+            delegate.received(plaintext, on: handle)
+        }
+        guard isCurrent(handle) else { return }
+        if moveTransformOutput(i) { scheduleFlush(handle.index) }
+        switch event {
+        case .needMoreInput:
+            break
+        case .established:
+            // Plaintext written before the handshake ended (a client's upgrade request) can go now.
+            if !wasEstablished && !slots[i].plainQueue.isEmpty { scheduleFlush(UInt32(i)) }
+        case .endOfStream:
+            slots[i].delegate?.readEnded(on: handle, error: nil)
+        case .failed:
+            // The alert is queued; send it and end. Nothing more is read from a broken stream.
+            slots[i].plainQueue.discardAll(pool: pool)
+            slots[i].transform = nil
+            close(handle, mode: .graceful(lingerNanoseconds: Self.transformFailureLinger))
+        }
+    }
+
+    /// How long a socket whose transform failed waits for its alert to leave: the peer is broken
+    /// or hostile, so not the configured linger.
+    static let transformFailureLinger: UInt64 = 1_000_000_000
+
+    /// Seals what the delegate wrote this turn (once per turn: the turn's small frames share
+    /// records) and queues the result for the kernel; called by `flush`, so it schedules nothing.
+    /// Waits while the transform is not established.
+    private func sealPlaintext(_ i: Int) {
+        guard let transform = slots[i].transform else { return }
+        var sealed = true
+        if transform.isEstablished && !slots[i].plainQueue.isEmpty {
+            slots[i].plainQueue.drainAll(pool: pool) { piece in
+                if sealed { sealed = transform.seal(piece) }
+            }
+        }
+        _ = moveTransformOutput(i)
+        if !sealed { perform(slots[i].lifecycle.closeRequested(graceful: false, queueIsEmpty: slots[i].sendQueue.isEmpty), i) }
+    }
+
+    /// Moves what the transform has to send into the socket's send queue; true when it moved any
+    /// (the caller schedules the flush, unless it is the flush).
+    private func moveTransformOutput(_ i: Int) -> Bool {
+        guard let transform = slots[i].transform else { return false }
+        var pending = transform.pendingOutputCount
+        guard pending > 0 else { return false }
+        while pending > 0 {
+            let piece = min(pending, pool.standardCapacity)
+            slots[i].sendQueue.append(count: piece, pool: pool) { region in
+                let taken = transform.takeOutput(into: region)
+                assert(taken == piece, "a transform gave fewer bytes than it said were pending")
+            }
+            pending = transform.pendingOutputCount
+        }
+        return true
+    }
+
+    /// Before a close: a graceful one seals what is queued and adds the transform's end of stream
+    /// (close_notify); an abort drops the plaintext.
+    private func endTransform(_ i: Int, graceful: Bool) {
+        if graceful, let transform = slots[i].transform, slots[i].lifecycle.acceptsWrites {
+            sealPlaintext(i)
+            if transform.isEstablished { transform.finish() }
+            if moveTransformOutput(i) { scheduleFlush(UInt32(i)) }
+        }
+        slots[i].plainQueue.discardAll(pool: pool)
     }
 
     // MARK: Running
@@ -354,6 +474,10 @@ public final class EventLoop: @unchecked Sendable {
             let i = Int(index)
             slots[i].onFlushList = false
             guard slots[i].inUse else { continue }
+            if slots[i].transform != nil {
+                sealPlaintext(i)
+                guard slots[i].inUse else { continue }  // a seal that failed aborted the socket
+            }
             let userDataGeneration = slots[i].generation
             let bytes = slots[i].sendQueue.nextSendable
             let actions = slots[i].lifecycle.flushed(hasSendable: bytes != nil)
@@ -392,8 +516,13 @@ public final class EventLoop: @unchecked Sendable {
         if completion.result > 0, let id = completion.bufferID {
             // Bytes first, the lifecycle after: a delegate that closes while reading them gets
             // `closed(on:)` once this call returned, not inside it.
-            if slots[i].lifecycle.deliversBytes, let delegate = slots[i].delegate {
-                delegate.received(backend.receivedBytes(bufferID: id, count: Int(completion.result)), on: handle)
+            if slots[i].lifecycle.deliversBytes {
+                let bytes = backend.receivedBytes(bufferID: id, count: Int(completion.result))
+                if slots[i].transform != nil {
+                    receiveThroughTransform(UnsafeRawBufferPointer(bytes), i, handle)
+                } else if let delegate = slots[i].delegate {
+                    delegate.received(bytes, on: handle)
+                }
             }
             backend.recycle(bufferID: id)
             guard isCurrent(handle) else { return }
@@ -426,7 +555,7 @@ public final class EventLoop: @unchecked Sendable {
         } else {
             outcome = .failed
         }
-        let actions = slots[i].lifecycle.sendCompleted(outcome, queueIsEmpty: slots[i].sendQueue.isEmpty)
+        let actions = slots[i].lifecycle.sendCompleted(outcome, queueIsEmpty: slots[i].sendQueue.isEmpty && slots[i].plainQueue.isEmpty)
         perform(actions, i)
         if actions.contains(.notifyDrained) {
             slots[i].delegate?.drained(on: handle)
@@ -521,6 +650,8 @@ public final class EventLoop: @unchecked Sendable {
         for i in slots.indices where slots[i].inUse {
             backend.closeSocket(slots[i].fd)
             slots[i].sendQueue.discardAll(pool: pool)
+            slots[i].plainQueue.discardAll(pool: pool)
+            slots[i].transform = nil
             if let delegate = slots[i].delegate { ended.append((delegate, handle(of: i))) }
             slots[i].delegate = nil
             slots[i].inUse = false
@@ -538,5 +669,7 @@ public final class EventLoop: @unchecked Sendable {
         backend.shutdown()
         wakeup.close()
         wakeupBuffer.deallocate()
+        transformScratch?.deallocate()
+        transformScratch = nil
     }
 }

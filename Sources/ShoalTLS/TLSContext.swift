@@ -25,6 +25,8 @@ public final class TLSContext: @unchecked Sendable {
     private let sniContexts: [TLSContext]
     private let sniTable: UnsafeMutablePointer<shoal_sni_table>?
     private let sniPointers: UnsafeMutablePointer<OpaquePointer?>?
+    /// Read by OpenSSL's ticket callback for as long as the context lives.
+    private let tickets: TLSTicketKeys?
 
     /// Mozilla's "intermediate" TLS 1.2 suites (forward secrecy, AEAD only); TLS 1.3 keeps
     /// OpenSSL's defaults, which are the same list Mozilla names.
@@ -33,9 +35,10 @@ public final class TLSContext: @unchecked Sendable {
         + "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
         + "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
 
-    private init(raw: OpaquePointer, sniContexts: [TLSContext] = []) {
+    private init(raw: OpaquePointer, sniContexts: [TLSContext] = [], tickets: TLSTicketKeys? = nil) {
         self.raw = raw
         self.sniContexts = sniContexts
+        self.tickets = tickets
         if sniContexts.isEmpty {
             sniTable = nil
             sniPointers = nil
@@ -59,21 +62,22 @@ public final class TLSContext: @unchecked Sendable {
     /// A server context: TLS 1.2 and 1.3 only, Mozilla intermediate ciphers, ALPN http/1.1, no
     /// renegotiation, no compression. `identity` answers every client; `additional` identities are
     /// chosen by SNI when their certificate covers the name the client asks for.
-    /// `ticketKeys` (80 bytes) encrypt session tickets; give every worker the same keys so a
-    /// reconnect resumes on any of them. Throws, naming the file, when a certificate or key is
-    /// missing, unreadable, not PEM, or the key does not belong to the certificate.
+    /// `tickets` encrypt session tickets; give every worker keys from the same secret so a
+    /// reconnect resumes on any of them (without: OpenSSL's own keys, this process only).
+    /// Throws, naming the file, when a certificate or key is missing, unreadable, not PEM, or the
+    /// key does not belong to the certificate.
     public static func server(identity: TLSIdentity, additional: [TLSIdentity] = [],
-                              ticketKeys: [UInt8]? = nil) throws(TLSError) -> TLSContext {
-        let others = try additional.map { (extra) throws(TLSError) in try TLSContext(serving: extra, ticketKeys: ticketKeys) }
-        let main = try makeServerContext(identity, ticketKeys: ticketKeys)
-        return TLSContext(raw: main, sniContexts: others)
+                              tickets: TLSTicketKeys? = nil) throws(TLSError) -> TLSContext {
+        let others = try additional.map { (extra) throws(TLSError) in try TLSContext(serving: extra, tickets: tickets) }
+        let main = try makeServerContext(identity, tickets: tickets)
+        return TLSContext(raw: main, sniContexts: others, tickets: tickets)
     }
 
-    private convenience init(serving identity: TLSIdentity, ticketKeys: [UInt8]?) throws(TLSError) {
-        self.init(raw: try Self.makeServerContext(identity, ticketKeys: ticketKeys))
+    private convenience init(serving identity: TLSIdentity, tickets: TLSTicketKeys?) throws(TLSError) {
+        self.init(raw: try Self.makeServerContext(identity, tickets: tickets), tickets: tickets)
     }
 
-    private static func makeServerContext(_ identity: TLSIdentity, ticketKeys: [UInt8]?) throws(TLSError) -> OpaquePointer {
+    private static func makeServerContext(_ identity: TLSIdentity, tickets: TLSTicketKeys?) throws(TLSError) -> OpaquePointer {
         TLSError.clearQueue()
         guard let ctx = SSL_CTX_new(TLS_server_method()) else { throw TLSError("SSL_CTX_new") }
         do throws(TLSError) {
@@ -93,9 +97,8 @@ public final class TLSContext: @unchecked Sendable {
             guard SSL_CTX_check_private_key(ctx) == 1 else {
                 throw TLSError("private key \(identity.privateKeyPath) does not belong to certificate \(identity.certificateChainPath)")
             }
-            if var keys = ticketKeys {
-                guard keys.count == 80 else { throw TLSError("session ticket keys must be 80 bytes, not \(keys.count)") }
-                guard shoal_ssl_ctx_set_ticket_keys(ctx, &keys, 80) == 1 else { throw TLSError("setting session ticket keys") }
+            if let tickets {
+                guard shoal_ssl_ctx_set_ticket_keys_rotating(ctx, tickets.raw) == 1 else { throw TLSError("setting session ticket keys") }
             }
             return ctx
         } catch {
@@ -147,5 +150,39 @@ public final class TLSContext: @unchecked Sendable {
     /// Caps the newest version (tests and clients that must speak TLS 1.2).
     public func limitToTLS12() {
         _ = shoal_ssl_ctx_set_max_version(raw, shoal_tls12_version())
+    }
+}
+
+/// The secret session-ticket keys are derived from, shared by every worker (the supervisor draws
+/// it and passes it on), and the rotation: each period has its own keys, and a ticket opens in its
+/// period and the next one (then a new ticket replaces it).
+public final class TLSTicketKeys: @unchecked Sendable {
+    let raw: UnsafeMutablePointer<shoal_ticket_keys>
+    public static let secretLength = 32
+
+    /// `secret`: 32 bytes (`randomSecret()`); `rotationSeconds`: how long one period's keys make tickets.
+    public init(secret: [UInt8], rotationSeconds: Int = 3600) throws(TLSError) {
+        guard secret.count == Self.secretLength else {
+            throw TLSError("session ticket secret must be \(Self.secretLength) bytes, not \(secret.count)")
+        }
+        guard rotationSeconds >= 1 else { throw TLSError("session ticket rotation must be at least 1 second") }
+        raw = .allocate(capacity: 1)
+        raw.initialize(to: shoal_ticket_keys())
+        withUnsafeMutableBytes(of: &raw.pointee.secret) { $0.copyBytes(from: secret) }
+        raw.pointee.period_seconds = Int64(rotationSeconds)
+    }
+
+    deinit { raw.deallocate() }
+
+    /// 32 bytes from OpenSSL's random generator.
+    public static func randomSecret() -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: secretLength)
+        precondition(RAND_bytes(&bytes, Int32(secretLength)) == 1, "OpenSSL's random generator failed")
+        return bytes
+    }
+
+    /// Moves the clock the rotation reads (tests of rotation).
+    public func advanceClock(bySeconds seconds: Int) {
+        raw.pointee.clock_offset += Int64(seconds)
     }
 }

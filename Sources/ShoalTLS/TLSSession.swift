@@ -63,7 +63,11 @@ public final class TLSSession {
                 _ = shoal_ssl_set_host_name(ssl, name)
                 guard SSL_set1_host(ssl, name) == 1 else { throw TLSError("checking the certificate against \(name)") }
             }
-            if let resumption { _ = SSL_set_session(ssl, resumption.session) }
+            // A copy for this connection: an abort would mark the kept one not resumable.
+            if let resumption, let copy = SSL_SESSION_dup(resumption.session) {
+                _ = SSL_set_session(ssl, copy)
+                SSL_SESSION_free(copy)
+            }
             // A client speaks first: its ClientHello waits in `output`.
             _ = SSL_do_handshake(ssl)
         }
@@ -183,12 +187,12 @@ public final class TLSSession {
 
     /// A client's ticket for resuming later (TLS 1.3 tickets arrive after the handshake, with the
     /// first records read), or nil when the server gave none.
+    /// A copy: OpenSSL marks a connection's own session not resumable when the connection is
+    /// freed without a close_notify (any abort), which would spoil a ticket already kept.
     public func resumption() -> TLSResumption? {
         guard let session = SSL_get1_session(ssl) else { return nil }
-        guard SSL_SESSION_is_resumable(session) == 1 else {
-            SSL_SESSION_free(session)
-            return nil
-        }
-        return TLSResumption(taking: session)
+        defer { SSL_SESSION_free(session) }
+        guard SSL_SESSION_is_resumable(session) == 1, let copy = SSL_SESSION_dup(session) else { return nil }
+        return TLSResumption(taking: copy)
     }
 }

@@ -8,10 +8,10 @@ import Testing
 struct TLSSessionTests {
     let certificates = TestCertificates.shared
 
-    private func serverContext(keys: [UInt8]? = nil, additional: [TLSIdentity] = []) throws -> TLSContext {
+    private func serverContext(keys: TLSTicketKeys? = nil, additional: [TLSIdentity] = []) throws -> TLSContext {
         try TLSContext.server(
             identity: TLSIdentity(certificateChainPath: certificates.localhostChain, privateKeyPath: certificates.localhostKey),
-            additional: additional, ticketKeys: keys)
+            additional: additional, tickets: keys)
     }
 
     private func clientContext() throws -> TLSContext {
@@ -27,9 +27,9 @@ struct TLSSessionTests {
         return pipe
     }
 
-    private func keys(_ seed: UInt64) -> [UInt8] {
+    private func keys(_ seed: UInt64, rotationSeconds: Int = 3600) throws -> TLSTicketKeys {
         var rng = SplitMix64(seed: seed)
-        return (0..<80).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        return try TLSTicketKeys(secret: (0..<32).map { _ in UInt8.random(in: 0...255, using: &rng) }, rotationSeconds: rotationSeconds)
     }
 
     @Test func aHandshakeAgreesOnTLS13AndHTTP11AndDataCrossesBothWaysInRecords() throws {
@@ -62,16 +62,30 @@ struct TLSSessionTests {
 
     @Test func aTicketFromOneWorkerResumesOnAnotherThatSharesTheKeysAndNotOnOneThatDoesNot() throws {
         let client = try clientContext()
-        let first = try connect(client, try serverContext(keys: keys(1)))
+        let first = try connect(client, try serverContext(keys: try keys(1)))
         #expect(!first.client.isResumed)
         let ticket = try #require(first.client.resumption())
 
-        let sameKeys = try connect(client, try serverContext(keys: keys(1)), resuming: ticket)
+        let sameKeys = try connect(client, try serverContext(keys: try keys(1)), resuming: ticket)
         #expect(sameKeys.client.isResumed && sameKeys.server.isResumed)
 
-        let otherKeys = try connect(client, try serverContext(keys: keys(2)), resuming: ticket)
+        let otherKeys = try connect(client, try serverContext(keys: try keys(2)), resuming: ticket)
         #expect(!otherKeys.server.isResumed)
         #expect(otherKeys.client.isHandshakeComplete)
+    }
+
+    @Test func ticketKeysRotateATicketOpensInTheNextPeriodAndNotTheOneAfter() throws {
+        let client = try clientContext()
+        let rotating = try keys(3, rotationSeconds: 600)
+        let server = try serverContext(keys: rotating)
+        let ticket = try #require(try connect(client, server).client.resumption())
+        #expect(try connect(client, server, resuming: ticket).server.isResumed)
+        rotating.advanceClock(bySeconds: 600)
+        let nextPeriod = try connect(client, server, resuming: ticket)
+        #expect(nextPeriod.server.isResumed)
+        rotating.advanceClock(bySeconds: 600)
+        let periodAfter = try connect(client, server, resuming: ticket)
+        #expect(!periodAfter.server.isResumed && periodAfter.client.isHandshakeComplete)
     }
 
     @Test func sniPicksTheCertificateThatCoversTheNameAndTheFirstOneOtherwise() throws {
@@ -158,7 +172,7 @@ struct TLSSessionTests {
             "private key \(certificates.localhostChain) is not a PEM private key"))
         #expect(message(certificates.localhostChain, certificates.strayKey).hasPrefix(
             "private key \(certificates.strayKey) does not belong to certificate \(certificates.localhostChain)"))
-        let shortKeys = #expect(throws: TLSError.self) { _ = try serverContext(keys: [1, 2, 3]) }
-        #expect(shortKeys?.description == "session ticket keys must be 80 bytes, not 3")
+        let shortKeys = #expect(throws: TLSError.self) { _ = try TLSTicketKeys(secret: [1, 2, 3]) }
+        #expect(shortKeys?.description == "session ticket secret must be 32 bytes, not 3")
     }
 }

@@ -89,6 +89,20 @@ struct SendQueue {
         first.pointee.queuedBytes = first.pointee.end - first.pointee.start
     }
 
+    /// Hands every queued byte to `body`, chunk by chunk in order, then empties the queue (a
+    /// transform's plaintext queue, sealed at flush; no send ever reads it).
+    mutating func drainAll(pool: ChunkPool, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var chunk = head
+        while let current = chunk {
+            if current.pointee.end > current.pointee.start {
+                body(UnsafeRawBufferPointer(start: ChunkHeader.data(current) + current.pointee.start,
+                                            count: current.pointee.end - current.pointee.start))
+            }
+            chunk = current.pointee.next
+        }
+        discardAll(pool: pool)
+    }
+
     /// Drops everything queued (the socket is gone and no send is in flight).
     mutating func discardAll(pool: ChunkPool) {
         while let chunk = head {
