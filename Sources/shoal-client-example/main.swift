@@ -6,14 +6,20 @@
 //
 // Each line typed on standard input is sent too; at its end the program terminates the connection
 // and exits when onTerminate ran (status 1 if onError ran). `--trace` also prints every callback
-// as a JSON line on standard error (the integration tests read it).
+// as a JSON line on standard error (the integration tests read it); `--ca FILE` trusts the
+// certificates in FILE (PEM) for wss:// instead of the system's.
 import Foundation
 import Shoal
 
 let arguments = CommandLine.arguments.dropFirst()
 let trace = arguments.contains("--trace")
-guard let url = arguments.first(where: { !$0.hasPrefix("--") }) else {
-    FileHandle.standardError.write(Data("usage: shoal-client-example [--trace] ws://host[:port]/path\n".utf8))
+let caIndex = arguments.firstIndex(of: "--ca")
+let trustedCertificates = caIndex.flatMap { arguments.index(after: $0) < arguments.endIndex ? arguments[arguments.index(after: $0)] : nil }
+let positional = arguments.enumerated().filter { item in
+    !item.element.hasPrefix("--") && caIndex.map { item.offset != arguments.distance(from: arguments.startIndex, to: $0) + 1 } ?? true
+}
+guard let url = positional.first?.element, caIndex == nil || trustedCertificates != nil else {
+    FileHandle.standardError.write(Data("usage: shoal-client-example [--trace] [--ca FILE] ws://host[:port]/path\n".utf8))
     exit(64)
 }
 
@@ -33,6 +39,7 @@ func show(_ line: String) {
 // 4D: the WSConnectionHandler class.
 final class WSConnectionHandler: WebSocketHandler {
     private(set) var failed = false
+    var trustedCertificatesPath: String? { trustedCertificates }
 
     func onMessage(_ ws: WebSocket, _ event: WebSocketMessageEvent) {
         traceEvent(["event": "message", "data": .string(event.data.text ?? ""), "binary": .bool(event.isBinary)])

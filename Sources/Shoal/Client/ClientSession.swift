@@ -212,6 +212,16 @@ struct ClientSession {
                     message: "the server did not answer the opening handshake in time", closeFrame: nil)
     }
 
+    /// The transport under the WebSocket failed (TLS: a bad certificate, an alert): onError, and
+    /// onTerminate (1006) once the socket closed. `loopCloses`: the loop closes the socket itself
+    /// (a failed transform sends its alert first), so no close is asked for.
+    mutating func transportFailed(_ message: String, loopCloses: Bool) -> [Action] {
+        guard phase != .closed, phase != .closing else { return [] }
+        var actions = fail(code: 1006, errCode: WebSocketClientErrorCode.connectFailed.rawValue, message: message, closeFrame: nil)
+        if loopCloses { actions.removeAll { $0 == .closeSocket(graceful: false) } }
+        return actions
+    }
+
     /// The socket is closed: onTerminate, once.
     mutating func socketClosed() -> [Action] {
         guard phase != .closed else { return [] }

@@ -8,6 +8,7 @@ import Dispatch
 import Foundation
 import ShoalPosix
 import ShoalRing
+import ShoalTLS
 import ShoalWire
 import Synchronization
 
@@ -48,6 +49,8 @@ public final class WebSocket: @unchecked Sendable {
     /// Addresses of the host still to try after the one being connected to.
     private var otherAddresses: [SocketAddress] = []
     private var openTimedOut = false
+    /// For wss://: the TLS settings the connection is made with.
+    private var tlsContext: TLSContext?
 
     /// How long the opening (connect and handshake) and the closing handshake may take.
     struct Timing {
@@ -74,14 +77,17 @@ public final class WebSocket: @unchecked Sendable {
         do {
             let parsed = try WebSocketURL(url)
             if parsed.secure {
-                refusal = (.badURL, "wss:// needs TLS, which this build of the client does not have yet: \(url)")
-            } else if let problem = Self.problem(with: headers) {
+                tlsContext = try Self.tlsContext(trusting: handler.trustedCertificatesPath)
+            }
+            if let problem = Self.problem(with: headers) {
                 refusal = (.badHeader, problem)
             } else {
                 session = ClientSession(.init(url: parsed, dataType: dataType, headers: headers))
             }
-        } catch {
+        } catch let error as WebSocketURL.Invalid {
             refusal = (.badURL, error.description)
+        } catch {
+            refusal = (.connectFailed, "TLS cannot be set up: \(error)")
         }
         // Never from inside the initializer: the caller has not got the object yet.
         loop.execute { self.start() }
@@ -217,6 +223,17 @@ public final class WebSocket: @unchecked Sendable {
     fileprivate func connected(_ handle: SocketHandle) {
         connecting = nil
         socket = handle
+        if let tlsContext, let host = session?.url.host {
+            do {
+                let tls = try TLSStreamTransform(context: tlsContext, role: .client(serverName: host))
+                tls.onFailure = { [unowned self] error, _ in self.step { $0.transportFailed("TLS failed: \(error)", loopCloses: true) } }
+                // The ClientHello leaves this turn; the request below waits for the handshake.
+                loop.setTransform(tls, for: handle)
+            } catch {
+                step { $0.transportFailed("TLS cannot start: \(error)", loopCloses: false) }
+                return
+            }
+        }
         step { $0.connectSucceeded() }
     }
 
@@ -254,6 +271,15 @@ public final class WebSocket: @unchecked Sendable {
     }
 
     static let closeTimer: UInt8 = 1
+
+    /// The system's trusted certificates, loaded once for every wss:// client that uses them.
+    private static let systemTrust = Result { () throws(TLSError) in try TLSContext.client() }
+
+    /// The TLS client settings: the system's trust store, or only the certificates in `path` (PEM).
+    private static func tlsContext(trusting path: String?) throws(TLSError) -> TLSContext {
+        if let path { return try TLSContext.client(trustedCertificatesPath: path) }
+        return try systemTrust.get()
+    }
 
     /// Names the handshake sets itself, which a handler's `headers` may not replace.
     private static let reservedHeaders: Set<String> = [

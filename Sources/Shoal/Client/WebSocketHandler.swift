@@ -9,6 +9,9 @@ public protocol WebSocketHandler: AnyObject {
     /// Extra headers of the opening request (4D: `headers`), such as a cookie or an authorization
     /// token. Sec-WebSocket-Protocol offers subprotocols; the handshake's own headers may not be set.
     var headers: [String: String] { get }
+    /// For wss:// URLs: a PEM file of the certificates to trust instead of the system's (a private
+    /// CA, a test certificate). Shoal's addition; nil (the default) uses the system's trust store.
+    var trustedCertificatesPath: String? { get }
     /// The connection is open (the server accepted the handshake).
     func onOpen(_ ws: WebSocket, _ event: WebSocketOpenEvent)
     /// A message arrived.
@@ -24,6 +27,7 @@ public protocol WebSocketHandler: AnyObject {
 extension WebSocketHandler {
     public var dataType: WebSocketDataType { .text }
     public var headers: [String: String] { [:] }
+    public var trustedCertificatesPath: String? { nil }
     public func onOpen(_ ws: WebSocket, _ event: WebSocketOpenEvent) {}
     public func onMessage(_ ws: WebSocket, _ event: WebSocketMessageEvent) {}
     public func onError(_ ws: WebSocket, _ event: WebSocketErrorEvent) {}
