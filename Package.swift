@@ -107,6 +107,12 @@ let package = Package(
             dependencies: ["Shoal"],
             swiftSettings: strict
         ),
+        // Autobahn|Testsuite's client cases run by the WebSocket client (scripts/autobahn-client.sh).
+        .executableTarget(
+            name: "shoal-autobahn-client",
+            dependencies: ["Shoal"],
+            swiftSettings: strict
+        ),
         // The load generator (docs/shoal-bench.md): one io_uring loop driving many client connections.
         .executableTarget(
             name: "shoal-bench",
