@@ -60,27 +60,33 @@ class Run:
 def run_example(url: str, *lines: str, options: tuple[str, ...] = (), keep_open: float = 0.0, timeout: float = 30) -> Run:
     """Runs the example against `url`, sending `lines`; with `keep_open`, stdin stays open that many
     seconds after them (the server ends the connection), else it ends at once (the client terminates)."""
-    proc = subprocess.Popen([example_bin(), "--trace", *options, url], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    def feed():
+    import tempfile
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([example_bin(), "--trace", *options, url], stdin=subprocess.PIPE, stdout=out, stderr=err,
+                                text=True)
         try:
             for line in lines:
                 proc.stdin.write(line + "\n")
-                proc.stdin.flush()
+            proc.stdin.flush()
             if keep_open:
-                threading.Event().wait(keep_open)
-            proc.stdin.close()
-        except (BrokenPipeError, ValueError):
+                proc.wait(keep_open)  # the server ends it, or the wait times out
+        except subprocess.TimeoutExpired:
+            pass
+        except BrokenPipeError:
             pass  # the client ended first
-    feeder = threading.Thread(target=feed, daemon=True)
-    feeder.start()
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"the client did not end within {timeout}s: {out} {err}")
-    return Run(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"the client did not end within {timeout}s")
+        out.seek(0)
+        err.seek(0)
+        return Run(subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read()))
 
 
 class ThreadServer:
@@ -174,40 +180,22 @@ def test_example_against_shoal_probe_open_messages_headers_and_server_close(shoa
     assert len(opened) == 1 and opened[0]["status"] == "Connected" and opened[0]["url"] == srv.url("/probe?x=1"), run
     assert opened[0]["id"] >= 1 and opened[0]["dataType"] == "text"
     replies = [json.loads(e["data"]) for e in run.of("message")]
-    assert replies[0] == {"echo": "Hello world"}, run  # 4D: send("Hello world") right after new()
-    assert replies[1] == {"status": "Connected"}
-    assert replies[2] == {"header": "X-Token", "values": ["secret-1"]}
+    assert replies[0]["event"] == "hello", run
+    assert replies[1] == {"echo": "Hello world"}, run  # 4D: send("Hello world") right after new()
+    assert replies[2] == {"status": "Connected"}
+    assert replies[3] == {"header": "X-Token", "values": ["secret-1"]}
     # The server's close code and reason reach onTerminate; status is then "Closed".
     assert run.terminate == {"event": "terminate", "code": 4000, "reason": "bye", "status": "Closed"}, run
     assert run.lines[-1] == "Connection closed"
     assert not run.of("error")
 
 
-def test_example_terminate_is_a_clean_close_the_server_sees(shoal):
-    srv = shoal("--handler", "probe")
-    async def watch():
-        async with websockets.connect(srv.url("/")) as watcher:
-            await asyncio.wait_for(watcher.recv(), 5)  # its own hello
-            done = await asyncio.to_thread(run_example, srv.url("/"), "id")
-            seen = []
-            while True:
-                event = json.loads(await asyncio.wait_for(watcher.recv(), 10))
-                seen.append(event)
-                if event.get("event") == "terminate":
-                    return done, event, seen
-    done, ended, seen = asyncio.run(watch())
-    assert done.status == 0, done
-    # The client's terminate() sent 1000; the server's onTerminate saw it.
-    assert ended["code"] == 1000, seen
-    assert done.terminate["code"] == 1000, done
-
-
 def test_example_object_data_type_parses_json(shoal):
     srv = shoal("--handler", "probe")
-    run = run_example(srv.url("/"), "id", options=("--data-type", "object"))
+    run = run_example(srv.url("/"), "id", options=("--data-type", "object"), keep_open=2)
     assert run.status == 0, run
     assert run.of("open")[0]["dataType"] == "object"
-    assert json.loads(run.of("message")[1]["data"]).keys() == {"id"}, run
+    assert json.loads(run.of("message")[2]["data"]).keys() == {"id"}, run
 
 
 # ---------------------------------------------------------------- against other servers
@@ -245,6 +233,25 @@ def test_against_node_ws(tmp_path):
     assert texts[:3] == ["Hello world", "one", "two"], run
     assert json.loads(texts[3]) == {"token": "node", "extensions": "permessage-deflate; client_max_window_bits"}
     assert run.terminate["code"] == 4002 and run.terminate["reason"] == "node says bye", run
+
+
+def test_terminate_sends_1000_and_the_server_answers(thread_server):
+    seen: list[tuple[int | None, str | None]] = []
+    async def record(ws):
+        async for message in ws:
+            await ws.send(message)
+        seen.append((ws.close_code, ws.close_reason))
+    srv = thread_server(lambda port: websockets.serve(record, "127.0.0.1", port))
+    # Standard input ends after 2 s: the example calls terminate() (no code: 1000).
+    run = run_example(f"ws://127.0.0.1:{srv.port}/", "bye", keep_open=2)
+    assert [e["data"] for e in run.of("message")] == ["Hello world", "bye"], run
+    assert run.status == 0, run
+    assert run.terminate["code"] == 1000, run  # the server's echo of our close
+    for _ in range(50):
+        if seen:
+            break
+        threading.Event().wait(0.1)
+    assert seen == [(1000, "")], seen
 
 
 # ---------------------------------------------------------------- failures
