@@ -29,10 +29,12 @@ GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def example_bin() -> str:
-    b = os.path.join(os.path.dirname(shoal_bin()), "shoal-client-example")
-    if not os.access(b, os.X_OK):
-        pytest.fail(f"{b} not found: swift build -c release --product shoal-client-example")
-    return b
+    """Beside the shoal binary under test, else the release build of this checkout."""
+    for b in (os.path.join(os.path.dirname(shoal_bin()), "shoal-client-example"),
+              os.path.join(REPO, ".build", "release", "shoal-client-example")):
+        if os.access(b, os.X_OK):
+            return b
+    pytest.fail("shoal-client-example not found: swift build -c release --product shoal-client-example")
 
 
 class Run:
