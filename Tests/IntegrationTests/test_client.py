@@ -170,6 +170,11 @@ def accept_for(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
 
 
+def switching_protocols(accept: str) -> bytes:
+    return ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode()
+
+
 # ---------------------------------------------------------------- against shoal
 
 
@@ -293,9 +298,7 @@ def test_unknown_host_reaches_on_error():
 
 
 def test_wrong_sec_websocket_accept_fails_the_handshake(thread_server):
-    srv = thread_server(raw_server(lambda key: (
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept_for(key + 'x')}\r\n\r\n").encode()))
+    srv = thread_server(raw_server(lambda key: switching_protocols(accept_for(key + "x"))))
     run = run_example(f"ws://127.0.0.1:{srv.port}/", keep_open=5)
     assert run.status == 1, run
     [error] = run.of("error")
@@ -314,9 +317,7 @@ def test_a_status_other_than_101_fails_the_handshake(thread_server):
 
 def test_a_valid_handshake_from_a_raw_server_opens(thread_server):
     # The same raw server with the right accept value: proves the two tests above fail for their reason.
-    srv = thread_server(raw_server(lambda key: (
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept_for(key)}\r\n\r\n").encode()))
+    srv = thread_server(raw_server(lambda key: switching_protocols(accept_for(key))))
     run = run_example(f"ws://127.0.0.1:{srv.port}/", keep_open=5)
     assert len(run.of("open")) == 1, run
     # The raw server closes TCP after 3 s without a close frame: 1006, and no error.

@@ -1,28 +1,31 @@
 // The URL a client connects to (RFC 6455 §3): ws://host[:port]/path?query or wss://…, parsed
 // without Foundation into what the connect and the opening request need. Anything else (another
-// scheme, a fragment, user info, a bad port) is refused with a sentence saying why.
+// scheme, a fragment, user info, a bad port) is refused with a sentence saying why. Shared by the
+// WebSocket client class and shoal-bench.
 
 /// A parsed `ws://` or `wss://` URL.
-struct WebSocketURL: Equatable, Sendable {
+public struct WebSocketURL: Equatable, Sendable {
     /// Whether the connection runs over TLS (wss://).
-    let secure: Bool
+    public let secure: Bool
     /// The host as written, without IPv6 brackets ("example.com", "127.0.0.1", "::1").
-    let host: String
-    let port: Int
+    public let host: String
+    public let port: Int
     /// The request target: path and query ("/chat?room=1"), "/" when the URL has no path.
-    let target: String
+    public let target: String
+    /// host[:port] as the URL spelled it.
+    public let authority: String
 
     /// The Host header's value: the host (bracketed for IPv6) and the port unless it is the scheme's default.
-    var hostHeader: String {
+    public var hostHeader: String {
         let name = host.contains(":") ? "[\(host)]" : host
         return port == (secure ? 443 : 80) ? name : "\(name):\(port)"
     }
 
-    struct Invalid: Error, Equatable, CustomStringConvertible {
-        let description: String
+    public struct Invalid: Error, Equatable, CustomStringConvertible {
+        public let description: String
     }
 
-    init(_ text: String) throws(Invalid) {
+    public init(_ text: String) throws(Invalid) {
         let lowered = text.lowercased()
         let rest: Substring
         if lowered.hasPrefix("ws://") {
@@ -40,6 +43,7 @@ struct WebSocketURL: Equatable, Sendable {
         }
         let authorityEnd = rest.firstIndex { $0 == "/" || $0 == "?" } ?? rest.endIndex
         let authority = rest[..<authorityEnd]
+        self.authority = String(authority)
         var path = String(rest[authorityEnd...])
         if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
         target = path
