@@ -1,6 +1,7 @@
 // Outbound connections (a WebSocket client on the loop): the loop makes the socket, the backend
 // connects it (io_uring's connect, or a non-blocking connect finished on EPOLLOUT), and once
 // connected the socket is registered like an accepted one, its delegate told `opened(on:)`.
+import Glibc
 public import ShoalPosix
 
 /// Told how an outbound connect ended: `opened(on:)` (the socket is registered) or `connectFailed`.
@@ -75,7 +76,9 @@ extension EventLoop {
     func completeConnect(_ tag: UserData, _ completion: Completion) {
         guard let entry = connects.take(tag.index) else { return }
         entry.address.deallocate()
-        if completion.result >= 0 {
+        // -EISCONN: kernels before 6.2 may retry an io_uring connect on a non-blocking socket once it
+        // connected and report that instead of 0.
+        if completion.result >= 0 || completion.result == -EISCONN {
             register(socket: entry.fd, delegate: entry.delegate)
         } else {
             backend.closeSocket(entry.fd)

@@ -43,7 +43,7 @@ import Testing
 
     @Test func rejectsTagsWithAnUnknownOperation() {
         #expect(UserData(raw: 0) == nil)
-        #expect(UserData(raw: 0x0600_0000_0000_0001) == nil)
+        #expect(UserData(raw: 0x0700_0000_0000_0001) == nil)  // 6 is connect, the last one
         #expect(UserData(raw: 0xFF00_0000_0000_0000) == nil)
     }
 }
