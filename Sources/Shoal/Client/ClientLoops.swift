@@ -48,7 +48,7 @@ enum ClientLoops {
         }
         thread.name = "shoal-client"
         thread.start()
-        while !loop.isRunning { usleep(100) }
+        // Work handed over with `execute` before the thread entered `run()` waits in the loop's queue.
         register(loop)
         return loop
     }()

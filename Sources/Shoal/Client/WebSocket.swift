@@ -194,7 +194,7 @@ public final class WebSocket: @unchecked Sendable {
         if !otherAddresses.isEmpty, session?.phase == .connecting, !openTimedOut {
             return connect(to: otherAddresses.removeFirst())
         }
-        let reason = openTimedOut ? "timed out after \(timing.open)" : String(cString: strerror(error))
+        let reason = openTimedOut ? "timed out after \(timing.open)" : SystemError("connect", errno: error).reason
         perform(connectFailed("cannot connect to \(address): \(reason)"))
     }
 
