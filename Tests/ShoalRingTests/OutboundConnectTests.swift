@@ -101,7 +101,7 @@ private func unusedPort() throws -> Int {
         let connector = RecordingConnector(loop: loop, greeting: [])
         let address = try #require(SocketAddress.numeric(host: "127.0.0.1", port: 9))
         loop.connect(to: address, delegate: connector)
-        backend.whenIdle = { loop.stop() }
+        backend.whenIdle = { [unowned loop] in loop.stop() }  // the loop holds the backend
         try loop.run()
         #expect(connector.failure.value == ECONNREFUSED)
     }
