@@ -120,6 +120,18 @@ let package = Package(
             dependencies: ["Shoal", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // The client example of 4D's WebSocket page (docs/api.md, "The client"), tested by test_client.py.
+        .executableTarget(
+            name: "shoal-client-example",
+            dependencies: ["Shoal"],
+            swiftSettings: strict
+        ),
+        // Autobahn|Testsuite's client cases run by the WebSocket client (scripts/autobahn-client.sh).
+        .executableTarget(
+            name: "shoal-autobahn-client",
+            dependencies: ["Shoal"],
+            swiftSettings: strict
+        ),
         // The load generator (docs/shoal-bench.md): one io_uring loop driving many client connections.
         .executableTarget(
             name: "shoal-bench",

@@ -211,7 +211,8 @@ final class ClientConnection: SocketDelegate {
                 if head.count > HandshakeResponse.maxHeadSize { fail(.handshake, "response head larger than 16 KiB") }
                 return
             }
-            switch HandshakeResponse.check(head[..<end], expectedAccept: expectedAccept, deflateOffered: deflate != nil, subprotocol: subprotocol) {
+            switch HandshakeResponse.check(head[..<end], expectedAccept: expectedAccept, deflateOffered: deflate != nil,
+                                           subprotocols: subprotocol.map { [$0] } ?? []) {
             case .failed(let problem):
                 fail(.handshake, problem)
                 return

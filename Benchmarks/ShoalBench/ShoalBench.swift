@@ -5,6 +5,7 @@ import Foundation
 import Glibc
 import Histogram
 import ShoalRing
+import ShoalWire
 
 @main
 struct ShoalBench: ParsableCommand {

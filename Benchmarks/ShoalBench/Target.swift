@@ -2,6 +2,7 @@
 // path the opening handshake sends. TLS (wss://) is out of scope: the bench measures servers, not TLS.
 import Glibc
 import ShoalPosix
+import ShoalWire
 
 /// Where the connections go.
 struct Target {
@@ -25,37 +26,19 @@ struct Target {
     /// Parses `ws://host[:port][/path]` and resolves host (numeric or by name) to its first address.
     init(url: String) throws(InvalidURL) {
         self.url = url
-        guard url.hasPrefix("ws://") else {
-            throw InvalidURL(description: url.hasPrefix("wss://")
-                ? "wss:// is not supported: shoal-bench measures servers without TLS (\(url))"
-                : "the URL must start with ws:// (\(url))")
+        let parsed: WebSocketURL
+        do {
+            parsed = try WebSocketURL(url)
+        } catch {
+            throw InvalidURL(description: error.description)
         }
-        let rest = url.dropFirst(5)
-        let authority = rest.prefix { $0 != "/" && $0 != "?" }
-        let pathPart = rest.dropFirst(authority.count)
-        path = pathPart.isEmpty ? "/" : (pathPart.first == "?" ? "/" + pathPart : String(pathPart))
-        var hostPart: Substring
-        var portPart: Substring?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw InvalidURL(description: "unclosed [ in \(url)") }
-            hostPart = authority[authority.index(after: authority.startIndex)..<close]
-            let after = authority[authority.index(after: close)...]
-            if after.hasPrefix(":") { portPart = after.dropFirst() }
-        } else if let colon = authority.lastIndex(of: ":") {
-            hostPart = authority[..<colon]
-            portPart = authority[authority.index(after: colon)...]
-        } else {
-            hostPart = authority
+        guard !parsed.secure else {
+            throw InvalidURL(description: "wss:// is not supported: shoal-bench measures servers without TLS (\(url))")
         }
-        guard !hostPart.isEmpty else { throw InvalidURL(description: "no host in \(url)") }
-        host = String(hostPart)
-        if let portPart {
-            guard let p = Int(portPart), p > 0, p < 65536 else { throw InvalidURL(description: "bad port in \(url)") }
-            port = p
-        } else {
-            port = 80
-        }
-        hostHeader = String(authority)
+        host = parsed.host
+        port = parsed.port
+        path = parsed.target
+        hostHeader = parsed.authority
 
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC

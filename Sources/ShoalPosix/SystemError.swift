@@ -19,6 +19,9 @@ public struct SystemError: Error, Sendable, CustomStringConvertible {
         SystemError(function, errno: Glibc.errno)
     }
 
+    /// What the errno says ("Connection refused").
+    public var reason: String { String(cString: strerror(errno)) }
+
     public var description: String {
         "\(function) failed: \(String(cString: strerror(errno))) (errno \(errno))"
     }

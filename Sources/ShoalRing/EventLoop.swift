@@ -63,6 +63,8 @@ public final class EventLoop: @unchecked Sendable {
     private let loopThread = Atomic<UInt>(0)
     private var running = false
     private var turnEndHooks: [() -> Void] = []
+    /// Outbound connects in flight (EventLoop+Connect.swift).
+    let connects = PendingConnects()
     /// Monotonic time at the start of the current turn, in nanoseconds.
     public private(set) var now: UInt64
     /// Where `now` comes from: CLOCK_MONOTONIC, or a test's manual clock.
@@ -532,6 +534,7 @@ public final class EventLoop: @unchecked Sendable {
         case .poll:
             guard Int(tag.index) < watches.count, let watch = watches[Int(tag.index)] else { return }
             watch.completed(kind: tag.generation, result: completion.result)
+        case .connect: completeConnect(tag, completion)
         }
     }
 
@@ -690,6 +693,7 @@ public final class EventLoop: @unchecked Sendable {
         openSockets = 0
         for case let watch? in watches { backend.closeSocket(watch.descriptor) }
         watches.removeAll()
+        abandonConnects()
         for (delegate, handle) in ended { delegate.closed(on: handle) }
         slots.removeAll()
         freeSlots.removeAll()

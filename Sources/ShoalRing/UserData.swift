@@ -16,6 +16,8 @@ struct UserData: Equatable {
         case cancel = 5
         /// A `DescriptorWatch` poll; the generation field says read, write or its cancel.
         case poll = 6
+        /// An outbound connect (`EventLoop.connect(to:delegate:)`).
+        case connect = 7
     }
 
     var operation: Operation

@@ -43,7 +43,7 @@ import Testing
 
     @Test func rejectsTagsWithAnUnknownOperation() {
         #expect(UserData(raw: 0) == nil)
-        #expect(UserData(raw: 0x0700_0000_0000_0001) == nil, "the first number after the last operation (poll, 6)")
+        #expect(UserData(raw: 0x0800_0000_0000_0001) == nil, "the first number after the last operation (connect, 7)")
         #expect(UserData(raw: 0xFF00_0000_0000_0000) == nil)
     }
 }

@@ -84,6 +84,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         }
         maxConnections = configuration.maxConnections ?? max(1, ResourceLimits.openFilesLimit() - 256)
         scheduleHeapTrim()
+        ClientLoops.register(loop)  // a WebSocket client made in a handler runs on this loop
     }
 
     /// Once a second: after a storm of clients has gone, hand the memory they used back to the

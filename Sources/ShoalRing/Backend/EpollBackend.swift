@@ -10,6 +10,8 @@
 //   send               tried at once in `submitAndWait`; on EAGAIN it waits for EPOLLOUT.
 //   read               (the loop's eventfd) on EPOLLIN, one read, one completion.
 //   poll               (a library's own socket) on EPOLLIN or EPOLLOUT, one completion, no I/O.
+//   connect            connect(2) at once; when it is in progress, on EPOLLOUT the socket's
+//                      SO_ERROR is the completion's result (0: connected).
 //   cancel             every pending operation of the descriptor completes with -ECANCELED and
 //                      the descriptor leaves the epoll set; the cancel completes with 0.
 //   cancel receive     only the pending receive completes with -ECANCELED (-ENOENT if none).
@@ -71,6 +73,7 @@ public final class EpollBackend: LoopBackend {
         var read: (userData: UInt64, buffer: UnsafeMutableRawBufferPointer)?
         var pollIn: UInt64?
         var pollOut: UInt64?
+        var connect: UInt64?
         /// Interest registered in the epoll set; 0 when the descriptor is not in it.
         var registered: UInt32 = 0
         /// On `dirtyList`: the registration may no longer match the pending operations.
@@ -79,7 +82,7 @@ public final class EpollBackend: LoopBackend {
         /// The interest the pending operations need.
         var wanted: UInt32 {
             (accept != nil || receive != nil || read != nil || pollIn != nil ? EpollBackend.readable : 0)
-                | (send != nil || pollOut != nil ? EpollBackend.writable : 0)
+                | (send != nil || pollOut != nil || connect != nil ? EpollBackend.writable : 0)
         }
     }
 
@@ -91,6 +94,7 @@ public final class EpollBackend: LoopBackend {
         case read(fd: Int32, buffer: UnsafeMutableRawBufferPointer, userData: UInt64)
         case poll(fd: Int32, writable: Bool, userData: UInt64)
         case cancel(fd: Int32, userData: UInt64)
+        case connect(fd: Int32, address: UnsafeRawBufferPointer, userData: UInt64)
         case cancelReceive(fd: Int32, receiveUserData: UInt64, userData: UInt64)
     }
 
@@ -148,6 +152,10 @@ public final class EpollBackend: LoopBackend {
 
     public func preparePoll(descriptor: Int32, writable: Bool, userData: UInt64) {
         prepared.append(.poll(fd: descriptor, writable: writable, userData: userData))
+    }
+
+    public func prepareConnect(socket: Int32, address: UnsafeRawBufferPointer, userData: UInt64) {
+        prepared.append(.connect(fd: socket, address: address, userData: userData))
     }
 
     public func prepareCancel(socket: Int32, userData: UInt64) {
@@ -256,6 +264,15 @@ public final class EpollBackend: LoopBackend {
                 guard claim(fd, userData, \.send) else { continue }
                 descriptors[Int(fd)].send = (userData, bytes)
                 performSend(fd)
+            case .connect(let fd, let address, let userData):
+                guard claim(fd, userData, \.connect) else { continue }
+                let result = startConnect(fd, address)
+                if result == -EINPROGRESS {
+                    descriptors[Int(fd)].connect = userData
+                    markDirty(fd)
+                } else {
+                    complete(userData, result)
+                }
             case .cancel(let fd, let userData):
                 cancelAll(fd)
                 complete(userData, 0)
@@ -306,6 +323,11 @@ public final class EpollBackend: LoopBackend {
                 markDirty(fd)
                 complete(userData, Int32(bitPattern: events))
             }
+        }
+        if events & (Self.writable | Self.failed) != 0, let userData = descriptors[Int(fd)].connect {
+            descriptors[Int(fd)].connect = nil
+            markDirty(fd)
+            complete(userData, connectOutcome(fd))
         }
     }
 
@@ -396,6 +418,7 @@ public final class EpollBackend: LoopBackend {
         descriptors[Int(fd)].read = nil
         descriptors[Int(fd)].pollIn = nil
         descriptors[Int(fd)].pollOut = nil
+        descriptors[Int(fd)].connect = nil
         markDirty(fd)
         failPending(pending, -ECANCELED)
     }
@@ -460,6 +483,7 @@ public final class EpollBackend: LoopBackend {
 
     /// Completes every operation `pending` held with `result`.
     private func failPending(_ pending: Descriptor, _ result: Int32) {
+        if let userData = pending.connect { complete(userData, result) }
         if let userData = pending.accept { complete(userData, result) }
         if let userData = pending.receive { complete(userData, result) }
         if let (userData, _) = pending.send { complete(userData, result) }
@@ -505,6 +529,23 @@ public final class EpollBackend: LoopBackend {
     /// One send without SIGPIPE; at most Int32.max bytes, like an io_uring send's result.
     private func send(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
         retrying { Int32(truncatingIfNeeded: Glibc.send(fd, bytes.baseAddress, min(bytes.count, Int(Int32.max)), Int32(MSG_NOSIGNAL))) }
+    }
+
+    /// connect(2) of a non-blocking socket: 0, -EINPROGRESS, or the error. EINTR leaves the connect
+    /// going on in the background (connect(2)), so it counts as in progress rather than being retried.
+    private func startConnect(_ fd: Int32, _ address: UnsafeRawBufferPointer) -> Int32 {
+        let rc = Glibc.connect(fd, address.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(address.count))
+        if rc == 0 { return 0 }
+        let code = Glibc.errno
+        return code == EINTR ? -EINPROGRESS : -code
+    }
+
+    /// How an in-progress connect ended, once the socket is writable or failed: 0 or -SO_ERROR.
+    private func connectOutcome(_ fd: Int32) -> Int32 {
+        var error: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 else { return -Glibc.errno }
+        return -error
     }
 
     /// Runs a call returning -1 and errno until it does not fail with EINTR; -errno on failure.

@@ -38,6 +38,10 @@ public protocol LoopBackend: AnyObject {
     func prepareReceive(socket: Int32, userData: UInt64)
     /// Sends `bytes` (a single attempt; the completion says how many went out).
     func prepareSend(socket: Int32, bytes: UnsafeRawBufferPointer, userData: UInt64)
+    /// Connects the non-blocking `socket` to the sockaddr in `address` (an outbound client); the
+    /// completion's result is 0 once connected, or a negated errno (-ECONNREFUSED, -ECANCELED...).
+    /// `address` belongs to the kernel until that completion was drained.
+    func prepareConnect(socket: Int32, address: UnsafeRawBufferPointer, userData: UInt64)
     /// One read into caller-owned memory (used for the loop's eventfd).
     func prepareRead(descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64)
     /// A one-shot readiness wait on a descriptor the loop does not read or write itself (a client

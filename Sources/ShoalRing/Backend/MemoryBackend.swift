@@ -27,6 +27,12 @@ public final class MemoryBackend: LoopBackend {
     /// harness stops the loop from here to get control back.
     public var whenIdle: (() -> Void)?
 
+    /// What an outbound connect completes with: no peer lives in memory, so it is refused unless a
+    /// test says otherwise.
+    public var connectResult: Int32 = -ECONNREFUSED
+    /// Real descriptors the loop made for outbound connects: closed for real when the loop closes them.
+    private var outboundSockets: Set<Int32> = []
+
     /// Bytes per receive completion, as the loop's provided buffers hold.
     public static let receiveSize = 16 * 1024
 
@@ -67,6 +73,12 @@ public final class MemoryBackend: LoopBackend {
     public func prepareSend(socket: Int32, bytes: UnsafeRawBufferPointer, userData: UInt64) {
         outbox[socket, default: []] += bytes
         ready.append(Completion(userData: userData, result: Int32(bytes.count), hasMore: false, bufferID: nil))
+        activity += 1
+    }
+
+    public func prepareConnect(socket: Int32, address: UnsafeRawBufferPointer, userData: UInt64) {
+        outboundSockets.insert(socket)
+        ready.append(Completion(userData: userData, result: connectResult, hasMore: false, bufferID: nil))
         activity += 1
     }
 
@@ -129,6 +141,7 @@ public final class MemoryBackend: LoopBackend {
         armedReceives[fd] = nil
         inbox[fd] = nil
         endOfStream.remove(fd)
+        if outboundSockets.remove(fd) != nil { Socket.close(fd) }
     }
 
     public func receivedBytes(bufferID: UInt16, count: Int) -> UnsafeMutableRawBufferPointer {

@@ -200,6 +200,12 @@ public final class URingBackend: LoopBackend {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
+    public func prepareConnect(socket: Int32, address: UnsafeRawBufferPointer, userData: UInt64) {
+        let sqe = nextSubmission()
+        io_uring_prep_connect(sqe, socket, address.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(address.count))
+        io_uring_sqe_set_data64(sqe, userData)
+    }
+
     public func prepareRead(descriptor: Int32, into buffer: UnsafeMutableRawBufferPointer, userData: UInt64) {
         let sqe = nextSubmission()
         io_uring_prep_read(sqe, descriptor, buffer.baseAddress, UInt32(buffer.count), 0)

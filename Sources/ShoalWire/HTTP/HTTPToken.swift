@@ -1,9 +1,9 @@
 // The token grammar of HTTP (RFC 9110 §5.6.2), shared by the request-head parser (methods, header
 // names) and the Sec-WebSocket-Extensions parser (extension and parameter names).
 
-enum HTTPToken {
+public enum HTTPToken {
     /// tchar: visible ASCII except the delimiters "(),/:;<=>?@[\]{}.
-    static func isTokenCharacter(_ byte: UInt8) -> Bool {
+    public static func isTokenCharacter(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"):

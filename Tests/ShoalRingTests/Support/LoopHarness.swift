@@ -177,6 +177,10 @@ final class CountingBackend: LoopBackend {
         base.preparePoll(descriptor: descriptor, writable: writable, userData: userData)
     }
 
+    func prepareConnect(socket: Int32, address: UnsafeRawBufferPointer, userData: UInt64) {
+        base.prepareConnect(socket: socket, address: address, userData: userData)
+    }
+
     func prepareCancel(socket: Int32, userData: UInt64) { base.prepareCancel(socket: socket, userData: userData) }
 
     func prepareCancelReceive(socket: Int32, receiveUserData: UInt64, userData: UInt64) {

@@ -14,7 +14,7 @@ import ShoalPosix
 
 final class ScriptedBackend: LoopBackend {
     enum Kind: Equatable {
-        case accept, receive, send, read, poll, cancel, cancelReceive
+        case accept, receive, send, read, poll, cancel, cancelReceive, connect
     }
 
     /// One operation the loop prepared.
@@ -97,6 +97,10 @@ final class ScriptedBackend: LoopBackend {
 
     func preparePoll(descriptor: Int32, writable: Bool, userData: UInt64) {
         prepare(Operation(kind: .poll, fd: descriptor, userData: userData, target: writable ? 1 : 0))
+    }
+
+    func prepareConnect(socket: Int32, address: UnsafeRawBufferPointer, userData: UInt64) {
+        prepare(Operation(kind: .connect, fd: socket, userData: userData))
     }
 
     func prepareCancel(socket: Int32, userData: UInt64) { prepare(Operation(kind: .cancel, fd: socket, userData: userData)) }
