@@ -239,6 +239,15 @@ extension ClientSession {
         #expect(opened.session.socketClosed() == [.terminate(code: 1006, reason: nil)])
     }
 
+    @Test func aMaskedFrameFromTheServerIsA1002() throws {
+        // RFC 6455 §5.1: "A client MUST close a connection if it detects a masked frame."
+        var opened = Opened()
+        let actions = opened.session.feed(FrameWriter.frame(opcode: .text, payload: Array("hi".utf8), maskKey: 0x0102_0304))
+        #expect(try serverReads(written(actions)).first.map { if case .close(1002, _) = $0 { true } else { false } } == true)
+        #expect(!callbacks(actions).contains(.message(.text("hi"), isBinary: false)))
+        #expect(callbacks(actions).last.map { if case .error(1002, 1002, _) = $0 { true } else { false } } == true)
+    }
+
     @Test func aDroppedConnectionEndsWith1006() {
         var opened = Opened()
         #expect(opened.session.readEnded() == [.closeSocket(graceful: true)])

@@ -5,7 +5,7 @@
 //
 // The protocol is the server's, seen from the other side, through the same ShoalWire code: the
 // opening request and HandshakeResponse's check (RFC 6455 §4.1), MessageReader for fragmentation,
-// control frames, UTF-8 and limits (unmasked frames allowed: they come from a server), masked
+// control frames, UTF-8 and limits (a masked frame from the server is a 1002, RFC 6455 §5.1), masked
 // frames out (§5.3, a fresh random key per frame), and the closing handshake (§7), where the
 // server closes TCP first and the client waits for it at most `closeTimeout`.
 import ShoalWire
@@ -78,7 +78,7 @@ struct ClientSession {
         self.random = random
         self.configuration = configuration
         readerConfiguration = MessageReader.Configuration(
-            maxMessageSize: configuration.maxMessageSize, requireMasking: false, maxFragments: configuration.maxFragments)
+            maxMessageSize: configuration.maxMessageSize, masking: .forbidden, maxFragments: configuration.maxFragments)
         expectedAccept = WebSocketUpgrade.acceptValue(forKey: key)
         var lines = [
             "GET \(configuration.url.target) HTTP/1.1",

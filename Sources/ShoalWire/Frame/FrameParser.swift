@@ -40,16 +40,16 @@ struct FrameParser {
     var atPayloadStart: Bool { frameRemaining == frameLength }
 
     /// Consumes one header byte. Throws 1002 for anything wrong at frame level: reserved bits not allowed, unknown
-    /// opcodes, fragmented or oversized control frames, masking that does not match `requireMasking`,
+    /// opcodes, fragmented or oversized control frames, a mask bit that `masking` refuses,
     /// and 64-bit lengths with the top bit set.
-    mutating func consumeHeaderByte(_ byte: UInt8, requireMasking: Bool) throws(ProtocolViolation) -> Progress {
+    mutating func consumeHeaderByte(_ byte: UInt8, masking: FrameMasking) throws(ProtocolViolation) -> Progress {
         switch phase {
         case .byte0:
             try acceptByte0(byte)
             return .opcodeKnown
 
         case .byte1:
-            phaseBytesLeft = try acceptByte1(byte, requireMasking: requireMasking)
+            phaseBytesLeft = try acceptByte1(byte, masking: masking)
             if phaseBytesLeft > 0 {
                 frameLength = 0
                 phase = .extendedLength
@@ -97,11 +97,9 @@ struct FrameParser {
 
     /// Byte 1 and its checks; sets the 7-bit length and returns how many extended length bytes follow.
     @inline(__always)
-    private mutating func acceptByte1(_ byte: UInt8, requireMasking: Bool) throws(ProtocolViolation) -> UInt8 {
+    private mutating func acceptByte1(_ byte: UInt8, masking: FrameMasking) throws(ProtocolViolation) -> UInt8 {
         header.byte1 = byte
-        if requireMasking && !header.masked {
-            throw .protocolError("unmasked client frame")
-        }
+        if let violation = masking.violation(masked: header.masked) { throw violation }
         if header.opcode!.isControl && header.length7 > UInt8(Limits.maxControlPayload) {
             throw .protocolError("control frame payload over 125 bytes")
         }
@@ -127,8 +125,8 @@ struct FrameParser {
     /// Step 2: byte 1 and the extended length at `bytes` (which holds at least 9 readable bytes).
     /// Returns the number of bytes consumed (1, 3 or 9); the length is known afterwards.
     @inline(__always)
-    mutating func fastLength(_ bytes: UnsafeRawPointer, requireMasking: Bool) throws(ProtocolViolation) -> Int {
-        switch try acceptByte1(bytes.load(as: UInt8.self), requireMasking: requireMasking) {
+    mutating func fastLength(_ bytes: UnsafeRawPointer, masking: FrameMasking) throws(ProtocolViolation) -> Int {
+        switch try acceptByte1(bytes.load(as: UInt8.self), masking: masking) {
         case 0:
             return 1
         case 2:

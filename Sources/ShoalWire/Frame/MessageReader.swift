@@ -24,20 +24,30 @@ public struct MessageReader {
         /// Data frames allowed per message, empty ones included (1009 beyond it). 32 bits: four
         /// billion fragments is no limit anyone needs.
         public let maxFragments: UInt32
-        /// Whether unmasked frames are refused (1002).
-        public let requireMasking: Bool
+        /// The mask bit every frame must have (1002 otherwise).
+        public let masking: FrameMasking
+        /// Whether unmasked frames are refused (1002): a server's reader.
+        public var requireMasking: Bool { masking == .required }
 
-        /// `requireMasking` is true for a server (clients must mask, RFC 6455 §5.1); false accepts
-        /// masked and unmasked frames, for reading a server's frames as a client. `maxFragments` is
-        /// 1 or more.
+        /// `masking` is `.required` for a server (clients must mask, RFC 6455 §5.1) and `.forbidden`
+        /// for a client (a server must not). `maxFragments` is 1 or more.
         public init(
-            maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true,
+            maxMessageSize: Int = Limits.defaultMaxMessageSize, masking: FrameMasking,
             maxFragments: Int = Limits.defaultMaxFragments
         ) {
             precondition(maxFragments >= 1 && maxFragments <= UInt32.max, "maxFragments must be 1...2^32-1")
             self.maxMessageSize = maxMessageSize
-            self.requireMasking = requireMasking
+            self.masking = masking
             self.maxFragments = UInt32(maxFragments)
+        }
+
+        /// `requireMasking` true is a server's reader; false accepts masked and unmasked frames
+        /// (`.either`: tools that read frames of either side).
+        public init(
+            maxMessageSize: Int = Limits.defaultMaxMessageSize, requireMasking: Bool = true,
+            maxFragments: Int = Limits.defaultMaxFragments
+        ) {
+            self.init(maxMessageSize: maxMessageSize, masking: requireMasking ? .required : .either, maxFragments: maxFragments)
         }
     }
 
@@ -101,7 +111,7 @@ public struct MessageReader {
                 guard offset < input.count else { return nil }
                 let byte = input[offset]
                 offset += 1
-                switch try parser.consumeHeaderByte(byte, requireMasking: configuration.requireMasking) {
+                switch try parser.consumeHeaderByte(byte, masking: configuration.masking) {
                 case .partial:
                     continue
                 case .opcodeKnown:
@@ -136,7 +146,7 @@ public struct MessageReader {
         let start = UnsafeRawPointer(input.baseAddress!) + offset
         try parser.fastByte0(start.load(as: UInt8.self))
         try checkFragmentation(configuration)
-        let lengthBytes = try parser.fastLength(start + 1, requireMasking: configuration.requireMasking)
+        let lengthBytes = try parser.fastLength(start + 1, masking: configuration.masking)
         try checkLength(configuration)
         let keyBytes = parser.fastMaskKey(start + 1 + lengthBytes)
         offset += 1 + lengthBytes + keyBytes
