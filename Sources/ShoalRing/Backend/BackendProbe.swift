@@ -54,7 +54,8 @@ public enum BackendProbe {
         }
         do {
             let backend = try makeURing()
-            log("event loop backend: io_uring")
+            let flags = (backend as? URingBackend).map { " (\($0.setupFlags))" } ?? ""
+            log("event loop backend: io_uring\(flags)")
             return backend
         } catch {
             let backend = try makeEpoll()
