@@ -20,7 +20,7 @@ public struct URingConfiguration: Sendable {
     /// Bytes per receive buffer. 16 KiB holds many small frames per completion.
     public var receiveBufferSize: Int = 16 * 1024
     /// Try SINGLE_ISSUER | DEFER_TASKRUN first (completion work runs only when the loop enters the
-    /// kernel to wait).
+    /// kernel to wait, which also lets idle receive buffers be handed back, see ReceiveBufferRelease).
     public var deferTaskRun = true
 
     public init() {}
@@ -67,6 +67,7 @@ public final class URingBackend: LoopBackend {
         }
         setupFlags = flags
         awaitingIssuer = flags.contains(.startDisabled)
+        bufferRelease = ReceiveBufferRelease(kernelWritesOnlyWhenEntered: flags.contains(.deferTaskRun))
         do {
             buffers = try ProvidedBufferRing(uring: ring, group: Self.bufferGroup,
                                              count: configuration.receiveBufferCount,
@@ -83,6 +84,8 @@ public final class URingBackend: LoopBackend {
     public let setupFlags: SetupFlags
     /// The ring was created disabled and waits for the thread that runs the loop to enable it.
     private var awaitingIssuer: Bool
+    /// When the receive buffers' pages may be handed back.
+    private var bufferRelease: ReceiveBufferRelease
     /// A ring with SINGLE_ISSUER accepts submissions from one thread only: the one that enabled
     /// it. The loop may run on another thread than the one that created the backend (the tests'
     /// harness does), so the ring starts disabled and the first entry into the kernel, which is
@@ -256,6 +259,11 @@ public final class URingBackend: LoopBackend {
     public func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError) {
         enableOnIssuerThread()
         let completionsWaiting = reapedDelivered < reaped.count
+        // Waiting: taken off the ring, still in it, or held back by the kernel for want of room.
+        if bufferRelease.releaseNow(completionsWaiting: completionsWaiting || io_uring_cq_ready(ring) > 0
+                                    || io_uring_cq_has_overflow(ring)) {
+            buffers.releasePages()
+        }
         var cqe: UnsafeMutablePointer<io_uring_cqe>?
         let rc: Int32
         if completionsWaiting {
@@ -315,6 +323,18 @@ public final class URingBackend: LoopBackend {
 
     /// Receive buffers circulating in the ring now (between 64 and `receiveBufferCount`).
     public var receiveBuffersLent: Int { buffers.lent }
+
+    /// Hands the receive buffers' pages back to the kernel before the loop next waits, when that
+    /// is safe (DEFER_TASKRUN, no completion waiting); see ReceiveBufferRelease.
+    public func releaseIdleReceiveBuffers() {
+        bufferRelease.request()
+    }
+
+    /// Times the receive buffers' pages were handed back (tests read it).
+    public var receiveBufferReleases: Int { bufferRelease.releases }
+
+    /// Bytes of receive buffers backed by memory now (the pages the kernel wrote and were not handed back).
+    public var receiveBufferResidentBytes: Int { buffers.residentBytes() }
 
     public func shutdown() {
         buffers.release(uring: ring)
