@@ -17,7 +17,7 @@ each server's median and the ratio of the first server to each other one.
           a burst's memory back at its first quiet heap-trim sample, 1 to 2 s after the burst.
 
 usage: race.py --bench PATH [--scenario echo|idle ...] [--connections 100] [--size 16]
-               [--in-flight 1] [--idle-connections 10000] [--idle-warmup 200] [--idle-hold 2] [--runs 3]
+               [--in-flight 1] [--idle-connections 10000] [--idle-warmup 200] [--runs 3]
                --server NAME='CMD with {port}' [--server ...]
 """
 import argparse
