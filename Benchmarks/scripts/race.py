@@ -15,7 +15,9 @@ each server's median and the ratio of the first server to each other one.
           With --idle-warmup N (default 200) each fresh server first serves N connections that
           open and close, and only then is its baseline read: what a server pages in or sets up
           once, on its first connections (code pages of the handshake path, first arenas), is
-          not memory per connection. --idle-warmup 0 gives the cold figure.
+          not memory per connection. --idle-warmup 0 gives the cold figure. --idle-hold S (default
+          2) is how long the connections are held before the server's RSS is read: a worker hands
+          a burst's memory back at its first quiet heap-trim sample, 1 to 2 s after the burst.
 
 usage: race.py --bench PATH [--scenario echo|idle|topics ...] [--connections 100] [--size 16]
                [--in-flight 1] [--idle-connections 10000] [--idle-warmup 200] [--runs 3]
@@ -105,6 +107,8 @@ def main():
     p.add_argument("--in-flight", type=int, default=1)
     p.add_argument("--duration", type=float, default=5)
     p.add_argument("--idle-connections", type=int, default=10000)
+    p.add_argument("--idle-hold", type=float, default=2,
+                   help="seconds the idle connections are held open before the server's RSS is read")
     p.add_argument("--idle-warmup", type=int, default=200,
                    help="connections each fresh server serves (opened, then closed) before the idle baseline")
     p.add_argument("--runs", type=int, default=3)
@@ -137,14 +141,14 @@ def main():
             for name, cmd in servers:
                 warmup = (["idle", "--connections", str(args.idle_warmup), "--duration", "0.5", "--runs", "1"]
                           if args.idle_warmup > 0 else None)
-                report = bench(args, cmd, ["idle", "--connections", str(args.idle_connections), "--duration", "2",
+                report = bench(args, cmd, ["idle", "--connections", str(args.idle_connections), "--duration", f"{args.idle_hold:g}",
                                            "--runs", "1"], warmup)
                 values = idle_row(report)
                 results[name] += values
                 print(f"idle run {run + 1} {name}: {values} B/conn", file=sys.stderr)
         warmed = f"after {args.idle_warmup:,} warm-up connections" if args.idle_warmup > 0 else "cold, no warm-up"
         print(f"\n**idle**, {args.idle_connections:,} connections, server RSS per connection (process tree VmRSS, "
-              f"fresh server each run, {warmed}), median (min..max) of {args.runs}:\n")
+              f"fresh server each run, {warmed}, read after {args.idle_hold:g} s held), median (min..max) of {args.runs}:\n")
         print("| server | RSS per idle connection |")
         print("|---|---|")
         medians = {}

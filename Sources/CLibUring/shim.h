@@ -68,4 +68,27 @@ static inline unsigned shoal_setup_submit_all(void) {
 }
 static inline unsigned shoal_setup_cqsize(void) { return IORING_SETUP_CQSIZE; }
 
+/// IORING_SETUP_DEFER_TASKRUN (Linux 6.1): the kernel runs a ring's completion work only when its
+/// issuer enters io_uring_enter with GETEVENTS, not at any syscall or interrupt; needs SINGLE_ISSUER.
+static inline unsigned shoal_setup_defer_taskrun(void) {
+#ifdef IORING_SETUP_DEFER_TASKRUN
+    return IORING_SETUP_DEFER_TASKRUN;
+#else
+    return 0;
+#endif
+}
+
+/// IORING_SETUP_R_DISABLED: the ring is created disabled, so the thread that enables it (with
+/// shoal_enable_rings) becomes its single issuer, not the thread that created it.
+static inline unsigned shoal_setup_r_disabled(void) { return IORING_SETUP_R_DISABLED; }
+
+/// Enables a ring created with IORING_SETUP_R_DISABLED (IORING_REGISTER_ENABLE_RINGS); under
+/// SINGLE_ISSUER the calling thread becomes the only one allowed to submit. liburing 2.3 declares
+/// io_uring_enable_rings but does not export it (it is missing from the library's symbol map), so
+/// the call is made here. 0 or a negated errno.
+static inline int shoal_enable_rings(struct io_uring *ring) {
+    int rc = (int)syscall(__NR_io_uring_register, ring->ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+    return rc < 0 ? -errno : rc;
+}
+
 #endif

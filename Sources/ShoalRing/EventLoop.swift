@@ -100,9 +100,11 @@ public final class EventLoop: @unchecked Sendable {
     var chunksOutstanding: Int { pool.outstanding }
 
     /// Frees the send chunks kept for reuse, so a heap trim can return them to the kernel once a
-    /// storm of clients has gone (the pool refills as sends need it).
+    /// storm of clients has gone (the pool refills as sends need it), and lets the backend hand
+    /// back its idle receive buffers' pages.
     public func releasePooledMemory() {
         pool.releaseRetained()
+        backend.releaseIdleReceiveBuffers()
     }
 
     // MARK: Threads

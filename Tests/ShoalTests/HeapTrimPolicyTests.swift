@@ -32,4 +32,29 @@ struct HeapTrimPolicyTests {
         // what the storm's last bus messages held is back in the pool by then
         #expect(trims([0, 3000, 23, 23, 23, 23, 23, 23, 23]) == [2, 5])
     }
+
+    private func settles(_ progress: [UInt64]) -> [Int] {
+        var policy = HeapTrimPolicy()
+        return progress.indices.filter { policy.sample(progress: progress[$0]) }
+    }
+
+    @Test func aBurstThatSettlesTrimsOnceAtTheFirstQuietSample() {
+        // A connect storm of 10,000 clients that then stay idle: no socket closes, yet it is over.
+        // Index:       0  1       2       3       4       5
+        #expect(settles([0, 30_000, 40_000, 40_010, 40_020, 40_030]) == [3])
+    }
+
+    @Test func aBurstBeforeTheFirstSampleCounts() {
+        // A fresh worker whose first connect storm is over within its first second.
+        #expect(settles([30_000, 30_010, 30_020]) == [1])
+    }
+
+    @Test func steadyLoadAndQuietLoopsNeverTrim() {
+        #expect(settles([50_000, 100_000, 150_000, 200_000]) == [])  // echo under load
+        #expect(settles([0, 10, 20, 300, 400, 500]) == [])  // idle connections, a few pings
+    }
+
+    @Test func aBurstThatFadesSlowlyTrimsOnlyOnceItIsQuiet() {
+        #expect(settles([0, 20_000, 21_000, 21_500, 21_900, 21_910, 21_920]) == [5])
+    }
 }

@@ -32,4 +32,29 @@ struct HeapTrimPolicy {
         samplesUntilFollowUp = remaining > 1 ? remaining - 1 : nil
         return remaining == 1
     }
+
+    /// Loop steps (completions handled and timers run, `EventLoop.progress`) in one sample that make
+    /// it a burst: a connect storm of a few thousand clients takes several steps per client.
+    var burstSteps: UInt64 = 4096
+    /// Fewer loop steps than this in one sample: the burst is over.
+    var quietSteps: UInt64 = 256
+    /// The loop's progress at the previous sample; it counts from 0 when the loop starts, so the
+    /// first sample sees a burst that came before it (a fresh worker's first connect storm).
+    private var previousProgress: UInt64 = 0
+    private var burstSinceSettled = false
+
+    /// Takes the loop's progress counter; true once per burst, at the first quiet sample after it:
+    /// a storm of clients that connect and then stay idle closes no socket, so `sample` never
+    /// trims, yet it left the heap and the receive buffers it went through resident.
+    mutating func sample(progress: UInt64) -> Bool {
+        defer { previousProgress = progress }
+        let steps = progress &- previousProgress
+        if steps >= burstSteps {
+            burstSinceSettled = true
+            return false
+        }
+        guard burstSinceSettled, steps < quietSteps else { return false }
+        burstSinceSettled = false
+        return true
+    }
 }

@@ -87,13 +87,15 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         ClientLoops.register(loop)  // a WebSocket client made in a handler runs on this loop
     }
 
-    /// Once a second: after a storm of clients has gone, hand the memory they used back to the
-    /// kernel (see HeapTrim), so the worker's RSS returns near where it was before the storm.
+    /// Once a second: after a storm of clients has gone, or a burst of activity has settled, hand
+    /// the memory they used back to the kernel (see HeapTrim; the loop's pooled send chunks and
+    /// idle receive buffers too), so the worker's RSS returns near where it was before the storm.
     private func scheduleHeapTrim(policy: HeapTrimPolicy = HeapTrimPolicy()) {
         var policy = policy
         loop.schedule(after: 1_000_000_000) { [weak timerTarget] in
             guard let self = timerTarget?.owner else { return }
-            if policy.sample(openSockets: self.loop.openSockets) {
+            let stormLeft = policy.sample(openSockets: self.loop.openSockets)
+            if policy.sample(progress: self.loop.progress) || stormLeft {
                 self.loop.releasePooledMemory()
                 HeapTrim.returnFreePages()
                 self.logger.debug("heap trimmed: \(self.loop.openSockets) socket(s) open, \(HeapTrim.bytesInUse >> 10) KiB in use")

@@ -15,6 +15,9 @@ public enum BackendProbe {
     /// The environment variable that forces a backend: `epoll` or `io_uring` (`auto`, the default,
     /// tries io_uring and falls back).
     public static let environmentVariable = "SHOAL_BACKEND"
+    /// `coop` sets the io_uring ring up with COOP_TASKRUN instead of SINGLE_ISSUER|DEFER_TASKRUN
+    /// (which also keeps the idle receive buffers resident, see ReceiveBufferRelease).
+    public static let taskRunVariable = "SHOAL_URING_TASKRUN"
 
     /// Creates the backend: io_uring unless `preferred` (say, a command-line option) or else the
     /// environment variable `SHOAL_BACKEND` says `epoll`; epoll when io_uring cannot be set up.
@@ -29,6 +32,10 @@ public enum BackendProbe {
         if let receiveBuffers {
             uring.receiveBufferCount = receiveBuffers
             epoll.receiveBufferCount = receiveBuffers
+        }
+        // SHOAL_URING_TASKRUN=coop: the ring set-up before DEFER_TASKRUN, to compare the two in one build.
+        if let taskRun = getenv(taskRunVariable), String(cString: taskRun).lowercased() == "coop" {
+            uring.deferTaskRun = false
         }
         return try makeBackend(
             preferred: preferred,
@@ -54,7 +61,8 @@ public enum BackendProbe {
         }
         do {
             let backend = try makeURing()
-            log("event loop backend: io_uring")
+            let flags = (backend as? URingBackend).map { " (\($0.setupFlags))" } ?? ""
+            log("event loop backend: io_uring\(flags)")
             return backend
         } catch {
             let backend = try makeEpoll()

@@ -70,4 +70,12 @@ public protocol LoopBackend: AnyObject {
     func recycle(bufferID: UInt16)
     /// Releases the backend's kernel objects; no call may follow.
     func shutdown()
+    /// Hands the memory of idle receive buffers back to the kernel when the backend can do so
+    /// safely (a burst is over); a hint, done at the backend's next safe moment or not at all.
+    func releaseIdleReceiveBuffers()
+}
+
+extension LoopBackend {
+    /// Backends whose receive memory needs no trimming do nothing.
+    public func releaseIdleReceiveBuffers() {}
 }

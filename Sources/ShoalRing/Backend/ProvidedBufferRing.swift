@@ -91,6 +91,31 @@ final class ProvidedBufferRing {
     func recycle(id: UInt16) {
         io_uring_buf_ring_add(ring, storage + Int(id) * bufferSize, UInt32(bufferSize), id, mask, 0)
         io_uring_buf_ring_advance(ring, 1)
+        filledSinceRelease = true
+    }
+
+    /// Whether the kernel filled a buffer since the last `releasePages` (nothing to hand back if not).
+    private var filledSinceRelease = false
+
+    /// Hands the pages of every buffer back to the kernel (MADV_DONTNEED: they read as zeros and
+    /// are backed again when next written). The ring is a FIFO, so a burst leaves every lent
+    /// buffer resident (16 KiB each, 1 MiB at 64) long after it is over. Only call it when no
+    /// buffer holds bytes the loop has not consumed and the kernel cannot write into one during
+    /// the call: see ReceiveBufferRelease. One madvise over the whole area; the never-lent part
+    /// has no pages, so it costs nothing there.
+    func releasePages() {
+        guard filledSinceRelease else { return }
+        filledSinceRelease = false
+        _ = madvise(storage, count * bufferSize, MADV_DONTNEED)
+    }
+
+    /// Bytes of the buffers backed by memory now (mincore), for tests and diagnostics.
+    func residentBytes() -> Int {
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let pages = (count * bufferSize + pageSize - 1) / pageSize
+        var vector = [UInt8](repeating: 0, count: pages)
+        guard mincore(storage, count * bufferSize, &vector) == 0 else { return -1 }
+        return vector.reduce(0) { $0 + Int($1 & 1) } * pageSize
     }
 
     /// Unregisters and unmaps; the ring must not be used afterwards.

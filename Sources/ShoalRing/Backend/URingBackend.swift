@@ -19,6 +19,9 @@ public struct URingConfiguration: Sendable {
     public var receiveBufferCount: Int = 1024
     /// Bytes per receive buffer. 16 KiB holds many small frames per completion.
     public var receiveBufferSize: Int = 16 * 1024
+    /// Try SINGLE_ISSUER | DEFER_TASKRUN first (completion work runs only when the loop enters the
+    /// kernel to wait, which also lets idle receive buffers be handed back, see ReceiveBufferRelease).
+    public var deferTaskRun = true
 
     public init() {}
 }
@@ -47,22 +50,24 @@ public final class URingBackend: LoopBackend {
     public init(configuration: URingConfiguration = .init()) throws(SystemError) {
         ring = .allocate(capacity: 1)
         var params = io_uring_params()
-        params.cq_entries = configuration.completionEntries
-        // SUBMIT_ALL: one failing SQE must not stop the rest of the batch.
-        // COOP_TASKRUN: completions are run when we enter the kernel anyway, not by an IPI.
-        params.flags = shoal_setup_cqsize() | shoal_setup_submit_all() | shoal_setup_coop_taskrun()
-        var rc = io_uring_queue_init_params(configuration.submissionEntries, ring, &params)
-        if rc == -EINVAL {
-            // Older kernels reject the optional flags; retry with only the CQ size.
+        var chosen = SetupFlags.tiers(deferTaskRun: configuration.deferTaskRun)[...]
+        var rc: Int32 = -EINVAL
+        // Older kernels reject the flags they do not know (EINVAL): try the next, smaller set.
+        while let flags = chosen.first {
             params = io_uring_params()
             params.cq_entries = configuration.completionEntries
-            params.flags = shoal_setup_cqsize()
+            params.flags = flags.rawValue
             rc = io_uring_queue_init_params(configuration.submissionEntries, ring, &params)
+            if rc != -EINVAL || chosen.count == 1 { break }
+            chosen = chosen.dropFirst()
         }
-        guard rc == 0 else {
+        guard rc == 0, let flags = chosen.first else {
             ring.deallocate()
             throw SystemError("io_uring_queue_init_params", errno: -rc)
         }
+        setupFlags = flags
+        awaitingIssuer = flags.contains(.startDisabled)
+        bufferRelease = ReceiveBufferRelease(kernelWritesOnlyWhenEntered: flags.contains(.deferTaskRun))
         do {
             buffers = try ProvidedBufferRing(uring: ring, group: Self.bufferGroup,
                                              count: configuration.receiveBufferCount,
@@ -74,6 +79,30 @@ public final class URingBackend: LoopBackend {
         }
         reaped.reserveCapacity(Int(completionBatchSize))
     }
+
+    /// The set-up flags the kernel accepted.
+    public let setupFlags: SetupFlags
+    /// The ring was created disabled and waits for the thread that runs the loop to enable it.
+    private var awaitingIssuer: Bool
+    /// When the receive buffers' pages may be handed back.
+    private var bufferRelease: ReceiveBufferRelease
+    /// A ring with SINGLE_ISSUER accepts submissions from one thread only: the one that enabled
+    /// it. The loop may run on another thread than the one that created the backend (the tests'
+    /// harness does), so the ring starts disabled and the first entry into the kernel, which is
+    /// always made on the loop thread, enables it there. The ring's descriptor is registered
+    /// there too: that registration is per thread.
+    @inline(__always)
+    private func enableOnIssuerThread() {
+        guard awaitingIssuer else { return }
+        awaitingIssuer = false
+        let rc = shoal_enable_rings(ring)
+        if rc < 0 { fatalError("IORING_REGISTER_ENABLE_RINGS failed: errno \(-rc)") }
+        // Optional: without it every io_uring_enter looks the descriptor up (fdget/fdput).
+        ringDescriptorRegistered = io_uring_register_ring_fd(ring) == 1
+    }
+
+    /// Whether io_uring_enter goes through a registered ring descriptor (known once the loop ran).
+    public private(set) var ringDescriptorRegistered = false
 
     /// A free submission entry, flushing the queue to the kernel when it is full.
     @inline(__always)
@@ -88,6 +117,7 @@ public final class URingBackend: LoopBackend {
     /// loop gets them with the next drain), give the kernel a moment if there was nothing to reap,
     /// and try again. -EINTR is simply retried. A worker must not die of a busy ring.
     private func makeRoom() -> UnsafeMutablePointer<io_uring_sqe> {
+        enableOnIssuerThread()
         while true {
             let rc = submitFault?() ?? io_uring_submit(ring)
             if rc >= 0, let sqe = io_uring_get_sqe(ring) { return sqe }
@@ -239,9 +269,16 @@ public final class URingBackend: LoopBackend {
     }
 
     public func submitAndWait(timeoutNanoseconds: Int64?) throws(SystemError) {
+        enableOnIssuerThread()
+        let completionsWaiting = reapedDelivered < reaped.count
+        // Waiting: taken off the ring, still in it, or held back by the kernel for want of room.
+        if bufferRelease.releaseNow(completionsWaiting: completionsWaiting || io_uring_cq_ready(ring) > 0
+                                    || io_uring_cq_has_overflow(ring)) {
+            buffers.releasePages()
+        }
         var cqe: UnsafeMutablePointer<io_uring_cqe>?
         let rc: Int32
-        if reapedDelivered < reaped.count {
+        if completionsWaiting {
             // Completions taken off the ring are ready now: submit, but do not sleep.
             rc = io_uring_submit(ring)
         } else if let timeout = timeoutNanoseconds {
@@ -299,11 +336,62 @@ public final class URingBackend: LoopBackend {
     /// Receive buffers circulating in the ring now (between 64 and `receiveBufferCount`).
     public var receiveBuffersLent: Int { buffers.lent }
 
+    /// Hands the receive buffers' pages back to the kernel before the loop next waits, when that
+    /// is safe (DEFER_TASKRUN, no completion waiting); see ReceiveBufferRelease.
+    public func releaseIdleReceiveBuffers() {
+        bufferRelease.request()
+    }
+
+    /// Times the receive buffers' pages were handed back (tests read it).
+    public var receiveBufferReleases: Int { bufferRelease.releases }
+
+    /// Bytes of receive buffers backed by memory now (the pages the kernel wrote and were not handed back).
+    public var receiveBufferResidentBytes: Int { buffers.residentBytes() }
+
     public func shutdown() {
         buffers.release(uring: ring)
         io_uring_queue_exit(ring)
         ring.deallocate()
         completionBatch.deallocate()
+    }
+}
+
+extension URingBackend {
+    /// The IORING_SETUP_* flags Shoal asks for, in the terms the log line uses.
+    public struct SetupFlags: OptionSet, Sendable, CustomStringConvertible {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+        /// The CQ gets its own size (several times the SQ's: multishot receives post many).
+        static let completionQueueSize = SetupFlags(rawValue: shoal_setup_cqsize())
+        /// One failing SQE does not stop the rest of the batch.
+        static let submitAll = SetupFlags(rawValue: shoal_setup_submit_all())
+        /// Completion work runs when the task enters the kernel anyway, not by an interrupt.
+        static let cooperativeTaskRun = SetupFlags(rawValue: shoal_setup_coop_taskrun())
+        /// Only one thread submits (the kernel skips its locking).
+        static let singleIssuer = SetupFlags(rawValue: shoal_setup_single_issuer())
+        /// Completion work runs only when the issuer waits in io_uring_enter (GETEVENTS).
+        static let deferTaskRun = SetupFlags(rawValue: shoal_setup_defer_taskrun())
+        /// Created disabled: the thread that enables it becomes the single issuer.
+        static let startDisabled = SetupFlags(rawValue: shoal_setup_r_disabled())
+
+        /// The sets tried in turn until the kernel accepts one: deferred task work on one issuer
+        /// (Linux 6.1), cooperative task work (5.19), then only the CQ size.
+        static func tiers(deferTaskRun: Bool) -> [SetupFlags] {
+            let cooperative: SetupFlags = [.completionQueueSize, .submitAll, .cooperativeTaskRun]
+            let deferred: SetupFlags = [.completionQueueSize, .submitAll, .singleIssuer, .deferTaskRun, .startDisabled]
+            // A flag the headers Shoal was built with do not know reads as 0.
+            let known = singleIssuer.rawValue != 0 && Self.deferTaskRun.rawValue != 0
+            return (deferTaskRun && known ? [deferred] : []) + [cooperative, .completionQueueSize]
+        }
+
+        /// "SINGLE_ISSUER|DEFER_TASKRUN", as the kernel names them (the ones that change behaviour).
+        public var description: String {
+            let named: [(SetupFlags, String)] = [(.singleIssuer, "SINGLE_ISSUER"), (.deferTaskRun, "DEFER_TASKRUN"),
+                                                 (.cooperativeTaskRun, "COOP_TASKRUN"), (.submitAll, "SUBMIT_ALL")]
+            let names = named.filter { $0.0.rawValue != 0 && contains($0.0) }.map(\.1)
+            return names.isEmpty ? "no optional flags" : names.joined(separator: "|")
+        }
     }
 }
 
