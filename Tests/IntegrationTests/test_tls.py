@@ -517,9 +517,12 @@ def test_sighup_serves_renewed_files_and_a_bad_file_keeps_the_old_workers(shoal,
     shutil.copy(certs["other"][0], cert)
     shutil.copy(certs["other"][1], key)
     srv.signal(signal.SIGHUP)
+    # The old generation drains after the switch; until its worker is gone, a new connection may
+    # still land in its listener's queue and get the old certificate.
     deadline = time.monotonic() + 20
-    while "renewed" not in peer_subject(srv.port) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while "worker slot 0 pid" not in srv.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "worker slot 0 pid" in srv.log(), srv.log()
     assert "renewed" in peer_subject(srv.port), srv.log()
 
     # a broken renewal: the key no longer matches; the reload is refused, the workers serve on,
