@@ -212,6 +212,8 @@ struct Serve: ParsableCommand {
         configuration.redis = try redisOptions()
         configuration.reloadCheck = ServeConfiguration.reloadCheck(for: self)
         configuration.tls = try tlsSettings
+        configuration.metricsListen = try metricsListen.map(ListenAddress.init(parsing:))
+        configuration.build = BuildLabels(version: VersionReport.version, commit: BuildInfo.gitCommit, swift: VersionReport.swiftVersion)
         let choice = handler
         try Shoal.run(configuration, logger: logger) { web in
             let serverHandler: any WebSocketServerHandler
