@@ -12,9 +12,11 @@
 #      over ws:// and over wss:// (--tls-cert/--tls-key; scripts/autobahn-wss.py)
 #   7. Autobahn|Testsuite sections 12-13 (permessage-deflate), default backend only
 #   8. Autobahn|Testsuite's client cases (fuzzingserver) against the WebSocket client class:
-#      scripts/autobahn-client.sh, sections 1-10, then 12.1, 12.2, 13.1, 13.2 (skipped with
-#      SHOAL_SKIP_DEFLATE_AUTOBAHN=1; the rest of 12-13 is 1,000 large messages per case, which the
-#      Python fuzzingserver does not get through in time for any client, Python's own included)
+#      scripts/autobahn-client.sh, sections 1-10, then 12.1 and 13.1 (skipped with
+#      SHOAL_SKIP_DEFLATE_AUTOBAHN=1; 12.2 and 13.2 add about 5 minutes and run by hand:
+#      scripts/autobahn-client.sh --compression "12.2.*,13.2.*"; the rest of 12-13 is 1,000 large
+#      messages per case, which the Python fuzzingserver does not get through in time for any
+#      client, Python's own included)
 # Without the Autobahn rig beside the checkout (../shared/autobahn) its stages are skipped with a
 # loud warning in the log and the summary (conformance is then not checked).
 # Last line: "N passed, M failed" (tests summed over the stages; a stage that fails
@@ -295,7 +297,7 @@ run_autobahn_client() { # run_autobahn_client NAME [RIG ARGS...]
 }
 run_autobahn_client "autobahn-client"
 if [ "${SHOAL_SKIP_DEFLATE_AUTOBAHN:-0}" != 1 ]; then
-  run_autobahn_client "autobahn-client-deflate" --compression "12.1.*,12.2.*,13.1.*,13.2.*"
+  run_autobahn_client "autobahn-client-deflate" --compression "12.1.*,13.1.*"
 fi
 
 finish
