@@ -496,6 +496,28 @@ def test_two_thousand_half_open_handshakes_cost_bounded_memory_and_a_client_is_s
     assert https_get(srv.port, "/healthz", cafile)[0] == 200
 
 
+def test_the_operator_listener_stays_plain_http_beside_a_tls_port(shoal, certs):
+    """--metrics-listen is plain HTTP (Prometheus, health probes) while the public port speaks
+    TLS; before, its sessions started TLS too, every scrape failed and counted as plain_http."""
+    operator = free_port()
+    srv = tls_serve(shoal, certs, "--handler", "echo", "--workers", "1", "--metrics-listen", f"127.0.0.1:{operator}")
+    deadline = time.monotonic() + T
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", operator, timeout=T)
+            c.request("GET", "/metrics")
+            r = c.getresponse()
+            body = r.read().decode()
+            c.close()
+            break
+        except (OSError, http.client.HTTPException):
+            assert time.monotonic() < deadline, srv.log()
+            time.sleep(0.1)
+    assert r.status == 200 and "shoal_connections" in body, body[:300]
+    assert 'shoal_tls_handshake_failures_total{worker="0",reason="plain_http"} 0' in body, body
+    assert https_get(srv.port, "/healthz", certs["main"][0])[0] == 200
+
+
 # ---------------------------------------------------------------- reload
 
 

@@ -140,6 +140,20 @@ extension ClientSession {
         #expect(session.socketClosed() == [])
     }
 
+    @Test(arguments: ["permessage-deflate;", "permessage-deflate; =", "permessage-deflate; ;server_no_context_takeover"])
+    func anExtensionAnswerWithANamelessParameterFailsTheHandshake(extensions: String) {
+        // A trap before: the empty parameter's name was read as pieces[0] of an empty split.
+        var session = ClientSession(.init(url: url(), offerCompression: true))
+        let request = String(decoding: written(session.connectSucceeded()), as: UTF8.self)
+        let actions = session.feed(Opened.answer(to: request, extra: "Sec-WebSocket-Extensions: \(extensions)\r\n"))
+        guard case .error(1006, let errCode, let message) = callbacks(actions).last else {
+            Issue.record("no error: \(actions)")
+            return
+        }
+        #expect(errCode == WebSocketClientErrorCode.handshakeFailed.rawValue)
+        #expect(message.contains("without a name"), "\(message)")
+    }
+
     @Test func aSubprotocolTheClientDidNotOfferFailsTheHandshake() {
         var session = ClientSession(.init(url: url(), headers: [(name: "Sec-WebSocket-Protocol", value: "chat.v1, chat.v2")]))
         let request = String(decoding: written(session.connectSucceeded()), as: UTF8.self)

@@ -116,6 +116,7 @@ public final class WebSocket: @unchecked Sendable {
             return .handedToLoop
         }
         guard var session else { return .closed }
+        self.session = nil  // the local copy is then the only one: appends do not copy its buffers
         let (result, actions) = session.send(message)
         self.session = session
         perform(actions)
@@ -215,6 +216,7 @@ public final class WebSocket: @unchecked Sendable {
     /// Runs one event through the session and carries out what it asks for.
     fileprivate func step(_ event: (inout ClientSession) -> [ClientSession.Action]) {
         guard var session else { return }
+        self.session = nil  // the local copy is then the only one: appends do not copy its buffers
         let actions = event(&session)
         self.session = session
         perform(actions)

@@ -33,7 +33,7 @@ extension WebSocketConnection: SocketDelegate, HeldInput {
     /// While the bus is backed up, what the client sent waits (onMessage may send over the bus):
     /// reading pauses and the connection queues at the hold. True when it did.
     private func holdForBus() -> Bool {
-        let hold = wss.web.inputHold
+        let hold = wss.inputHold
         guard hold.isHolding, phase == .open || phase == .closeSent else { return false }
         heldForBus = true
         if !readPaused { loop.pauseReceiving(socket) }
@@ -198,9 +198,9 @@ extension WebSocketConnection: SocketDelegate, HeldInput {
         wss.web.connectionEnded(self)
         // onTerminate may send to every other client (4D's chat): it waits while the bus is backed up.
         if heldForBus { return }
-        if wss.web.inputHold.isHolding {
+        if wss.inputHold.isHolding {
             heldForBus = true
-            wss.web.inputHold.wait(self)
+            wss.inputHold.wait(self)
             return
         }
         handler?.onTerminate(self, WebSocketTerminateEvent(code: cold?.terminateCode ?? 1006, reason: cold?.terminateReason))

@@ -52,8 +52,9 @@ final class HTTPSession: SocketDelegate, HeldInput {
     func opened(on handle: SocketHandle) {
         socket = handle
         web.requestDeadlines.restart(self)
-        // With a PROXY header, TLS starts after it (it comes before the ClientHello).
-        if let context = web.tlsContext, proxyHeader == nil { startTLS(context, socket: handle, feeding: nil) }
+        // With a PROXY header, TLS starts after it (it comes before the ClientHello). The operator
+        // listener (--metrics-listen) is plain HTTP whatever the public port speaks.
+        if !operatorOnly, let context = web.tlsContext, proxyHeader == nil { startTLS(context, socket: handle, feeding: nil) }
     }
 
     private func startTLS(_ context: TLSContext, socket: SocketHandle, feeding rest: UnsafeRawBufferPointer?) {

@@ -39,6 +39,8 @@ public struct WebServerTLS: Sendable {
     /// In a worker: the ticket keys from the supervisor's secret, or nil when there is none.
     func ticketKeys(environment: [String: String]) throws(TLSError) -> TLSTicketKeys? {
         guard let hex = environment[Self.ticketSecretVariable] else { return nil }
+        // Read once: a process a handler starts must not inherit the key to every resumed session.
+        unsetenv(Self.ticketSecretVariable)
         var bytes: [UInt8] = []
         var digits = hex.utf8.makeIterator()
         while let high = digits.next(), let low = digits.next() {

@@ -46,6 +46,9 @@ public final class WebSocketServer: @unchecked Sendable {
     /// The worker's metrics block (a copy of the view, so the per-message path does not go
     /// through `web`).
     let metrics: WorkerMetrics
+    /// The worker's hold on client input while the bus is backed up, checked on every receive
+    /// (kept here for the same reason as `metrics`).
+    let inputHold: InputHold
 
     /// This worker's live connections, in an array with swap-remove so joining and leaving are O(1).
     /// Changed on the loop thread under `liveLock`; the loop thread reads it without the lock (it is
@@ -69,6 +72,7 @@ public final class WebSocketServer: @unchecked Sendable {
         self.web = web
         loop = web.loop
         metrics = web.metrics
+        inputHold = web.inputHold
         idleTimeoutMilliseconds = IdleClock.duration(options.idleTimeout.clampedNanoseconds)
         pongTimeoutMilliseconds = IdleClock.duration(options.pongTimeout.clampedNanoseconds)
         readerConfiguration = MessageReader.Configuration(maxMessageSize: options.maxMessageSize,

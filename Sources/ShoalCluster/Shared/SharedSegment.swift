@@ -306,6 +306,10 @@ struct SharedMemory: @unchecked Sendable {
     @inline(__always) func fetchAddRelaxed64(_ offset: Int, _ value: UInt64) -> UInt64 {
         shoal_atomic_fetch_add_relaxed_u64(word64(offset), value)
     }
+    /// For a counter with one writer (a worker's own metrics): no locked instruction on the hot path.
+    @inline(__always) func addSingleWriter64(_ offset: Int, _ value: UInt64) {
+        shoal_atomic_add_single_writer_u64(word64(offset), value)
+    }
     /// Sequentially consistent compare-and-swap; true when `expected` was there and `desired` is now.
     @inline(__always) func compareExchange64(_ offset: Int, expected: UInt64, desired: UInt64) -> Bool {
         shoal_atomic_cas_u64(word64(offset), expected, desired) != 0

@@ -97,8 +97,10 @@ public struct WorkerMetrics: Sendable {
         return (WorkerMetrics(memory: owner.memory, offset: 0), owner)
     }
 
+    /// Only the slot's worker, on its loop thread, adds (see Writer above): message sizes are
+    /// counted per message, so no locked read-modify-write.
     @inline(__always) private func add(_ field: Int, _ amount: UInt64) {
-        _ = memory.fetchAddRelaxed64(offset + field, amount)
+        memory.addSingleWriter64(offset + field, amount)
     }
 
     private func load(_ field: Int) -> UInt64 { memory.load64(offset + field) }

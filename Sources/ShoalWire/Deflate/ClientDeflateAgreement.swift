@@ -36,7 +36,11 @@ public struct ClientDeflateAgreement: Equatable, Sendable {
         var seen: Set<String> = []
         for part in parts {
             let pieces = part.split(separator: "=", maxSplits: 1).map { trimmed(String($0)) }
-            let key = pieces[0].lowercased()
+            // `permessage-deflate;` or `; =`: a parameter with no name.
+            guard let first = pieces.first, !first.isEmpty else {
+                return .failure(AnswerError("a parameter without a name in \(value)"))
+            }
+            let key = first.lowercased()
             guard seen.insert(key).inserted else { return .failure(AnswerError("\(key) twice in \(value)")) }
             var parameterValue: String?
             if pieces.count == 2 {
