@@ -214,10 +214,11 @@ public final class EventLoop: @unchecked Sendable {
         return slots[Int(handle.index)].sendQueue.queuedBytes + slots[Int(handle.index)].plainQueue.queuedBytes
     }
 
-    /// Bytes queued on every socket and not yet taken by the kernel (walks every slot: for a
-    /// once-a-second metrics sample, not the hot path).
+    /// Bytes queued on every socket and not yet taken by the kernel, plaintext a transform has
+    /// not sealed yet included, as in `bufferedAmount` (walks every slot: for a once-a-second
+    /// metrics sample, not the hot path).
     public var queuedBytes: Int {
-        slots.reduce(0) { $0 + $1.sendQueue.queuedBytes }
+        slots.reduce(0) { $0 + $1.sendQueue.queuedBytes + $1.plainQueue.queuedBytes }
     }
 
     /// Stops delivering bytes from this socket until `resumeReceiving`: the armed receive is
