@@ -24,9 +24,8 @@ public final class EventLoop: @unchecked Sendable {
         var generation: UInt32 = 0
         var delegate: (any SocketDelegate)?
         var sendQueue = SendQueue()
-        /// With a transform (TLS): what the delegate wrote, waiting to be sealed at flush.
-        var plainQueue = SendQueue()
-        var transform: (any StreamTransform)?
+        /// With a transform (TLS) only: the transform and the plaintext waiting for it.
+        var transformed: TransformedSending?
         var lifecycle = SocketLifecycle()
         var onFlushList = false
         var inUse = false
@@ -92,6 +91,9 @@ public final class EventLoop: @unchecked Sendable {
 
     /// The loop's eventfd, for signal handlers that must wake it.
     public var wakeupDescriptor: Int32 { wakeup.descriptor }
+
+    /// Bytes one socket slot takes in the slot table (an idle connection pays this, TLS or not).
+    static var slotStride: Int { MemoryLayout<Slot>.stride }
 
     /// Number of sockets registered and not yet closed.
     public private(set) var openSockets = 0
@@ -211,14 +213,18 @@ public final class EventLoop: @unchecked Sendable {
     /// Bytes queued on the socket and not yet taken by the kernel.
     public func bufferedAmount(_ handle: SocketHandle) -> Int {
         guard isCurrent(handle) else { return 0 }
-        return slots[Int(handle.index)].sendQueue.queuedBytes + slots[Int(handle.index)].plainQueue.queuedBytes
+        return Self.queuedBytes(of: slots[Int(handle.index)])
     }
 
     /// Bytes queued on every socket and not yet taken by the kernel, plaintext a transform has
     /// not sealed yet included, as in `bufferedAmount` (walks every slot: for a once-a-second
     /// metrics sample, not the hot path).
     public var queuedBytes: Int {
-        slots.reduce(0) { $0 + $1.sendQueue.queuedBytes + $1.plainQueue.queuedBytes }
+        slots.reduce(0) { $0 + Self.queuedBytes(of: $1) }
+    }
+
+    private static func queuedBytes(of slot: Slot) -> Int {
+        slot.sendQueue.queuedBytes + (slot.transformed?.plainQueue.queuedBytes ?? 0)
     }
 
     /// Stops delivering bytes from this socket until `resumeReceiving`: the armed receive is
@@ -244,10 +250,10 @@ public final class EventLoop: @unchecked Sendable {
     public func write(_ handle: SocketHandle, _ bytes: UnsafeRawBufferPointer) {
         guard isWritable(handle), bytes.count > 0 else { return }
         let i = Int(handle.index)
-        if slots[i].transform == nil {
-            slots[i].sendQueue.append(bytes, pool: pool)
+        if let transformed = slots[i].transformed {
+            transformed.plainQueue.append(bytes, pool: pool)
         } else {
-            slots[i].plainQueue.append(bytes, pool: pool)
+            slots[i].sendQueue.append(bytes, pool: pool)
         }
         scheduleFlush(handle.index)
     }
@@ -259,10 +265,10 @@ public final class EventLoop: @unchecked Sendable {
     public func write(_ handle: SocketHandle, reserving count: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard isWritable(handle) else { return false }
         let i = Int(handle.index)
-        if slots[i].transform == nil {
-            slots[i].sendQueue.append(count: count, pool: pool, fill)
+        if let transformed = slots[i].transformed {
+            transformed.plainQueue.append(count: count, pool: pool, fill)
         } else {
-            slots[i].plainQueue.append(count: count, pool: pool, fill)
+            slots[i].sendQueue.append(count: count, pool: pool, fill)
         }
         scheduleFlush(handle.index)
         return true
@@ -274,7 +280,7 @@ public final class EventLoop: @unchecked Sendable {
         let i = Int(handle.index)
         var linger: UInt64?
         if case .graceful(let nanoseconds) = mode { linger = nanoseconds }
-        if slots[i].transform != nil { endTransform(i, graceful: linger != nil) }
+        if slots[i].transformed != nil { endTransform(i, graceful: linger != nil) }
         let actions = slots[i].lifecycle.closeRequested(graceful: linger != nil, queueIsEmpty: slots[i].sendQueue.isEmpty)
         if actions.contains(.armLingerTimer), let linger {
             timers.insert(deadline: deadline(after: linger), .socket(index: handle.index, generation: handle.generation, kind: Self.lingerTimerKind))
@@ -331,7 +337,7 @@ public final class EventLoop: @unchecked Sendable {
         if actions.isEmpty { return }
         if actions.contains(.releaseAll) {
             slots[i].sendQueue.discardAll(pool: pool)
-            slots[i].plainQueue.discardAll(pool: pool)
+            slots[i].transformed?.plainQueue.discardAll(pool: pool)
         }
         if actions.contains(.releaseUnsent) { slots[i].sendQueue.discardAllButHead(pool: pool) }
         if actions.contains(.flush) { scheduleFlush(UInt32(i)) }
@@ -357,8 +363,7 @@ public final class EventLoop: @unchecked Sendable {
         backend.closeSocket(slots[i].fd)
         let delegate = slots[i].delegate
         slots[i].delegate = nil
-        slots[i].transform = nil
-        slots[i].plainQueue.discardAll(pool: pool)
+        dropTransform(i)
         slots[i].fd = -1
         slots[i].inUse = false
         slots[i].generation = (slots[i].generation &+ 1) & UserData.generationMask
@@ -377,7 +382,11 @@ public final class EventLoop: @unchecked Sendable {
                              feeding bytes: UnsafeRawBufferPointer? = nil) {
         guard isCurrent(handle) else { return }
         let i = Int(handle.index)
-        slots[i].transform = transform
+        if let transformed = slots[i].transformed {
+            transformed.transform = transform
+        } else {
+            slots[i].transformed = TransformedSending(transform: transform)
+        }
         if let bytes, bytes.count > 0 {
             receiveThroughTransform(bytes, i, handle)
         } else if moveTransformOutput(i) {
@@ -387,13 +396,19 @@ public final class EventLoop: @unchecked Sendable {
 
     /// The socket's transform, if it has one.
     public func transform(of handle: SocketHandle) -> (any StreamTransform)? {
-        isCurrent(handle) ? slots[Int(handle.index)].transform : nil
+        isCurrent(handle) ? slots[Int(handle.index)].transformed?.transform : nil
+    }
+
+    /// Drops the socket's transform and the plaintext still waiting for it.
+    private func dropTransform(_ i: Int) {
+        slots[i].transformed?.plainQueue.discardAll(pool: pool)
+        slots[i].transformed = nil
     }
 
     /// Received bytes into the transform, plaintext out to the delegate (re-read at every piece:
     /// an HTTP session that upgrades hands the socket to a new delegate in the middle).
     private func receiveThroughTransform(_ bytes: UnsafeRawBufferPointer, _ i: Int, _ handle: SocketHandle) {
-        guard let transform = slots[i].transform else { return }
+        guard let transform = slots[i].transformed?.transform else { return }
         let scratch = transformScratch ?? UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
         transformScratch = scratch
         let wasEstablished = transform.isEstablished
@@ -408,13 +423,12 @@ public final class EventLoop: @unchecked Sendable {
             break
         case .established:
             // Plaintext written before the handshake ended (a client's upgrade request) can go now.
-            if !wasEstablished && !slots[i].plainQueue.isEmpty { scheduleFlush(UInt32(i)) }
+            if !wasEstablished && slots[i].transformed?.plainQueue.isEmpty == false { scheduleFlush(UInt32(i)) }
         case .endOfStream:
             slots[i].delegate?.readEnded(on: handle, error: nil)
         case .failed:
             // The alert is queued; send it and end. Nothing more is read from a broken stream.
-            slots[i].plainQueue.discardAll(pool: pool)
-            slots[i].transform = nil
+            dropTransform(i)
             close(handle, mode: .graceful(lingerNanoseconds: Self.transformFailureLinger))
         }
     }
@@ -427,10 +441,11 @@ public final class EventLoop: @unchecked Sendable {
     /// records) and queues the result for the kernel; called by `flush`, so it schedules nothing.
     /// Waits while the transform is not established.
     private func sealPlaintext(_ i: Int) {
-        guard let transform = slots[i].transform else { return }
+        guard let transformed = slots[i].transformed else { return }
+        let transform = transformed.transform
         var sealed = true
-        if transform.isEstablished && !slots[i].plainQueue.isEmpty {
-            slots[i].plainQueue.drainAll(pool: pool) { piece in
+        if transform.isEstablished && !transformed.plainQueue.isEmpty {
+            transformed.plainQueue.drainAll(pool: pool) { piece in
                 if sealed { sealed = transform.seal(piece) }
             }
         }
@@ -441,7 +456,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Moves what the transform has to send into the socket's send queue; true when it moved any
     /// (the caller schedules the flush, unless it is the flush).
     private func moveTransformOutput(_ i: Int) -> Bool {
-        guard let transform = slots[i].transform else { return false }
+        guard let transform = slots[i].transformed?.transform else { return false }
         var pending = transform.pendingOutputCount
         guard pending > 0 else { return false }
         while pending > 0 {
@@ -458,12 +473,12 @@ public final class EventLoop: @unchecked Sendable {
     /// Before a close: a graceful one seals what is queued and adds the transform's end of stream
     /// (close_notify); an abort drops the plaintext.
     private func endTransform(_ i: Int, graceful: Bool) {
-        if graceful, let transform = slots[i].transform, slots[i].lifecycle.acceptsWrites {
+        if graceful, let transform = slots[i].transformed?.transform, slots[i].lifecycle.acceptsWrites {
             sealPlaintext(i)
             if transform.isEstablished { transform.finish() }
             if moveTransformOutput(i) { scheduleFlush(UInt32(i)) }
         }
-        slots[i].plainQueue.discardAll(pool: pool)
+        slots[i].transformed?.plainQueue.discardAll(pool: pool)
     }
 
     // MARK: Running
@@ -508,7 +523,7 @@ public final class EventLoop: @unchecked Sendable {
             let i = Int(index)
             slots[i].onFlushList = false
             guard slots[i].inUse else { continue }
-            if slots[i].transform != nil {
+            if slots[i].transformed != nil {
                 sealPlaintext(i)
                 guard slots[i].inUse else { continue }  // a seal that failed aborted the socket
             }
@@ -555,7 +570,7 @@ public final class EventLoop: @unchecked Sendable {
             // `closed(on:)` once this call returned, not inside it.
             if slots[i].lifecycle.deliversBytes {
                 let bytes = backend.receivedBytes(bufferID: id, count: Int(completion.result))
-                if slots[i].transform != nil {
+                if slots[i].transformed != nil {
                     receiveThroughTransform(UnsafeRawBufferPointer(bytes), i, handle)
                 } else if let delegate = slots[i].delegate {
                     delegate.received(bytes, on: handle)
@@ -592,7 +607,7 @@ public final class EventLoop: @unchecked Sendable {
         } else {
             outcome = .failed
         }
-        let actions = slots[i].lifecycle.sendCompleted(outcome, queueIsEmpty: slots[i].sendQueue.isEmpty && slots[i].plainQueue.isEmpty)
+        let actions = slots[i].lifecycle.sendCompleted(outcome, queueIsEmpty: Self.queuedBytes(of: slots[i]) == 0)
         perform(actions, i)
         if actions.contains(.notifyDrained) {
             slots[i].delegate?.drained(on: handle)
@@ -687,8 +702,7 @@ public final class EventLoop: @unchecked Sendable {
         for i in slots.indices where slots[i].inUse {
             backend.closeSocket(slots[i].fd)
             slots[i].sendQueue.discardAll(pool: pool)
-            slots[i].plainQueue.discardAll(pool: pool)
-            slots[i].transform = nil
+            dropTransform(i)
             if let delegate = slots[i].delegate { ended.append((delegate, handle(of: i))) }
             slots[i].delegate = nil
             slots[i].inUse = false

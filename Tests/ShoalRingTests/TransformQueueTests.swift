@@ -61,3 +61,11 @@ final class PassThroughTransform: StreamTransform {
         #expect(script.backend.violations == [])
     }
 }
+
+@Suite struct SlotSizeTests {
+    /// A plain socket's slot carries one pointer for TLS, not the transform and its queue: a slot
+    /// of the old layout (transform existential and plaintext queue inline) took 64 bytes.
+    @Test func aSlotTakesAtMost48Bytes() {
+        #expect(EventLoop.slotStride <= 48)
+    }
+}
