@@ -125,16 +125,20 @@ public final class Bus {
 
     private func enqueue(_ slot: Int, size: Int, _ encode: (UInt32, Emit) -> Void) {
         guard slot < channels.count, let channel = channels[slot], let handle = channel.handle else { return }
-        guard flow.admits(size: size, queued: loop.bufferedAmount(handle)) else {
+        let queuedBefore = loop.bufferedAmount(handle)
+        guard flow.admits(size: size, queued: queuedBefore) else {
             segment.stats(slot: ownSlot).add(drops: 1)
             return
         }
         let generation = UInt32(truncatingIfNeeded: segment.stats(slot: slot).generation)
         messagesSent += 1
+        var written = 0
         encode(generation) { frameSize, fill in
-            loop.write(handle, reserving: frameSize, fill)
+            if loop.write(handle, reserving: frameSize, fill) { written += frameSize }
         }
-        let queued = loop.bufferedAmount(handle)
+        // What the channel queues now, without asking the loop again (a bus channel has no transform:
+        // what it writes is what it queues).
+        let queued = queuedBefore + written
         // The peer's pid is read only where it can matter (a queue past the low-water mark).
         carryOut(flow.measured(slot: slot, queued: queued, peerRuns: queued <= flow.limits.lowWater || runs(slot), now: loop.now))
     }

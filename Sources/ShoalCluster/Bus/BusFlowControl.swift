@@ -79,6 +79,9 @@ public struct BusFlowControl: Sendable {
     /// The channel to `slot` now queues `queued` bytes; `peerRuns` is false when no worker runs in
     /// that slot (its queue then waits for the next one, which discards it: nobody to wait for).
     public mutating func measured(slot: Int, queued: Int, peerRuns: Bool, now: UInt64) -> Action? {
+        // Nothing congested and this channel under the mark: the case of every bus message while the
+        // peers keep up, so it is answered before any dictionary lookup.
+        if congestion.isEmpty && queued < limits.highWater { return nil }
         let wasHolding = holdsProducers
         if var state = congestion[slot] {
             if queued <= limits.lowWater || !peerRuns {
