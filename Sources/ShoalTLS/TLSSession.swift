@@ -16,7 +16,9 @@ public final class TLSResumption: @unchecked Sendable {
 public final class TLSSession {
     public enum Role: Sendable {
         case server
-        /// `serverName` is sent as SNI and checked against the server's certificate.
+        /// `serverName` is checked against the server's certificate (as an address when it is an
+        /// IPv4 or IPv6 literal), and sent as SNI unless it is such a literal (RFC 6066 §3 allows
+        /// host names only).
         case client(serverName: String?)
     }
 
@@ -60,7 +62,8 @@ public final class TLSSession {
             var http11: [UInt8] = [8] + Array("http/1.1".utf8)
             _ = SSL_set_alpn_protos(ssl, &http11, UInt32(http11.count))
             if let name = serverName {
-                _ = shoal_ssl_set_host_name(ssl, name)
+                if !Self.isAddressLiteral(name) { _ = shoal_ssl_set_host_name(ssl, name) }
+                // Takes an address literal too, and checks it against the certificate's IP entries.
                 guard SSL_set1_host(ssl, name) == 1 else { throw TLSError("checking the certificate against \(name)") }
             }
             // A copy for this connection: an abort would mark the kept one not resumable.
@@ -75,6 +78,13 @@ public final class TLSSession {
 
     deinit {
         SSL_free(ssl)  // frees both BIOs
+    }
+
+    /// Whether `name` is an IPv4 or IPv6 address (as `SSL_set1_host` tells them from host names).
+    static func isAddressLiteral(_ name: String) -> Bool {
+        guard let address = a2i_IPADDRESS(name) else { return false }
+        ASN1_OCTET_STRING_free(address)
+        return true
     }
 
     /// Feeds bytes received from the peer. Decrypted application data goes to `plaintext`, in

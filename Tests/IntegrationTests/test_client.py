@@ -353,6 +353,22 @@ def test_wss_against_python_websockets_with_a_test_certificate(thread_server, ce
     assert run.terminate["code"] == 4003 and run.terminate["reason"] == "tls bye"
 
 
+@pytest.mark.parametrize("host, sni", [("127.0.0.1", None), ("localhost", "localhost")])
+def test_wss_sends_the_host_name_as_sni_and_no_sni_for_an_address(thread_server, certificate, host, sni):
+    # RFC 6066 section 3: "Literal IPv4 and IPv6 addresses are not permitted in HostName." The
+    # certificate covers both (DNS:localhost, IP:127.0.0.1), so both open.
+    import ssl
+    seen = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    context.sni_callback = lambda _socket, name, _context: seen.append(name)
+    srv = thread_server(lambda port: websockets.serve(websockets_echo, "127.0.0.1", port, ssl=context))
+    run = run_example(f"wss://{host}:{srv.port}/", "close 4003 seen", options=("--ca", certificate[0]), keep_open=10)
+    assert run.status == 0, run
+    assert seen == [sni], run
+    assert run.terminate["code"] == 4003, run
+
+
 def test_wss_refuses_a_certificate_the_system_does_not_trust(thread_server, certificate):
     srv = tls_server(thread_server, certificate)
     run = run_example(f"wss://localhost:{srv.port}/", keep_open=5)

@@ -97,6 +97,21 @@ struct TLSSessionTests {
         #expect(try connect(client, server, name: nil).server.localCertificateSubject == "/CN=localhost")
     }
 
+    @Test func aClientSendsAHostNameAsSNIButNeverAnAddress() throws {
+        let server = try serverContext()
+        let client = try clientContext()
+        #expect(try connect(client, server, name: "localhost").server.requestedServerName == "localhost")
+        // The certificate covers 127.0.0.1 (an IP entry): checked as an address, not named in SNI.
+        let byAddress = try connect(client, server, name: "127.0.0.1")
+        #expect(byAddress.client.isHandshakeComplete)
+        #expect(byAddress.server.requestedServerName == nil)
+        // ::1 is not in the certificate: the handshake fails, but only after the ClientHello was read.
+        let pipe = MemoryPipe(client: try TLSSession(context: client, role: .client(serverName: "::1")),
+                              server: try TLSSession(context: server, role: .server))
+        #expect(throws: TLSError.self) { try pipe.pump() }
+        #expect(pipe.server.requestedServerName == nil)
+    }
+
     @Test func anRSACertificateServesToo() throws {
         let server = try TLSContext.server(
             identity: TLSIdentity(certificateChainPath: certificates.rsaChain, privateKeyPath: certificates.rsaKey))
