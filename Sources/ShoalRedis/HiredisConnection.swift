@@ -88,21 +88,30 @@ final class HiredisConnection {
 
     /// PUBLISH `message` on `channel`; false when the connection cannot take commands now.
     func publish(channel: [UInt8], message: [UInt8]) -> Bool {
-        command([Array("PUBLISH".utf8), channel, message]) { context, _, _ in
-            HiredisConnection.owner(of: context)?.callbacks?.publishDone()
+        Self.publishVerb.withUnsafeBytes { verb in
+            channel.withUnsafeBytes { channel in
+                message.withUnsafeBytes { message in
+                    command([verb, channel, message]) { context, _, _ in
+                        HiredisConnection.owner(of: context)?.callbacks?.publishDone()
+                    }
+                }
+            }
         }
     }
 
+    private static let publishVerb = Array("PUBLISH".utf8)
+    private static let subscribeVerb = Array("SUBSCRIBE".utf8)
+
     /// SUBSCRIBE to `channel`; every message on it reaches `message`.
     func subscribe(channel: [UInt8]) -> Bool {
-        command([Array("SUBSCRIBE".utf8), channel]) { context, reply, _ in
+        Self.subscribeVerb.withUnsafeBytes { verb in channel.withUnsafeBytes { channel in command([verb, channel]) { context, reply, _ in
             guard let me = HiredisConnection.owner(of: context), let reply = reply?.assumingMemoryBound(to: redisReply.self) else { return }
             var payload: UnsafePointer<CChar>?
             var length = 0
             // The first reply is the acknowledgement (["subscribe", channel, count]), not a message.
             guard shoal_redis_message(reply, &payload, &length) != 0 else { return }
             me.callbacks?.message(UnsafeRawBufferPointer(start: payload, count: length))
-        }
+        } } }
     }
 
     /// Ends the connection now; no callback reaches the owner afterwards.
@@ -115,20 +124,19 @@ final class HiredisConnection {
 
     // MARK: Inside the fence
 
-    private func command(_ parts: [[UInt8]], _ callback: @escaping @convention(c) (UnsafeMutablePointer<redisAsyncContext>?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void) -> Bool {
+    private func command(_ parts: [UnsafeRawBufferPointer], _ callback: @escaping @convention(c) (UnsafeMutablePointer<redisAsyncContext>?, UnsafeMutableRawPointer?, UnsafeMutableRawPointer?) -> Void) -> Bool {
         guard let context else { return false }
-        // Binary-safe arguments (pointer and length each) into one buffer; hiredis copies them
-        // into its output buffer during the call.
-        let joined = parts.flatMap { $0 }
-        var lengths = parts.map(\.count)
-        let status = joined.withUnsafeBufferPointer { buffer in
-            let base = UnsafeRawPointer(buffer.baseAddress ?? UnsafePointer(bitPattern: 1)!)
-            var offset = 0
-            var pointers: [UnsafePointer<CChar>?] = parts.map { part in
-                defer { offset += part.count }
-                return (base + offset).assumingMemoryBound(to: CChar.self)
+        // Binary-safe arguments (pointer and length each), pointing into the callers' own bytes:
+        // hiredis copies them into its output buffer during the call, so nothing is joined first.
+        let status = withUnsafeTemporaryAllocation(of: UnsafePointer<CChar>?.self, capacity: parts.count) { pointers in
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: parts.count) { lengths in
+                for (i, part) in parts.enumerated() {
+                    // An empty argument still needs a pointer; hiredis reads none of its bytes.
+                    pointers[i] = UnsafePointer((part.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self))
+                    lengths[i] = part.count
+                }
+                return redisAsyncCommandArgv(context, callback, nil, Int32(parts.count), pointers.baseAddress, lengths.baseAddress)
             }
-            return redisAsyncCommandArgv(context, callback, nil, Int32(parts.count), &pointers, &lengths)
         }
         return status == REDIS_OK
     }

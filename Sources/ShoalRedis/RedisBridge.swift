@@ -44,6 +44,9 @@ public final class RedisBridge {
         public var droppedWhileDown = 0
         /// Messages not sent because the outgoing queue was full (a slow Redis).
         public var droppedQueueFull = 0
+        /// Messages not sent because no receiver would take them: a payload over
+        /// `RedisEnvelope.maxPayload` or a topic over `RedisEnvelope.maxTopic`.
+        public var droppedTooLarge = 0
         /// Messages on the channel refused: not ours, other version, truncated, oversized, malformed.
         public var invalid = 0
 
@@ -61,6 +64,8 @@ public final class RedisBridge {
     private var pendingSizes: [Int] = []
     private var pendingHead = 0
     private var pendingBytes = 0
+    /// The frame being published, reused: its capacity stays from one message to the next.
+    private var frame: [UInt8] = []
 
     /// `deliver` runs on the loop thread for each valid message from another instance.
     public init(configuration: Configuration, loop: EventLoop, logger: Logger, deliver: @escaping (RedisEnvelope) -> Void) {
@@ -108,16 +113,21 @@ public final class RedisBridge {
     }
 
     private func send(kind: RedisEnvelope.Kind, server: Int, topic: String, opcode: UInt8, payload: UnsafeRawBufferPointer) {
+        guard RedisEnvelope.fits(topic: topic, payloadCount: payload.count) else {
+            counters.droppedTooLarge += 1
+            return
+        }
         guard publisher.isUp, let connection = publisher.connection else {
             counters.droppedWhileDown += 1
             return
         }
-        guard pendingBytes + payload.count <= configuration.maxPendingBytes,
-              let frame = RedisEnvelope.encode(kind: kind, opcode: opcode, instance: configuration.instance,
-                                               server: UInt32(truncatingIfNeeded: server), topic: topic, payload: payload) else {
+        guard pendingBytes + payload.count <= configuration.maxPendingBytes else {
             counters.droppedQueueFull += 1
             return
         }
+        _ = RedisEnvelope.encode(kind: kind, opcode: opcode, instance: configuration.instance,
+                                 server: UInt32(truncatingIfNeeded: server), topic: topic, payload: payload, into: &frame)
+        // hiredis copied the frame into its output buffer when this returns; the buffer is ours again.
         guard connection.publish(channel: channel, message: frame) else {
             counters.droppedWhileDown += 1
             return
@@ -125,7 +135,12 @@ public final class RedisBridge {
         counters.published += 1
         pendingSizes.append(frame.count)
         pendingBytes += frame.count
+        if frame.capacity > Self.retainedFrameCapacity { frame = [] }
     }
+
+    /// Largest frame buffer kept between messages (64 KiB): a rare huge broadcast does not pin its
+    /// size in every worker.
+    static let retainedFrameCapacity = 64 * 1024
 
     private func publishDone() {
         guard pendingHead < pendingSizes.count else { return }

@@ -60,22 +60,39 @@ public struct RedisEnvelope: Equatable, Sendable {
         case malformed(String)
     }
 
+    /// Whether a payload of `payloadCount` bytes under `topic` fits what a receiver accepts.
+    public static func fits(topic: String, payloadCount: Int) -> Bool {
+        payloadCount <= maxPayload && topic.utf8.count <= maxTopic
+    }
+
     /// The frame's bytes, or nil when the payload or topic is beyond what a receiver accepts.
     public static func encode(kind: Kind, opcode: UInt8, instance: UInt64, server: UInt32, topic: String = "",
                               payload: UnsafeRawBufferPointer) -> [UInt8]? {
-        let topicBytes = Array(topic.utf8)
-        guard payload.count <= maxPayload, topicBytes.count <= maxTopic else { return nil }
         var out: [UInt8] = []
-        out.reserveCapacity(headerSize + topicBytes.count + payload.count)
+        return encode(kind: kind, opcode: opcode, instance: instance, server: server, topic: topic, payload: payload,
+                      into: &out) ? out : nil
+    }
+
+    /// Replaces `out`'s bytes with the frame (its capacity is kept: a sender reuses one buffer, so a
+    /// message costs no allocation); false, `out` untouched, when it does not `fits`.
+    public static func encode(kind: Kind, opcode: UInt8, instance: UInt64, server: UInt32, topic: String = "",
+                              payload: UnsafeRawBufferPointer, into out: inout [UInt8]) -> Bool {
+        guard fits(topic: topic, payloadCount: payload.count) else { return false }
+        let topicCount = topic.utf8.count
+        out.removeAll(keepingCapacity: true)
+        out.reserveCapacity(headerSize + topicCount + payload.count)
         out += magic
-        out += [version, kind.rawValue, opcode, 0]
+        out.append(version)
+        out.append(kind.rawValue)
+        out.append(opcode)
+        out.append(0)
         append(&out, instance, bytes: 8)
         append(&out, UInt64(server), bytes: 4)
-        append(&out, UInt64(topicBytes.count), bytes: 2)
-        out += topicBytes
+        append(&out, UInt64(topicCount), bytes: 2)
+        out += topic.utf8
         append(&out, UInt64(payload.count), bytes: 4)
         out += payload
-        return out
+        return true
     }
 
     private static func append(_ out: inout [UInt8], _ value: UInt64, bytes: Int) {

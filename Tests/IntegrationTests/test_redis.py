@@ -86,9 +86,9 @@ def health(port: int) -> tuple[int, str]:
     return resp.status, resp.body.decode()
 
 
-def linked(port: int) -> bool:
+def linked(port: int, workers: int = 2) -> bool:
     status, body = health(port)
-    return status == 200 and "degraded" not in body and sum(metrics(port).get("shoal_redis_up", {}).values()) == 2
+    return status == 200 and "degraded" not in body and sum(metrics(port).get("shoal_redis_up", {}).values()) == workers
 
 
 def total(port: int, name: str, **labels) -> float:
@@ -298,6 +298,31 @@ def test_a_stalled_redis_never_blocks_the_loop_and_the_queue_bound_drops(shoal, 
             await ws.close()
 
     run(go())
+
+
+def test_a_broadcast_larger_than_a_receiver_takes_is_dropped_as_too_large_not_queue_full(shoal, redis):
+    """A program may allow messages over 16 MiB (--max-message-size); no instance takes one that
+    large from Redis, so it is not sent there and is counted under its own reason: the queue was
+    never full."""
+    name = f"t{uuid.uuid4().hex[:8]}"
+    a = shoal("--handler", "broadcast", "--workers", "1", "--redis", redis_url(redis), "--cluster-name", name,
+              "--max-message-size", str(17 * 1024 * 1024))
+    wait_until(lambda: linked(a.port, workers=1), what="instance linked to Redis")
+
+    async def go():
+        ws = await connect(a.port, max_size=None)
+        huge = b"h" * (16 * 1024 * 1024 + 1)
+        await ws.send(huge)
+        assert await recv(ws) == huge, "delivered locally all the same"
+        await ws.send("small")
+        assert await recv(ws) == "small"
+        await ws.close()
+
+    run(go())
+    wait_until(lambda: total(a.port, "shoal_redis_published_total") == 1, what="the small broadcast published")
+    assert total(a.port, "shoal_redis_dropped_total", reason="too_large") == 1
+    assert total(a.port, "shoal_redis_dropped_total", reason="queue_full") == 0
+    assert total(a.port, "shoal_redis_dropped_total", reason="down") == 0
 
 
 def test_garbage_on_the_channel_is_counted_and_ignored(shoal, redis, tmp_path):

@@ -130,6 +130,7 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
         stats.add(.received, now.received - publishedRedis.received)
         stats.add(.droppedWhileDown, now.droppedWhileDown - publishedRedis.droppedWhileDown)
         stats.add(.droppedQueueFull, now.droppedQueueFull - publishedRedis.droppedQueueFull)
+        web.metrics.countRedisDroppedTooLarge(now.droppedTooLarge - publishedRedis.droppedTooLarge)
         stats.add(.invalid, now.invalid - publishedRedis.invalid)
         publishedRedis = now
         stats.redisLink = redis.isUp ? 2 : 1

@@ -69,6 +69,7 @@ extension WebServer {
             var limits: [Int]
             var redisLink = 0
             var redis: [Int] = []
+            var redisTooLarge = 0
         }
         var rows: [Row] = []
         if let cluster {
@@ -79,7 +80,8 @@ extension WebServer {
                 rows.append(Row(slot: slot, pid: s.pid, connections: s.connections, messagesIn: s.messagesIn,
                                 messagesOut: s.messagesOut, bytesIn: s.bytesIn, bytesOut: s.bytesOut, drops: s.drops,
                                 busMessagesOut: s.busMessagesOut, busHolds: Int(clamping: segment.metrics(slot: slot).busHolds), restarts: s.restarts, watchdogKills: s.watchdogKills, limits: WorkerStats.LimitEvent.allCases.map { s[$0] },
-                                redisLink: s.redisLink, redis: WorkerStats.RedisCounter.allCases.map { s[$0] }))
+                                redisLink: s.redisLink, redis: WorkerStats.RedisCounter.allCases.map { s[$0] },
+                                redisTooLarge: Int(clamping: segment.metrics(slot: slot).redisDroppedTooLarge)))
             }
         } else {
             let traffic = self.traffic
@@ -132,7 +134,7 @@ extension WebServer {
             $0.limits[WorkerStats.LimitEvent.rejectedProxyHeader.rawValue]
         }
         if rows.contains(where: { $0.redisLink != 0 }) {
-            redisFamilies(rows.filter { $0.redisLink != 0 }.map { ($0.slot, $0.redisLink, $0.redis) }, into: &text)
+            redisFamilies(rows.filter { $0.redisLink != 0 }.map { ($0.slot, $0.redisLink, $0.redis, $0.redisTooLarge) }, into: &text)
         }
         limitFamily("shoal_tls_handshake_failures_total",
                     "TLS handshakes that failed: plain_http (HTTP to the TLS port), protocol (a version, cipher or ALPN refused), malformed (garbage, a bad record, the peer's alert), timeout.",
@@ -144,8 +146,8 @@ extension WebServer {
     }
 
     /// The Redis link's series (only with --redis): per worker, since each holds its own connections.
-    private func redisFamilies(_ rows: [(slot: Int, link: Int, counts: [Int])], into text: inout String) {
-        func family(_ name: String, _ kind: String, _ help: String, _ value: ((slot: Int, link: Int, counts: [Int])) -> Int) {
+    private func redisFamilies(_ rows: [(slot: Int, link: Int, counts: [Int], tooLarge: Int)], into text: inout String) {
+        func family(_ name: String, _ kind: String, _ help: String, _ value: ((slot: Int, link: Int, counts: [Int], tooLarge: Int)) -> Int) {
             text += "# HELP \(name) \(help)\n# TYPE \(name) \(kind)\n"
             for row in rows { text += "\(name){worker=\"\(row.slot)\"} \(value(row))\n" }
         }
@@ -157,10 +159,11 @@ extension WebServer {
         family("shoal_redis_received_total", "counter", "Broadcasts and topic publishes from other instances received from Redis and delivered here.") {
             $0.counts[Counter.received.rawValue]
         }
-        text += "# HELP shoal_redis_dropped_total Broadcasts and publishes the other instances did not get: the link was down, or Redis had not taken the earlier ones (queue full).\n# TYPE shoal_redis_dropped_total counter\n"
+        text += "# HELP shoal_redis_dropped_total Broadcasts and publishes the other instances did not get: the link was down, Redis had not taken the earlier ones (queue full), or the message was larger than a receiver takes (too large).\n# TYPE shoal_redis_dropped_total counter\n"
         for row in rows {
             text += "shoal_redis_dropped_total{worker=\"\(row.slot)\",reason=\"down\"} \(row.counts[Counter.droppedWhileDown.rawValue])\n"
             text += "shoal_redis_dropped_total{worker=\"\(row.slot)\",reason=\"queue_full\"} \(row.counts[Counter.droppedQueueFull.rawValue])\n"
+            text += "shoal_redis_dropped_total{worker=\"\(row.slot)\",reason=\"too_large\"} \(row.tooLarge)\n"
         }
         family("shoal_redis_invalid_total", "counter", "Messages on the cluster's Redis channel ignored: not Shoal's, another version, truncated, oversized or malformed.") {
             $0.counts[Counter.invalid.rawValue]

@@ -21,7 +21,9 @@ import ShoalPosix
 //   400  handlerSeriesRefused   swift-metrics series the handlers asked for and did not get (table full,
 //                               key too long, name reserved or taken by another kind): HandlerSeriesTable
 //   408  busHolds               times a backed-up bus channel made this worker hold its client input
-//   416  reserved to 768
+//   416  redisDroppedTooLarge   broadcasts and publishes not sent to Redis: beyond what a receiver takes
+//                               (the other Redis counters are in WorkerStats, whose block is full)
+//   424  reserved to 768
 //
 // Writer: the worker in the slot. When a new worker takes the slot the supervisor zeroes the
 // process figures and the gauge (`resetProcess()`), never the counters: they keep counting for the
@@ -44,6 +46,7 @@ public struct WorkerMetrics: Sendable {
         static let messageSize = 288
         static let handlerSeriesRefused = 400
         static let busHolds = 408
+        static let redisDroppedTooLarge = 416
     }
 
     /// Close codes counted on their own; any other code counts as "other".
@@ -153,7 +156,14 @@ public struct WorkerMetrics: Sendable {
         add(Field.busHolds, 1)
     }
 
+    /// Messages the Redis bridge did not send because no receiver would take them.
+    public func countRedisDroppedTooLarge(_ count: Int) {
+        if count > 0 { add(Field.redisDroppedTooLarge, UInt64(count)) }
+    }
+
     // MARK: Reading (any process)
+
+    public var redisDroppedTooLarge: UInt64 { load(Field.redisDroppedTooLarge) }
 
     public var busHolds: UInt64 { load(Field.busHolds) }
 
