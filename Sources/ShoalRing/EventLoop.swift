@@ -24,8 +24,6 @@ public final class EventLoop: @unchecked Sendable {
         var generation: UInt32 = 0
         var delegate: (any SocketDelegate)?
         var sendQueue = SendQueue()
-        /// With a transform (TLS) only: the transform and the plaintext waiting for it.
-        var transformed: TransformedSending?
         var lifecycle = SocketLifecycle()
         var onFlushList = false
         var inUse = false
@@ -43,6 +41,10 @@ public final class EventLoop: @unchecked Sendable {
     // `write(_:reserving:_:)` writes send memory only). The runtime check (a thread-local access set,
     // swift_beginAccess/endAccess) was ~4% of a worker's CPU under echo load.
     @exclusivity(unchecked) private var slots: ContiguousArray<Slot> = []
+    /// The transform (TLS) and plaintext queue of each socket that has one, by slot index, beside
+    /// `slots` rather than in them: a plain socket's slot is then 40 bytes. Empty until the first
+    /// transform (a ws:// loop never allocates it), then grown to the slot count.
+    @exclusivity(unchecked) private var transformedSlots: ContiguousArray<TransformedSending?> = []
     private var freeSlots: [UInt32] = []
     @exclusivity(unchecked) private var flushList: [UInt32] = []
     private var listeners: [Listener] = []
@@ -213,18 +215,23 @@ public final class EventLoop: @unchecked Sendable {
     /// Bytes queued on the socket and not yet taken by the kernel.
     public func bufferedAmount(_ handle: SocketHandle) -> Int {
         guard isCurrent(handle) else { return 0 }
-        return Self.queuedBytes(of: slots[Int(handle.index)])
+        return queuedBytes(at: Int(handle.index))
     }
 
     /// Bytes queued on every socket and not yet taken by the kernel, plaintext a transform has
     /// not sealed yet included, as in `bufferedAmount` (walks every slot: for a once-a-second
     /// metrics sample, not the hot path).
     public var queuedBytes: Int {
-        slots.reduce(0) { $0 + Self.queuedBytes(of: $1) }
+        slots.indices.reduce(0) { $0 + queuedBytes(at: $1) }
     }
 
-    private static func queuedBytes(of slot: Slot) -> Int {
-        slot.sendQueue.queuedBytes + (slot.transformed?.plainQueue.queuedBytes ?? 0)
+    private func queuedBytes(at i: Int) -> Int {
+        slots[i].sendQueue.queuedBytes + (transformed(i)?.plainQueue.queuedBytes ?? 0)
+    }
+
+    /// The transform side of slot `i`, nil for a plain socket.
+    @inline(__always) private func transformed(_ i: Int) -> TransformedSending? {
+        i < transformedSlots.count ? transformedSlots[i] : nil
     }
 
     /// Stops delivering bytes from this socket until `resumeReceiving`: the armed receive is
@@ -250,8 +257,8 @@ public final class EventLoop: @unchecked Sendable {
     public func write(_ handle: SocketHandle, _ bytes: UnsafeRawBufferPointer) {
         guard isWritable(handle), bytes.count > 0 else { return }
         let i = Int(handle.index)
-        if let transformed = slots[i].transformed {
-            transformed.plainQueue.append(bytes, pool: pool)
+        if let side = transformed(i) {
+            side.plainQueue.append(bytes, pool: pool)
         } else {
             slots[i].sendQueue.append(bytes, pool: pool)
         }
@@ -265,8 +272,8 @@ public final class EventLoop: @unchecked Sendable {
     public func write(_ handle: SocketHandle, reserving count: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Void) -> Bool {
         guard isWritable(handle) else { return false }
         let i = Int(handle.index)
-        if let transformed = slots[i].transformed {
-            transformed.plainQueue.append(count: count, pool: pool, fill)
+        if let side = transformed(i) {
+            side.plainQueue.append(count: count, pool: pool, fill)
         } else {
             slots[i].sendQueue.append(count: count, pool: pool, fill)
         }
@@ -280,7 +287,7 @@ public final class EventLoop: @unchecked Sendable {
         let i = Int(handle.index)
         var linger: UInt64?
         if case .graceful(let nanoseconds) = mode { linger = nanoseconds }
-        if slots[i].transformed != nil { endTransform(i, graceful: linger != nil) }
+        if transformed(i) != nil { endTransform(i, graceful: linger != nil) }
         let actions = slots[i].lifecycle.closeRequested(graceful: linger != nil, queueIsEmpty: slots[i].sendQueue.isEmpty)
         if actions.contains(.armLingerTimer), let linger {
             timers.insert(deadline: deadline(after: linger), .socket(index: handle.index, generation: handle.generation, kind: Self.lingerTimerKind))
@@ -337,7 +344,7 @@ public final class EventLoop: @unchecked Sendable {
         if actions.isEmpty { return }
         if actions.contains(.releaseAll) {
             slots[i].sendQueue.discardAll(pool: pool)
-            slots[i].transformed?.plainQueue.discardAll(pool: pool)
+            transformed(i)?.plainQueue.discardAll(pool: pool)
         }
         if actions.contains(.releaseUnsent) { slots[i].sendQueue.discardAllButHead(pool: pool) }
         if actions.contains(.flush) { scheduleFlush(UInt32(i)) }
@@ -382,10 +389,13 @@ public final class EventLoop: @unchecked Sendable {
                              feeding bytes: UnsafeRawBufferPointer? = nil) {
         guard isCurrent(handle) else { return }
         let i = Int(handle.index)
-        if let transformed = slots[i].transformed {
-            transformed.transform = transform
+        if let side = transformed(i) {
+            side.transform = transform
         } else {
-            slots[i].transformed = TransformedSending(transform: transform)
+            if transformedSlots.count < slots.count {
+                transformedSlots.append(contentsOf: repeatElement(nil, count: slots.count - transformedSlots.count))
+            }
+            transformedSlots[i] = TransformedSending(transform: transform)
         }
         if let bytes, bytes.count > 0 {
             receiveThroughTransform(bytes, i, handle)
@@ -396,19 +406,20 @@ public final class EventLoop: @unchecked Sendable {
 
     /// The socket's transform, if it has one.
     public func transform(of handle: SocketHandle) -> (any StreamTransform)? {
-        isCurrent(handle) ? slots[Int(handle.index)].transformed?.transform : nil
+        isCurrent(handle) ? transformed(Int(handle.index))?.transform : nil
     }
 
     /// Drops the socket's transform and the plaintext still waiting for it.
     private func dropTransform(_ i: Int) {
-        slots[i].transformed?.plainQueue.discardAll(pool: pool)
-        slots[i].transformed = nil
+        guard let side = transformed(i) else { return }
+        side.plainQueue.discardAll(pool: pool)
+        transformedSlots[i] = nil
     }
 
     /// Received bytes into the transform, plaintext out to the delegate (re-read at every piece:
     /// an HTTP session that upgrades hands the socket to a new delegate in the middle).
     private func receiveThroughTransform(_ bytes: UnsafeRawBufferPointer, _ i: Int, _ handle: SocketHandle) {
-        guard let transform = slots[i].transformed?.transform else { return }
+        guard let transform = transformed(i)?.transform else { return }
         let scratch = transformScratch ?? UnsafeMutableRawBufferPointer.allocate(byteCount: 16 * 1024, alignment: 16)
         transformScratch = scratch
         let wasEstablished = transform.isEstablished
@@ -423,7 +434,7 @@ public final class EventLoop: @unchecked Sendable {
             break
         case .established:
             // Plaintext written before the handshake ended (a client's upgrade request) can go now.
-            if !wasEstablished && slots[i].transformed?.plainQueue.isEmpty == false { scheduleFlush(UInt32(i)) }
+            if !wasEstablished && transformed(i)?.plainQueue.isEmpty == false { scheduleFlush(UInt32(i)) }
         case .endOfStream:
             slots[i].delegate?.readEnded(on: handle, error: nil)
         case .failed:
@@ -441,11 +452,11 @@ public final class EventLoop: @unchecked Sendable {
     /// records) and queues the result for the kernel; called by `flush`, so it schedules nothing.
     /// Waits while the transform is not established.
     private func sealPlaintext(_ i: Int) {
-        guard let transformed = slots[i].transformed else { return }
-        let transform = transformed.transform
+        guard let side = transformed(i) else { return }
+        let transform = side.transform
         var sealed = true
-        if transform.isEstablished && !transformed.plainQueue.isEmpty {
-            transformed.plainQueue.drainAll(pool: pool) { piece in
+        if transform.isEstablished && !side.plainQueue.isEmpty {
+            side.plainQueue.drainAll(pool: pool) { piece in
                 if sealed { sealed = transform.seal(piece) }
             }
         }
@@ -456,7 +467,7 @@ public final class EventLoop: @unchecked Sendable {
     /// Moves what the transform has to send into the socket's send queue; true when it moved any
     /// (the caller schedules the flush, unless it is the flush).
     private func moveTransformOutput(_ i: Int) -> Bool {
-        guard let transform = slots[i].transformed?.transform else { return false }
+        guard let transform = transformed(i)?.transform else { return false }
         var pending = transform.pendingOutputCount
         guard pending > 0 else { return false }
         while pending > 0 {
@@ -473,12 +484,12 @@ public final class EventLoop: @unchecked Sendable {
     /// Before a close: a graceful one seals what is queued and adds the transform's end of stream
     /// (close_notify); an abort drops the plaintext.
     private func endTransform(_ i: Int, graceful: Bool) {
-        if graceful, let transform = slots[i].transformed?.transform, slots[i].lifecycle.acceptsWrites {
+        if graceful, let transform = transformed(i)?.transform, slots[i].lifecycle.acceptsWrites {
             sealPlaintext(i)
             if transform.isEstablished { transform.finish() }
             if moveTransformOutput(i) { scheduleFlush(UInt32(i)) }
         }
-        slots[i].transformed?.plainQueue.discardAll(pool: pool)
+        transformed(i)?.plainQueue.discardAll(pool: pool)
     }
 
     // MARK: Running
@@ -523,7 +534,7 @@ public final class EventLoop: @unchecked Sendable {
             let i = Int(index)
             slots[i].onFlushList = false
             guard slots[i].inUse else { continue }
-            if slots[i].transformed != nil {
+            if transformed(i) != nil {
                 sealPlaintext(i)
                 guard slots[i].inUse else { continue }  // a seal that failed aborted the socket
             }
@@ -570,7 +581,7 @@ public final class EventLoop: @unchecked Sendable {
             // `closed(on:)` once this call returned, not inside it.
             if slots[i].lifecycle.deliversBytes {
                 let bytes = backend.receivedBytes(bufferID: id, count: Int(completion.result))
-                if slots[i].transformed != nil {
+                if transformed(i) != nil {
                     receiveThroughTransform(UnsafeRawBufferPointer(bytes), i, handle)
                 } else if let delegate = slots[i].delegate {
                     delegate.received(bytes, on: handle)
@@ -607,7 +618,7 @@ public final class EventLoop: @unchecked Sendable {
         } else {
             outcome = .failed
         }
-        let actions = slots[i].lifecycle.sendCompleted(outcome, queueIsEmpty: Self.queuedBytes(of: slots[i]) == 0)
+        let actions = slots[i].lifecycle.sendCompleted(outcome, queueIsEmpty: queuedBytes(at: i) == 0)
         perform(actions, i)
         if actions.contains(.notifyDrained) {
             slots[i].delegate?.drained(on: handle)
@@ -713,6 +724,7 @@ public final class EventLoop: @unchecked Sendable {
         abandonConnects()
         for (delegate, handle) in ended { delegate.closed(on: handle) }
         slots.removeAll()
+        transformedSlots.removeAll()
         freeSlots.removeAll()
         flushList.removeAll()
         listeners.removeAll()
