@@ -63,7 +63,7 @@ let package = Package(
         // RFC 6455 and HTTP/1.1 upgrade: pure, no I/O.
         .target(
             name: "ShoalWire",
-            dependencies: ["CZlib"],
+            dependencies: ["CZlib", "COpenSSL"],
             swiftSettings: strict
         ),
         // TLS through memory buffers (no I/O): the engine wss:// in the worker and the client share.

@@ -1,6 +1,8 @@
 // The server side of the opening handshake (RFC 6455 §4.2): decides whether a request is a valid
 // WebSocket upgrade, says which HTTP error to answer otherwise, and computes Sec-WebSocket-Accept.
 
+import COpenSSL
+
 /// Validation of WebSocket upgrade requests and the accept key.
 public enum WebSocketUpgrade {
     /// The GUID appended to the client's key before hashing (RFC 6455 §1.3).
@@ -53,7 +55,12 @@ public enum WebSocketUpgrade {
     public static func acceptValue(forKey key: String) -> String {
         // SHA-1 is what the RFC mandates here; it proves the server understood the handshake, it is not
         // used for security.
-        Base64.encode(SHA1.digest(Array((key + guid).utf8)))
+        let input = Array((key + guid).utf8)
+        var digest = [UInt8](repeating: 0, count: 20)
+        // SHA-1 over memory cannot fail; a failure would leave zeros, and the client would then
+        // refuse the handshake (a wrong accept value), not misread it.
+        _ = shoal_sha1(input, input.count, &digest)
+        return Base64.encode(digest)
     }
 
     private static func trimmed(_ value: String) -> String {
