@@ -16,7 +16,7 @@ final class ScriptedFanOutServer: WebSocketServerHandler, WebSocketConnectionHan
 }
 
 @Suite struct FanOutQueueTests {
-    private static let small = FanOutSlicing.Limits(recipientsPerSlice: 3, nanosecondsPerSlice: .max, maxQueued: 64)
+    private static let small = FanOutSlicing.Limits(deliveriesPerSlice: 3, nanosecondsPerSlice: .max, maxQueued: 64)
 
     /// `count` clients on one server with small slices; the first client is the one that triggers.
     private func serve(_ count: Int, limits: FanOutSlicing.Limits = small) throws
@@ -94,7 +94,7 @@ final class ScriptedFanOutServer: WebSocketServerHandler, WebSocketConnectionHan
     }
 
     @Test func aFullQueueFinishesItsOldestAndLosesNothing() throws {
-        let (server, _, handler, clients) = try serve(7, limits: .init(recipientsPerSlice: 2, nanosecondsPerSlice: .max, maxQueued: 2))
+        let (server, _, handler, clients) = try serve(7, limits: .init(deliveriesPerSlice: 2, nanosecondsPerSlice: .max, maxQueued: 2))
         handler.onText = { ws, _ in for n in 0..<20 { ws.wss.broadcast("\(n)") } }
         clients[0].send("go")
         server.settle()

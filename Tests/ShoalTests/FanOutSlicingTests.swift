@@ -5,11 +5,11 @@ import Testing
 @testable import Shoal
 
 @Suite struct FanOutSlicingTests {
-    private static let limits = FanOutSlicing.Limits(recipientsPerSlice: 4, nanosecondsPerSlice: 1_000, maxQueued: 2)
+    private static let limits = FanOutSlicing.Limits(deliveriesPerSlice: 4, compressedDeliveryCost: 2, nanosecondsPerSlice: 1_000, maxQueued: 2)
 
     /// Whether the slice goes on after each recipient served at these times.
-    private func serve(_ slicing: inout FanOutSlicing, at times: [UInt64]) -> [Bool] {
-        times.map { slicing.shouldContinue(now: $0) }
+    private func serve(_ slicing: inout FanOutSlicing, at times: [UInt64], compressed: Bool = false) -> [Bool] {
+        times.map { slicing.shouldContinue(now: $0, compressed: compressed) }
     }
 
     @Test func aSmallFanOutIsDeliveredAtOnceAndNothingIsScheduled() {
@@ -56,11 +56,30 @@ import Testing
         #expect(slicing.queued == 0)
     }
 
-    @Test func aSliceStopsWhenItsTimeIsSpentWhateverTheCount() {
+    @Test func aSliceThatCompressesPerRecipientStopsWhenItsTimeIsSpent() {
         var slicing = FanOutSlicing(limits: Self.limits)
         _ = slicing.messageArrived(turn: 1, now: 10_000)
-        let goesOn = serve(&slicing, at: [10_500, 11_000])
+        let goesOn = serve(&slicing, at: [10_500, 11_000], compressed: true)
         #expect(goesOn == [true, false])
+    }
+
+    @Test func plainDeliveriesAreCountedNotTimed() {
+        // Their cost is the kernel's, in the submit after the slice: the count bounds it.
+        var slicing = FanOutSlicing(limits: Self.limits)
+        _ = slicing.messageArrived(turn: 1, now: 0)
+        let goesOn = serve(&slicing, at: [5_000, 10_000, 15_000, 20_000])
+        #expect(goesOn == [true, true, true, false])
+    }
+
+    @Test func aCompressedDeliveryCountsForSeveralPlainOnes() {
+        var slicing = FanOutSlicing(limits: Self.limits)
+        _ = slicing.messageArrived(turn: 1, now: 0)
+        let plain = serve(&slicing, at: [1])
+        let compressed = serve(&slicing, at: [2], compressed: true)
+        let last = serve(&slicing, at: [3])
+        #expect(plain == [true])
+        #expect(compressed == [true])  // 1 + 2 of 4
+        #expect(last == [false])
     }
 
     @Test func messagesOfOneTurnShareItsBudget() {

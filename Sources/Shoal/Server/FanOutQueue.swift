@@ -1,7 +1,7 @@
 // A server's fan-outs (broadcasts and publishes) on one worker, delivered in slices across loop
-// turns (FanOutSlicing decides how much per turn): a broadcast to 10,000 clients, compressed per
-// recipient or not, no longer holds the loop for its whole length, so the worker reads and answers
-// its other clients in between. Per connection, messages keep the order they were sent in: a
+// turns when they are large (FanOutSlicing decides how much per turn): a broadcast compressed per
+// recipient, or one to more than 2,048 clients, no longer holds the loop for its whole length, so
+// the worker reads and answers its other clients in between. Per connection, messages keep the order they were sent in: a
 // direct send or close to a connection that a waiting fan-out has not reached yet first delivers
 // what waits for it (`catchUp`).
 import ShoalRing
@@ -42,8 +42,9 @@ final class FanOutQueue {
     private var delivering = false
     /// The clock slices are measured with (CLOCK_MONOTONIC; a test may pass its own).
     private let clock: () -> UInt64
-    /// `options.compression == .shared`, and its threshold (read per delivery).
+    /// `options.compression` is `.shared` / `.dedicated`, and its threshold (read per delivery).
     private let compressesOnce: Bool
+    private let compressesPerRecipient: Bool
     private let compressionThreshold: Int
 
     init(server: WebSocketServer, limits: FanOutSlicing.Limits = .init(),
@@ -52,6 +53,7 @@ final class FanOutQueue {
         slicing = FanOutSlicing(limits: limits)
         self.clock = clock
         compressesOnce = server.options.compression == .shared
+        if case .dedicated = server.options.compression { compressesPerRecipient = true } else { compressesPerRecipient = false }
         compressionThreshold = server.options.compressionThreshold
     }
 
@@ -60,14 +62,21 @@ final class FanOutQueue {
     func fanOut<Recipients: Sequence<WebSocketConnection>>(
         _ opcode: Opcode, _ payload: UnsafeRawBufferPointer, to recipients: Recipients, except: Int
     ) {
+        let perRecipient = compressesPerRecipient && payload.count >= compressionThreshold
+        if !isWaiting && !perRecipient && recipients.underestimatedCount <= slicing.limits.deliveriesPerSlice {
+            // Kernel-bound and small: whole, now (the many fan-outs of a busy turn share one send per socket).
+            var compressed = CompressedOnce()
+            for connection in recipients where connection.id != except { _ = deliver(opcode, payload, to: connection, &compressed) }
+            return
+        }
         switch slicing.messageArrived(turn: server.loop.now, now: clock()) {
         case .deliverNow:
             var compressed = CompressedOnce()
             var rest = recipients.makeIterator()
             delivering = true
             while let connection = rest.next() {
-                if connection.id != except { deliver(opcode, payload, to: connection, &compressed) }
-                if !slicing.shouldContinue(now: clock()) {
+                let alone = connection.id != except && deliver(opcode, payload, to: connection, &compressed)
+                if !slicing.shouldContinue(now: clock(), compressed: alone) {
                     let left = ContiguousArray(IteratorSequence(rest))
                     delivering = false
                     if !left.isEmpty {
@@ -99,7 +108,7 @@ final class FanOutQueue {
             guard message.recipients[message.next...].contains(where: { $0 === connection }) else { continue }
             message.servedEarly.insert(key)
             if connection.id != message.except {
-                message.payload.withUnsafeBytes { deliver(message.opcode, $0, to: connection, &message.compressed) }
+                _ = message.payload.withUnsafeBytes { deliver(message.opcode, $0, to: connection, &message.compressed) }
             }
         }
     }
@@ -131,11 +140,12 @@ final class FanOutQueue {
             while message.next < message.recipients.count {
                 let connection = message.recipients[message.next]
                 message.next += 1
+                var alone = false
                 if connection.id != message.except,
                    message.servedEarly.isEmpty || !message.servedEarly.contains(ObjectIdentifier(connection)) {
-                    message.payload.withUnsafeBytes { deliver(message.opcode, $0, to: connection, &message.compressed) }
+                    alone = message.payload.withUnsafeBytes { deliver(message.opcode, $0, to: connection, &message.compressed) }
                 }
-                if !slicing.shouldContinue(now: clock()) {
+                if !slicing.shouldContinue(now: clock(), compressed: alone) {
                     if message.next == message.recipients.count { removeOldest() }
                     break sliceLoop
                 }
@@ -154,7 +164,7 @@ final class FanOutQueue {
             let connection = message.recipients[message.next]
             message.next += 1
             if connection.id != message.except, !message.servedEarly.contains(ObjectIdentifier(connection)) {
-                message.payload.withUnsafeBytes { deliver(message.opcode, $0, to: connection, &message.compressed) }
+                _ = message.payload.withUnsafeBytes { deliver(message.opcode, $0, to: connection, &message.compressed) }
             }
         }
         delivering = false
@@ -170,19 +180,22 @@ final class FanOutQueue {
     /// One delivery. With shared compression the message is compressed once (per window size) and
     /// that frame goes to every recipient that negotiated it; with dedicated compression each
     /// recipient's own compressor takes it (its window is its own); otherwise it goes plain.
+    /// Returns whether it compressed for this recipient alone.
+    @discardableResult
     private func deliver(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, to connection: WebSocketConnection,
-                         _ compressed: inout CompressedOnce) {
+                         _ compressed: inout CompressedOnce) -> Bool {
         guard compressesOnce, payload.count >= compressionThreshold else {
             connection.queueFrame(opcode, payload)
-            return
+            return compressesPerRecipient && connection.deflater != nil && payload.count >= compressionThreshold
         }
         guard let deflater = connection.deflater else {
             connection.queueFrame(opcode, payload, compress: false)
-            return
+            return false
         }
         compressed.bytes(of: payload, with: deflater).withUnsafeBytes {
             connection.sendPrecompressed(opcode, $0, messageSize: payload.count)
         }
+        return false
     }
 }
 
