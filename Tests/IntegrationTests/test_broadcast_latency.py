@@ -24,8 +24,11 @@ from test_bench_smoke import bench_bin
 SUBSCRIBERS = 3000
 # A publish reaches 3,000 clients in ~200 ms of the worker's time (compression and the kernel's
 # sends); sliced, a turn does at most ~2 ms of compression and 256 sends. The bound is far above
-# the sliced figure on a loaded machine and well below a loop held for a whole fan-out.
+# the sliced figure (p95 ~25 ms here) and well below a loop held for whole fan-outs (p95 212 ms
+# on io_uring, 1,361 ms on epoll). On a machine so loaded that the probe alone is slow, the bound
+# is 4 times the probe's own p95 before the broadcasts, if that is more.
 ECHO_P95_BOUND_MS = 100.0
+REFERENCE_SECONDS = 2.0
 
 
 def echo_probe(url: str, stop: threading.Event, samples: list[tuple[int, float]]) -> None:
@@ -55,6 +58,7 @@ def test_dedicated_compression_broadcast_does_not_hold_echo(shoal, backend):
     samples: list[tuple[int, float]] = []
     probe = threading.Thread(target=echo_probe, args=(srv.url(), stop, samples), daemon=True)
     probe.start()
+    time.sleep(REFERENCE_SECONDS)
     bench_start = time.monotonic_ns()
     try:
         proc = subprocess.run([bench_bin(), "topics", "--url", srv.url(), "--topics", "1",
@@ -76,9 +80,11 @@ def test_dedicated_compression_broadcast_does_not_hold_echo(shoal, backend):
     # Requests are due every 10 ms: far fewer answers than that means they stopped altogether.
     assert len(during) >= 100, f"only {len(during)} echo answers during the broadcasts"
     p95 = during[int(0.95 * (len(during) - 1))]
+    alone = sorted(ms for t, ms in samples if t < bench_start)
+    bound = max(ECHO_P95_BOUND_MS, 4 * alone[int(0.95 * (len(alone) - 1))]) if alone else ECHO_P95_BOUND_MS
     print(f"{backend}: {len(during)} echo answers, median {during[len(during) // 2]:.1f} ms, p95 {p95:.1f} ms, "
-          f"max {during[-1]:.1f} ms; {run['count']} deliveries of {run['extra']['sent']} publishes")
-    assert p95 < ECHO_P95_BOUND_MS, (f"echo p95 {p95:.1f} ms during broadcasts to {SUBSCRIBERS} "
+          f"max {during[-1]:.1f} ms (bound {bound:.0f} ms); {run['count']} deliveries of {run['extra']['sent']} publishes")
+    assert p95 < bound, (f"echo p95 {p95:.1f} ms during broadcasts to {SUBSCRIBERS} "
                                      f"(median {during[len(during) // 2]:.1f} ms, max {during[-1]:.1f} ms)")
     # The publishes reached their subscribers (not all within the window when other jobs take the CPUs:
     # compressing per recipient takes most of a core at this rate).
