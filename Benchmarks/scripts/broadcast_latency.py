@@ -72,7 +72,9 @@ def percentile(values, p):
 def measure(args, label, command, deflate):
     with pinned_server(command, args.server_cpus) as (server, port):
         url = f"ws://127.0.0.1:{port}/"
-        probe_seconds = args.reference + 120 + args.warmup + args.runs * (args.duration + 1)
+        # The probe runs until the bench is done (it is stopped then): 10,000 handshakes with
+        # permessage-deflate can take minutes on a loaded machine.
+        probe_seconds = 3600
         probe_proc = subprocess.Popen(
             ["taskset", "-c", args.probe_cpus or args.server_cpus, sys.executable, os.path.abspath(__file__), "--probe", url,
              "--probe-clients", str(args.probe_clients), "--probe-interval", str(args.probe_interval),
