@@ -126,7 +126,9 @@ final class BroadcastScenario: Scenario {
         let length = options.payload == .json ? max(1 << 20, 64 * options.size) : options.size
         template = .allocate(byteCount: length, alignment: 8)
         let bytes = options.payload.bytes(length)
-        for i in 0..<length { template[i] = bytes[i] }
+        // Topics carry the payload inside a JSON string: its quotes become apostrophes there.
+        let quote = UInt8(ascii: "\""), inString = options.topics != nil
+        for i in 0..<length { template[i] = inString && bytes[i] == quote ? UInt8(ascii: "'") : bytes[i] }
         publishPrefixes = (0..<(options.topics ?? 0)).map { Array(#"{"publish":"\#(Self.topicName($0))","data":""#.utf8) }
         let longestPrefix = publishPrefixes.map(\.count).max() ?? 0
         scratch = .allocate(byteCount: options.size + longestPrefix + Self.publishSuffix.count, alignment: 8)

@@ -17,6 +17,8 @@ struct Topics: ParsableCommand {
     @Option(help: "Connections that publish (they subscribe to nothing).") var publishers = 1
     @Option(help: "Messages per second per publisher.") var rate = 100.0
     @Option(help: "Bytes of each message's data (at least 16: send time and publisher id).") var size = 32
+    @Option(help: "Data after the 16-digit stamp: letters (the same every time) or json (JSON-like records with apostrophes for quotes, different in every message).")
+    var payload = PayloadKind.letters
     @Option(help: "Seconds per measured run.") var duration = 5.0
     @Option(help: "Seconds of load before the first run, not measured (it also lets subscriptions reach every worker).")
     var warmup = 1.0
@@ -30,7 +32,7 @@ struct Topics: ParsableCommand {
 
     func run() throws {
         let plan = FanOutPlan(subscribers: topics * subscribersPerTopic, publishers: publishers, rate: rate, size: size,
-                              binary: false, payload: .letters, duration: duration, warmup: warmup, runs: common.runs,
+                              binary: false, payload: payload, duration: duration, warmup: warmup, runs: common.runs,
                               topics: topics)
         try plan.measure(common, threading)
     }

@@ -219,9 +219,17 @@ public class WebSocketConnection: @unchecked Sendable {
     // MARK: Loop side
 
     /// Queues one data frame if the connection is open (sending after terminate does nothing),
-    /// compressed when the client negotiated it and `compress` (nil: the size threshold) says so.
+    /// compressed when the client negotiated it and `compress` (nil: the size threshold) says so,
+    /// after the broadcasts and publishes sent before it that have not reached this client yet.
     @discardableResult
     func sendFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compress: Bool? = nil) -> WebSocketSendResult {
+        if wss.fanOuts.isWaiting { wss.fanOuts.catchUp(self) }
+        return queueFrame(opcode, payload, compress: compress)
+    }
+
+    /// `sendFrame` for a fan-out's own delivery (its order is the fan-out queue's).
+    @discardableResult
+    func queueFrame(_ opcode: Opcode, _ payload: UnsafeRawBufferPointer, compress: Bool? = nil) -> WebSocketSendResult {
         let queued: Int
         switch admission(payload.count) {
         case .success(let bytes): queued = bytes
@@ -285,6 +293,9 @@ public class WebSocketConnection: @unchecked Sendable {
     /// Starts the closing handshake with our close frame.
     func close(code: UInt16?, reason: String) {
         guard phase == .open else { return }
+        // What was broadcast to this client before the close goes before the close frame.
+        if wss.fanOuts.isWaiting { wss.fanOuts.catchUp(self) }
+        guard phase == .open else { return }  // catching up found a slow consumer and closed
         wss.metrics.countClose(code: code ?? 1005)
         writeCloseFrame(code: code, reason: reason)
         enterClosing(.closeSent)

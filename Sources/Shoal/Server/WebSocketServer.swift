@@ -36,6 +36,11 @@ public final class WebSocketServer: @unchecked Sendable {
     /// runs the same setup), which is how the bus names it.
     let index: Int
 
+    /// This worker's broadcasts and publishes on their way to their recipients.
+    private(set) lazy var fanOuts = FanOutQueue(server: self, limits: fanOutLimits)
+    /// How much of a fan-out one loop turn does (tests make slices small; read at the first fan-out).
+    var fanOutLimits = FanOutSlicing.Limits()
+
     /// This worker's compressors and decompressor for `compression: .shared` (nothing is allocated
     /// until a client negotiates it).
     private(set) lazy var sharedDeflateCodecs = SharedDeflateCodecs(compressionLevel: options.compressionLevel)
@@ -147,7 +152,9 @@ public final class WebSocketServer: @unchecked Sendable {
         stopped = true
         terminatedFlag.store(true, ordering: .releasing)
         web.remove(self)
+        // Each close first delivers what this server's fan-outs still hold for that connection.
         for connection in live { connection.close(code: 1001, reason: "server terminated") }
+        fanOuts.dropAll()
         handler.onTerminate(self, WebSocketServerEvent(type: "terminate"))
     }
 
@@ -210,43 +217,12 @@ public final class WebSocketServer: @unchecked Sendable {
         fanOut(opcode, payload, to: live, except: except)
     }
 
-    /// Sends one message to each of `recipients` but `except` (the local part of a broadcast or a publish).
-    /// With shared compression the message is compressed once, and that frame goes to every
-    /// recipient that negotiated it (each message stands alone: no context takeover).
+    /// Sends one message to each of `recipients` but `except` (the local part of a broadcast or a publish),
+    /// in slices across loop turns when there are many (FanOutQueue.swift).
     func fanOut<Recipients: Sequence<WebSocketConnection>>(
         _ opcode: Opcode, _ payload: UnsafeRawBufferPointer, to recipients: Recipients, except: Int
     ) {
-        guard options.compression == .shared, payload.count >= options.compressionThreshold else {
-            for connection in recipients where connection.id != except { connection.sendFrame(opcode, payload) }
-            return
-        }
-        var once = CompressedOnce()
-        for connection in recipients where connection.id != except {
-            guard let deflater = connection.deflater else {
-                connection.sendFrame(opcode, payload, compress: false)
-                continue
-            }
-            once.bytes(of: payload, with: deflater).withUnsafeBytes {
-                connection.sendPrecompressed(opcode, $0, messageSize: payload.count)
-            }
-        }
-    }
-
-    /// A broadcast's compressed payload, made on first need, per window size (clients almost all
-    /// use the largest; one that asked for a smaller window gets its own compression).
-    private struct CompressedOnce {
-        private var windowBits = 0
-        private var compressed: [UInt8] = []
-
-        mutating func bytes(of payload: UnsafeRawBufferPointer, with deflater: MessageDeflater) -> [UInt8] {
-            if windowBits == deflater.windowBits { return compressed }
-            let made = deflater.compress(payload)
-            if windowBits == 0 {
-                windowBits = deflater.windowBits
-                compressed = made
-            }
-            return made
-        }
+        fanOuts.fanOut(opcode, payload, to: recipients, except: except)
     }
 
     func connectionOpened(_ connection: WebSocketConnection) {
