@@ -10,10 +10,12 @@ import Testing
     /// Connection objects need a server; proxies are the lightest ones (no socket).
     private final class Fixture {
         let loop: EventLoop
+        /// Kept: the server holds it unowned, and a proxy looks up the cluster through it.
+        let web: WebServer
         let wss: WebSocketServer
         init() throws {
             loop = try EventLoop(backend: EpollBackend())
-            let web = WebServer(loop: loop, configuration: WebServerConfiguration(host: "127.0.0.1", port: 0),
+            web = WebServer(loop: loop, configuration: WebServerConfiguration(host: "127.0.0.1", port: 0),
                                 logger: Logger(label: "test"))
             wss = WebSocketServer(on: web, handler: RecordingServer("t", Journal()))
         }
