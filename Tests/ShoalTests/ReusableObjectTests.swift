@@ -1,8 +1,5 @@
 // How `wss.connections` hands out the other workers' connections: one proxy reused while the caller
 // keeps none, a new one as soon as it keeps one, and a kept element never changes under its holder.
-import Logging
-import ShoalRing
-import ShoalTestSupport
 import Testing
 @testable import Shoal
 
@@ -12,14 +9,15 @@ import Testing
         init(_ value: Int) { self.value = value }
     }
 
+    /// The box for `value`: the reused one set to it, or a new one (counted in `made`).
+    private static func box(for value: Int, from reusable: inout ReusableObject<Box>, counting made: inout Int) -> Box {
+        reusable.next(reuse: { $0.value = value }, make: { made += 1; return Box(value) })
+    }
+
     @Test func anObjectNobodyKeptIsHandedOutAgain() {
         var reusable = ReusableObject<Box>()
         var made = 0
-        var seen: [Int] = []
-        for value in 1...5 {
-            let box = reusable.next(reuse: { $0.value = value }, make: { made += 1; return Box(value) })
-            seen.append(box.value)
-        }
+        let seen = (1...5).map { Self.box(for: $0, from: &reusable, counting: &made).value }
         #expect(seen == [1, 2, 3, 4, 5])
         #expect(made == 1)
     }
@@ -29,7 +27,7 @@ import Testing
         var made = 0
         var kept: [Box] = []
         for value in 1...4 {
-            let box = reusable.next(reuse: { $0.value = value }, make: { made += 1; return Box(value) })
+            let box = Self.box(for: value, from: &reusable, counting: &made)
             if value.isMultiple(of: 2) { kept.append(box) }
         }
         // 1 made, reused for 2 (kept), 3 made, reused for 4 (kept).
@@ -38,35 +36,21 @@ import Testing
         #expect(kept[0] !== kept[1])
     }
 
-    /// A server with no cluster, and a snapshot of it listing two local connections and remote entries
-    /// as a cluster's registry would.
-    private final class Fixture {
-        let loop: EventLoop
-        /// Kept: the server holds it unowned, and a proxy looks up the cluster through it.
-        let web: WebServer
-        let wss: WebSocketServer
-        init() throws {
-            loop = try EventLoop(backend: EpollBackend())
-            web = WebServer(loop: loop, configuration: WebServerConfiguration(host: "127.0.0.1", port: 0),
-                                logger: Logger(label: "test"))
-            wss = WebSocketServer(on: web, handler: RecordingServer("t", Journal()))
-        }
-
-        func snapshot(local: [Int], remote: [(id: Int, slot: Int)]) -> WebSocketServer.Connections {
-            WebSocketServer.Connections(
-                server: wss,
-                local: ContiguousArray(local.map { RemoteConnection(id: $0, ownerSlot: 0, wss: wss) }),
-                remote: ContiguousArray(remote.map { WebSocketServer.Connections.RemoteEntry(id: $0.id, slot: $0.slot) }))
-        }
+    /// A snapshot listing local connections and remote entries as a cluster's registry would.
+    private func snapshot(_ server: DetachedServer, local: [Int], remote: [(id: Int, slot: Int)]) -> WebSocketServer.Connections {
+        WebSocketServer.Connections(
+            server: server.wss,
+            local: ContiguousArray(local.map { server.connection($0, ownerSlot: 0) }),
+            remote: ContiguousArray(remote.map { WebSocketServer.Connections.RemoteEntry(id: $0.id, slot: $0.slot) }))
     }
 
     private static let remote = [(id: 11, slot: 1), (id: 12, slot: 2), (id: 13, slot: 1), (id: 14, slot: 3)]
 
     @Test func aLoopOverConnectionsSeesEveryRemoteConnectionWithItsOwner() throws {
-        let fixture = try Fixture()
+        let server = try DetachedServer()
         var listed: [Int] = []
         var owners: [Int] = []
-        for connection in fixture.snapshot(local: [1, 2], remote: Self.remote) {
+        for connection in snapshot(server, local: [1, 2], remote: Self.remote) {
             listed.append(connection.id)
             owners.append((connection as? RemoteConnection)?.ownerSlot ?? -1)
         }
@@ -75,8 +59,8 @@ import Testing
     }
 
     @Test func connectionsKeptFromALoopKeepTheirIds() throws {
-        let fixture = try Fixture()
-        let connections = fixture.snapshot(local: [1], remote: Self.remote)
+        let server = try DetachedServer()
+        let connections = snapshot(server, local: [1], remote: Self.remote)
         var kept: [WebSocketConnection] = []
         for connection in connections where connection.id != 12 { kept.append(connection) }
         let everything = Array(connections)
