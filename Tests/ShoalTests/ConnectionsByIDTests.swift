@@ -1,25 +1,12 @@
 // The id -> connection table of a worker (bus deliveries to local connections): every member is
 // found, removed ones are not, through growth and removals in the middle of probe runs.
-import Logging
-import ShoalRing
 import ShoalTestSupport
 import Testing
 @testable import Shoal
 
 @Suite struct ConnectionsByIDTests {
     /// Connection objects need a server; proxies are the lightest ones (no socket).
-    private final class Fixture {
-        let loop: EventLoop
-        let wss: WebSocketServer
-        init() throws {
-            loop = try EventLoop(backend: EpollBackend())
-            let web = WebServer(loop: loop, configuration: WebServerConfiguration(host: "127.0.0.1", port: 0),
-                                logger: Logger(label: "test"))
-            wss = WebSocketServer(on: web, handler: RecordingServer("t", Journal()))
-        }
-        func connection(_ id: Int) -> WebSocketConnection { RemoteConnection(id: id, ownerSlot: 1, wss: wss) }
-        deinit { loop.shutdown() }
-    }
+    private typealias Fixture = DetachedServer
 
     @Test func agreesWithADictionaryThroughRandomInsertsAndRemovals() throws {
         let fixture = try Fixture()

@@ -20,6 +20,9 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     /// The link to the other instances through Redis (`--redis`), nil when this host is alone.
     private(set) var redis: RedisBridge?
     private var publishedRedis = RedisBridge.Counters()
+    /// What the bus channels hold weakly instead of this object, retained on every send to another
+    /// worker's connection (no side table here: see TimerTarget).
+    private lazy var busTarget = TimerTarget(self)
 
     init(node: WorkerNode, web: WebServer) {
         self.node = node
@@ -30,7 +33,7 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     func start() {
         // A peer stuck for the watchdog's time is being replaced; 10 s when the watchdog is off.
         let watchdog = web.configuration.watchdogTimeout.clampedNanoseconds
-        bus = Bus(loop: web.loop, segment: node.segment, role: node.role, receiver: self,
+        bus = Bus(loop: web.loop, segment: node.segment, role: node.role, receiver: busTarget,
                   limits: .standard(stallTimeout: watchdog == 0 ? 10_000_000_000 : watchdog))
         let hold = web.inputHold
         bus.onHoldChanged = { hold.changed(holding: $0) }

@@ -38,6 +38,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     private(set) lazy var inputHold = InputHold(loop: loop)
     /// What the heap-trim timer holds instead of this object (no side table here: see TimerTarget).
     private lazy var timerTarget = TimerTarget(self)
+    /// Keeps `loop` the one a WebSocket client made in a handler runs on (ClientLoops).
+    private var clientLoopRegistration: ClientLoops.Registration?
 
     /// One plain counter per `WorkerStats.LimitEvent` (rare events: an array is fine here).
     struct LimitCounts {
@@ -84,7 +86,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         }
         maxConnections = configuration.maxConnections ?? max(1, ResourceLimits.openFilesLimit() - 256)
         scheduleHeapTrim()
-        ClientLoops.register(loop)  // a WebSocket client made in a handler runs on this loop
+        clientLoopRegistration = ClientLoops.register(loop)
     }
 
     /// Once a second: after a storm of clients has gone, or a burst of activity has settled, hand

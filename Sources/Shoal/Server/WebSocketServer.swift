@@ -121,11 +121,18 @@ public final class WebSocketServer: @unchecked Sendable {
 
     /// Every connection of this server that is not yet Closed, on every worker (4D: `connections`).
     /// This worker's connections are the real objects; the others are light proxies made when an
-    /// element is accessed (`handler` nil, `send`/`terminate` over the bus, `status` from the registry).
+    /// element is accessed (`handler` nil, `send`/`terminate` over the bus, `status` from the registry),
+    /// and a loop over the collection reuses one proxy for every element it does not keep.
     public var connections: Connections {
         let local = loop.inEventLoop ? live : liveLock.withLock { live }
         var remote: ContiguousArray<Connections.RemoteEntry> = []
         if let cluster = web.cluster {
+            let registry = cluster.registry
+            // Every server's live entries: at most a little more than needed, and no regrowing while a join's
+            // listing gathers thousands.
+            remote.reserveCapacity((0..<registry.workerSlots).reduce(0) {
+                $1 == cluster.slot ? $0 : $0 + registry.liveCount(slot: $1)
+            })
             cluster.registry.forEach(server: index, excludingSlot: cluster.slot) { id, slot, _ in
                 remote.append(Connections.RemoteEntry(id: id, slot: slot))
             }
@@ -247,27 +254,5 @@ public final class WebSocketServer: @unchecked Sendable {
     /// Runs `body` on the loop thread: now when called there, else at the loop's next turn.
     func onLoop(_ body: @escaping @Sendable () -> Void) {
         if loop.inEventLoop { body() } else { loop.execute(body) }
-    }
-
-    /// A snapshot of the server's connections: this worker's objects, then the other workers'
-    /// connections as (id, owner) pairs turned into proxies only when accessed, so listing a large
-    /// cluster allocates one array of small values, not one object per connection.
-    public struct Connections: RandomAccessCollection {
-        struct RemoteEntry {
-            let id: Int
-            let slot: Int
-        }
-
-        let server: WebSocketServer
-        let local: ContiguousArray<WebSocketConnection>
-        let remote: ContiguousArray<RemoteEntry>
-
-        public var startIndex: Int { 0 }
-        public var endIndex: Int { local.count + remote.count }
-        public subscript(position: Int) -> WebSocketConnection {
-            if position < local.count { return local[position] }
-            let entry = remote[position - local.count]
-            return RemoteConnection(id: entry.id, ownerSlot: entry.slot, wss: server)
-        }
     }
 }

@@ -12,7 +12,9 @@ public final class Bus {
     private let segment: SharedSegment
     private let ownSlot: Int
     private var channels: [BusChannel?]
-    private var gatheredSends: SendCoalescer
+    /// Unchecked exclusivity (loop thread only; the coalescer calls out to nothing): every send to another
+    /// worker's connection goes through it, and the dynamic check was 0.8 % of a 12-worker chat storm's profile.
+    @exclusivity(unchecked) private var gatheredSends: SendCoalescer
     /// Bus messages this worker wrote (a sendMany counts once), for /metrics.
     public private(set) var messagesSent = 0
     /// When producers must wait for a peer, and the hard cap past which messages are dropped (counted).
