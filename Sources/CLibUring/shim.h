@@ -29,6 +29,13 @@
 /// IOSQE_BUFFER_SELECT is `1U << IOSQE_BUFFER_SELECT_BIT`, an expression Swift does not import.
 static inline unsigned shoal_iosqe_buffer_select(void) { return IOSQE_BUFFER_SELECT; }
 
+/// IOSQE_FIXED_FILE (`1U << IOSQE_FIXED_FILE_BIT`): the SQE's fd field is an index into the
+/// ring's registered file table (a "direct descriptor"), not a descriptor of the process.
+static inline unsigned shoal_iosqe_fixed_file(void) { return IOSQE_FIXED_FILE; }
+
+/// IOSQE_CQE_SKIP_SUCCESS (Linux 5.17): the operation posts a completion only when it fails.
+static inline unsigned shoal_iosqe_cqe_skip_success(void) { return IOSQE_CQE_SKIP_SUCCESS; }
+
 /// IORING_CQE_F_MORE: a multishot request stays armed after this completion.
 static inline unsigned shoal_cqe_f_more(void) { return IORING_CQE_F_MORE; }
 
