@@ -64,3 +64,13 @@ def test_version_names_direct_descriptors_and_the_switch_that_turns_them_off():
     assert default.endswith("|FIXED_FILES)"), default
     off = version({"SHOAL_URING_DIRECT": "off"})[3]
     assert off == default.replace("|FIXED_FILES)", ")"), (default, off)
+
+
+def test_version_names_receive_bundles_and_the_switch_that_turns_them_off():
+    # RECV_BUNDLE: one receive completion may fill several buffers (Linux 6.10).
+    # SHOAL_URING_BUNDLE=off keeps one buffer per completion (docs/io_uring.md).
+    default = version()[3]
+    if "RECV_BUNDLE" not in default:
+        pytest.skip("this host's kernel or backend offers no receive bundles")
+    off = version({"SHOAL_URING_BUNDLE": "off"})[3]
+    assert off == default.replace("|RECV_BUNDLE", ""), (default, off)

@@ -21,6 +21,8 @@ public enum BackendProbe {
     /// `off` keeps accepted sockets out of the ring's registered file table (direct descriptors),
     /// to compare the two in one build.
     public static let directDescriptorsVariable = "SHOAL_URING_DIRECT"
+    /// `off` keeps each receive completion to one buffer (no IORING_RECVSEND_BUNDLE), to compare.
+    public static let receiveBundlesVariable = "SHOAL_URING_BUNDLE"
 
     /// Creates the backend: io_uring unless `preferred` (say, a command-line option) or else the
     /// environment variable `SHOAL_BACKEND` says `epoll`; epoll when io_uring cannot be set up.
@@ -42,6 +44,9 @@ public enum BackendProbe {
         }
         if let direct = getenv(directDescriptorsVariable), String(cString: direct).lowercased() == "off" {
             uring.directDescriptors = false
+        }
+        if let bundle = getenv(receiveBundlesVariable), String(cString: bundle).lowercased() == "off" {
+            uring.receiveBundles = false
         }
         return try makeBackend(
             preferred: preferred,

@@ -28,6 +28,9 @@ public struct URingConfiguration: Sendable {
     /// Indices in that table (capped by the RLIMIT_NOFILE soft limit, which the kernel requires).
     /// Sockets beyond it work as ordinary descriptors.
     public var directDescriptorCapacity: Int32 = 65_536
+    /// Let one receive completion fill several receive buffers (IORING_RECVSEND_BUNDLE) when the
+    /// kernel offers it (Linux 6.10): a burst larger than one buffer costs one completion.
+    public var receiveBundles = true
 
     public init() {}
 }
@@ -72,6 +75,7 @@ public final class URingBackend: LoopBackend {
             throw SystemError("io_uring_queue_init_params", errno: -rc)
         }
         setupFlags = flags
+        receiveBundles = configuration.receiveBundles && params.features & shoal_feat_recvsend_bundle() != 0
         awaitingIssuer = flags.contains(.startDisabled)
         bufferRelease = ReceiveBufferRelease(kernelWritesOnlyWhenEntered: flags.contains(.deferTaskRun))
         do {
@@ -122,11 +126,14 @@ public final class URingBackend: LoopBackend {
         installCells = .allocate(capacity: Int(capacity))
     }
 
-    /// What the log line and `shoal --version` name: the set-up flags, then FIXED_FILES when
-    /// sockets are named by table index ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|FIXED_FILES").
+    /// What the log line and `shoal --version` name: the set-up flags, then RECV_BUNDLE when
+    /// receives are bundled and FIXED_FILES when sockets are named by table index
+    /// ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|FIXED_FILES").
     public var features: String {
-        guard usesDirectDescriptors else { return setupFlags.description }
-        return setupFlags.description == SetupFlags([]).description ? "FIXED_FILES" : "\(setupFlags)|FIXED_FILES"
+        let extras = (receiveBundles ? ["RECV_BUNDLE"] : []) + (usesDirectDescriptors ? ["FIXED_FILES"] : [])
+        guard !extras.isEmpty else { return setupFlags.description }
+        let flags = setupFlags.description == SetupFlags([]).description ? [] : [setupFlags.description]
+        return (flags + extras).joined(separator: "|")
     }
 
     /// Whether sockets are named by table index (the table was registered).
@@ -302,6 +309,7 @@ public final class URingBackend: LoopBackend {
     public func prepareReceive(socket: Int32, userData: UInt64) {
         let sqe = prepareOnSocket(socket) { io_uring_prep_recv_multishot($0, $1, nil, 0, 0) }
         sqe.pointee.flags |= UInt8(shoal_iosqe_buffer_select())
+        if receiveBundles { sqe.pointee.ioprio |= shoal_recvsend_bundle() }
         shoal_sqe_set_buf_group(sqe, Self.bufferGroup)
         io_uring_sqe_set_data64(sqe, userData)
     }
@@ -413,12 +421,46 @@ public final class URingBackend: LoopBackend {
                     lentMore = buffers.lendMore()
                 }
                 let hasBuffer = cqe.flags & shoal_cqe_f_buffer() != 0
+                if hasBuffer && Int(cqe.result) > buffers.bufferSize {
+                    deliverBundle(cqe, body)
+                    continue
+                }
                 body(Completion(userData: cqe.userData, result: cqe.result,
                                 hasMore: cqe.flags & shoal_cqe_f_more() != 0,
                                 bufferID: hasBuffer ? UInt16(truncatingIfNeeded: cqe.flags >> 16) : nil))
             }
         }
     }
+
+    /// A receive completion that filled several buffers, handed to the loop as one completion per
+    /// buffer (each full but the last; all but the last say the receive stays armed), as if the
+    /// kernel had posted them one by one. Every buffer id is read before the first is handed over:
+    /// the loop recycles each buffer as it goes, which may reuse the ring positions read here.
+    private func deliverBundle(_ cqe: ReapedCompletion, _ body: (Completion) -> Void) {
+        let size = buffers.bufferSize
+        let total = Int(cqe.result)
+        let pieces = (total + size - 1) / size
+        let first = UInt16(truncatingIfNeeded: cqe.flags >> 16)
+        bundleIDs.removeAll(keepingCapacity: true)
+        for offset in 0..<pieces { bundleIDs.append(buffers.buffer(after: first, by: offset)) }
+        receiveBundleCompletions += 1
+        let armed = cqe.flags & shoal_cqe_f_more() != 0
+        for (offset, id) in bundleIDs.enumerated() {
+            let last = offset == pieces - 1
+            body(Completion(userData: cqe.userData, result: Int32(last ? total - offset * size : size),
+                            hasMore: last ? armed : true, bufferID: id))
+        }
+    }
+
+    /// Scratch for one bundle's buffer ids (no allocation once grown).
+    private var bundleIDs: [UInt16] = []
+
+    /// Whether receives may fill several buffers per completion (the kernel offered it and the
+    /// configuration asked for it).
+    public private(set) var receiveBundles: Bool
+
+    /// Receive completions that filled more than one buffer (tests read it).
+    public private(set) var receiveBundleCompletions = 0
 
     public func receivedBytes(bufferID: UInt16, count: Int) -> UnsafeMutableRawBufferPointer {
         buffers.bytes(id: bufferID, length: count)
