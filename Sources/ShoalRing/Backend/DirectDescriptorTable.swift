@@ -1,7 +1,7 @@
 // Which sockets sit in the io_uring ring's registered file table ("direct descriptors"), and at
 // which index. An operation that names a socket by its table index (IOSQE_FIXED_FILE) skips the
 // kernel's descriptor lookup and the file reference count taken and dropped around it (fget and
-// fput: about 1 % of a worker's CPU under echo load, measured in docs/io_uring.md). The socket
+// fput: 0.5-1 % of a worker's CPU under echo load, measured in docs/io_uring.md). The socket
 // keeps its ordinary descriptor too, for shutdown, setsockopt and close.
 //
 // Pure bookkeeping: URingBackend turns `assign` and `release` into the ring operations that

@@ -1,5 +1,6 @@
-// The io_uring backend: multishot accept, multishot receive into a provided-buffer ring, and
-// sends, all submitted with one io_uring_enter per loop turn. Requires Linux ≥ 6.0 for
+// The io_uring backend: multishot accept, multishot receive into a provided-buffer ring (bundled
+// where the kernel offers it), and sends, all submitted with one io_uring_enter per loop turn;
+// accepted sockets are named by their index in a registered file table (direct descriptors). Requires Linux ≥ 6.0 for
 // multishot receive; `URingBackend.init` throws when the kernel refuses, and the loop's
 // factory falls back to epoll.
 import CLibUring
