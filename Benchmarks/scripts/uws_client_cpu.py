@@ -18,6 +18,13 @@ messages per server CPU-second plus wall-clock messages per second; every server
 --runs times, interleaved, and the median and spread are printed. When the client used more
 than 90 % of its core the row is flagged: the client, not the server, was the limit.
 
+--kernel-counts also counts, over the same windows and for the server's whole process tree
+(`perf stat -p`, needs root or perf_event_paranoid <= 1), per message: system calls entered
+(raw_syscalls:sys_enter), io_uring completions posted (io_uring:io_uring_complete), runs of the
+ring's deferred task work (io_uring:io_uring_local_work_run: each is one batch of wake-up work
+done in io_uring_enter) and context switches (each a sleep the server was woken from), and
+splits the server's CPU into user and system time per message.
+
 usage: uws_client_cpu.py --client PATH [--scenario echo|broadcast] [--connections 100] [--size 32]
                          [--windows 3] [--runs 3] --server NAME='CMD with {port}' [--server ...]
 """
@@ -35,8 +42,16 @@ TICK = os.sysconf("SC_CLK_TCK")
 WINDOW_SECONDS = 4  # LIBUS_TIMEOUT_GRANULARITY in uSockets
 
 
-def tree_cpu_seconds(pid):
-    """user+sys CPU seconds of pid and all its descendants."""
+KERNEL_EVENTS = {
+    "raw_syscalls:sys_enter": "syscalls",
+    "io_uring:io_uring_complete": "CQEs",
+    "io_uring:io_uring_local_work_run": "task-work runs",
+    "context-switches": "context switches",
+}
+
+
+def tree_pids(pid):
+    """pid and all its descendants."""
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -46,17 +61,50 @@ def tree_cpu_seconds(pid):
                 children.setdefault(int(fields[1]), []).append(int(entry))
             except OSError:
                 pass
-    total, stack = 0, [pid]
+    found, stack = [], [pid]
     while stack:
         p = stack.pop()
+        found.append(p)
+        stack.extend(children.get(p, []))
+    return found
+
+
+def start_kernel_counts(pid):
+    """perf stat on every process of the server tree (all their threads), until stopped."""
+    pids = ",".join(str(p) for p in tree_pids(pid))
+    return subprocess.Popen(["perf", "stat", "-x", ",", "-e", ",".join(KERNEL_EVENTS), "-p", pids],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def stop_kernel_counts(perf):
+    """Totals per event name (KERNEL_EVENTS' labels) from a perf stat started above."""
+    perf.send_signal(signal.SIGINT)
+    _, err = perf.communicate(timeout=30)
+    counts = {}
+    for line in err.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2] in KERNEL_EVENTS and fields[0].strip().isdigit():
+            counts[KERNEL_EVENTS[fields[2]]] = int(fields[0])
+    return counts
+
+
+def tree_cpu_split(pid):
+    """(user, sys) CPU seconds of pid and all its descendants."""
+    user = system = 0
+    for p in tree_pids(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
-        stack.extend(children.get(p, []))
-    return total / TICK
+    return user / TICK, system / TICK
+
+
+def tree_cpu_seconds(pid):
+    """user+sys CPU seconds of pid and all its descendants."""
+    return sum(tree_cpu_split(pid))
 
 
 def measure(name, command, args):
@@ -82,11 +130,13 @@ def measure(name, command, args):
                     continue
                 now = time.time()
                 if start is None:  # end of the warm-up window
-                    start = (now, tree_cpu_seconds(server.pid), tree_cpu_seconds(client.pid))
+                    start = (now, tree_cpu_seconds(server.pid), tree_cpu_seconds(client.pid), tree_cpu_split(server.pid))
+                    perf = start_kernel_counts(server.pid) if args.kernel_counts else None
                     continue
                 rates.append(float(line.split()[-1]) * per_window)
                 if len(rates) == args.windows:
-                    end = (now, tree_cpu_seconds(server.pid), tree_cpu_seconds(client.pid))
+                    end = (now, tree_cpu_seconds(server.pid), tree_cpu_seconds(client.pid), tree_cpu_split(server.pid))
+                    counts = stop_kernel_counts(perf) if perf else {}
                     break
         finally:
             os.killpg(client.pid, signal.SIGKILL)
@@ -95,7 +145,10 @@ def measure(name, command, args):
     messages = statistics.mean(rates) * wall
     server_cpu = end[1] - start[1]
     client_cpu = end[2] - start[2]
-    return {
+    per_message = {f"{label} per msg": counts.get(label, 0) / messages for label in counts}
+    return per_message | {
+        "user CPU ns per msg": (end[3][0] - start[3][0]) / messages * 1e9,
+        "sys CPU ns per msg": (end[3][1] - start[3][1]) / messages * 1e9,
         "msgs_per_s": messages / wall,
         "msgs_per_server_cpu_s": messages / server_cpu if server_cpu > 0 else float("inf"),
         "server_cpu_s_per_million": server_cpu / messages * 1e6,
@@ -115,6 +168,8 @@ def main():
     parser.add_argument("--server-cpus", default="0", help="taskset list for the server tree (default 0)")
     parser.add_argument("--client-cpus", default="1", help="taskset list for the client (default 1)")
     parser.add_argument("--server", action="append", required=True, help="NAME=COMMAND with {port}")
+    parser.add_argument("--kernel-counts", action="store_true",
+                        help="also count syscalls, io_uring completions, task-work runs and context switches per message (perf stat)")
     parser.add_argument("--tls", action="store_true",
                         help="the client speaks wss:// (a load_test built with OpenSSL: LIBUS_USE_OPENSSL)")
     args = parser.parse_args()
@@ -143,6 +198,19 @@ def main():
               f"({span('msgs_per_server_cpu_s')}) | {med('server_cpu_s_per_million'):.2f} | {med('server_cpu_share'):.0%} "
               f"| {med('client_cpu_share'):.0%} |")
         baseline = baseline or med("msgs_per_server_cpu_s")
+    per_message = [k for k in results[servers[0][0]][0] if k.endswith("per msg")]
+    if per_message:
+        print(f"\nper message, median of {args.runs} runs (min..max), over the measured windows")
+        print("| server | " + " | ".join(per_message) + " |")
+        print("|---" * (len(per_message) + 1) + "|")
+        for name, _ in servers:
+            rs = results[name]
+            cells = []
+            for k in per_message:
+                values = [r.get(k, 0) for r in rs]
+                digits = 0 if "CPU ns" in k else 2
+                cells.append(f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}..{max(values):.{digits}f})")
+            print(f"| {name} | " + " | ".join(cells) + " |")
     if len(servers) > 1:
         first = servers[0][0]
         for name, _ in servers[1:]:

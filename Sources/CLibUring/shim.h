@@ -29,6 +29,35 @@
 /// IOSQE_BUFFER_SELECT is `1U << IOSQE_BUFFER_SELECT_BIT`, an expression Swift does not import.
 static inline unsigned shoal_iosqe_buffer_select(void) { return IOSQE_BUFFER_SELECT; }
 
+/// IOSQE_FIXED_FILE (`1U << IOSQE_FIXED_FILE_BIT`): the SQE's fd field is an index into the
+/// ring's registered file table (a "direct descriptor"), not a descriptor of the process.
+static inline unsigned shoal_iosqe_fixed_file(void) { return IOSQE_FIXED_FILE; }
+
+/// IOSQE_CQE_SKIP_SUCCESS (Linux 5.17): the operation posts a completion only when it fails.
+static inline unsigned shoal_iosqe_cqe_skip_success(void) { return IOSQE_CQE_SKIP_SUCCESS; }
+
+/// IORING_RECVSEND_BUNDLE (Linux 6.10; liburing 2.3's header predates it, so the value is given
+/// here): in a receive's ioprio, with IOSQE_BUFFER_SELECT, one completion may fill several provided
+/// buffers. Its result is the byte count; its buffer id is the first buffer's, and the others are
+/// the ones that followed it in the buffer ring, each filled before the next.
+static inline unsigned short shoal_recvsend_bundle(void) {
+#ifdef IORING_RECVSEND_BUNDLE
+    return IORING_RECVSEND_BUNDLE;
+#else
+    return 1U << 4;
+#endif
+}
+
+/// IORING_FEAT_RECVSEND_BUNDLE (Linux 6.10): set in io_uring_params.features when the kernel
+/// takes IORING_RECVSEND_BUNDLE.
+static inline unsigned shoal_feat_recvsend_bundle(void) {
+#ifdef IORING_FEAT_RECVSEND_BUNDLE
+    return IORING_FEAT_RECVSEND_BUNDLE;
+#else
+    return 1U << 14;
+#endif
+}
+
 /// IORING_CQE_F_MORE: a multishot request stays armed after this completion.
 static inline unsigned shoal_cqe_f_more(void) { return IORING_CQE_F_MORE; }
 

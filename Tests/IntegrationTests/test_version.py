@@ -8,6 +8,8 @@ import re
 import shutil
 import subprocess
 
+import pytest
+
 from conftest import REPO, shoal_bin
 
 
@@ -51,3 +53,24 @@ def test_version_names_the_build_and_the_backend():
 
 def test_version_reports_the_backend_the_environment_forces():
     assert version({"SHOAL_BACKEND": "epoll"})[3] == "event loop backend: epoll (chosen by SHOAL_BACKEND=epoll)"
+
+
+def test_version_names_direct_descriptors_and_the_switch_that_turns_them_off():
+    # FIXED_FILES: accepted sockets are named by an index into the ring's registered file table.
+    # SHOAL_URING_DIRECT=off keeps the same set-up without it (docs/io_uring.md).
+    default = version()[3]
+    if not default.startswith("event loop backend: io_uring"):
+        pytest.skip("this host runs the epoll backend")
+    assert default.endswith("|FIXED_FILES)"), default
+    off = version({"SHOAL_URING_DIRECT": "off"})[3]
+    assert off == default.replace("|FIXED_FILES)", ")"), (default, off)
+
+
+def test_version_names_receive_bundles_and_the_switch_that_turns_them_off():
+    # RECV_BUNDLE: one receive completion may fill several buffers (Linux 6.10).
+    # SHOAL_URING_BUNDLE=off keeps one buffer per completion (docs/io_uring.md).
+    default = version()[3]
+    if "RECV_BUNDLE" not in default:
+        pytest.skip("this host's kernel or backend offers no receive bundles")
+    off = version({"SHOAL_URING_BUNDLE": "off"})[3]
+    assert off == default.replace("|RECV_BUNDLE", ""), (default, off)

@@ -18,6 +18,11 @@ public enum BackendProbe {
     /// `coop` sets the io_uring ring up with COOP_TASKRUN instead of SINGLE_ISSUER|DEFER_TASKRUN
     /// (which also keeps the idle receive buffers resident, see ReceiveBufferRelease).
     public static let taskRunVariable = "SHOAL_URING_TASKRUN"
+    /// `off` keeps accepted sockets out of the ring's registered file table (direct descriptors),
+    /// to compare the two in one build.
+    public static let directDescriptorsVariable = "SHOAL_URING_DIRECT"
+    /// `off` keeps each receive completion to one buffer (no IORING_RECVSEND_BUNDLE), to compare.
+    public static let receiveBundlesVariable = "SHOAL_URING_BUNDLE"
 
     /// Creates the backend: io_uring unless `preferred` (say, a command-line option) or else the
     /// environment variable `SHOAL_BACKEND` says `epoll`; epoll when io_uring cannot be set up.
@@ -36,6 +41,12 @@ public enum BackendProbe {
         // SHOAL_URING_TASKRUN=coop: the ring set-up before DEFER_TASKRUN, to compare the two in one build.
         if let taskRun = getenv(taskRunVariable), String(cString: taskRun).lowercased() == "coop" {
             uring.deferTaskRun = false
+        }
+        if let direct = getenv(directDescriptorsVariable), String(cString: direct).lowercased() == "off" {
+            uring.directDescriptors = false
+        }
+        if let bundle = getenv(receiveBundlesVariable), String(cString: bundle).lowercased() == "off" {
+            uring.receiveBundles = false
         }
         return try makeBackend(
             preferred: preferred,
@@ -61,7 +72,7 @@ public enum BackendProbe {
         }
         do {
             let backend = try makeURing()
-            let flags = (backend as? URingBackend).map { " (\($0.setupFlags))" } ?? ""
+            let flags = (backend as? URingBackend).map { " (\($0.features))" } ?? ""
             log("event loop backend: io_uring\(flags)")
             return backend
         } catch {

@@ -28,6 +28,15 @@ final class ProvidedBufferRing {
     private let ringBytes: Int
     private let storage: UnsafeMutableRawPointer
     private let mask: Int32
+    /// The id put at each ring position, and the position each id was last put at: a bundled
+    /// receive completion names only its first buffer, the others are those that followed it in
+    /// the ring. A position is written again only once the kernel took the buffer there and the
+    /// ring went all the way round, i.e. after the loop recycled every buffer the kernel took
+    /// after it (completions arrive in the order the kernel took their buffers).
+    private let idAt: UnsafeMutablePointer<UInt16>
+    private let positionOf: UnsafeMutablePointer<UInt16>
+    /// Our copy of the ring's tail (the kernel reads the shared one; both wrap at 16 bits).
+    private var tail: UInt16 = 0
 
     /// Maps and registers the ring. `count` must be a power of two (kernel requirement).
     init(uring: UnsafeMutablePointer<io_uring>, group: UInt16, count: Int, bufferSize: Int) throws(SystemError) {
@@ -48,6 +57,8 @@ final class ProvidedBufferRing {
         ring = ringMemory.assumingMemoryBound(to: io_uring_buf_ring.self)
         storage = bufferMemory
         mask = io_uring_buf_ring_mask(UInt32(count))
+        idAt = .allocate(capacity: count)
+        positionOf = .allocate(capacity: count)
 
         var registration = io_uring_buf_reg()
         registration.ring_addr = UInt64(UInt(bitPattern: ringMemory))
@@ -57,6 +68,8 @@ final class ProvidedBufferRing {
         guard rc == 0 else {
             munmap(ringMemory, ringBytes)
             munmap(bufferMemory, count * bufferSize)
+            idAt.deallocate()
+            positionOf.deallocate()
             throw SystemError("io_uring_register_buf_ring", errno: -rc)
         }
         io_uring_buf_ring_init(ring)
@@ -77,9 +90,24 @@ final class ProvidedBufferRing {
         for offset in 0..<added {
             let id = lent + offset
             io_uring_buf_ring_add(ring, storage + id * bufferSize, UInt32(bufferSize), UInt16(id), mask, Int32(offset))
+            remember(id: UInt16(id), at: tail &+ UInt16(offset))
         }
         io_uring_buf_ring_advance(ring, Int32(added))
+        tail &+= UInt16(added)
         lent = total
+    }
+
+    @inline(__always)
+    private func remember(id: UInt16, at ringIndex: UInt16) {
+        let position = Int(ringIndex) & Int(mask)
+        idAt[position] = id
+        positionOf[Int(id)] = UInt16(position)
+    }
+
+    /// The buffer `offset` places after buffer `first` in the ring (a bundle's later buffers).
+    /// Read them all before recycling any of the bundle's buffers.
+    func buffer(after first: UInt16, by offset: Int) -> UInt16 {
+        idAt[(Int(positionOf[Int(first)]) + offset) & Int(mask)]
     }
 
     /// The first `length` bytes of buffer `id`.
@@ -90,7 +118,9 @@ final class ProvidedBufferRing {
     /// Puts buffer `id` back at the ring's tail so the kernel can fill it again.
     func recycle(id: UInt16) {
         io_uring_buf_ring_add(ring, storage + Int(id) * bufferSize, UInt32(bufferSize), id, mask, 0)
+        remember(id: id, at: tail)
         io_uring_buf_ring_advance(ring, 1)
+        tail &+= 1
         filledSinceRelease = true
     }
 
@@ -123,5 +153,7 @@ final class ProvidedBufferRing {
         _ = io_uring_unregister_buf_ring(uring, Int32(group))
         munmap(UnsafeMutableRawPointer(ring), ringBytes)
         munmap(storage, count * bufferSize)
+        idAt.deallocate()
+        positionOf.deallocate()
     }
 }

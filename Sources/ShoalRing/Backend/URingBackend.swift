@@ -1,5 +1,6 @@
-// The io_uring backend: multishot accept, multishot receive into a provided-buffer ring, and
-// sends, all submitted with one io_uring_enter per loop turn. Requires Linux ≥ 6.0 for
+// The io_uring backend: multishot accept, multishot receive into a provided-buffer ring (bundled
+// where the kernel offers it), and sends, all submitted with one io_uring_enter per loop turn;
+// accepted sockets are named by their index in a registered file table (direct descriptors). Requires Linux ≥ 6.0 for
 // multishot receive; `URingBackend.init` throws when the kernel refuses, and the loop's
 // factory falls back to epoll.
 import CLibUring
@@ -22,6 +23,15 @@ public struct URingConfiguration: Sendable {
     /// Try SINGLE_ISSUER | DEFER_TASKRUN first (completion work runs only when the loop enters the
     /// kernel to wait, which also lets idle receive buffers be handed back, see ReceiveBufferRelease).
     public var deferTaskRun = true
+    /// Name accepted sockets by an index into a registered file table (direct descriptors, see
+    /// DirectDescriptorTable) when the kernel accepts the table; otherwise by their descriptor.
+    public var directDescriptors = true
+    /// Indices in that table (capped by the RLIMIT_NOFILE soft limit, which the kernel requires).
+    /// Sockets beyond it work as ordinary descriptors.
+    public var directDescriptorCapacity: Int32 = 65_536
+    /// Let one receive completion fill several receive buffers (IORING_RECVSEND_BUNDLE) when the
+    /// kernel offers it (Linux 6.10): a burst larger than one buffer costs one completion.
+    public var receiveBundles = true
 
     public init() {}
 }
@@ -66,6 +76,7 @@ public final class URingBackend: LoopBackend {
             throw SystemError("io_uring_queue_init_params", errno: -rc)
         }
         setupFlags = flags
+        receiveBundles = configuration.receiveBundles && params.features & shoal_feat_recvsend_bundle() != 0
         awaitingIssuer = flags.contains(.startDisabled)
         bufferRelease = ReceiveBufferRelease(kernelWritesOnlyWhenEntered: flags.contains(.deferTaskRun))
         do {
@@ -78,6 +89,86 @@ public final class URingBackend: LoopBackend {
             throw error
         }
         reaped.reserveCapacity(Int(completionBatchSize))
+        if configuration.directDescriptors {
+            registerDirectDescriptorTable(capacity: configuration.directDescriptorCapacity)
+        }
+    }
+
+    // MARK: Direct descriptors
+
+    /// Accepted sockets in the ring's registered file table; nil when the feature is off (the
+    /// configuration, or a kernel that refused the table).
+    private var directTable: DirectDescriptorTable?
+    /// Per table index, the descriptor its install operation reads (the kernel copies it when it
+    /// issues the operation, during the next submit; a cell is rewritten only once its index was
+    /// released and handed out again, after that submit).
+    private var installCells: UnsafeMutablePointer<Int32>?
+    /// Why the table is not in use, when it was asked for and refused (a negated errno).
+    public private(set) var directDescriptorRefusal: Int32?
+    /// Tag of our own install and remove operations (they post a completion only when they fail).
+    private static let directTag: UInt64 = 0xFD << 56
+    /// Install or remove operations that failed (the socket's operations then fail with -EBADF
+    /// and it closes); expected to stay 0.
+    public private(set) var directDescriptorFailures = 0
+
+    /// Registers an empty ("sparse") file table. A kernel or a limit that refuses it leaves the
+    /// backend on ordinary descriptors.
+    private func registerDirectDescriptorTable(capacity wanted: Int32) {
+        // liburing raises the soft limit itself when the kernel says EMFILE; stay under it instead.
+        let capacity = Int32(clamping: min(Int(wanted), ResourceLimits.openFilesLimit()))
+        guard capacity > 0 else { return }
+        let rc = io_uring_register_files_sparse(ring, UInt32(capacity))
+        guard rc == 0 else {
+            directDescriptorRefusal = rc
+            return
+        }
+        directTable = DirectDescriptorTable(capacity: capacity)
+        // Untouched pages are not backed: the cells cost memory only as indices come into use.
+        installCells = .allocate(capacity: Int(capacity))
+    }
+
+    /// What the log line and `shoal --version` name: the set-up flags, then RECV_BUNDLE when
+    /// receives are bundled and FIXED_FILES when sockets are named by table index
+    /// ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|FIXED_FILES").
+    public var features: String {
+        let extras = (receiveBundles ? ["RECV_BUNDLE"] : []) + (usesDirectDescriptors ? ["FIXED_FILES"] : [])
+        guard !extras.isEmpty else { return setupFlags.description }
+        let flags = setupFlags.description == SetupFlags([]).description ? [] : [setupFlags.description]
+        return (flags + extras).joined(separator: "|")
+    }
+
+    /// Whether sockets are named by table index (the table was registered).
+    public var usesDirectDescriptors: Bool { directTable != nil }
+
+    /// Sockets in the table now.
+    public var directDescriptorsInUse: Int { directTable?.count ?? 0 }
+
+    /// The descriptor an operation on `socket` names: its table index (installed by an operation
+    /// queued just before, on its first use) with `fixed` set, or the socket itself when the
+    /// feature is off or the table is full.
+    @inline(__always)
+    private func operand(for socket: Int32) -> (descriptor: Int32, fixed: Bool) {
+        guard directTable != nil else { return (socket, false) }
+        if let index = directTable!.index(of: socket) { return (index, true) }
+        guard let index = directTable!.assign(socket), let cells = installCells else { return (socket, false) }
+        cells[Int(index)] = socket
+        let sqe = nextSubmission()
+        io_uring_prep_files_update(sqe, cells + Int(index), 1, index)
+        sqe.pointee.flags |= UInt8(shoal_iosqe_cqe_skip_success())
+        io_uring_sqe_set_data64(sqe, Self.directTag | UInt64(UInt32(bitPattern: index)))
+        return (index, true)
+    }
+
+    /// A submission entry for an operation on `socket`, prepared by `prepare` with the
+    /// descriptor to name, then marked as naming a table index when it does.
+    @inline(__always)
+    private func prepareOnSocket(_ socket: Int32, _ prepare: (UnsafeMutablePointer<io_uring_sqe>, Int32) -> Void)
+        -> UnsafeMutablePointer<io_uring_sqe> {
+        let (descriptor, fixed) = operand(for: socket)
+        let sqe = nextSubmission()
+        prepare(sqe, descriptor)  // io_uring_prep_* clears the flags, so FIXED_FILE goes on after
+        if fixed { sqe.pointee.flags |= UInt8(shoal_iosqe_fixed_file()) }
+        return sqe
     }
 
     /// The set-up flags the kernel accepted.
@@ -217,16 +308,15 @@ public final class URingBackend: LoopBackend {
     }
 
     public func prepareReceive(socket: Int32, userData: UInt64) {
-        let sqe = nextSubmission()
-        io_uring_prep_recv_multishot(sqe, socket, nil, 0, 0)
+        let sqe = prepareOnSocket(socket) { io_uring_prep_recv_multishot($0, $1, nil, 0, 0) }
         sqe.pointee.flags |= UInt8(shoal_iosqe_buffer_select())
+        if receiveBundles { sqe.pointee.ioprio |= shoal_recvsend_bundle() }
         shoal_sqe_set_buf_group(sqe, Self.bufferGroup)
         io_uring_sqe_set_data64(sqe, userData)
     }
 
     public func prepareSend(socket: Int32, bytes: UnsafeRawBufferPointer, userData: UInt64) {
-        let sqe = nextSubmission()
-        io_uring_prep_send(sqe, socket, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+        let sqe = prepareOnSocket(socket) { io_uring_prep_send($0, $1, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL)) }
         io_uring_sqe_set_data64(sqe, userData)
     }
 
@@ -264,7 +354,17 @@ public final class URingBackend: LoopBackend {
         Socket.shutdown(fd, read: read, write: write)
     }
 
+    /// Cancel by descriptor needs no table index: the kernel matches operations by the open
+    /// file, which the table entry and the descriptor share.
     public func closeSocket(_ fd: Int32) {
+        if let index = directTable?.release(fd) {
+            // The table holds its own reference: the socket ends (FIN or RST) once this removal
+            // runs at the next submit, after every operation queued before it on this index.
+            let sqe = nextSubmission()
+            io_uring_prep_close_direct(sqe, UInt32(index))
+            sqe.pointee.flags |= UInt8(shoal_iosqe_cqe_skip_success())
+            io_uring_sqe_set_data64(sqe, Self.directTag | UInt64(UInt32(bitPattern: index)))
+        }
         Socket.close(fd)
     }
 
@@ -312,18 +412,56 @@ public final class URingBackend: LoopBackend {
                     acceptReady(cqe, body)
                     continue
                 }
+                if cqe.userData >> 56 == Self.directTag >> 56 {
+                    directDescriptorFailures += 1  // only failures post (CQE_SKIP_SUCCESS)
+                    continue
+                }
                 if cqe.result == -ENOBUFS && !lentMore {
                     // The ring ran dry: lend more before the loop re-arms this turn's receives. Once
                     // per drain, as every socket that found it empty reports the same shortage.
                     lentMore = buffers.lendMore()
                 }
                 let hasBuffer = cqe.flags & shoal_cqe_f_buffer() != 0
+                if hasBuffer && Int(cqe.result) > buffers.bufferSize {
+                    deliverBundle(cqe, body)
+                    continue
+                }
                 body(Completion(userData: cqe.userData, result: cqe.result,
                                 hasMore: cqe.flags & shoal_cqe_f_more() != 0,
                                 bufferID: hasBuffer ? UInt16(truncatingIfNeeded: cqe.flags >> 16) : nil))
             }
         }
     }
+
+    /// A receive completion that filled several buffers, handed to the loop as one completion per
+    /// buffer (each full but the last; all but the last say the receive stays armed), as if the
+    /// kernel had posted them one by one. Every buffer id is read before the first is handed over:
+    /// the loop recycles each buffer as it goes, which may reuse the ring positions read here.
+    private func deliverBundle(_ cqe: ReapedCompletion, _ body: (Completion) -> Void) {
+        let size = buffers.bufferSize
+        let total = Int(cqe.result)
+        let pieces = (total + size - 1) / size
+        let first = UInt16(truncatingIfNeeded: cqe.flags >> 16)
+        bundleIDs.removeAll(keepingCapacity: true)
+        for offset in 0..<pieces { bundleIDs.append(buffers.buffer(after: first, by: offset)) }
+        receiveBundleCompletions += 1
+        let armed = cqe.flags & shoal_cqe_f_more() != 0
+        for (offset, id) in bundleIDs.enumerated() {
+            let last = offset == pieces - 1
+            body(Completion(userData: cqe.userData, result: Int32(last ? total - offset * size : size),
+                            hasMore: last ? armed : true, bufferID: id))
+        }
+    }
+
+    /// Scratch for one bundle's buffer ids (no allocation once grown).
+    private var bundleIDs: [UInt16] = []
+
+    /// Whether receives may fill several buffers per completion (the kernel offered it and the
+    /// configuration asked for it).
+    public private(set) var receiveBundles: Bool
+
+    /// Receive completions that filled more than one buffer (tests read it).
+    public private(set) var receiveBundleCompletions = 0
 
     public func receivedBytes(bufferID: UInt16, count: Int) -> UnsafeMutableRawBufferPointer {
         buffers.bytes(id: bufferID, length: count)
@@ -353,6 +491,7 @@ public final class URingBackend: LoopBackend {
         io_uring_queue_exit(ring)
         ring.deallocate()
         completionBatch.deallocate()
+        installCells?.deallocate()
     }
 }
 
