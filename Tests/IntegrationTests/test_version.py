@@ -55,15 +55,15 @@ def test_version_reports_the_backend_the_environment_forces():
     assert version({"SHOAL_BACKEND": "epoll"})[3] == "event loop backend: epoll (chosen by SHOAL_BACKEND=epoll)"
 
 
-def test_version_names_direct_descriptors_and_the_switch_that_turns_them_off():
-    # FIXED_FILES: accepted sockets are named by an index into the ring's registered file table.
-    # SHOAL_URING_DIRECT=off keeps the same set-up without it (docs/io_uring.md).
+def test_version_names_direct_descriptors_only_when_the_switch_turns_them_on():
+    # FIXED_FILES: accepted sockets are named by an index into the ring's registered file table,
+    # off by default; SHOAL_URING_DIRECT=on asks for it (docs/io_uring.md).
     default = version()[3]
     if not default.startswith("event loop backend: io_uring"):
         pytest.skip("this host runs the epoll backend")
-    assert default.endswith("|FIXED_FILES)"), default
-    off = version({"SHOAL_URING_DIRECT": "off"})[3]
-    assert off == default.replace("|FIXED_FILES)", ")"), (default, off)
+    assert "FIXED_FILES" not in default, default
+    on = version({"SHOAL_URING_DIRECT": "on"})[3]
+    assert on == default.replace(")", "|FIXED_FILES)"), (default, on)
 
 
 def test_version_names_receive_bundles_and_the_switch_that_turns_them_off():

@@ -39,6 +39,14 @@ import Testing
 }
 
 @Suite(.serialized) struct DirectDescriptorTests {
+    /// The configuration with the table asked for (it is off by default).
+    private func withTable(capacity: Int32? = nil) -> URingConfiguration {
+        var configuration = URingConfiguration()
+        configuration.directDescriptors = true
+        if let capacity { configuration.directDescriptorCapacity = capacity }
+        return configuration
+    }
+
     /// (in use, enabled) read on the loop thread.
     private func direct(_ server: LoopHarness) -> (inUse: Int, enabled: Bool)? {
         server.onLoop { loop in
@@ -47,7 +55,7 @@ import Testing
     }
 
     @Test func acceptedSocketsEchoThroughTheTableAndLeaveItWhenClosed() throws {
-        let server = try LoopHarness(backend: URingBackend())
+        let server = try LoopHarness(backend: URingBackend(configuration: withTable()))
         defer { #expect(server.shutDown()) }
         #expect(try everyClientEchoesAtOnce(port: server.port, clientCount: 16, size: 64 * 1024))
         #expect(direct(server)?.enabled == true)
@@ -62,9 +70,7 @@ import Testing
         // Waves of clients that connect, echo their own pattern and leave: the kernel reuses the
         // descriptor numbers at once, the table its indices; a socket named by a stale index would
         // receive or send another client's bytes.
-        var configuration = URingConfiguration()
-        configuration.directDescriptorCapacity = 8
-        let server = try LoopHarness(backend: URingBackend(configuration: configuration))
+        let server = try LoopHarness(backend: URingBackend(configuration: withTable(capacity: 8)))
         defer { #expect(server.shutDown()) }
         for wave in 0..<25 {
             let clients = try (0..<6).map { _ in try TestClient(port: server.port) }
@@ -80,9 +86,7 @@ import Testing
     }
 
     @Test func socketsBeyondAFullTableUseTheirDescriptors() throws {
-        var configuration = URingConfiguration()
-        configuration.directDescriptorCapacity = 2
-        let server = try LoopHarness(backend: URingBackend(configuration: configuration))
+        let server = try LoopHarness(backend: URingBackend(configuration: withTable(capacity: 2)))
         defer { #expect(server.shutDown()) }
         let clients = try (0..<5).map { _ in try TestClient(port: server.port) }
         defer { for client in clients { client.close() } }
@@ -101,7 +105,7 @@ import Testing
         // our end in FIN_WAIT2, listed until the kernel's FIN timeout (an abort resets it at once).
         var behaviour = Behaviour()
         behaviour.received = { connection, _ in connection.close(.graceful(lingerNanoseconds: 10_000_000)) }
-        let server = try LoopHarness(backend: URingBackend(), behaviour: behaviour)
+        let server = try LoopHarness(backend: URingBackend(configuration: withTable()), behaviour: behaviour)
         defer { #expect(server.shutDown()) }
         let client = try TestClient(port: server.port)
         defer { client.close() }
@@ -117,10 +121,8 @@ import Testing
 
     }
 
-    @Test func theSwitchKeepsSocketsOnTheirDescriptors() throws {
-        var configuration = URingConfiguration()
-        configuration.directDescriptors = false
-        let backend = try URingBackend(configuration: configuration)
+    @Test func byDefaultSocketsStayOnTheirDescriptors() throws {
+        let backend = try URingBackend()
         #expect(!backend.usesDirectDescriptors)
         #expect(!backend.features.contains("FIXED_FILES"))
         let server = try LoopHarness(backend: backend)
@@ -130,7 +132,7 @@ import Testing
     }
 
     @Test func theFeaturesNameTheTable() throws {
-        let backend = try URingBackend()
+        let backend = try URingBackend(configuration: withTable())
         defer { backend.shutdown() }
         #expect(backend.usesDirectDescriptors)
         #expect(backend.directDescriptorRefusal == nil)

@@ -18,8 +18,8 @@ public enum BackendProbe {
     /// `coop` sets the io_uring ring up with COOP_TASKRUN instead of SINGLE_ISSUER|DEFER_TASKRUN
     /// (which also keeps the idle receive buffers resident, see ReceiveBufferRelease).
     public static let taskRunVariable = "SHOAL_URING_TASKRUN"
-    /// `off` keeps accepted sockets out of the ring's registered file table (direct descriptors),
-    /// to compare the two in one build.
+    /// `on` names accepted sockets by an index into the ring's registered file table (direct
+    /// descriptors; off by default, see URingConfiguration.directDescriptors).
     public static let directDescriptorsVariable = "SHOAL_URING_DIRECT"
     /// `off` keeps each receive completion to one buffer (no IORING_RECVSEND_BUNDLE), to compare.
     public static let receiveBundlesVariable = "SHOAL_URING_BUNDLE"
@@ -42,8 +42,8 @@ public enum BackendProbe {
         if let taskRun = getenv(taskRunVariable), String(cString: taskRun).lowercased() == "coop" {
             uring.deferTaskRun = false
         }
-        if let direct = getenv(directDescriptorsVariable), String(cString: direct).lowercased() == "off" {
-            uring.directDescriptors = false
+        if let direct = getenv(directDescriptorsVariable), String(cString: direct).lowercased() == "on" {
+            uring.directDescriptors = true
         }
         if let bundle = getenv(receiveBundlesVariable), String(cString: bundle).lowercased() == "off" {
             uring.receiveBundles = false
