@@ -33,6 +33,29 @@ import Testing
         }
     }
 
+    /// The 32- and 16-byte vector steps, then the 8-, 4- and 1-byte tails: every length through several
+    /// vector steps, every key phase and alignment, keys whose four bytes all differ (a lane mixed up
+    /// with another would show).
+    @Test(arguments: [0x37fa_213d, 0x0102_0304, 0xFF00_A55A] as [UInt32])
+    func vectorStepsMatchTheNaiveReferenceThroughEveryTailLength(_ key: UInt32) {
+        for keyOffset in 0..<4 {
+            for length in 0...200 {
+                for alignment in [0, 1, 3, 7] {
+                    let payload = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ 7) }
+                    var storage = [UInt8](repeating: 0xEE, count: alignment) + payload + [0xEE]
+                    let next = storage.withUnsafeMutableBytes { raw in
+                        Masking.apply(
+                            maskKey: key, keyOffset: keyOffset,
+                            to: UnsafeMutableRawBufferPointer(rebasing: raw[alignment..<(alignment + length)]))
+                    }
+                    #expect(Array(storage[alignment..<(alignment + length)]) == naive(payload, key: key, keyOffset: keyOffset))
+                    #expect(next == (keyOffset + length) % 4)
+                    #expect(storage.prefix(alignment).allSatisfy { $0 == 0xEE } && storage.last == 0xEE)
+                }
+            }
+        }
+    }
+
     @Test func unmasksAPayloadInChunksWithTheReturnedOffset() {
         let key: UInt32 = 0xDEAD_BEEF
         let payload = (0..<53).map { UInt8($0) }
