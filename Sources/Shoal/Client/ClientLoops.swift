@@ -7,26 +7,44 @@ import ShoalRing
 import Synchronization
 
 enum ClientLoops {
-    private final class WeakLoop: @unchecked Sendable {
-        weak var loop: EventLoop?
-        init(_ loop: EventLoop) { self.loop = loop }
+    /// What `register` returns: while its holder keeps it, clients created on the loop's thread run
+    /// on that loop. The list below holds these weakly rather than the loops themselves: a weak
+    /// reference gives its target a side table for life, and every retain and release of the loop
+    /// (a few per message on a server) then took the runtime's slow path (docs/benchmarks.md,
+    /// "Performance round 2: user space per message").
+    final class Registration: Sendable {
+        let loop: EventLoop
+        fileprivate init(_ loop: EventLoop) { self.loop = loop }
     }
 
-    private static let known = Mutex<[WeakLoop]>([])
+    private final class WeakRegistration: @unchecked Sendable {
+        weak var registration: Registration?
+        init(_ registration: Registration) { self.registration = registration }
+    }
 
-    /// Makes `loop` one a client created on its thread runs on (every web server's loop).
-    static func register(_ loop: EventLoop) {
+    private static let known = Mutex<[WeakRegistration]>([])
+
+    /// Makes `loop` one a client created on its thread runs on (every web server's loop), for as long
+    /// as the returned registration is kept.
+    static func register(_ loop: EventLoop) -> Registration {
+        let registration = Registration(loop)
         known.withLock { loops in
-            loops.removeAll { $0.loop == nil }
-            loops.append(WeakLoop(loop))
+            loops.removeAll { $0.registration == nil }
+            loops.append(WeakRegistration(registration))
         }
+        return registration
     }
 
     /// The loop running on this thread, if it is a known one; else the client loop.
     static func forCurrentThread() -> EventLoop {
-        let current = known.withLock { loops in loops.lazy.compactMap(\.loop).first { $0.inEventLoop } }
+        let current = known.withLock { loops in
+            loops.lazy.compactMap { $0.registration?.loop }.first { $0.inEventLoop }
+        }
         return current ?? standalone
     }
+
+    /// Keeps the client loop's own registration for the life of the process.
+    private static let standaloneRegistration = Mutex<Registration?>(nil)
 
     /// The client loop, started on first use (Swift runs this initializer once, thread-safely).
     static let standalone: EventLoop = {
@@ -49,7 +67,7 @@ enum ClientLoops {
         thread.name = "shoal-client"
         thread.start()
         // Work handed over with `execute` before the thread entered `run()` waits in the loop's queue.
-        register(loop)
+        standaloneRegistration.withLock { $0 = register(loop) }
         return loop
     }()
 }

@@ -36,6 +36,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     private(set) var stopping = false
     /// Client input that waits while the bus is backed up (set by the cluster link; never holds alone).
     private(set) lazy var inputHold = InputHold(loop: loop)
+    /// Makes a WebSocket client created in a handler run on this server's loop, while this server lives.
+    private var clientLoop: ClientLoops.Registration?
     /// What the heap-trim timer holds instead of this object (no side table here: see TimerTarget).
     private lazy var timerTarget = TimerTarget(self)
 
@@ -84,7 +86,7 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         }
         maxConnections = configuration.maxConnections ?? max(1, ResourceLimits.openFilesLimit() - 256)
         scheduleHeapTrim()
-        ClientLoops.register(loop)  // a WebSocket client made in a handler runs on this loop
+        clientLoop = ClientLoops.register(loop)  // a WebSocket client made in a handler runs on this loop
     }
 
     /// Once a second: after a storm of clients has gone, or a burst of activity has settled, hand
