@@ -37,6 +37,11 @@ WINDOW_SECONDS = 4  # LIBUS_TIMEOUT_GRANULARITY in uSockets
 
 def tree_cpu_seconds(pid):
     """user+sys CPU seconds of pid and all its descendants."""
+    return sum(tree_cpu_split(pid))
+
+
+def tree_cpu_split(pid):
+    """(user, sys) CPU seconds of pid and all its descendants."""
     children = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -46,17 +51,18 @@ def tree_cpu_seconds(pid):
                 children.setdefault(int(fields[1]), []).append(int(entry))
             except OSError:
                 pass
-    total, stack = 0, [pid]
+    user, system, stack = 0, 0, [pid]
     while stack:
         p = stack.pop()
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
         stack.extend(children.get(p, []))
-    return total / TICK
+    return user / TICK, system / TICK
 
 
 def measure(name, command, args):
@@ -82,24 +88,28 @@ def measure(name, command, args):
                     continue
                 now = time.time()
                 if start is None:  # end of the warm-up window
-                    start = (now, tree_cpu_seconds(server.pid), tree_cpu_seconds(client.pid))
+                    start = (now, tree_cpu_split(server.pid), tree_cpu_seconds(client.pid))
                     continue
                 rates.append(float(line.split()[-1]) * per_window)
                 if len(rates) == args.windows:
-                    end = (now, tree_cpu_seconds(server.pid), tree_cpu_seconds(client.pid))
+                    end = (now, tree_cpu_split(server.pid), tree_cpu_seconds(client.pid))
                     break
         finally:
             os.killpg(client.pid, signal.SIGKILL)
             client.wait()
     wall = end[0] - start[0]
     messages = statistics.mean(rates) * wall
-    server_cpu = end[1] - start[1]
+    server_user = end[1][0] - start[1][0]
+    server_cpu = sum(end[1]) - sum(start[1])
     client_cpu = end[2] - start[2]
     return {
         "msgs_per_s": messages / wall,
         "msgs_per_server_cpu_s": messages / server_cpu if server_cpu > 0 else float("inf"),
         "server_cpu_s_per_million": server_cpu / messages * 1e6,
         "server_cpu_share": server_cpu / wall,
+        # clock ticks (10 ms) of user time: coarse over a few windows, a median of runs steadies it
+        "server_user_us_per_msg": server_user / messages * 1e6,
+        "server_sys_us_per_msg": (server_cpu - server_user) / messages * 1e6,
         "client_cpu_share": client_cpu / wall,
     }
 
@@ -125,14 +135,15 @@ def main():
             r = measure(name, command, args)
             results[name].append(r)
             print(f"run {run + 1} {name}: {r['msgs_per_s']:.0f} msg/s, {r['msgs_per_server_cpu_s']:.0f} msg/server-CPU-s, "
-                  f"server CPU {r['server_cpu_share']:.0%}, client CPU {r['client_cpu_share']:.0%}", file=sys.stderr)
+                  f"server CPU {r['server_cpu_share']:.0%} (user {r['server_user_us_per_msg']:.2f} µs/msg), "
+                  f"client CPU {r['client_cpu_share']:.0%}", file=sys.stderr)
 
     what = (f"echo, {args.connections} connections, {args.size}-byte messages, one in flight per connection"
             if args.scenario == "echo" else
             f"broadcast, {args.connections} clients each sending one 20-byte message per round to all; msgs = deliveries")
     print(f"\n{what}; median of {args.runs} runs (min..max)")
-    print(f"| server | msgs/s (wall) | msgs per server CPU-s | server CPU-s per 1M msgs | server CPU | client CPU |")
-    print("|---|---|---|---|---|---|")
+    print(f"| server | msgs/s (wall) | msgs per server CPU-s | server CPU-s per 1M msgs | server user µs/msg | server sys µs/msg | server CPU | client CPU |")
+    print("|---|---|---|---|---|---|---|---|")
     baseline = None
     for name, _ in servers:
         rs = results[name]
@@ -140,7 +151,8 @@ def main():
         span = lambda k: f"{min(r[k] for r in rs):.0f}..{max(r[k] for r in rs):.0f}"
         flag = " (client-bound!)" if med("client_cpu_share") > 0.9 else ""
         print(f"| {name}{flag} | {med('msgs_per_s'):.0f} ({span('msgs_per_s')}) | {med('msgs_per_server_cpu_s'):.0f} "
-              f"({span('msgs_per_server_cpu_s')}) | {med('server_cpu_s_per_million'):.2f} | {med('server_cpu_share'):.0%} "
+              f"({span('msgs_per_server_cpu_s')}) | {med('server_cpu_s_per_million'):.2f} | {med('server_user_us_per_msg'):.2f} "
+              f"| {med('server_sys_us_per_msg'):.2f} | {med('server_cpu_share'):.0%} "
               f"| {med('client_cpu_share'):.0%} |")
         baseline = baseline or med("msgs_per_server_cpu_s")
     if len(servers) > 1:
