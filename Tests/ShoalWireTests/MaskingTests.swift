@@ -37,7 +37,7 @@ import Testing
         }
     }
 
-    /// The 32- and 16-byte vector steps, then the 8-, 4- and 1-byte tails: every length through several
+    /// The 32-byte vector steps, then the 8-, 4- and 1-byte tails: every length through several
     /// vector steps, every key phase and alignment, keys whose four bytes all differ (a lane mixed up
     /// with another would show).
     @Test(arguments: [0x37fa_213d, 0x0102_0304, 0xFF00_A55A] as [UInt32])
