@@ -10,24 +10,42 @@ import Testing
         return bytes.enumerated().map { $0.element ^ keyBytes[($0.offset + keyOffset) % 4] }
     }
 
+    /// Masks `length` bytes at `alignment` bytes into a buffer and checks them, the returned key
+    /// offset, and that the bytes around the buffer are untouched.
+    private func checkAgainstNaive(key: UInt32, keyOffset: Int, length: Int, alignment: Int, pattern: UInt8,
+                                   sourceLocation: SourceLocation = #_sourceLocation) {
+        let payload = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* Int(pattern) &+ 11) }
+        var storage = [UInt8](repeating: 0xEE, count: alignment) + payload + [0xEE]
+        let next = storage.withUnsafeMutableBytes { raw in
+            Masking.apply(
+                maskKey: key, keyOffset: keyOffset,
+                to: UnsafeMutableRawBufferPointer(rebasing: raw[alignment..<(alignment + length)]))
+        }
+        #expect(Array(storage[alignment..<(alignment + length)]) == naive(payload, key: key, keyOffset: keyOffset),
+                sourceLocation: sourceLocation)
+        #expect(next == (keyOffset + length) % 4, sourceLocation: sourceLocation)
+        #expect(storage.prefix(alignment).allSatisfy { $0 == 0xEE } && storage.last == 0xEE, sourceLocation: sourceLocation)
+    }
+
     @Test func matchesTheNaiveReferenceAtEveryKeyOffsetLengthAndAlignment() {
-        let key: UInt32 = 0x37fa_213d
         for keyOffset in 0..<8 {
             for length in 0...70 {
                 for alignment in 0..<8 {
-                    let payload = (0..<length).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
-                    var storage = [UInt8](repeating: 0xEE, count: alignment) + payload + [0xEE]
-                    let next = storage.withUnsafeMutableBytes { raw in
-                        Masking.apply(
-                            maskKey: key, keyOffset: keyOffset,
-                            to: UnsafeMutableRawBufferPointer(rebasing: raw[alignment..<(alignment + length)]))
-                    }
-                    #expect(
-                        Array(storage[alignment..<(alignment + length)])
-                            == naive(payload, key: key, keyOffset: keyOffset))
-                    #expect(next == (keyOffset + length) % 4)
-                    // Bytes around the buffer are untouched.
-                    #expect(storage.prefix(alignment).allSatisfy { $0 == 0xEE } && storage.last == 0xEE)
+                    checkAgainstNaive(key: 0x37fa_213d, keyOffset: keyOffset, length: length, alignment: alignment, pattern: 37)
+                }
+            }
+        }
+    }
+
+    /// The 32-byte vector steps, then the 8-, 4- and 1-byte tails: every length through several
+    /// vector steps, every key phase and alignment, keys whose four bytes all differ (a lane mixed up
+    /// with another would show).
+    @Test(arguments: [0x37fa_213d, 0x0102_0304, 0xFF00_A55A] as [UInt32])
+    func vectorStepsMatchTheNaiveReferenceThroughEveryTailLength(_ key: UInt32) {
+        for keyOffset in 0..<4 {
+            for length in 0...200 {
+                for alignment in [0, 1, 3, 7] {
+                    checkAgainstNaive(key: key, keyOffset: keyOffset, length: length, alignment: alignment, pattern: 131)
                 }
             }
         }

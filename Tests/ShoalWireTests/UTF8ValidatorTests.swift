@@ -38,6 +38,27 @@ import Testing
         checkEverySplit(bytes, valid: false)
     }
 
+    /// The 32-byte ASCII step against the standard library's validation: a bad or a multi-byte sequence
+    /// at every position of ASCII text up to 100 bytes long, so across every 8-, 16- and 32-byte
+    /// boundary, fed whole and in two pieces split at every offset.
+    @Test(arguments: [
+        [0xFF], [0x80], [0xC0, 0x80], [0xE2, 0x82], [0xED, 0xA0, 0x80], [0xF4, 0x90, 0x80, 0x80], [0xE2, 0x41],
+        [0xC3, 0xA9], [0xE2, 0x82, 0xAC], [0xF0, 0x9F, 0xA6, 0x80],
+    ] as [[UInt8]])
+    func agreesWithTheStandardLibraryAtEveryPositionInASCII(_ sequence: [UInt8]) {
+        for length in [31, 32, 33, 47, 63, 64, 65, 100] {
+            for position in 0...length {
+                let ascii = (0..<length).map { UInt8(0x20 + $0 % 95) }
+                let bytes = Array(ascii[..<position]) + sequence + Array(ascii[position...])
+                let expected = String(validating: bytes, as: UTF8.self) != nil
+                #expect(accepts([bytes]) == expected, "\(sequence) at \(position) of \(length)")
+                for split in stride(from: 0, through: bytes.count, by: 7) {
+                    #expect(accepts([Array(bytes[..<split]), Array(bytes[split...])]) == expected)
+                }
+            }
+        }
+    }
+
     @Test func reportsABoundaryOnlyBetweenCodePoints() {
         var validator = UTF8Validator()
         #expect(validator.isAtBoundary)

@@ -97,11 +97,11 @@ extension WebSocketConnection: SocketDelegate, HeldInput {
             case .text(let payload):
                 wss.traffic.messagesIn += 1
                 wss.metrics.observeMessage(bytes: payload.count)
-                if phase == .open { deliverText(payload) }
+                if phase == .open { handler?.onMessageView(self, WebSocketMessageView(bytes: payload, isBinary: false)) }
             case .binary(let payload):
                 wss.traffic.messagesIn += 1
                 wss.metrics.observeMessage(bytes: payload.count)
-                if phase == .open { handler?.onMessage(self, WebSocketMessageEvent(data: .blob(Array(payload)), isBinary: true)) }
+                if phase == .open { handler?.onMessageView(self, WebSocketMessageView(bytes: payload, isBinary: true)) }
             case .ping(let payload):
                 if phase == .open { loop.writeFrame(socket, opcode: .pong, payload: payload) }
             case .pong:
@@ -113,7 +113,16 @@ extension WebSocketConnection: SocketDelegate, HeldInput {
         }
     }
 
-    private func deliverText(_ payload: UnsafeRawBufferPointer) {
+    /// What `onMessageView` does unless the handler overrides it: the message as a
+    /// `WebSocketMessageEvent` in the server's `dataType` (binary frames always as `.blob`) to
+    /// `handler.onMessage`. With dataType "object", text that is not JSON goes to onError (code 0,
+    /// errCode 1007) instead and the connection stays open: a bad document is the application's
+    /// problem, not the protocol's.
+    public func deliver(_ message: WebSocketMessageView, to handler: some WebSocketConnectionHandler) {
+        let payload = message.bytes
+        if message.isBinary {
+            return handler.onMessage(self, WebSocketMessageEvent(data: .blob(Array(payload)), isBinary: true))
+        }
         let data: WebSocketData
         switch wss.dataType {
         case .text:
@@ -124,13 +133,11 @@ extension WebSocketConnection: SocketDelegate, HeldInput {
             do {
                 data = .object(try JSONParser.parse(payload))
             } catch {
-                // The message is dropped, the connection stays open: a bad document is the
-                // application's problem, not the protocol's.
-                handler?.onError(self, WebSocketErrorEvent(code: 0, errCode: 1007, message: error.description))
+                handler.onError(self, WebSocketErrorEvent(code: 0, errCode: 1007, message: error.description))
                 return
             }
         }
-        handler?.onMessage(self, WebSocketMessageEvent(data: data, isBinary: false))
+        handler.onMessage(self, WebSocketMessageEvent(data: data, isBinary: false))
     }
 
     /// The peer's close frame: answer it (if we have not closed first) and end the TCP connection.

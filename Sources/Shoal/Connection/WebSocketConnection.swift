@@ -179,6 +179,19 @@ public class WebSocketConnection: @unchecked Sendable {
         return message.withUnsafeBytes { sendFrame(.binary, $0, compress: compress) }
     }
 
+    /// Sends a received message back out as it came, text as text and binary as binary, straight from
+    /// the bytes `onMessageView` was given (on the loop thread: no copy beyond the one into the send
+    /// queue). From another thread the bytes are copied first, as the view is only valid during the call.
+    @discardableResult
+    public func send(_ message: WebSocketMessageView) -> WebSocketSendResult {
+        let opcode: Opcode = message.isBinary ? .binary : .text
+        guard loop.inEventLoop else {
+            let copy = Array(message.bytes)
+            return handOver { connection in copy.withUnsafeBytes { connection.sendFrame(opcode, $0) } }
+        }
+        return sendFrame(opcode, message.bytes)
+    }
+
     /// `send(JSONValue)` choosing compression for this message (see `send(_:compress:)` for text).
     @discardableResult
     public func send(_ message: JSONValue, compress: Bool?) -> WebSocketSendResult {

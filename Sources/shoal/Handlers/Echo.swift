@@ -13,6 +13,14 @@ final class EchoServer: WebSocketServerHandler {
 }
 
 final class EchoConnection: WebSocketConnectionHandler {
+    /// Mirrors the bytes from the receive buffer into the send queue, as uWebSockets' echo does with its
+    /// string_view: no String or [UInt8] per message. dataType "object" re-serializes the parsed JSON,
+    /// so it takes the event path.
+    func onMessageView(_ ws: WebSocketConnection, _ message: WebSocketMessageView) {
+        if ws.wss.dataType == .object { return ws.deliver(message, to: self) }
+        ws.send(message)
+    }
+
     func onMessage(_ ws: WebSocketConnection, _ event: WebSocketMessageEvent) {
         // With dataType "blob" a text frame arrives as bytes too: it goes back as text.
         if case .blob(let bytes) = event.data, !event.isBinary {
