@@ -59,6 +59,28 @@ import Testing
         #expect(tags == [0, 1, 2])
     }
 
+    @Test func oneCallbackThatWritesToManySocketsShowsProgressWhileItRuns() throws {
+        // A broadcast's fan-out is one callback: the watchdog must see it move, not one step.
+        let script = try ScriptedLoop()
+        let sockets = try (0..<300).map { _ in try script.open() }
+        try script.turn()
+        var reported: [UInt64] = []
+        script.loop.progressObserver = { reported.append($0) }
+        let before = script.loop.progress
+        var duringCallback = 0
+        script.loop.schedule(after: 0) {
+            for socket in sockets { [UInt8](repeating: 0x61, count: 8).withUnsafeBytes { script.loop.write(socket.handle, $0) } }
+            duringCallback = reported.count
+        }
+        try script.turn()
+        #expect(duringCallback >= 300 / Int(EventLoop.progressReportInterval))
+        // and preparing their sends is work too (a full submission ring is submitted on the way)
+        let afterCallback = script.loop.progress
+        try script.turn()
+        #expect(afterCallback - before >= 300)
+        #expect(script.loop.progress - afterCallback >= 300)
+    }
+
     @Test func completionsLeftForTheNextTurnKeepTheirOrder() throws {
         let script = try ScriptedLoop()
         let a = try script.open()
