@@ -70,8 +70,9 @@ public final class EventLoop: @unchecked Sendable {
     public private(set) var now: UInt64
     /// Where `now` comes from: CLOCK_MONOTONIC, or a test's manual clock.
     private let clock: () -> UInt64
-    /// Completions handled plus timers run: a loop that moves it is alive however long one turn
-    /// takes, and one that does not is stuck (the cluster's watchdog reads it).
+    /// Completions handled, timers run, sockets given bytes and sends prepared: a loop that moves
+    /// it is alive however long one turn (or one callback) takes, and one that does not is stuck
+    /// (the cluster's watchdog reads it).
     public private(set) var progress: UInt64 = 0
     /// Told `progress` at the end of every turn that moved it, and every
     /// `progressReportInterval` steps within a turn (a long turn still shows life), not at each
@@ -334,6 +335,10 @@ public final class EventLoop: @unchecked Sendable {
         if !slots[Int(index)].onFlushList {
             slots[Int(index)].onFlushList = true
             flushList.append(index)
+            // A socket given bytes is work done, even inside one long callback: a broadcast to the
+            // 19,600 clients of a worker is one bus completion, and on a CPU shared by 51 workers
+            // it took over 10 s, so the watchdog killed 38 workers that were sending.
+            madeProgress()
         }
     }
 
@@ -546,6 +551,7 @@ public final class EventLoop: @unchecked Sendable {
             }
             if actions.contains(.send), let bytes {
                 backend.prepareSend(socket: slots[i].fd, bytes: bytes, userData: UserData(.send, generation: userDataGeneration, index: index).raw)
+                madeProgress()  // a full submission ring is submitted here: the kernel's sends take time too
             }
         }
         flushList.removeAll(keepingCapacity: true)

@@ -2,6 +2,8 @@
 // before it runs timers, tasks and turn-end hooks, so a flood the kernel keeps feeding (accepts,
 // closes, messages) cannot starve them. The rest waits in the backend for the next turn.
 import Glibc
+import ShoalPosix
+import ShoalTestSupport
 import Testing
 
 @testable import ShoalRing
@@ -57,6 +59,50 @@ import Testing
         }
         backend.drainCompletions(limit: .max) { tags.append($0.userData) }
         #expect(tags == [0, 1, 2])
+    }
+
+    @Test func oneCallbackThatWritesToManySocketsShowsProgressWhileItRuns() throws {
+        // A broadcast's fan-out is one callback: the watchdog must see it move, not one step.
+        let script = try ScriptedLoop()
+        let sockets = try (0..<300).map { _ in try script.open() }
+        try script.turn()
+        var reported: [UInt64] = []
+        script.loop.progressObserver = { reported.append($0) }
+        let before = script.loop.progress
+        var duringCallback = 0
+        script.loop.schedule(after: 0) {
+            for socket in sockets { [UInt8](repeating: 0x61, count: 8).withUnsafeBytes { script.loop.write(socket.handle, $0) } }
+            duringCallback = reported.count
+        }
+        try script.turn()
+        #expect(duringCallback >= 300 / Int(EventLoop.progressReportInterval))
+        // and preparing their sends is work too (a full submission ring is submitted on the way)
+        let afterCallback = script.loop.progress
+        try script.turn()
+        #expect(afterCallback - before >= 300)
+        #expect(script.loop.progress - afterCallback >= 300)
+    }
+
+    @Test(arguments: ["io_uring", "epoll"])
+    func aBacklogLargerThanOneWakeupsBudgetIsAllAcceptedWithoutNewArrivals(backendName: String) throws {
+        // 300 clients already queued when accepting starts, and nobody connects after them (the
+        // end of a storm): io_uring's listener poll reports a wake-up, not a level, and its accept
+        // loop takes 256 a wake-up, so 44 stayed in the queue for good before.
+        let backend: any LoopBackend = backendName == "epoll" ? try EpollBackend() : try URingBackend()
+        defer { backend.shutdown() }
+        let listener = try Socket.listen(host: "127.0.0.1", port: 0, reusePort: false)
+        defer { Glibc.close(listener) }
+        let clients = try (0..<300).map { _ in try TestClient(port: Socket.localPort(listener)) }
+        backend.prepareAccept(listener: listener, userData: 9)
+        var accepted: [Int32] = []
+        for _ in 0..<50 where accepted.count < clients.count {
+            try backend.submitAndWait(timeoutNanoseconds: 200_000_000)
+            backend.drainCompletions(limit: EventLoop.completionsPerTurn) { completion in
+                if completion.result >= 0 { accepted.append(completion.result) }
+            }
+        }
+        #expect(accepted.count == clients.count)
+        for fd in accepted { Glibc.close(fd) }
     }
 
     @Test func completionsLeftForTheNextTurnKeepTheirOrder() throws {

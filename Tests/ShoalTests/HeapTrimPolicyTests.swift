@@ -54,6 +54,14 @@ struct HeapTrimPolicyTests {
         #expect(settles([0, 10, 20, 300, 400, 500]) == [])  // idle connections, a few pings
     }
 
+    @Test func aSlowStormSpreadOverManySecondsIsABurstToo() {
+        // 1,000 steps a second for 10 s (a million clients opening over 51 workers), then quiet
+        let slow = (0...10).map { UInt64($0 * 1_000) } + [10_010, 10_020, 10_030]
+        #expect(settles(slow) == [11])
+        // a few hundred steps a second (pings) are not one within these 14 s (after 20 s: one cheap release)
+        #expect(settles((0...14).map { UInt64($0 * 200) }) == [])
+    }
+
     @Test func aBurstThatFadesSlowlyTrimsOnlyOnceItIsQuiet() {
         #expect(settles([0, 20_000, 21_000, 21_500, 21_900, 21_910, 21_920]) == [5])
     }
