@@ -18,11 +18,13 @@ struct WorkerSizingTests {
     }
 
     @Test func aMillionUnderTwentyThousandFilesTakesFiftyThreeWorkers() {
-        // 19,744 descriptors each; the registry (2,097,152 / 106 slots = 19,784) is not the bound
+        // 19,639 descriptors each (20,000 - 256 - 105 bus channel ends); the registry (2,097,152 /
+        // 106 slots = 19,784) is not the bound
         let s = sizing(registry: 2_097_152, cluster: 1_000_000)
-        #expect(s.capacityPerWorker(workers: 53) == 19_744)
-        // 51 × 19,744 = 1,006,944 hold a million only if the kernel spreads them evenly: the busiest
-        // of 51 gets about 19,608 + 2.3 × 140, over 19,744 (measured: two workers refused with 503)
+        #expect(s.capacityPerWorker(workers: 53) == 19_639)
+        #expect(s.capacityPerWorker(workers: 51) == 19_643)
+        // 51 × 19,643 = 1,001,793 hold a million only if the kernel spreads them evenly: the busiest
+        // of 51 gets about 19,608 + 2.3 × 140, over 19,643 (measured: two workers refused with 503)
         #expect(WorkerSizing.busiestShare(of: 1_000_000, workers: 51) == 20_169)
         #expect(WorkerSizing.busiestShare(of: 1_000_000, workers: 53) == 19_418)
         #expect(s.automaticWorkers == 53)

@@ -36,6 +36,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     private(set) var stopping = false
     /// Client input that waits while the bus is backed up (set by the cluster link; never holds alone).
     private(set) lazy var inputHold = InputHold(loop: loop)
+    /// Accept failures heard of once every 10 s at most (EMFILE repeats at every retry).
+    private var acceptFailures = RepeatedFailureReport()
     /// What the heap-trim timer holds instead of this object (no side table here: see TimerTarget).
     private lazy var timerTarget = TimerTarget(self)
     /// Keeps `loop` the one a WebSocket client made in a handler runs on (ClientLoops).
@@ -84,7 +86,11 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
         } else {
             staticFiles = StaticFiles(builtIn: DemoPage.files)
         }
-        maxConnections = configuration.maxConnections ?? max(1, ResourceLimits.openFilesLimit() - 256)
+        // What is open already (in a worker: the bus channels to every other slot, 105 at 53 workers)
+        // is not there for clients; the reserve keeps room for listeners and HTTP requests.
+        maxConnections = configuration.maxConnections
+            ?? max(1, ResourceLimits.openFilesLimit() - WorkerSizing.reservedDescriptors
+                   - Int(ProcessSample.countOpenDescriptors()))
         scheduleHeapTrim()
         clientLoopRegistration = ClientLoops.register(loop)
     }
@@ -240,7 +246,9 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     }
 
     public func acceptFailed(error: Int32, on loop: EventLoop) {
-        let message = SystemError("accept", errno: error).description
+        guard let unreported = acceptFailures.failed(now: loop.now) else { return }
+        var message = SystemError("accept", errno: error).description
+        if unreported > 0 { message += " (and \(unreported) more times since the last report)" }
         logger.error("\(message)")
         reportToEveryServer(.listenerFailed, status: nil, message: message)
     }

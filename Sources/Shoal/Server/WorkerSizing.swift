@@ -1,5 +1,5 @@
 // How many workers a cluster needs to hold a number of connections on this host. A worker holds at
-// most its open-files limit minus 256 (listeners, the bus, HTTP requests), its --max-connections and
+// most its open-files limit minus its bus channels and 256 (listeners, HTTP requests), its --max-connections and
 // its share of the registry, so a million connections under a 20,000-file limit take 53 workers (51
 // hold them exactly, 53 however the kernel spreads them), not one per CPU. Pure, so the arithmetic
 // is tested without processes.
@@ -8,8 +8,21 @@
 public struct WorkerSizing: Equatable, Sendable {
     /// Most workers a supervisor runs (as `--workers` accepts).
     public static let maximumWorkers = 256
-    /// Descriptors a worker keeps for other things than WebSocket clients.
+    /// Descriptors a worker keeps for other things than WebSocket clients and the bus.
     public static let reservedDescriptors = 256
+
+    /// Bus channel ends a worker holds with `workers` workers: one to every other of the 2 × workers
+    /// slots (old and new generation), open for the worker's whole life. At 53 workers that is 105,
+    /// which a fixed reserve of 256 would have had to hold beside everything else.
+    public static func busDescriptors(workers: Int) -> Int {
+        max(0, 2 * workers - 1)
+    }
+
+    /// Descriptors one of `workers` workers has for clients (the open-files limit, less the reserve
+    /// and the bus).
+    public func clientDescriptors(workers: Int) -> Int {
+        openFilesLimit - Self.reservedDescriptors - Self.busDescriptors(workers: workers)
+    }
 
     public var cpus: Int
     public var openFilesLimit: Int
@@ -31,7 +44,7 @@ public struct WorkerSizing: Equatable, Sendable {
     /// Connections one of `workers` workers can hold: the least of its limits. The registry is
     /// split between 2 × workers slots (old and new generation during a reload).
     public func capacityPerWorker(workers: Int) -> Int {
-        let descriptors = max(1, openFilesLimit - Self.reservedDescriptors)
+        let descriptors = max(1, clientDescriptors(workers: workers))
         let registryShare = max(1, registryCapacity / (2 * max(1, workers)))
         return min(descriptors, registryShare, maxConnectionsPerWorker ?? .max)
     }
@@ -79,10 +92,11 @@ public struct WorkerSizing: Equatable, Sendable {
     /// What cannot hold with `workers` workers, one sentence each (empty: all fits).
     public func warnings(workers: Int) -> [String] {
         var found: [String] = []
-        let descriptors = openFilesLimit - Self.reservedDescriptors
+        let descriptors = clientDescriptors(workers: workers)
         if let perWorker = maxConnectionsPerWorker, perWorker > descriptors {
             found.append("--max-connections \(perWorker) is more than a worker's open-files limit allows "
-                         + "(\(openFilesLimit) - \(Self.reservedDescriptors) = \(descriptors)): accept fails before the 503")
+                         + "(\(openFilesLimit) - \(Self.reservedDescriptors) - \(Self.busDescriptors(workers: workers)) for the bus "
+                         + "= \(descriptors)): accept fails before the 503")
         }
         if workers > mostWorkers {
             found.append("\(workers) workers need \(Self.supervisorDescriptors(workers: workers)) descriptors in the supervisor "
@@ -93,7 +107,7 @@ public struct WorkerSizing: Equatable, Sendable {
             let perWorker = capacityPerWorker(workers: workers)
             if workers * perWorker < wanted {
                 found.append("\(workers) workers hold at most \(workers * perWorker) connections (\(perWorker) each: the least of "
-                             + "the open-files limit \(openFilesLimit) - \(Self.reservedDescriptors), --max-connections and "
+                             + "the open-files limit \(openFilesLimit) - \(Self.reservedDescriptors) - the bus, --max-connections and "
                              + "--registry-capacity / \(2 * workers)), fewer than --cluster-connections \(wanted)")
             }
         }
