@@ -35,6 +35,8 @@ final class FanOutQueue {
     private var slicing: FanOutSlicing
     /// Oldest first.
     private var waiting: [Waiting] = []
+    /// What the slice timer holds weakly instead of this object (no side table here: see TimerTarget).
+    private lazy var timerTarget = TimerTarget(self)
     /// A message waits (read on every direct send, so kept as a plain stored flag).
     private(set) var isWaiting = false
     /// Inside a delivery of this queue: a send made from there (a slow-consumer onError) does not
@@ -113,7 +115,7 @@ final class FanOutQueue {
         }
     }
 
-    /// Forgets every waiting message (the server was terminated: its connections are closing).
+    /// Forgets every waiting message (the server was terminated, or its last connection closed).
     func dropAll() {
         waiting.removeAll()
         while slicing.queued > 0 { slicing.finishedOldest() }
@@ -129,7 +131,7 @@ final class FanOutQueue {
     private func scheduleSlice() {
         // One nanosecond, not zero: a timer due now that is scheduled from a timer would run in the
         // same turn, and the slices would not let the loop turn at all.
-        server.loop.schedule(after: 1) { [weak self] in self?.runSlice() }
+        server.loop.schedule(after: 1) { [weak timerTarget] in timerTarget?.owner.runSlice() }
     }
 
     /// The scheduled slice: the oldest messages, as far as the budget allows.

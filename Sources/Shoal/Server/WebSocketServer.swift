@@ -249,6 +249,9 @@ public final class WebSocketServer: @unchecked Sendable {
             }
         }
         connection.indexInServer = -1
+        // Waiting fan-outs hold their recipients, which hold this server: with no connection left
+        // there is nobody to deliver to, and the server must not be kept alive by them.
+        if live.isEmpty { fanOuts.dropAll() }
     }
 
     /// Runs `body` on the loop thread: now when called there, else at the loop's next turn.
