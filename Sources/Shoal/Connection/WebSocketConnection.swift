@@ -21,7 +21,8 @@ public class WebSocketConnection: @unchecked Sendable {
 
     /// Unique identifier of the connection across every worker (4D: `id`). Never changes for a
     /// connection anyone holds (a `RemoteConnection` is retargeted only while no one else does).
-    public internal(set) final var id: Int
+    /// Read per recipient of every fan-out: no dynamic exclusivity check.
+    @exclusivity(unchecked) public internal(set) final var id: Int
     /// The connection handler onConnection returned (4D: `handler`); nil for a connection owned
     /// by another worker process (its handler lives there).
     public let handler: (any WebSocketConnectionHandler)?

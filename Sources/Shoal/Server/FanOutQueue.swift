@@ -71,6 +71,13 @@ final class FanOutQueue {
             for connection in recipients where connection.id != except { _ = deliver(opcode, payload, to: connection, &compressed) }
             return
         }
+        if delivering {
+            // Sent from inside a delivery of this queue (a slow consumer's onError broadcasting): it
+            // waits behind the message being delivered, which must stay where the loops below hold it.
+            enqueue(Waiting(opcode: opcode, payload: payload, except: except, recipients: ContiguousArray(recipients),
+                            compressed: CompressedOnce()), slicing.queuedMessage())
+            return
+        }
         switch slicing.messageArrived(turn: server.loop.now, now: clock()) {
         case .deliverNow:
             var compressed = CompressedOnce()
@@ -82,8 +89,9 @@ final class FanOutQueue {
                     let left = ContiguousArray(IteratorSequence(rest))
                     delivering = false
                     if !left.isEmpty {
+                        // First in line: a message queued by a callback during this delivery is younger.
                         enqueue(Waiting(opcode: opcode, payload: payload, except: except, recipients: left,
-                                        compressed: compressed), slicing.leftOver())
+                                        compressed: compressed), slicing.leftOver(), first: true)
                     }
                     return
                 }
@@ -122,8 +130,8 @@ final class FanOutQueue {
         isWaiting = false
     }
 
-    private func enqueue(_ message: Waiting, _ next: FanOutSlicing.Next) {
-        waiting.append(message)
+    private func enqueue(_ message: Waiting, _ next: FanOutSlicing.Next, first: Bool = false) {
+        if first { waiting.insert(message, at: 0) } else { waiting.append(message) }
         isWaiting = true
         if next == .scheduleSlice { scheduleSlice() }
     }
@@ -147,6 +155,9 @@ final class FanOutQueue {
                    message.servedEarly.isEmpty || !message.servedEarly.contains(ObjectIdentifier(connection)) {
                     alone = message.payload.withUnsafeBytes { deliver(message.opcode, $0, to: connection, &message.compressed) }
                 }
+                // The delivery ran user code (a slow consumer's onError), which may have terminated
+                // the server and with it dropped every waiting message.
+                guard waiting.first === message else { continue sliceLoop }
                 if !slicing.shouldContinue(now: clock(), compressed: alone) {
                     if message.next == message.recipients.count { removeOldest() }
                     break sliceLoop
@@ -168,9 +179,10 @@ final class FanOutQueue {
             if connection.id != message.except, !message.servedEarly.contains(ObjectIdentifier(connection)) {
                 _ = message.payload.withUnsafeBytes { deliver(message.opcode, $0, to: connection, &message.compressed) }
             }
+            guard waiting.first === message else { break }  // dropped by a callback (see runSlice)
         }
         delivering = false
-        removeOldest()
+        if waiting.first === message { removeOldest() }
     }
 
     private func removeOldest() {

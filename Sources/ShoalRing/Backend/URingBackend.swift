@@ -256,6 +256,7 @@ public final class URingBackend: LoopBackend {
             return listenerPolls.count - 1
         }()
         listenerPolls[index].userData = userData
+        stoppedListenerPolls.remove(index)
         let sqe = nextSubmission()
         io_uring_prep_poll_multishot(sqe, listener, UInt32(POLLIN))
         io_uring_sqe_set_data64(sqe, Self.acceptPollTag | UInt64(index))
@@ -265,6 +266,10 @@ public final class URingBackend: LoopBackend {
     private var listenerPolls: [(listener: Int32, userData: UInt64)] = []
     /// Listener polls we removed ourselves (after EMFILE and the like), whose -ECANCELED is ours.
     private var removedPolls: [Int] = []
+    /// Listener polls the loop cancelled (it stopped accepting: a reload or a stop): a readiness
+    /// already reaped, or queued again below, accepts nothing more; the connections wait in the
+    /// shared listener's queue for another worker.
+    private var stoppedListenerPolls: Set<Int> = []
     /// Top byte of our own poll tags: the loop's operations use small numbers there (see UserData).
     private static let acceptPollTag: UInt64 = 0xFE << 56
     /// Connections accepted per readiness event before the others get their turn.
@@ -284,6 +289,7 @@ public final class URingBackend: LoopBackend {
             body(Completion(userData: userData, result: cqe.result, hasMore: false, bufferID: nil))
             return
         }
+        if stoppedListenerPolls.contains(index) { return }
         var queueEmptied = false
         for _ in 0..<Self.acceptsPerWakeup {
             let fd = shoal_accept4(listener, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
@@ -352,6 +358,7 @@ public final class URingBackend: LoopBackend {
     }
 
     public func prepareCancel(socket: Int32, userData: UInt64) {
+        if let index = listenerPolls.firstIndex(where: { $0.listener == socket }) { stoppedListenerPolls.insert(index) }
         let sqe = nextSubmission()
         io_uring_prep_cancel_fd(sqe, socket, UInt32(IORING_ASYNC_CANCEL_ALL))
         io_uring_sqe_set_data64(sqe, userData)
