@@ -6,8 +6,8 @@
 // to the loop itself would give the loop a side table, and every retain and release of it (one or
 // more per message sent) would take the runtime's slow path (30 % of a 12-worker chat storm's CPU).
 import Foundation
+import ShoalPosix
 import ShoalRing
-import Synchronization
 
 enum ClientLoops {
     /// A loop's place in the list, for as long as its owner keeps this object.
@@ -21,7 +21,9 @@ enum ClientLoops {
         init(_ registration: Registration) { self.registration = registration }
     }
 
-    private static let known = Mutex<[WeakRegistration]>([])
+    // A pthread mutex, not Synchronization.Mutex: ThreadSanitizer does not see the latter hand a
+    // contended lock over and reported two servers registering at once as a race.
+    private static let known = PosixMutex<[WeakRegistration]>([])
 
     /// Makes `loop` one a client created on its thread runs on (every web server's loop), until the
     /// returned registration is released.
