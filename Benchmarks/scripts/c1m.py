@@ -267,6 +267,19 @@ def metric_sum(port: int, name: str) -> float | None:
     return sum(values) if values else None
 
 
+def metric_by_worker(port: int, name: str) -> dict[str, float] | None:
+    """`name`'s value per `worker` label (a worker slot: a reload's new generation has slots of its own)."""
+    try:
+        _, body = get(port, "/metrics")
+    except (OSError, http.client.HTTPException):
+        return None
+    values = {}
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{") and 'worker="' in line:
+            values[line.split('worker="', 1)[1].split('"', 1)[0]] = float(line.split()[-1])
+    return values
+
+
 def wait_metric(port, name, pred, timeout):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -423,16 +436,25 @@ def main() -> int:
         for p in procs:
             p.stdin.write("watch\n")
             p.stdin.flush()
+        old_slots = set((metric_by_worker(port, "shoal_connections") or {}).keys())
         t_r = time.monotonic()
         server.send_signal(signal.SIGHUP)
         back = None
+        timeline = []  # (seconds, old workers alive, clients on old workers, clients on new workers)
         while time.monotonic() - t_r < args.timeout:
             time.sleep(1)
             now = set(children_of(server.pid))
-            c = metric_sum(port, "shoal_connections")
-            if not (now & before) and c is not None and c >= opened:
+            per_worker = metric_by_worker(port, "shoal_connections") or {}
+            on_new = sum(v for k, v in per_worker.items() if k not in old_slots)
+            on_old = sum(v for k, v in per_worker.items() if k in old_slots)
+            timeline.append((time.monotonic() - t_r, len(now & before), on_old, on_new))
+            if not (now & before) and on_new >= opened:
                 back = time.monotonic() - t_r
                 break
+        # where a reload's time goes: the new workers filling up, the old ones draining
+        marks = [row for i, row in enumerate(timeline) if i % max(1, len(timeline) // 10) == 0 or row is timeline[-1]]
+        print("reload timeline (s: old workers, clients on old, clients on new): "
+              + ", ".join(f"{t:.0f}: {w}, {o:.0f}, {n:.0f}" for t, w, o, n in marks), flush=True)
         reports = ask("report")
         reopened = sum(r["open"] for r in reports)
         again = sum(r["failed"] for r in reports) - retried[0], sum(r["stalled"] for r in reports) - retried[1]

@@ -363,7 +363,12 @@ public final class EventLoop: @unchecked Sendable {
         if actions.contains(.shutdownWrite) { backend.shutdownSocket(slots[i].fd, read: false, write: true) }
         if actions.contains(.cancelAll) {
             backend.shutdownSocket(slots[i].fd, read: true, write: true)
-            backend.prepareCancel(socket: slots[i].fd, userData: UserData(.cancel, generation: slots[i].generation, index: UInt32(i)).raw)
+            let generation = slots[i].generation
+            backend.prepareCancelOperations(
+                socket: slots[i].fd,
+                receiveUserData: UserData(.receive, generation: generation, index: UInt32(i)).raw,
+                sendUserData: UserData(.send, generation: generation, index: UInt32(i)).raw,
+                userData: UserData(.cancel, generation: generation, index: UInt32(i)).raw)
         }
         if actions.contains(.finish) { finish(i) }
     }

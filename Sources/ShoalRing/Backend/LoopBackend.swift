@@ -54,6 +54,9 @@ public protocol LoopBackend: AnyObject {
     /// Cancels only the receive tagged `receiveUserData` on `socket` (it completes with -ECANCELED
     /// and no more; bytes already received may still complete before it). Sends are untouched.
     func prepareCancelReceive(socket: Int32, receiveUserData: UInt64, userData: UInt64)
+    /// Cancels what a connected socket may have in flight, its receive and its send, found by their
+    /// tags; each then completes (-ECANCELED, or on its own if it was ending anyway).
+    func prepareCancelOperations(socket: Int32, receiveUserData: UInt64, sendUserData: UInt64, userData: UInt64)
     /// shutdown(2) of a socket the loop owns.
     func shutdownSocket(_ fd: Int32, read: Bool, write: Bool)
     /// close(2) of a socket the loop owns, once no operation is pending on it. Through the backend,
@@ -78,4 +81,9 @@ public protocol LoopBackend: AnyObject {
 extension LoopBackend {
     /// Backends whose receive memory needs no trimming do nothing.
     public func releaseIdleReceiveBuffers() {}
+
+    /// Where a cancel by descriptor costs no more than by tag (epoll, the test backends).
+    public func prepareCancelOperations(socket: Int32, receiveUserData: UInt64, sendUserData: UInt64, userData: UInt64) {
+        prepareCancel(socket: socket, userData: userData)
+    }
 }

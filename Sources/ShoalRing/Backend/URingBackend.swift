@@ -373,6 +373,21 @@ public final class URingBackend: LoopBackend {
         io_uring_sqe_set_data64(sqe, userData)
     }
 
+    /// By tag, not by descriptor: the kernel finds a tag in its hash of armed operations, but a
+    /// cancel by descriptor walks every operation the ring has in flight. A worker draining 16,000
+    /// clients on a reload closed each with one, and spent 86 % of its time in that walk (the
+    /// clients waited 15 s for their close frames).
+    public func prepareCancelOperations(socket: Int32, receiveUserData: UInt64, sendUserData: UInt64, userData: UInt64) {
+        prepareCancel(tag: receiveUserData, userData: userData)
+        prepareCancel(tag: sendUserData, userData: userData)
+    }
+
+    private func prepareCancel(tag: UInt64, userData: UInt64) {
+        let sqe = nextSubmission()
+        io_uring_prep_cancel64(sqe, tag, 0)
+        io_uring_sqe_set_data64(sqe, userData)
+    }
+
     public func prepareCancelReceive(socket: Int32, receiveUserData: UInt64, userData: UInt64) {
         let sqe = nextSubmission()
         io_uring_prep_cancel64(sqe, receiveUserData, 0)
