@@ -315,14 +315,17 @@ def main() -> int:
     ap.add_argument("--per-source", type=int, default=5_000,
                     help="connections per 127.0.x.y source address (one address has ~28,000 ports to one "
                          "destination, fewer while earlier runs' sockets sit in TIME-WAIT)")
-    ap.add_argument("--drain-timeout", type=float, default=30,
-                    help="shoal's --drain-timeout: an old worker closing 19,600 clients on a reload, on a CPU "
-                         "shared by 100 processes, needs more than the default 5 s (it is killed then)")
+    ap.add_argument("--drain-timeout", type=float, default=0,
+                    help="shoal's --drain-timeout (0: 30 s per 100,000 connections, at least 30 s): on a reload the "
+                         "old workers wait for every client to answer its 1001, and the clients here answer at "
+                         "their own pace on the cores they share with the server (a million's old workers still "
+                         "held every client at a 30 s deadline and were killed)")
     ap.add_argument("--timeout", type=float, default=300, help="bound of each phase, seconds")
     args = ap.parse_args()
     # `timeout 900 c1m.py ...` (or ^C) still stops the server and the clients, in the finally below
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     n = args.connections
+    drain_timeout = args.drain_timeout or max(30.0, 30.0 * n / 100_000)
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
     port = args.port
     if port == 0:
@@ -332,7 +335,7 @@ def main() -> int:
     registry = max(262_144, 1 << math.ceil(math.log2(2 * n + 1)))
     cmd = [args.shoal, "serve", "--host", "127.0.0.1", "--port", str(port), "--handler", "broadcast", "--path", "/",
            "--workers", "auto", "--cluster-connections", str(n), "--registry-capacity", str(registry),
-           "--idle-timeout", "0", "--drain-timeout", str(args.drain_timeout), "--log-level", "notice"]
+           "--idle-timeout", "0", "--drain-timeout", f"{drain_timeout:g}", "--log-level", "notice"]
     print("$ " + " ".join(cmd), flush=True)
     log = open(f"/tmp/c1m-shoal-{port}.log", "w")
     server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
