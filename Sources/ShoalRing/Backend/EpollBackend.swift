@@ -68,8 +68,8 @@ public final class EpollBackend: LoopBackend {
     /// What is pending on one descriptor, and what the kernel knows of it.
     ///
     /// Every open socket has one, idle clients included, so which operations are pending is one
-    /// byte of flags (`pending`) beside plain fields, instead of seven Optionals each padded to a
-    /// multiple of 8 bytes: 96 bytes a descriptor instead of 152. The properties below read and
+    /// byte of flags (`pending`) beside plain fields, instead of seven Optionals each padded to 16 or
+    /// 32 bytes: 96 bytes a descriptor instead of 152. The properties below read and
     /// write them as Optionals (nil: not pending).
     private struct Descriptor {
         private struct Kinds: OptionSet {
@@ -88,7 +88,8 @@ public final class EpollBackend: LoopBackend {
         private var pollInUserData: UInt64 = 0
         private var pollOutUserData: UInt64 = 0
         private var connectUserData: UInt64 = 0
-        private var sendOperation: (userData: UInt64, bytes: UnsafeRawBufferPointer) = (0, UnsafeRawBufferPointer(start: nil, count: 0))
+        private var sendOperation: (userData: UInt64, bytes: UnsafeRawBufferPointer) =
+            (0, UnsafeRawBufferPointer(start: nil, count: 0))
         private var readOperation: (userData: UInt64, buffer: UnsafeMutableRawBufferPointer) =
             (0, UnsafeMutableRawBufferPointer(start: nil, count: 0))
         /// Interest registered in the epoll set; 0 when the descriptor is not in it.
@@ -98,42 +99,28 @@ public final class EpollBackend: LoopBackend {
         /// The kinds whose field above holds a pending operation.
         private var pending: Kinds = []
 
-        var accept: UInt64? {
-            get { pending.contains(.accept) ? acceptUserData : nil }
-            set { Self.put(newValue, &acceptUserData, .accept, &pending) }
-        }
-        var receive: UInt64? {
-            get { pending.contains(.receive) ? receiveUserData : nil }
-            set { Self.put(newValue, &receiveUserData, .receive, &pending) }
-        }
+        var accept: UInt64? { get { self[.accept, \.acceptUserData] } set { self[.accept, \.acceptUserData] = newValue } }
+        var receive: UInt64? { get { self[.receive, \.receiveUserData] } set { self[.receive, \.receiveUserData] = newValue } }
         var send: (userData: UInt64, bytes: UnsafeRawBufferPointer)? {
-            get { pending.contains(.send) ? sendOperation : nil }
-            set { Self.put(newValue, &sendOperation, .send, &pending) }
+            get { self[.send, \.sendOperation] } set { self[.send, \.sendOperation] = newValue }
         }
         var read: (userData: UInt64, buffer: UnsafeMutableRawBufferPointer)? {
-            get { pending.contains(.read) ? readOperation : nil }
-            set { Self.put(newValue, &readOperation, .read, &pending) }
+            get { self[.read, \.readOperation] } set { self[.read, \.readOperation] = newValue }
         }
-        var pollIn: UInt64? {
-            get { pending.contains(.pollIn) ? pollInUserData : nil }
-            set { Self.put(newValue, &pollInUserData, .pollIn, &pending) }
-        }
-        var pollOut: UInt64? {
-            get { pending.contains(.pollOut) ? pollOutUserData : nil }
-            set { Self.put(newValue, &pollOutUserData, .pollOut, &pending) }
-        }
-        var connect: UInt64? {
-            get { pending.contains(.connect) ? connectUserData : nil }
-            set { Self.put(newValue, &connectUserData, .connect, &pending) }
-        }
+        var pollIn: UInt64? { get { self[.pollIn, \.pollInUserData] } set { self[.pollIn, \.pollInUserData] = newValue } }
+        var pollOut: UInt64? { get { self[.pollOut, \.pollOutUserData] } set { self[.pollOut, \.pollOutUserData] = newValue } }
+        var connect: UInt64? { get { self[.connect, \.connectUserData] } set { self[.connect, \.connectUserData] = newValue } }
 
-        /// Stores `value` in `field` and flags `kind` pending, or clears the flag for nil.
-        private static func put<Value>(_ value: Value?, _ field: inout Value, _ kind: Kinds, _ pending: inout Kinds) {
-            if let value {
-                field = value
-                pending.insert(kind)
-            } else {
-                pending.remove(kind)
+        /// The operation of `kind` kept in `field` if one is pending; setting nil ends it.
+        private subscript<Value>(kind: Kinds, field: WritableKeyPath<Descriptor, Value>) -> Value? {
+            get { pending.contains(kind) ? self[keyPath: field] : nil }
+            set {
+                if let newValue {
+                    self[keyPath: field] = newValue
+                    pending.insert(kind)
+                } else {
+                    pending.remove(kind)
+                }
             }
         }
 
