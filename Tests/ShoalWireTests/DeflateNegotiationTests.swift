@@ -211,6 +211,7 @@ private func answer(_ header: String, _ policy: DeflatePolicy = .dedicated()) ->
         #expect(codecs.codecs(for: small).deflater !== codecs.codecs(for: plain).deflater)
         #expect(codecs.codecs(for: small).deflater?.windowBits == 9)
         #expect(codecs.codecs(for: small).inflater === codecs.inflater, "one decompressor for every window")
+        #expect(codecs.deflater(for: small) === codecs.codecs(for: small).deflater)
         #expect(codecs.inflater.noContextTakeover)
         #expect(codecs.memoryHeld == 0, "nothing is allocated before the first message")
     }

@@ -42,6 +42,12 @@ public final class SharedDeflateCodecs {
         return created
     }
 
+    /// The compressor for a connection with this agreement: `codecs(for:)`'s, for callers that keep
+    /// the two apart.
+    public func deflater(for agreement: DeflateAgreement) -> MessageDeflater {
+        codecs(for: agreement).deflater!  // every pair made here has one
+    }
+
     /// Bytes held by the worker's compressors and decompressor.
     public var memoryHeld: Int {
         pairs.reduce(inflater.memoryHeld) { $0 + ($1?.deflater?.memoryHeld ?? 0) }
