@@ -68,4 +68,10 @@ final class PassThroughTransform: StreamTransform {
     @Test func aSlotTakesAtMost40Bytes() {
         #expect(EventLoop.slotStride <= 40)
     }
+
+    /// The epoll backend's record of each descriptor, which every idle socket also has there:
+    /// pending operations flagged in one byte, not seven padded Optionals (152 bytes).
+    @Test func anEpollDescriptorTakesAtMost96Bytes() {
+        #expect(EpollBackend.descriptorStride <= 96)
+    }
 }

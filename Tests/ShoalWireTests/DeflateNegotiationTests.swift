@@ -207,9 +207,11 @@ private func answer(_ header: String, _ policy: DeflatePolicy = .dedicated()) ->
         let codecs = SharedDeflateCodecs()
         let plain = PerMessageDeflate.negotiate(headerValues: ["permessage-deflate"], policy: .shared)!
         let small = PerMessageDeflate.negotiate(headerValues: ["permessage-deflate; server_max_window_bits=9"], policy: .shared)!
-        #expect(codecs.deflater(for: plain) === codecs.deflater(for: plain))
-        #expect(codecs.deflater(for: small) !== codecs.deflater(for: plain))
-        #expect(codecs.deflater(for: small).windowBits == 9)
+        #expect(codecs.codecs(for: plain) === codecs.codecs(for: plain))
+        #expect(codecs.codecs(for: small).deflater !== codecs.codecs(for: plain).deflater)
+        #expect(codecs.codecs(for: small).deflater?.windowBits == 9)
+        #expect(codecs.codecs(for: small).inflater === codecs.inflater, "one decompressor for every window")
+        #expect(codecs.deflater(for: small) === codecs.codecs(for: small).deflater)
         #expect(codecs.inflater.noContextTakeover)
         #expect(codecs.memoryHeld == 0, "nothing is allocated before the first message")
     }

@@ -31,17 +31,15 @@ public class WebSocketConnection: @unchecked Sendable {
     /// The worker's loop, the server's (not stored per connection: every idle client holds its fields).
     var loop: EventLoop { wss.loop }
 
-    // Every idle client holds the stored fields below for its whole life: 152 bytes with the header
-    // and the fields above, a 160-byte malloc chunk. Swift lays them out in declaration order, so
+    // Every idle client holds the stored fields below for its whole life: 136 bytes with the header
+    // and the fields above, a 144-byte malloc chunk. Swift lays them out in declaration order, so
     // they go from 8-byte to 1-byte alignment; state needed only while closing or paused goes in `cold`.
     let socket: SocketHandle
-    /// The compressor for this client when it negotiated permessage-deflate: the worker's shared one
-    /// (`.shared`) or its own (`.dedicated`).
-    let deflater: MessageDeflater?
     /// State needed only while closing or paused, allocated on first need (`coldState()`).
     var cold: ConnectionColdState?
     // Unchecked exclusivity (loop thread only; `reader.next` calls nothing that reaches the connection):
     // the dynamic check showed in the per-message profile.
+    // The reader also holds the client's compression codecs (`deflater` below): one reference for both.
     @exclusivity(unchecked) var reader: MessageReader
     /// Idle clock (`IdleClock`, milliseconds): when the client was last heard from, or, while
     /// `pingOutstanding`, when the idle ping went out (nothing heard since then, or it would be clear).
@@ -82,19 +80,16 @@ public class WebSocketConnection: @unchecked Sendable {
         self.wss = wss
         self.socket = socket
         idleSince = IdleClock.milliseconds(wss.loop.now)
-        var inflater: MessageInflater?
+        var codecs: DeflateCodecs?
         if let agreement {
             if wss.options.compression == .shared {
-                deflater = wss.sharedDeflateCodecs.deflater(for: agreement)
-                inflater = wss.sharedDeflateCodecs.inflater
+                codecs = wss.sharedDeflateCodecs.codecs(for: agreement)
             } else {
-                deflater = agreement.makeDeflater(compressionLevel: wss.options.compressionLevel)
-                inflater = agreement.makeInflater()
+                codecs = DeflateCodecs(inflater: agreement.makeInflater(),
+                                       deflater: agreement.makeDeflater(compressionLevel: wss.options.compressionLevel))
             }
-        } else {
-            deflater = nil
         }
-        reader = MessageReader(inflater: inflater)
+        reader = MessageReader(codecs: codecs)
         if let subprotocol { coldState().subprotocol = subprotocol }
     }
 
@@ -105,6 +100,10 @@ public class WebSocketConnection: @unchecked Sendable {
         if loop.inEventLoop { return cold?.subprotocol }
         return loop.onLoopAndWait { self.cold?.subprotocol }
     }
+
+    /// The compressor for this client when it negotiated permessage-deflate: the worker's shared one
+    /// (`.shared`) or its own (`.dedicated`). Set once in `init` and never changed.
+    var deflater: MessageDeflater? { reader.codecs?.deflater }
 
     /// Whether this client negotiated permessage-deflate.
     public var isCompressing: Bool { deflater != nil }

@@ -14,7 +14,8 @@ public final class SharedDeflateCodecs {
 
     /// The decompressor for every connection of the worker; hand it to each MessageReader.
     public let inflater = MessageInflater(windowBits: PerMessageDeflate.largestWindowBits, noContextTakeover: true)
-    private var deflaters = [MessageDeflater?](repeating: nil, count: 8)
+    /// The pair for each announced server_max_window_bits (8...15), made on first use.
+    private var pairs = [DeflateCodecs?](repeating: nil, count: 8)
     private let compressionLevel: Int
 
     /// Creates the (still empty) set; `compressionLevel` is zlib's 0...9.
@@ -22,24 +23,33 @@ public final class SharedDeflateCodecs {
         self.compressionLevel = compressionLevel
     }
 
-    /// The compressor for a connection with this agreement (which must come from the shared policy).
-    public func deflater(for agreement: DeflateAgreement) -> MessageDeflater {
+    /// The codecs for a connection with this agreement (which must come from the shared policy): the
+    /// worker's decompressor and the compressor for the agreement's window, one pair per window.
+    public func codecs(for agreement: DeflateAgreement) -> DeflateCodecs {
         precondition(
             agreement.serverNoContextTakeover && agreement.clientNoContextTakeover,
             "shared compression state needs no context takeover in both directions")
         let index = agreement.serverMaxWindowBits - 8
-        if let deflater = deflaters[index] {
-            return deflater
+        if let pair = pairs[index] {
+            return pair
         }
-        let created = MessageDeflater(
-            windowBits: agreement.serverMaxWindowBits, memoryLevel: Self.memoryLevel, noContextTakeover: true,
-            compressionLevel: compressionLevel)
-        deflaters[index] = created
+        let created = DeflateCodecs(
+            inflater: inflater,
+            deflater: MessageDeflater(
+                windowBits: agreement.serverMaxWindowBits, memoryLevel: Self.memoryLevel, noContextTakeover: true,
+                compressionLevel: compressionLevel))
+        pairs[index] = created
         return created
+    }
+
+    /// The compressor for a connection with this agreement: `codecs(for:)`'s, for callers that keep
+    /// the two apart.
+    public func deflater(for agreement: DeflateAgreement) -> MessageDeflater {
+        codecs(for: agreement).deflater!  // every pair made here has one
     }
 
     /// Bytes held by the worker's compressors and decompressor.
     public var memoryHeld: Int {
-        deflaters.reduce(inflater.memoryHeld) { $0 + ($1?.memoryHeld ?? 0) }
+        pairs.reduce(inflater.memoryHeld) { $0 + ($1?.deflater?.memoryHeld ?? 0) }
     }
 }

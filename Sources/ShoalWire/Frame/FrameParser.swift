@@ -1,5 +1,5 @@
 // Byte-level incremental state machine for frame headers: input may stop after any byte, so the header
-// is decoded field by field into the parser's own 24 bytes instead of being spilled and re-read.
+// is decoded field by field into the parser's own 19 bytes instead of being spilled and re-read.
 // Message-level rules (fragmentation, size, UTF-8) live in MessageReader on top of it.
 
 /// Decodes one frame header at a time and tracks how much of its payload is still due.
@@ -21,10 +21,14 @@ struct FrameParser {
         case complete
     }
 
-    /// Payload length of the current frame (< 2^63, checked).
-    private(set) var frameLength = 0
-    /// Payload bytes of the current frame not yet consumed.
-    var frameRemaining = 0
+    // Every connection's reader holds a parser for its whole life, so the frame's length is not kept
+    // beside what remains of it (8 bytes of every idle connection): while the header is read,
+    // `frameRemaining` holds the announced length; once the payload starts, the two one-byte fields
+    // below say what the length was needed for.
+
+    /// While the header is read: the payload length announced so far (< 2^63, checked). Once the
+    /// payload is due: its bytes not yet consumed.
+    private(set) var frameRemaining = 0
     private(set) var maskKey: UInt32 = 0
     private(set) var phase = Phase.byte0
     /// Bytes still due in the extendedLength or maskKey phase.
@@ -33,11 +37,15 @@ struct FrameParser {
     /// Reserved bits a negotiated extension gives meaning to (RSV1 for permessage-deflate); any other
     /// reserved bit fails the frame. Which frames may carry them is the reader's rule.
     var allowedReservedBits: UInt8 = 0
-
-    /// Key index for the next payload byte: masking restarts at key byte 0 with every frame.
-    var keyOffset: Int { (frameLength - frameRemaining) & 3 }
+    /// Key index for the next payload byte (payload bytes consumed so far, modulo 4): masking restarts
+    /// at key byte 0 with every frame.
+    private(set) var keyOffset: UInt8 = 0
     /// Whether no payload byte of the current frame was consumed yet.
-    var atPayloadStart: Bool { frameRemaining == frameLength }
+    private(set) var atPayloadStart = false
+
+    /// The current frame's payload length: valid once the length is known (`.lengthKnown` or
+    /// `.complete`) and until the first payload byte is consumed.
+    var frameLength: Int { frameRemaining }
 
     /// Consumes one header byte. Throws 1002 for anything wrong at frame level: reserved bits not allowed, unknown
     /// opcodes, fragmented or oversized control frames, a mask bit that `masking` refuses,
@@ -51,7 +59,7 @@ struct FrameParser {
         case .byte1:
             phaseBytesLeft = try acceptByte1(byte, masking: masking)
             if phaseBytesLeft > 0 {
-                frameLength = 0
+                frameRemaining = 0
                 phase = .extendedLength
                 return .partial
             }
@@ -62,7 +70,7 @@ struct FrameParser {
                 throw .protocolError("64-bit payload length with the most significant bit set")
             }
             // The top bit is known clear, so eight shifts stay below 2^63 and never wrap.
-            frameLength = frameLength << 8 | Int(byte)
+            frameRemaining = frameRemaining << 8 | Int(byte)
             phaseBytesLeft -= 1
             return phaseBytesLeft == 0 ? lengthDone() : .partial
 
@@ -103,7 +111,7 @@ struct FrameParser {
         if header.opcode!.isControl && header.length7 > UInt8(Limits.maxControlPayload) {
             throw .protocolError("control frame payload over 125 bytes")
         }
-        frameLength = Int(header.length7)
+        frameRemaining = Int(header.length7)
         return header.extendedLengthBytes
     }
 
@@ -130,14 +138,14 @@ struct FrameParser {
         case 0:
             return 1
         case 2:
-            frameLength = Int(UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: 1, as: UInt16.self)))
+            frameRemaining = Int(UInt16(bigEndian: bytes.loadUnaligned(fromByteOffset: 1, as: UInt16.self)))
             return 3
         default:
             let length = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 1, as: UInt64.self))
             if length & (1 << 63) != 0 {
                 throw .protocolError("64-bit payload length with the most significant bit set")
             }
-            frameLength = Int(length)
+            frameRemaining = Int(length)
             return 9
         }
     }
@@ -154,6 +162,13 @@ struct FrameParser {
         maskKey = 0
         _ = startPayload()
         return 0
+    }
+
+    /// `count` payload bytes of the current frame were consumed (at most `frameRemaining`).
+    mutating func consumePayload(_ count: Int) {
+        frameRemaining -= count
+        keyOffset = UInt8(truncatingIfNeeded: Int(keyOffset) &+ count) & 3
+        if count > 0 { atPayloadStart = false }
     }
 
     /// Marks the current frame's payload as fully consumed; the next byte starts a new header.
@@ -174,7 +189,8 @@ struct FrameParser {
     }
 
     private mutating func startPayload() -> Progress {
-        frameRemaining = frameLength
+        keyOffset = 0
+        atPayloadStart = true
         phase = .payload
         return .complete
     }

@@ -54,8 +54,9 @@ public struct MessageReader {
     /// Data bytes of the message in progress (plus, while a control frame is split across reads, that
     /// frame's payload after them). Nil until a message needs reassembly.
     private var buffer: ReassemblyBuffer?
-    /// Inflates compressed messages; nil when compression was not negotiated (RSV1 is then a 1002).
-    private let inflater: MessageInflater?
+    /// The connection's compression codecs, whose inflater inflates compressed messages; nil when
+    /// compression was not negotiated (RSV1 is then a 1002).
+    public let codecs: DeflateCodecs?
     /// Announced data bytes of the message in progress, current frame included. At a frame boundary it
     /// equals the data bytes held in `buffer`, because only whole single-frame messages skip the buffer.
     private var messageSize = 0
@@ -78,8 +79,14 @@ public struct MessageReader {
     /// the readers of several connections only if it forgets between messages
     /// (client_no_context_takeover), see MessageInflater.
     public init(inflater: MessageInflater? = nil) {
-        self.inflater = inflater
-        if inflater != nil {
+        self.init(codecs: inflater.map { DeflateCodecs(inflater: $0, deflater: nil) })
+    }
+
+    /// Creates a reader that inflates with `codecs.inflater` (the same sharing rule applies) and keeps
+    /// the pair for the connection's sends: a server connection's one reference to its compression.
+    public init(codecs: DeflateCodecs?) {
+        self.codecs = codecs
+        if codecs != nil {
             parser.allowedReservedBits = FrameHeader.rsv1Bit
         }
     }
@@ -164,15 +171,15 @@ public struct MessageReader {
         let header = parser.header
         let opcode = header.opcode!  // FrameParser rejects unknown opcodes
         let available = input.count - offset
-        let frameLength = parser.frameLength
+        let remaining = parser.frameRemaining
 
         // Fast path: the whole payload of a control frame or single-frame message is here; hand out a
         // view into `input` and copy nothing.
-        if parser.atPayloadStart && available >= frameLength
+        if parser.atPayloadStart && available >= remaining
             && (opcode.isControl || (header.fin && opcode != .continuation))
         {
-            let payload = UnsafeMutableRawBufferPointer(rebasing: input[offset..<offset + frameLength])
-            offset += frameLength
+            let payload = UnsafeMutableRawBufferPointer(rebasing: input[offset..<offset + remaining])
+            offset += remaining
             if header.masked {
                 Masking.apply(maskKey: parser.maskKey, keyOffset: 0, to: payload)
             }
@@ -186,16 +193,18 @@ public struct MessageReader {
         let chunkLength = min(available, parser.frameRemaining)
         let chunk = UnsafeMutableRawBufferPointer(rebasing: input[offset..<offset + chunkLength])
         if header.masked {
-            Masking.apply(maskKey: parser.maskKey, keyOffset: parser.keyOffset, to: chunk)
+            Masking.apply(maskKey: parser.maskKey, keyOffset: Int(parser.keyOffset), to: chunk)
         }
         offset += chunkLength
-        parser.frameRemaining -= chunkLength
+        parser.consumePayload(chunkLength)
         if !opcode.isControl && message == .text && !compressed {
             // Validate as bytes arrive so a bad byte fails the connection before the rest is read.
             try validateText(UnsafeRawBufferPointer(chunk))
         }
         if chunkLength > 0 {
-            storage(reserving: opcode.isControl ? frameLength : min(messageSize, ReassemblyBuffer.retainLimit))
+            // A control frame's first payload bytes make the buffer if there is none, so `remaining`
+            // is then its whole length.
+            storage(reserving: opcode.isControl ? remaining : min(messageSize, ReassemblyBuffer.retainLimit))
                 .append(UnsafeRawBufferPointer(chunk))
         }
         guard parser.frameRemaining == 0 else { return nil }
@@ -241,7 +250,7 @@ public struct MessageReader {
     private mutating func inflate(
         _ payload: UnsafeRawBufferPointer, maxMessageSize: Int
     ) throws(ProtocolViolation) -> UnsafeRawBufferPointer {
-        let inflated = try inflater!.inflate(payload, maxMessageSize: maxMessageSize)  // compressed implies one
+        let inflated = try codecs!.inflater.inflate(payload, maxMessageSize: maxMessageSize)  // compressed implies one
         if message == .text {
             try validateText(inflated)
         }
@@ -350,7 +359,7 @@ public struct MessageReader {
     /// a message still in progress, and frees a buffer (ours or the inflater's) that a large message
     /// left behind.
     private mutating func recycleBuffer() {
-        inflater?.releaseLargeBuffer()
+        codecs?.inflater.releaseLargeBuffer()
         guard let buffer else { return }
         let keep = message == .none ? 0 : messageSize
         buffer.count = keep
