@@ -25,11 +25,15 @@ final class HTTPSession: SocketDelegate, HeldInput {
     private var connectionAddress: String?
     /// TLS between the socket and this session (`WebServerConfiguration.tls`), once started.
     private var tls: TLSStreamTransform?
-    /// The TCP peer's address in canonical form, read when first needed.
-    private lazy var peerAddress: String = {
+    /// The TCP peer as accept reported it, kept as bits (the text is made when needed, once per
+    /// upgrade: no getpeername, no getnameinfo and parse back).
+    private let peer: PeerAddress
+    /// The TCP peer's address in canonical form.
+    private var peerAddress: String {
+        if peer != .unknown { return IPAddress(high: peer.high, low: peer.low).description }
         let raw = web.peerAddress(fd)
         return IPAddress(raw)?.description ?? raw
-    }()
+    }
     /// When the current request must be complete (handshake deadline / keep-alive idle time);
     /// kept by the worker's `RequestDeadlines`.
     var deadline: UInt64 = 0
@@ -41,9 +45,10 @@ final class HTTPSession: SocketDelegate, HeldInput {
     /// bus), with what the client sent after it; answered when the hold ends.
     private var heldUpgrade: (head: HTTPRequestHead, after: [UInt8])?
 
-    init(web: WebServer, fd: Int32, operatorOnly: Bool = false) {
+    init(web: WebServer, fd: Int32, peer: PeerAddress, operatorOnly: Bool = false) {
         self.web = web
         self.fd = fd
+        self.peer = peer
         self.operatorOnly = operatorOnly
         parser = HTTPHeadParser(maxHeadSize: web.configuration.maxHeadSize, maxHeaderCount: web.configuration.maxHeaderCount)
         if web.configuration.proxyProtocol && !operatorOnly { proxyHeader = ProxyHeaderParser() }
