@@ -34,6 +34,9 @@ import Testing
         // Tokens are case-insensitive.
         let shouty = request(replacing: ["Upgrade": "WebSocket", "Connection": "UPGRADE"])
         #expect(try WebSocketUpgrade.validate(shouty) == "dGhlIHNhbXBsZSBub25jZQ==")
+        // Whitespace around the key or the version (headers built by hand, not by the parser) is not theirs.
+        let padded = request(replacing: ["Sec-WebSocket-Key": " dGhlIHNhbXBsZSBub25jZQ==\t", "Sec-WebSocket-Version": " 13 "])
+        #expect(try WebSocketUpgrade.validate(padded) == "dGhlIHNhbXBsZSBub25jZQ==")
     }
 
     private func failure(_ head: HTTPRequestHead) -> HTTPError? {

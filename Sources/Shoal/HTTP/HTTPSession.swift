@@ -150,7 +150,7 @@ final class HTTPSession: SocketDelegate, HeldInput {
     /// Answers one request. Returns true when the connection became a WebSocket, or waits to (held).
     private func answer(_ head: HTTPRequestHead, leftover: UnsafeMutableRawBufferPointer) -> Bool {
         // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host field gets 400.
-        if head.versionMajor == 1 && head.versionMinor >= 1 && head.headers.values("host").count != 1 {
+        if head.versionMajor == 1 && head.versionMinor >= 1 && head.headers.count(of: "host") != 1 {
             countRefusal(.badRequest)
             respond(status: 400, body: "HTTP/1.1 requests need exactly one Host header\n", keepAlive: false)
             return false

@@ -5,26 +5,33 @@ public enum Base64 {
     private static let alphabet: [UInt8] = Array(
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
-    /// Encodes `bytes` with padding.
+    /// Encodes `bytes` with padding, straight into the string's storage (no array in between).
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
-        var output: [UInt8] = []
-        output.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var iterator = bytes.makeIterator()
-        while let b0 = iterator.next() {
-            let b1 = iterator.next()
-            let b2 = iterator.next()
-            output.append(alphabet[Int(b0 >> 2)])
-            output.append(alphabet[Int((b0 & 0x03) << 4 | (b1 ?? 0) >> 4)])
-            output.append(b1.map { alphabet[Int(($0 & 0x0F) << 2 | (b2 ?? 0) >> 6)] } ?? UInt8(ascii: "="))
-            output.append(b2.map { alphabet[Int($0 & 0x3F)] } ?? UInt8(ascii: "="))
+        String(unsafeUninitializedCapacity: (bytes.count + 2) / 3 * 4) { output in
+            var count = 0
+            var iterator = bytes.makeIterator()
+            while let b0 = iterator.next() {
+                let b1 = iterator.next()
+                let b2 = iterator.next()
+                output[count] = alphabet[Int(b0 >> 2)]
+                output[count + 1] = alphabet[Int((b0 & 0x03) << 4 | (b1 ?? 0) >> 4)]
+                output[count + 2] = b1.map { alphabet[Int(($0 & 0x0F) << 2 | (b2 ?? 0) >> 6)] } ?? UInt8(ascii: "=")
+                output[count + 3] = b2.map { alphabet[Int($0 & 0x3F)] } ?? UInt8(ascii: "=")
+                count += 4
+            }
+            return count
         }
-        return String(decoding: output, as: UTF8.self)
     }
 
     /// Decodes strictly: padding required, no whitespace, no characters outside the alphabet, and the
     /// unused bits of the last group must be zero (so every byte string has exactly one encoding).
     public static func decode(_ s: String) -> [UInt8]? {
-        let input = Array(s.utf8)
+        var s = s
+        return s.withUTF8 { decode($0) }
+    }
+
+    /// `decode(_:)` over the text's bytes in place.
+    private static func decode(_ input: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
         guard input.count % 4 == 0 else { return nil }
         var output: [UInt8] = []
         output.reserveCapacity(input.count / 4 * 3)
