@@ -114,12 +114,16 @@ import Testing
     @Test func roundTripsEveryByteValue() {
         let bytes = (0...255).map { UInt8($0) }
         #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+        for length in 0...20 {
+            #expect(Base64.decodedCount(Base64.encode(bytes.prefix(length))) == length)
+        }
         #expect(Base64.encode([0xFB, 0xFF]) == "+/8=")
     }
 
     @Test(arguments: ["Zg", "Zg=", "Zm9v\n", "Z===", "Zg==Zg==", "Zh==", "Zm9=", "Zm 9v", "Zm9v=", "====", "Zm-_"])
     func rejectsNonStrictInput(_ text: String) {
         #expect(Base64.decode(text) == nil)
+        #expect(Base64.decodedCount(text) == nil)
     }
 }
 

@@ -47,7 +47,7 @@ public enum WebSocketUpgrade {
             throw .badRequest(keyCount == 0 ? "Missing Sec-WebSocket-Key header" : "Repeated Sec-WebSocket-Key header")
         }
         let key = trimmed(untrimmedKey)
-        guard let decoded = Base64.decode(key), decoded.count == 16 else {
+        guard Base64.decodedCount(key) == 16 else {
             throw .badRequest("Sec-WebSocket-Key must be the base64 encoding of 16 bytes")
         }
         return key
