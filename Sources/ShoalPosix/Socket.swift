@@ -58,13 +58,16 @@ public enum Socket {
         guard setsockopt(fd, level, name, &v, socklen_t(MemoryLayout<Int32>.size)) == 0 else { throw SystemError.last(what) }
     }
 
-    /// Options for an accepted connection: no Nagle delay, since frames are already batched per loop turn.
-    public static func configureAccepted(_ fd: Int32) {
+    /// No Nagle delay, since frames are already batched per loop turn. Set on a listener, it holds
+    /// for every connection accepted from it (Linux copies the option to the accepted socket).
+    public static func disableNagle(_ fd: Int32) {
         var one: Int32 = 1
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
-    /// The peer's numeric address ("127.0.0.1", "::1"), or "" when the socket is already gone.
+    /// The peer's numeric address ("127.0.0.1", "::1"), or "" when the socket is already gone. A
+    /// getpeername(2) and a getnameinfo(3): for sockets whose accept did not report the peer
+    /// (`PeerAddress`), never per connection on a loop.
     public static func peerAddress(_ fd: Int32) -> String {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)

@@ -57,7 +57,7 @@ public struct SocketAddress: Sendable, CustomStringConvertible {
     public func makeSocket() throws(SystemError) -> Int32 {
         let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError.last("socket") }
-        Socket.configureAccepted(fd)
+        Socket.disableNagle(fd)
         return fd
     }
 }

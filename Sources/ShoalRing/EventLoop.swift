@@ -164,8 +164,10 @@ public final class EventLoop: @unchecked Sendable {
 
     // MARK: Listeners
 
-    /// Starts accepting on a listening socket the caller owns.
+    /// Starts accepting on a listening socket the caller owns. It gets TCP_NODELAY, which Linux
+    /// copies to every connection accepted from it: no setsockopt(2) per connection.
     public func listen(socket fd: Int32, delegate: any ListenerDelegate) {
+        Socket.disableNagle(fd)
         listeners.append(Listener(fd: fd, delegate: delegate, active: true))
         backend.prepareAccept(listener: fd, userData: UserData(.accept, index: UInt32(listeners.count - 1)).raw)
     }
@@ -646,8 +648,7 @@ public final class EventLoop: @unchecked Sendable {
         guard l < listeners.count else { return }
         if completion.result >= 0 {
             let fd = completion.result
-            if listeners[l].active, let delegate = listeners[l].delegate.accepted(socket: fd, on: self) {
-                Socket.configureAccepted(fd)
+            if listeners[l].active, let delegate = listeners[l].delegate.accepted(socket: fd, peer: completion.peer, on: self) {
                 register(socket: fd, delegate: delegate)
             } else {
                 backend.closeSocket(fd)

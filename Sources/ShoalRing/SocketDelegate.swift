@@ -1,5 +1,6 @@
 // How the loop talks to the layer above it (HTTP, WebSocket): a listener delegate decides what
 // to do with accepted sockets, a socket delegate gets bytes, timer events and the final close.
+public import ShoalPosix
 
 /// A socket registered with a loop: its slot index plus the slot's generation, so a handle kept
 /// after the socket closed can never act on the next socket that reuses the slot.
@@ -16,8 +17,9 @@ public struct SocketHandle: Hashable, Sendable {
 
 /// Receives accepted connections of a listener.
 public protocol ListenerDelegate: AnyObject {
-    /// A new connection; return its delegate, or nil to close it at once.
-    func accepted(socket fd: Int32, on loop: EventLoop) -> (any SocketDelegate)?
+    /// A new connection from `peer` (as accept(2) reported it; `.unknown` when the backend had no
+    /// address to give); return its delegate, or nil to close it at once.
+    func accepted(socket fd: Int32, peer: PeerAddress, on loop: EventLoop) -> (any SocketDelegate)?
     /// Accepting failed with `error` (an errno: EMFILE, ENFILE, ...); the loop retries after a pause.
     func acceptFailed(error: Int32, on loop: EventLoop)
 }

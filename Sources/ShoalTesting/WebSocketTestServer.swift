@@ -4,6 +4,7 @@
 // nothing is left to do, then the test looks at what each simulated client received.
 public import Logging
 public import Shoal
+import ShoalPosix
 import ShoalRing
 
 /// Runs a `WebServer` for tests: create servers in `setup`, open `SimulatedClient`s, act, `settle()`.
@@ -52,7 +53,7 @@ public final class WebSocketTestServer {
         clients.append(client)
         let addresses = web.peerAddress
         web.peerAddress = { $0 == socket ? remoteAddress : addresses($0) }
-        if let delegate = web.accepted(socket: socket, on: loop) {
+        if let delegate = web.accepted(socket: socket, peer: .unknown, on: loop) {
             loop.register(socket: socket, delegate: delegate)
         }
         client.sendRaw(SimulatedClient.upgradeRequest(path: path, headers: headers))

@@ -158,6 +158,21 @@ import Testing
         #expect(!headers.containsToken("example.com", in: "Connection"))
     }
 
+    @Test func findsATokenBetweenEmptyElementsAndWhitespaceButNotInsideAnother() {
+        let list = HTTPHeaders([("Connection", " ,keep-alive ,, \tUpgrade\t,"), ("Upgrade", "websocketx, xwebsocket, web socket")])
+        #expect(list.containsToken("upgrade", in: "connection"))
+        #expect(list.containsToken("KEEP-ALIVE", in: "connection"))
+        #expect(!list.containsToken("websocket", in: "upgrade"))
+        #expect(!HTTPHeaders([("Connection", "")]).containsToken("upgrade", in: "Connection"))
+    }
+
+    @Test func countsAFieldInEveryCase() {
+        #expect(headers.count(of: "accept") == 2)
+        #expect(headers.count(of: "CONNECTION") == 2)
+        #expect(headers.count(of: "host") == 1)
+        #expect(headers.count(of: "hos") == 0 && headers.count(of: "nope") == 0)
+    }
+
     @Test func iteratesInInsertionOrder() {
         var list = HTTPHeaders()
         list.add(name: "B", value: "1")

@@ -34,6 +34,9 @@ import Testing
         // Tokens are case-insensitive.
         let shouty = request(replacing: ["Upgrade": "WebSocket", "Connection": "UPGRADE"])
         #expect(try WebSocketUpgrade.validate(shouty) == "dGhlIHNhbXBsZSBub25jZQ==")
+        // Whitespace around the key or the version (headers built by hand, not by the parser) is not theirs.
+        let padded = request(replacing: ["Sec-WebSocket-Key": " dGhlIHNhbXBsZSBub25jZQ==\t", "Sec-WebSocket-Version": " 13 "])
+        #expect(try WebSocketUpgrade.validate(padded) == "dGhlIHNhbXBsZSBub25jZQ==")
     }
 
     private func failure(_ head: HTTPRequestHead) -> HTTPError? {
@@ -111,12 +114,16 @@ import Testing
     @Test func roundTripsEveryByteValue() {
         let bytes = (0...255).map { UInt8($0) }
         #expect(Base64.decode(Base64.encode(bytes)) == bytes)
+        for length in 0...20 {
+            #expect(Base64.decodedCount(Base64.encode(bytes.prefix(length))) == length)
+        }
         #expect(Base64.encode([0xFB, 0xFF]) == "+/8=")
     }
 
     @Test(arguments: ["Zg", "Zg=", "Zm9v\n", "Z===", "Zg==Zg==", "Zh==", "Zm9=", "Zm 9v", "Zm9v=", "====", "Zm-_"])
     func rejectsNonStrictInput(_ text: String) {
         #expect(Base64.decode(text) == nil)
+        #expect(Base64.decodedCount(text) == nil)
     }
 }
 

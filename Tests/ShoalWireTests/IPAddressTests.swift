@@ -1,6 +1,7 @@
 // Address text as proxies and operators write it: strict parsing, one canonical form per address,
 // and CIDR blocks of both families.
 
+import Glibc
 import ShoalWire
 import Testing
 
@@ -76,6 +77,64 @@ import Testing
         }
         #expect(throws: AddressRange.ParseError(description: "\"10.0.0.0/33\": the prefix length must be 0...32")) {
             try AddressRange("10.0.0.0/33")
+        }
+    }
+
+    /// The text a server used to make of an accepted peer: getnameinfo(NI_NUMERICHOST) of its sockaddr,
+    /// "::ffff:" taken off a mapped IPv4 address, then put in canonical form through the parser.
+    private static func textThroughGetnameinfo(high: UInt64, low: UInt64, asIPv4: Bool) -> (raw: String, canonical: String) {
+        var storage = sockaddr_storage()
+        var length: socklen_t
+        if asIPv4 {
+            withUnsafeMutableBytes(of: &storage) {
+                $0.storeBytes(of: sa_family_t(AF_INET), toByteOffset: 0, as: sa_family_t.self)
+                $0.storeBytes(of: UInt32(truncatingIfNeeded: low).bigEndian, toByteOffset: 4, as: UInt32.self)
+            }
+            length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        } else {
+            withUnsafeMutableBytes(of: &storage) {
+                $0.storeBytes(of: sa_family_t(AF_INET6), toByteOffset: 0, as: sa_family_t.self)
+                $0.storeBytes(of: high.bigEndian, toByteOffset: 8, as: UInt64.self)
+                $0.storeBytes(of: low.bigEndian, toByteOffset: 16, as: UInt64.self)
+            }
+            length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+        }
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, length, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST)
+            }
+        }
+        guard rc == 0 else { return ("", "") }
+        var raw = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if raw.hasPrefix("::ffff:"), raw.contains(".") { raw.removeFirst(7) }
+        return (raw, IPAddress(raw)?.description ?? raw)
+    }
+
+    @Test func printsAnAcceptedPeerAsGetnameinfoAndTheParserDid() {
+        // The peer's text is now made from its bits alone (no getnameinfo, no parse): the same text.
+        var generator = SystemRandomNumberGenerator()
+        var v4: [UInt32] = [0, 1, 9, 10, 99, 100, 255, 256, 0x7f00_0001, 0x0a00_0064, 0xc0a8_0a09, 0x6463_0a00, .max]
+        for _ in 0..<2000 { v4.append(generator.next()) }
+        for value in v4 {
+            let address = IPAddress(high: 0, low: 0xffff << 32 | UInt64(value))
+            let old = Self.textThroughGetnameinfo(high: 0, low: UInt64(value), asIPv4: true)
+            #expect(address.description == old.raw, "\(old.raw)")  // dotted quad: byte for byte
+            let mapped = Self.textThroughGetnameinfo(high: 0, low: address.low, asIPv4: false)
+            #expect(address.description == mapped.canonical, "\(mapped.raw)")  // from a dual-stack listener
+        }
+        var v6: [(UInt64, UInt64)] = [
+            (0, 1), (0x2001_0db8_0000_0000, 1), (0x2001_0db8_0000_0001, 0x0001_0001_0001_0001), (0xfe80_0000_0000_0000, 0x1),
+            (0, 0x0102_0304), (0x0064_ff9b_0000_0000, 0xc000_0221), (0x2001_0000_0000_0001, 1), (.max, .max),
+        ]
+        for _ in 0..<2000 {
+            // Random groups, many of them zero, so runs of every length and place come up.
+            let groups = (0..<8).map { _ in generator.next() % 3 == 0 ? UInt64(generator.next() & 0xffff) : 0 }
+            v6.append((groups[0..<4].reduce(0) { $0 << 16 | $1 }, groups[4..<8].reduce(0) { $0 << 16 | $1 }))
+        }
+        for (high, low) in v6 {
+            let old = Self.textThroughGetnameinfo(high: high, low: low, asIPv4: false)
+            #expect(IPAddress(high: high, low: low).description == old.canonical, "\(old.raw)")
         }
     }
 }

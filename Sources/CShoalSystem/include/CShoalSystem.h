@@ -43,8 +43,12 @@ static inline uint32_t shoal_epollin(void) { return EPOLLIN; }
 static inline uint32_t shoal_epollout(void) { return EPOLLOUT; }
 static inline uint32_t shoal_epollerr(void) { return EPOLLERR; }
 static inline uint32_t shoal_epollhup(void) { return EPOLLHUP; }
-/// accept4(2), which glibc declares only under _GNU_SOURCE (so Swift's Glibc module lacks it).
-static inline int shoal_accept4(int fd, int flags) { return (int)syscall(SYS_accept4, fd, (void *)0, (void *)0, flags); }
+/// accept4(2), which glibc declares only under _GNU_SOURCE (so Swift's Glibc module lacks it), with
+/// the peer's sockaddr written to `address` (`*length` bytes of room in, the address's size out):
+/// the address comes with the descriptor instead of costing a getpeername(2) per connection.
+static inline int shoal_accept4(int fd, void *address, unsigned int *length, int flags) {
+    return (int)syscall(SYS_accept4, fd, address, length, flags);
+}
 
 /// malloc_trim(3): glibc-specific, not in Swift's Glibc module.
 static inline int shoal_malloc_trim(size_t pad) { return malloc_trim(pad); }

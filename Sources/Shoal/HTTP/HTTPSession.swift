@@ -25,11 +25,15 @@ final class HTTPSession: SocketDelegate, HeldInput {
     private var connectionAddress: String?
     /// TLS between the socket and this session (`WebServerConfiguration.tls`), once started.
     private var tls: TLSStreamTransform?
-    /// The TCP peer's address in canonical form, read when first needed.
-    private lazy var peerAddress: String = {
+    /// The TCP peer as accept reported it, kept as bits (the text is made when needed, once per
+    /// upgrade: no getpeername, no getnameinfo and parse back).
+    private let peer: PeerAddress
+    /// The TCP peer's address in canonical form.
+    private var peerAddress: String {
+        if peer != .unknown { return IPAddress(high: peer.high, low: peer.low).description }
         let raw = web.peerAddress(fd)
         return IPAddress(raw)?.description ?? raw
-    }()
+    }
     /// When the current request must be complete (handshake deadline / keep-alive idle time);
     /// kept by the worker's `RequestDeadlines`.
     var deadline: UInt64 = 0
@@ -41,9 +45,10 @@ final class HTTPSession: SocketDelegate, HeldInput {
     /// bus), with what the client sent after it; answered when the hold ends.
     private var heldUpgrade: (head: HTTPRequestHead, after: [UInt8])?
 
-    init(web: WebServer, fd: Int32, operatorOnly: Bool = false) {
+    init(web: WebServer, fd: Int32, peer: PeerAddress, operatorOnly: Bool = false) {
         self.web = web
         self.fd = fd
+        self.peer = peer
         self.operatorOnly = operatorOnly
         parser = HTTPHeadParser(maxHeadSize: web.configuration.maxHeadSize, maxHeaderCount: web.configuration.maxHeaderCount)
         if web.configuration.proxyProtocol && !operatorOnly { proxyHeader = ProxyHeaderParser() }
@@ -145,7 +150,7 @@ final class HTTPSession: SocketDelegate, HeldInput {
     /// Answers one request. Returns true when the connection became a WebSocket, or waits to (held).
     private func answer(_ head: HTTPRequestHead, leftover: UnsafeMutableRawBufferPointer) -> Bool {
         // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host field gets 400.
-        if head.versionMajor == 1 && head.versionMinor >= 1 && head.headers.values("host").count != 1 {
+        if head.versionMajor == 1 && head.versionMinor >= 1 && head.headers.count(of: "host") != 1 {
             countRefusal(.badRequest)
             respond(status: 400, body: "HTTP/1.1 requests need exactly one Host header\n", keepAlive: false)
             return false

@@ -3,6 +3,7 @@
 // scraped and probed, and operators can keep /metrics off the public port. Every worker accepts
 // on it (one SO_REUSEPORT socket per worker index, from the supervisor, like the public port), and
 // any worker answers for the whole cluster.
+import ShoalPosix
 import ShoalRing
 
 /// Hands each accepted operator connection an HTTP session that serves only the two paths.
@@ -13,7 +14,7 @@ final class OperatorListener: ListenerDelegate {
         self.web = web
     }
 
-    func accepted(socket fd: Int32, on loop: EventLoop) -> (any SocketDelegate)? {
-        HTTPSession(web: web, fd: fd, operatorOnly: true)
+    func accepted(socket fd: Int32, peer: PeerAddress, on loop: EventLoop) -> (any SocketDelegate)? {
+        HTTPSession(web: web, fd: fd, peer: peer, operatorOnly: true)
     }
 }

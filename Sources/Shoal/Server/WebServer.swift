@@ -3,8 +3,8 @@
 public import Logging
 public import ShoalRing
 public import ShoalTLS
+public import ShoalPosix
 import ShoalCluster
-import ShoalPosix
 
 /// The HTTP/1.1 server one worker runs, with its WebSocket servers.
 public final class WebServer: ListenerDelegate, @unchecked Sendable {
@@ -15,8 +15,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     let tlsContext: TLSContext?
     private(set) var ids: any ConnectionIDSource = LocalConnectionIDs()
     let staticFiles: StaticFiles
-    /// The client address of an accepted socket; ShoalTesting's simulated clients, which have no
-    /// socket, set their own.
+    /// The client address of an accepted socket whose accept did not report it (`PeerAddress.unknown`);
+    /// ShoalTesting's simulated clients, which have no socket, set their own.
     package var peerAddress: (Int32) -> String = Socket.peerAddress
     /// Set when this worker is part of a cluster.
     private(set) var cluster: ClusterLink?
@@ -140,8 +140,8 @@ public final class WebServer: ListenerDelegate, @unchecked Sendable {
     /// The WebSocket servers currently taking upgrades.
     public var webSocketServers: [WebSocketServer] { servers }
 
-    public func accepted(socket fd: Int32, on loop: EventLoop) -> (any SocketDelegate)? {
-        HTTPSession(web: self, fd: fd)
+    public func accepted(socket fd: Int32, peer: PeerAddress, on loop: EventLoop) -> (any SocketDelegate)? {
+        HTTPSession(web: self, fd: fd, peer: peer)
     }
 
     /// The index the next server created here gets.

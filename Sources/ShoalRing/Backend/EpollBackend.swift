@@ -382,9 +382,10 @@ public final class EpollBackend: LoopBackend {
     private func performAccept(_ fd: Int32) {
         guard let userData = descriptors[Int(fd)].accept else { return }
         for _ in 0..<configuration.acceptsPerTurn {
-            let result = acceptConnection(fd)
+            var peer = PeerAddress.unknown
+            let result = acceptConnection(fd, peer: &peer)
             if result >= 0 {
-                complete(userData, result, hasMore: true)
+                completions.append(Completion(userData: userData, result: result, hasMore: true, bufferID: nil, peer: peer))
                 continue
             }
             switch -result {
@@ -559,9 +560,10 @@ public final class EpollBackend: LoopBackend {
         throw SystemError("epoll_wait", errno: code)
     }
 
-    /// accept4 of one connection, non-blocking and close-on-exec like io_uring's multishot accept.
-    private func acceptConnection(_ listener: Int32) -> Int32 {
-        retrying { shoal_accept4(listener, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)) }
+    /// accept4 of one connection, non-blocking and close-on-exec like io_uring's multishot accept,
+    /// with its peer's address.
+    private func acceptConnection(_ listener: Int32, peer: inout PeerAddress) -> Int32 {
+        retrying { Socket.accept(listener, peer: &peer) }
     }
 
     /// One recv; 0 is end of stream.

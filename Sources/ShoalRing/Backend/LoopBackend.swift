@@ -13,12 +13,16 @@ public struct Completion: Sendable {
     public var hasMore: Bool
     /// For receive completions: the provided buffer holding the bytes.
     public var bufferID: UInt16?
+    /// For accept completions: the new connection's peer, as accept(2) reported it (unknown when
+    /// the backend has no address to give, e.g. a simulated socket).
+    public var peer: PeerAddress
 
-    public init(userData: UInt64, result: Int32, hasMore: Bool, bufferID: UInt16?) {
+    public init(userData: UInt64, result: Int32, hasMore: Bool, bufferID: UInt16?, peer: PeerAddress = .unknown) {
         self.userData = userData
         self.result = result
         self.hasMore = hasMore
         self.bufferID = bufferID
+        self.peer = peer
     }
 }
 

@@ -300,10 +300,11 @@ public final class URingBackend: LoopBackend {
         }
         if stoppedListenerPolls.contains(index) { return }
         var queueEmptied = false
+        var peer = PeerAddress.unknown
         for _ in 0..<Self.acceptsPerWakeup {
-            let fd = shoal_accept4(listener, Int32(SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue))
+            let fd = Socket.accept(listener, peer: &peer)
             if fd >= 0 {
-                body(Completion(userData: userData, result: fd, hasMore: true, bufferID: nil))
+                body(Completion(userData: userData, result: fd, hasMore: true, bufferID: nil, peer: peer))
                 continue
             }
             let error = errno

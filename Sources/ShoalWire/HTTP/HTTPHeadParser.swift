@@ -78,21 +78,26 @@ public struct HTTPHeadParser {
 
     // MARK: - Parsing a complete head
 
+    /// One pass over the lines (the head starts with the request line: `feed` drops blank lines
+    /// before it), fields stored in a list sized for them at once.
     private static func parse(_ head: [UInt8], lineCount: Int) throws(HTTPError) -> HTTPRequestHead {
-        var lines: [ArraySlice<UInt8>] = []
-        lines.reserveCapacity(lineCount + 1)
+        var request: HTTPRequestHead?
         var start = 0
         for index in head.indices where head[index] == UInt8(ascii: "\n") {
             var end = index
             if end > start && head[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-            lines.append(head[start..<end])
+            let line = head[start..<end]
             start = index + 1
-        }
-        var request = try parseRequestLine(lines[0])
-        for line in lines.dropFirst() where !line.isEmpty {
+            guard request != nil else {
+                request = try parseRequestLine(line)
+                request!.headers.reserveCapacity(lineCount - 1)
+                continue
+            }
+            if line.isEmpty { continue }
             let (name, value) = try parseHeaderLine(line)
-            request.headers.add(name: name, value: value)
+            request!.headers.add(name: name, value: value)
         }
+        guard let request else { throw .badRequest("Malformed request line") }
         return request
     }
 

@@ -16,6 +16,11 @@ public struct HTTPHeaders: Sendable, Sequence {
         fields = pairs.map { (name: $0.0, value: $0.1) }
     }
 
+    /// Makes room for `count` fields in all.
+    public mutating func reserveCapacity(_ count: Int) {
+        fields.reserveCapacity(count)
+    }
+
     /// Appends a field, keeping earlier fields with the same name.
     public mutating func add(name: String, value: String) {
         fields.append((name: name, value: value))
@@ -31,15 +36,33 @@ public struct HTTPHeaders: Sendable, Sequence {
         fields.filter { asciiCaseInsensitiveEquals($0.name, name) }.map(\.value)
     }
 
+    /// How many times the field `name` appears (without collecting its values).
+    public func count(of name: String) -> Int {
+        var count = 0
+        for field in fields where asciiCaseInsensitiveEquals(field.name, name) { count += 1 }
+        return count
+    }
+
     /// Whether a comma-separated token list header (any occurrence) contains `token`, case-insensitively.
+    /// Scans the bytes in place: every upgrade request asks this three times.
     public func containsToken(_ token: String, in name: String) -> Bool {
-        for field in fields where asciiCaseInsensitiveEquals(field.name, name) {
-            for element in field.value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: true)
-            where asciiCaseInsensitiveEquals(trimmingOWS(element), token.utf8) {
-                return true
+        var token = token
+        return token.withUTF8 { wanted in
+            for field in fields where asciiCaseInsensitiveEquals(field.name, name) {
+                var value = field.value
+                let found = value.withUTF8 { bytes in
+                    var start = 0
+                    while start < bytes.count {
+                        let end = bytes[start...].firstIndex(of: UInt8(ascii: ",")) ?? bytes.count
+                        if asciiCaseInsensitiveEquals(trimmingOWS(bytes[start..<end]), wanted[...]) { return true }
+                        start = end + 1
+                    }
+                    return false
+                }
+                if found { return true }
             }
+            return false
         }
-        return false
     }
 
     /// Number of fields, repeats included.
@@ -51,9 +74,18 @@ public struct HTTPHeaders: Sendable, Sequence {
     }
 }
 
-/// Compares ASCII case-insensitively without building lowercased copies.
+/// Compares ASCII case-insensitively without building lowercased copies, over the strings' bytes
+/// in place (a header name is compared with each field's name on every lookup).
 func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
-    asciiCaseInsensitiveEquals(a.utf8[...], b.utf8)
+    guard a.utf8.count == b.utf8.count else { return false }
+    var a = a
+    var b = b
+    return a.withUTF8 { x in b.withUTF8 { y in asciiCaseInsensitiveEquals(x[...], y[...]) } }
+}
+
+func asciiCaseInsensitiveEquals(_ a: Slice<UnsafeBufferPointer<UInt8>>, _ b: Slice<UnsafeBufferPointer<UInt8>>) -> Bool {
+    guard a.count == b.count else { return false }
+    return zip(a, b).allSatisfy { asciiLower($0) == asciiLower($1) }
 }
 
 func asciiCaseInsensitiveEquals(_ a: Substring.UTF8View, _ b: String.UTF8View) -> Bool {
@@ -67,7 +99,7 @@ func asciiLower(_ byte: UInt8) -> UInt8 {
 }
 
 /// Drops optional whitespace (SP / HTAB, RFC 9110 §5.6.3) at both ends.
-func trimmingOWS(_ bytes: Substring.UTF8View) -> Substring.UTF8View {
+func trimmingOWS<Bytes: BidirectionalCollection<UInt8>>(_ bytes: Bytes) -> Bytes.SubSequence where Bytes.SubSequence == Bytes {
     var slice = bytes
     while let first = slice.first, first == 0x20 || first == 0x09 { slice = slice.dropFirst() }
     while let last = slice.last, last == 0x20 || last == 0x09 { slice = slice.dropLast() }

@@ -34,18 +34,20 @@ public enum WebSocketUpgrade {
         guard head.headers.containsToken("upgrade", in: "Connection") else {
             throw .badRequest("Connection header must contain \"Upgrade\"")
         }
-        let versions = head.headers.values("Sec-WebSocket-Version")
-        guard versions.count == 1, trimmed(versions[0]) == "13" else {
+        // Counted and looked up in place: collecting the values into arrays cost an allocation each,
+        // on every handshake.
+        guard head.headers.count(of: "Sec-WebSocket-Version") == 1, let version = head.headers["Sec-WebSocket-Version"],
+              trimmed(version) == "13" else {
             throw HTTPError(
                 status: 426, reason: "Unsupported WebSocket version; only 13 is supported",
                 headers: [("Sec-WebSocket-Version", "13")])
         }
-        let keys = head.headers.values("Sec-WebSocket-Key")
-        guard keys.count == 1 else {
-            throw .badRequest(keys.isEmpty ? "Missing Sec-WebSocket-Key header" : "Repeated Sec-WebSocket-Key header")
+        let keyCount = head.headers.count(of: "Sec-WebSocket-Key")
+        guard keyCount == 1, let untrimmedKey = head.headers["Sec-WebSocket-Key"] else {
+            throw .badRequest(keyCount == 0 ? "Missing Sec-WebSocket-Key header" : "Repeated Sec-WebSocket-Key header")
         }
-        let key = trimmed(keys[0])
-        guard let decoded = Base64.decode(key), decoded.count == 16 else {
+        let key = trimmed(untrimmedKey)
+        guard Base64.decodedCount(key) == 16 else {
             throw .badRequest("Sec-WebSocket-Key must be the base64 encoding of 16 bytes")
         }
         return key
@@ -55,15 +57,28 @@ public enum WebSocketUpgrade {
     public static func acceptValue(forKey key: String) -> String {
         // SHA-1 is what the RFC mandates here; it proves the server understood the handshake, it is not
         // used for security.
-        let input = Array((key + guid).utf8)
-        var digest = [UInt8](repeating: 0, count: 20)
-        // SHA-1 over memory cannot fail; a failure would leave zeros, and the client would then
-        // refuse the handshake (a wrong accept value), not misread it.
-        _ = shoal_sha1(input, input.count, &digest)
-        return Base64.encode(digest)
+        // Key, GUID and digest in one scratch buffer on the stack: no string joined, no array.
+        var key = key
+        return key.withUTF8 { keyBytes in
+            let length = keyBytes.count + guid.utf8.count
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length + 20) { scratch in
+                _ = UnsafeMutableBufferPointer(rebasing: scratch[..<keyBytes.count]).initialize(from: keyBytes)
+                _ = UnsafeMutableBufferPointer(rebasing: scratch[keyBytes.count..<length]).initialize(from: guid.utf8)
+                let digest = UnsafeMutableBufferPointer(rebasing: scratch[length...])
+                // SHA-1 over memory cannot fail; a failure would leave whatever the scratch held, and
+                // the client would then refuse the handshake (a wrong accept value), not misread it.
+                digest.initialize(repeating: 0)
+                _ = shoal_sha1(scratch.baseAddress, length, digest.baseAddress)
+                return Base64.encode(UnsafeBufferPointer(digest))
+            }
+        }
     }
 
+    /// `value` without surrounding whitespace; the same string when it has none (the parser trims
+    /// field values already), without a copy.
     private static func trimmed(_ value: String) -> String {
-        String(Substring(trimmingOWS(value.utf8[...])))
+        let isOWS = { (byte: UInt8) in byte == 0x20 || byte == 0x09 }
+        guard let first = value.utf8.first, let last = value.utf8.last, isOWS(first) || isOWS(last) else { return value }
+        return String(Substring(trimmingOWS(value.utf8[...])))
     }
 }

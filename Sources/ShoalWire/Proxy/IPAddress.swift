@@ -12,7 +12,8 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// The low 64 bits of an IPv4-mapped address (80 zero bits, 16 one bits, the IPv4 address) above the IPv4 bits.
     static let mappedMarker: UInt64 = 0xffff << 32
 
-    init(high: UInt64, low: UInt64) {
+    /// The address with these 128 bits (an IPv4 address as ::ffff:a.b.c.d).
+    public init(high: UInt64, low: UInt64) {
         self.high = high
         self.low = low
     }
@@ -52,10 +53,7 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// Dotted quad for IPv4, RFC 5952 text for IPv6 (lowercase, longest zero run as "::").
     public var description: String {
-        if isIPv4 {
-            let v = UInt32(truncatingIfNeeded: low)
-            return "\(v >> 24).\(v >> 16 & 0xff).\(v >> 8 & 0xff).\(v & 0xff)"
-        }
+        if isIPv4 { return Self.dottedQuad(UInt32(truncatingIfNeeded: low)) }
         let groups = (0..<8).map { i -> UInt16 in
             let word = i < 4 ? high : low
             return UInt16(truncatingIfNeeded: word >> (48 - 16 * UInt64(i % 4)))
@@ -76,6 +74,26 @@ public struct IPAddress: Hashable, Sendable, CustomStringConvertible {
         }
         guard bestStart >= 0 else { return hex(groups[...]) }
         return hex(groups[..<bestStart]) + "::" + hex(groups[(bestStart + bestLength)...])
+    }
+
+    /// "a.b.c.d", written digit by digit: at most 15 bytes, which a String keeps inline (no heap
+    /// allocation), and no interpolation. It runs once per accepted connection (its peer's text).
+    private static func dottedQuad(_ value: UInt32) -> String {
+        String(unsafeUninitializedCapacity: 15) { text in
+            var count = 0
+            func put(_ byte: UInt8) {
+                text[count] = byte
+                count += 1
+            }
+            for shift: UInt32 in [24, 16, 8, 0] {
+                if shift != 24 { put(UInt8(ascii: ".")) }
+                let octet = UInt8(truncatingIfNeeded: value >> shift)
+                if octet >= 100 { put(UInt8(ascii: "0") + octet / 100) }
+                if octet >= 10 { put(UInt8(ascii: "0") + octet / 10 % 10) }
+                put(UInt8(ascii: "0") + octet % 10)
+            }
+            return count
+        }
     }
 
     /// Four decimal octets 0...255 separated by dots.

@@ -220,7 +220,8 @@ final class CountingBackend: LoopBackend {
     func shutdown() { base.shutdown() }
 }
 
-/// An event loop running on its own thread, optionally serving a listener on 127.0.0.1 (port 0).
+/// An event loop running on its own thread, optionally serving a listener on `host` (127.0.0.1
+/// unless told; port 0).
 /// The loop runs on `backend`, or on a new `URingBackend` when none is given.
 /// Call `shutDown()` at the end of every test: it stops the loop, releases it and closes the listener.
 final class LoopHarness: ListenerDelegate, @unchecked Sendable {
@@ -235,10 +236,12 @@ final class LoopHarness: ListenerDelegate, @unchecked Sendable {
     private let failure = Locked<String?>(nil)
     private let events = Locked<[LoopEvent]>([])
     private let openedConnections = Locked<[Connection]>([])
+    private let peers = Locked<[PeerAddress]>([])
 
     init(
         backend: (any LoopBackend)? = nil,
         listening: Bool = true,
+        host: String = "127.0.0.1",
         behaviour: Behaviour = Behaviour(),
         configureAccepted: @escaping (Int32) -> Void = { _ in }
     ) throws {
@@ -246,7 +249,7 @@ final class LoopHarness: ListenerDelegate, @unchecked Sendable {
         self.behaviour = behaviour
         self.configureAccepted = configureAccepted
         if listening {
-            listener = try Socket.listen(host: "127.0.0.1", port: 0, reusePort: false)
+            listener = try Socket.listen(host: host, port: 0, reusePort: false)
             port = Socket.localPort(listener)
             loop.listen(socket: listener, delegate: self)
         } else {
@@ -261,7 +264,8 @@ final class LoopHarness: ListenerDelegate, @unchecked Sendable {
         thread.start()
     }
 
-    func accepted(socket fd: Int32, on loop: EventLoop) -> (any SocketDelegate)? {
+    func accepted(socket fd: Int32, peer: PeerAddress, on loop: EventLoop) -> (any SocketDelegate)? {
+        peers.withLock { $0.append(peer) }
         configureAccepted(fd)
         return Connection(loop: loop, server: self)
     }
@@ -273,6 +277,9 @@ final class LoopHarness: ListenerDelegate, @unchecked Sendable {
 
     /// Everything the delegates saw so far, in order.
     var log: [LoopEvent] { events.value }
+
+    /// The peer each accept reported, in order.
+    var acceptedPeers: [PeerAddress] { peers.value }
 
     /// Connections in the order they were opened.
     var connections: [Connection] { openedConnections.value }
