@@ -14,7 +14,7 @@ import ShoalPosix
 
 final class ScriptedBackend: LoopBackend {
     enum Kind: Equatable {
-        case accept, receive, send, read, poll, cancel, cancelReceive, connect
+        case accept, receive, send, read, poll, cancel, cancelReceive, cancelTag, connect
     }
 
     /// One operation the loop prepared.
@@ -25,7 +25,7 @@ final class ScriptedBackend: LoopBackend {
         /// Send: the bytes the kernel reads, and a copy taken when the loop prepared it.
         var bytes: UnsafeRawBufferPointer? = nil
         var snapshot: [UInt8] = []
-        /// Cancel of one receive: that receive's tag.
+        /// Cancel of one receive, or of one operation by its tag: that tag.
         var target: UInt64 = 0
         /// A cancel named this operation; it is still in flight until the test completes it.
         var cancelRequested = false
@@ -48,6 +48,8 @@ final class ScriptedBackend: LoopBackend {
     /// When true, a cancel completes the operations it names with -ECANCELED at once; when false
     /// they only get `cancelRequested` and the test decides when (and whether) they complete so.
     var cancelsCompleteAtOnce = true
+    /// Cancels by descriptor the loop asked for (io_uring walks every armed operation for one).
+    private(set) var cancelsByDescriptor = 0
     /// Every close and shutdown the loop asked for, in order.
     private(set) var closed: [Int32] = []
     private(set) var shutdowns: [(fd: Int32, read: Bool, write: Bool)] = []
@@ -103,10 +105,19 @@ final class ScriptedBackend: LoopBackend {
         prepare(Operation(kind: .connect, fd: socket, userData: userData))
     }
 
-    func prepareCancel(socket: Int32, userData: UInt64) { prepare(Operation(kind: .cancel, fd: socket, userData: userData)) }
+    func prepareCancel(socket: Int32, userData: UInt64) {
+        cancelsByDescriptor += 1
+        prepare(Operation(kind: .cancel, fd: socket, userData: userData))
+    }
 
     func prepareCancelReceive(socket: Int32, receiveUserData: UInt64, userData: UInt64) {
         prepare(Operation(kind: .cancelReceive, fd: socket, userData: userData, target: receiveUserData))
+    }
+
+    /// As io_uring: one cancel per tag, each finding the one operation that carries it.
+    func prepareCancelOperations(socket: Int32, receiveUserData: UInt64, sendUserData: UInt64, userData: UInt64) {
+        prepare(Operation(kind: .cancelTag, fd: socket, userData: userData, target: receiveUserData))
+        prepare(Operation(kind: .cancelTag, fd: socket, userData: userData, target: sendUserData))
     }
 
     func closeSocket(_ fd: Int32) {
@@ -236,7 +247,7 @@ final class ScriptedBackend: LoopBackend {
     }
 
     private func prepare(_ operation: Operation) {
-        if operation.kind != .cancel && operation.kind != .cancelReceive && closed.contains(operation.fd) {
+        if ![.cancel, .cancelReceive, .cancelTag].contains(operation.kind) && closed.contains(operation.fd) {
             violations.append("\(operation.kind) prepared on closed descriptor \(operation.fd)")
         }
         if submissionQueue.count >= submissionCapacity {
@@ -262,8 +273,10 @@ final class ScriptedBackend: LoopBackend {
                     if cancelsCompleteAtOnce { completeCancelled(at: i) }
                 }
                 ready.append(Completion(userData: operation.userData, result: found > 0 ? found : -ENOENT, hasMore: false, bufferID: nil))
-            case .cancelReceive:
-                let i = inFlight.firstIndex { $0.userData == operation.target && $0.kind == .receive && !$0.cancelRequested }
+            case .cancelReceive, .cancelTag:
+                let i = inFlight.firstIndex {
+                    $0.userData == operation.target && (operation.kind == .cancelTag || $0.kind == .receive) && !$0.cancelRequested
+                }
                 if let i {
                     inFlight[i].cancelRequested = true
                     if cancelsCompleteAtOnce { completeCancelled(at: i) }
