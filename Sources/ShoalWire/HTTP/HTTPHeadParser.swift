@@ -26,7 +26,8 @@ public struct HTTPHeadParser {
 
     /// Creates a parser with bounds on the head's size and number of header fields.
     public init(maxHeadSize: Int = Limits.defaultMaxHeadSize, maxHeaderCount: Int = Limits.defaultMaxHeaderCount) {
-        self.maxHeadSize = maxHeadSize
+        // Field positions in the head are 32-bit (`HTTPHeaders.Field`).
+        self.maxHeadSize = min(maxHeadSize, Int(UInt32.max))
         self.maxHeaderCount = maxHeaderCount
     }
 

@@ -10,7 +10,7 @@ public struct HTTPHeaders: Sendable, Sequence {
     public typealias Element = (name: String, value: String)
 
     /// Where one field's name and value lie in `bytes` (half-open ranges; a head is at most
-    /// `Limits.maxHeadSize`, well within 32 bits).
+    /// the parser's maxHeadSize, which it keeps within 32 bits).
     struct Field: Sendable {
         var nameStart: UInt32
         var nameEnd: UInt32
