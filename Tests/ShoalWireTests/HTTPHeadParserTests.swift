@@ -173,6 +173,34 @@ import Testing
         #expect(headers.count(of: "hos") == 0 && headers.count(of: "nope") == 0)
     }
 
+    @Test func tellsWhetherAFieldIsPresentInEveryCase() {
+        #expect(headers.contains("HOST") && headers.contains("accept"))
+        #expect(!headers.contains("hos") && !headers.contains("Hosts") && !HTTPHeaders().contains("Host"))
+    }
+
+    /// A parsed head keeps its fields as positions in its own copy of the head: every lookup must
+    /// see exactly the trimmed value of the right line, whatever surrounds it.
+    @Test func looksUpTheFieldsOfAParsedHeadInPlace() throws {
+        let text = "GET /x HTTP/1.1\r\nhost:h.example\r\nSEC-WEBSOCKET-KEY: \t dGhlIHNhbXBsZSBub25jZQ== \r\n"
+            + "Connection: keep-alive\r\nconnection: Upgrade\nEmpty:\r\nX: a:b: c\r\n\r\nGET"
+        var parser = HTTPHeadParser()
+        let result = try Array(text.utf8).withUnsafeBytes { raw throws(HTTPError) in try parser.feed(raw) }
+        guard case .complete(var head, _) = result else {
+            Issue.record("expected a complete head")
+            return
+        }
+        #expect(head.headers["Sec-WebSocket-Key"] == "dGhlIHNhbXBsZSBub25jZQ==")
+        #expect(head.headers["HOST"] == "h.example" && head.headers.contains("empty") && head.headers["Empty"] == "")
+        #expect(head.headers["x"] == "a:b: c")
+        #expect(head.headers.values("CONNECTION") == ["keep-alive", "Upgrade"])
+        #expect(head.headers.containsToken("upgrade", in: "connection") && !head.headers.containsToken("get", in: "connection"))
+        #expect(head.headers.count(of: "connection") == 2 && head.headers.count == 6)
+        #expect(!head.headers.contains("GET") && !head.headers.contains("/x"))
+        head.headers.add(name: "Added", value: "later")
+        #expect(head.headers.map(\.name) == ["host", "SEC-WEBSOCKET-KEY", "Connection", "connection", "Empty", "X", "Added"])
+        #expect(head.headers["added"] == "later" && head.headers["x"] == "a:b: c")
+    }
+
     @Test func iteratesInInsertionOrder() {
         var list = HTTPHeaders()
         list.add(name: "B", value: "1")

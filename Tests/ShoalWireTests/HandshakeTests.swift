@@ -16,6 +16,21 @@ import Testing
         return HTTPRequestHead(method: method, target: "/chat", versionMinor: minor, headers: HTTPHeaders(pairs))
     }
 
+    /// The 101 written straight into send memory is byte for byte the head the general response
+    /// writer makes, with every combination of optional headers.
+    @Test(arguments: [(nil, nil), ("permessage-deflate; server_no_context_takeover", nil), (nil, "chat"),
+                      ("permessage-deflate", "v2.stomp")] as [(String?, String?)])
+    func writesTheSwitchingProtocolsHeadInPlace(extensions: String?, subprotocol: String?) {
+        let key = "dGhlIHNhbXBsZSBub25jZQ=="
+        var headers = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")]
+        if let extensions { headers.append(("Sec-WebSocket-Extensions", extensions)) }
+        if let subprotocol { headers.append(("Sec-WebSocket-Protocol", subprotocol)) }
+        let answer = SwitchingProtocols(key: key, extensions: extensions, subprotocol: subprotocol)
+        var written = [UInt8](repeating: 0, count: answer.byteCount)
+        written.withUnsafeMutableBytes { answer.write(into: $0) }
+        #expect(written == HTTPResponse.head(status: 101, headers: headers, bodyLength: nil))
+    }
+
     @Test func computesTheRFCExampleAcceptValue() {
         // RFC 6455 §1.3 and §4.2.2: SHA-1 b37a4f2c c0624f16 90f64606 cf385945 b2bec4ea, base64 below.
         // ("s3pPLMBiTxaQ9kK4C3gzOo2oU1k=", sometimes quoted for this key, is not what the RFC computes.)

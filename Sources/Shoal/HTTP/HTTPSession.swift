@@ -157,7 +157,7 @@ final class HTTPSession: SocketDelegate, HeldInput {
         }
         let target = RequestTarget(head.target)
         // We never read request bodies; a request that has one cannot be followed on this connection.
-        let hasBody = (head.headers["content-length"].map { $0 != "0" } ?? false) || head.headers["transfer-encoding"] != nil
+        let hasBody = (head.headers["content-length"].map { $0 != "0" } ?? false) || head.headers.contains("transfer-encoding")
         let keepAlive = head.keepAlive && !hasBody
         if operatorOnly { return answerOperator(head, target: target, keepAlive: keepAlive) }
 
@@ -308,14 +308,8 @@ final class HTTPSession: SocketDelegate, HeldInput {
 
     private func writeSwitchingProtocols(key: String, extensions: String? = nil, subprotocol: String? = nil,
                                          on socket: SocketHandle) {
-        var headers = [
-            ("Upgrade", "websocket"), ("Connection", "Upgrade"),
-            ("Sec-WebSocket-Accept", WebSocketUpgrade.acceptValue(forKey: key)),
-        ]
-        if let extensions { headers.append(("Sec-WebSocket-Extensions", extensions)) }
-        if let subprotocol { headers.append(("Sec-WebSocket-Protocol", subprotocol)) }
-        let response = HTTPResponse.head(status: 101, headers: headers, bodyLength: nil)
-        response.withUnsafeBytes { web.loop.write(socket, $0) }
+        let answer = SwitchingProtocols(key: key, extensions: extensions, subprotocol: subprotocol)
+        web.loop.write(socket, reserving: answer.byteCount) { answer.write(into: $0) }
     }
 
     /// An upgrade that reached a worker which is stopping (the instant of a reload when the old

@@ -26,7 +26,8 @@ public struct HTTPHeadParser {
 
     /// Creates a parser with bounds on the head's size and number of header fields.
     public init(maxHeadSize: Int = Limits.defaultMaxHeadSize, maxHeaderCount: Int = Limits.defaultMaxHeaderCount) {
-        self.maxHeadSize = maxHeadSize
+        // Field positions in the head are 32-bit (`HTTPHeaders.Field`).
+        self.maxHeadSize = min(maxHeadSize, Int(UInt32.max))
         self.maxHeaderCount = maxHeaderCount
     }
 
@@ -40,11 +41,11 @@ public struct HTTPHeadParser {
             let rest = bytes[index...]
             guard let lineFeed = rest.firstIndex(of: UInt8(ascii: "\n")) else {
                 try count(rest.count)
-                head.append(contentsOf: rest)
+                append(rest, readLength: bytes.count - index)
                 return .needMore
             }
             try count(lineFeed + 1 - index)
-            head.append(contentsOf: bytes[index...lineFeed])
+            append(bytes[index...lineFeed], readLength: bytes.count - index)
             index = lineFeed + 1
             var lineEnd = head.count - 1
             if lineEnd > lineStart && head[lineEnd - 1] == UInt8(ascii: "\r") {
@@ -69,6 +70,14 @@ public struct HTTPHeadParser {
         return .needMore
     }
 
+    /// Copies part of a read into `head`; the first copy of a head makes room for the whole read (up
+    /// to the size limit), which holds the whole head in the usual case: one allocation, not one per
+    /// doubling as the lines arrive.
+    private mutating func append(_ part: Slice<UnsafeRawBufferPointer>, readLength: Int) {
+        if head.isEmpty { head.reserveCapacity(min(readLength, maxHeadSize)) }
+        head.append(contentsOf: part)
+    }
+
     private mutating func count(_ byteCount: Int) throws(HTTPError) {
         received += byteCount
         if received > maxHeadSize {
@@ -79,9 +88,11 @@ public struct HTTPHeadParser {
     // MARK: - Parsing a complete head
 
     /// One pass over the lines (the head starts with the request line: `feed` drops blank lines
-    /// before it), fields stored in a list sized for them at once.
+    /// before it). The fields stay in `head`, found by their positions: no String per field.
     private static func parse(_ head: [UInt8], lineCount: Int) throws(HTTPError) -> HTTPRequestHead {
         var request: HTTPRequestHead?
+        var fields: [HTTPHeaders.Field] = []
+        fields.reserveCapacity(lineCount - 1)
         var start = 0
         for index in head.indices where head[index] == UInt8(ascii: "\n") {
             var end = index
@@ -90,14 +101,13 @@ public struct HTTPHeadParser {
             start = index + 1
             guard request != nil else {
                 request = try parseRequestLine(line)
-                request!.headers.reserveCapacity(lineCount - 1)
                 continue
             }
             if line.isEmpty { continue }
-            let (name, value) = try parseHeaderLine(line)
-            request!.headers.add(name: name, value: value)
+            fields.append(try parseHeaderLine(line))
         }
-        guard let request else { throw .badRequest("Malformed request line") }
+        guard var request else { throw .badRequest("Malformed request line") }
+        request.headers = HTTPHeaders(bytes: head, fields: fields)
         return request
     }
 
@@ -112,30 +122,31 @@ public struct HTTPHeadParser {
             throw .badRequest("Malformed request line")
         }
         let target = afterMethod[..<secondSpace]
-        let version = afterMethod[(secondSpace + 1)...]
+        let v = afterMethod[(secondSpace + 1)...]
         guard !method.isEmpty, method.allSatisfy(HTTPToken.isTokenCharacter) else {
             throw .badRequest("Malformed request line: invalid method")
         }
         guard !target.isEmpty, target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
             throw .badRequest("Malformed request line: invalid request target")
         }
-        let v = Array(version)
-        guard v.count == 8, v[0..<5].elementsEqual("HTTP/".utf8), isDigit(v[5]), v[6] == UInt8(ascii: "."),
-            isDigit(v[7])
+        let s = v.startIndex
+        guard v.count == 8, v[s..<(s + 5)].elementsEqual("HTTP/".utf8), isDigit(v[s + 5]), v[s + 6] == UInt8(ascii: "."),
+            isDigit(v[s + 7])
         else {
             throw .badRequest("Malformed request line: invalid HTTP version")
         }
-        guard v[5] == UInt8(ascii: "1") else {
+        guard v[s + 5] == UInt8(ascii: "1") else {
             throw HTTPError(status: 505, reason: "Only HTTP/1.x is supported")
         }
         return HTTPRequestHead(
             method: String(decoding: method, as: UTF8.self),
             target: String(decoding: target, as: UTF8.self),
             versionMajor: 1,
-            versionMinor: Int(v[7] - UInt8(ascii: "0")))
+            versionMinor: Int(v[s + 7] - UInt8(ascii: "0")))
     }
 
-    private static func parseHeaderLine(_ line: ArraySlice<UInt8>) throws(HTTPError) -> (String, String) {
+    /// The positions of the line's name and (trimmed) value in the head.
+    private static func parseHeaderLine(_ line: ArraySlice<UInt8>) throws(HTTPError) -> HTTPHeaders.Field {
         if line.first == UInt8(ascii: " ") || line.first == UInt8(ascii: "\t") {
             // RFC 9112 §5.2: a server that does not unfold must reject obs-fold with 400.
             throw .badRequest("Obsolete line folding in header")
@@ -148,16 +159,15 @@ public struct HTTPHeadParser {
         guard !name.isEmpty, name.allSatisfy(HTTPToken.isTokenCharacter) else {
             throw .badRequest("Invalid header name")
         }
-        var value = line[(colon + 1)...]
-        while let first = value.first, first == 0x20 || first == 0x09 { value = value.dropFirst() }
-        while let last = value.last, last == 0x20 || last == 0x09 { value = value.dropLast() }
+        let value = trimmingOWS(line[(colon + 1)...])
         // field-vchar, SP, HTAB and obs-text; CR, NUL and other controls are not allowed.
         guard value.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
             throw .badRequest("Invalid character in header value")
         }
-        return (String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self))
+        return HTTPHeaders.Field(
+            nameStart: UInt32(name.startIndex), nameEnd: UInt32(name.endIndex),
+            valueStart: UInt32(value.startIndex), valueEnd: UInt32(value.endIndex))
     }
-
 
     private static func isDigit(_ byte: UInt8) -> Bool {
         byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")

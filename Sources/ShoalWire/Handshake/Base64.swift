@@ -7,20 +7,27 @@ public enum Base64 {
 
     /// Encodes `bytes` with padding, straight into the string's storage (no array in between).
     public static func encode(_ bytes: some Collection<UInt8>) -> String {
-        String(unsafeUninitializedCapacity: (bytes.count + 2) / 3 * 4) { output in
-            var count = 0
-            var iterator = bytes.makeIterator()
-            while let b0 = iterator.next() {
-                let b1 = iterator.next()
-                let b2 = iterator.next()
-                output[count] = alphabet[Int(b0 >> 2)]
-                output[count + 1] = alphabet[Int((b0 & 0x03) << 4 | (b1 ?? 0) >> 4)]
-                output[count + 2] = b1.map { alphabet[Int(($0 & 0x0F) << 2 | (b2 ?? 0) >> 6)] } ?? UInt8(ascii: "=")
-                output[count + 3] = b2.map { alphabet[Int($0 & 0x3F)] } ?? UInt8(ascii: "=")
-                count += 4
-            }
-            return count
+        String(unsafeUninitializedCapacity: encodedCount(bytes.count)) { encode(bytes, into: $0) }
+    }
+
+    /// Length of the encoding of `count` bytes.
+    public static func encodedCount(_ count: Int) -> Int { (count + 2) / 3 * 4 }
+
+    /// Writes the encoding of `bytes` at the start of `output` (at least `encodedCount` long);
+    /// returns its length.
+    public static func encode(_ bytes: some Collection<UInt8>, into output: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        var count = 0
+        var iterator = bytes.makeIterator()
+        while let b0 = iterator.next() {
+            let b1 = iterator.next()
+            let b2 = iterator.next()
+            output[count] = alphabet[Int(b0 >> 2)]
+            output[count + 1] = alphabet[Int((b0 & 0x03) << 4 | (b1 ?? 0) >> 4)]
+            output[count + 2] = b1.map { alphabet[Int(($0 & 0x0F) << 2 | (b2 ?? 0) >> 6)] } ?? UInt8(ascii: "=")
+            output[count + 3] = b2.map { alphabet[Int($0 & 0x3F)] } ?? UInt8(ascii: "=")
+            count += 4
         }
+        return count
     }
 
     /// Decodes strictly: padding required, no whitespace, no characters outside the alphabet, and the

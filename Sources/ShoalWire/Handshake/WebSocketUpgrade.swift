@@ -25,7 +25,7 @@ public enum WebSocketUpgrade {
         guard head.versionMajor > 1 || (head.versionMajor == 1 && head.versionMinor >= 1) else {
             throw .badRequest("WebSocket upgrade requires HTTP/1.1")
         }
-        guard head.headers["Host"] != nil else {
+        guard head.headers.contains("Host") else {
             throw .badRequest("Missing Host header")
         }
         guard isUpgradeRequest(head) else {
@@ -55,6 +55,20 @@ public enum WebSocketUpgrade {
 
     /// base64(SHA1(key + guid)), the value of Sec-WebSocket-Accept (RFC 6455 §4.2.2).
     public static func acceptValue(forKey key: String) -> String {
+        withAcceptDigest(forKey: key) { Base64.encode($0) }
+    }
+
+    /// Length of every Sec-WebSocket-Accept value: the Base64 of a 20-byte SHA-1 digest.
+    static let acceptValueCount = 28
+
+    /// Writes `acceptValue(forKey:)` at the start of `output` (at least `acceptValueCount` long), with
+    /// no String made for it; returns its length.
+    static func writeAcceptValue(forKey key: String, into output: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        withAcceptDigest(forKey: key) { Base64.encode($0, into: output) }
+    }
+
+    /// Calls `body` with SHA1(key + guid).
+    private static func withAcceptDigest<Result>(forKey key: String, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         // SHA-1 is what the RFC mandates here; it proves the server understood the handshake, it is not
         // used for security.
         // Key, GUID and digest in one scratch buffer on the stack: no string joined, no array.
@@ -69,7 +83,7 @@ public enum WebSocketUpgrade {
                 // the client would then refuse the handshake (a wrong accept value), not misread it.
                 digest.initialize(repeating: 0)
                 _ = shoal_sha1(scratch.baseAddress, length, digest.baseAddress)
-                return Base64.encode(UnsafeBufferPointer(digest))
+                return body(UnsafeBufferPointer(digest))
             }
         }
     }
