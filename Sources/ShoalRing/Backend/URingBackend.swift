@@ -264,18 +264,14 @@ public final class URingBackend: LoopBackend {
 
     /// Listeners with a poll armed, and the tag the loop gave their accept.
     private var listenerPolls: [(listener: Int32, userData: UInt64)] = []
-    /// Listener polls we are removing ourselves (after EMFILE and the like): a readiness they
-    /// still report accepts nothing (each would report the failure and re-arm the listener once
-    /// more), and their -ECANCELED is ours; the loop was told already.
-    private var removingPolls: Set<Int> = []
+    /// Listener polls we removed ourselves (after EMFILE and the like), whose -ECANCELED is ours.
+    private var removedPolls: [Int] = []
     /// Listener polls the loop cancelled (it stopped accepting: a reload or a stop): a readiness
     /// already reaped, or queued again below, accepts nothing more; the connections wait in the
     /// shared listener's queue for another worker.
     private var stoppedListenerPolls: Set<Int> = []
     /// Top byte of our own poll tags: the loop's operations use small numbers there (see UserData).
     private static let acceptPollTag: UInt64 = 0xFE << 56
-    /// Beside the listener's index in the tag of our removal of its poll.
-    private static let pollRemovalFlag: UInt64 = 1 << 32
     /// Connections accepted per readiness event before the others get their turn.
     private static let acceptsPerWakeup = 256
 
@@ -285,13 +281,8 @@ public final class URingBackend: LoopBackend {
         guard index < listenerPolls.count else { return }
         let (listener, userData) = listenerPolls[index]
         let pollArmed = cqe.flags & shoal_cqe_f_more() != 0
-        if cqe.userData & Self.pollRemovalFlag != 0 {
-            // The removal found no poll (the kernel had ended it): no last word of it will follow.
-            if cqe.result == -ENOENT { removingPolls.remove(index) }
-            return
-        }
-        if removingPolls.contains(index) {
-            if cqe.flags & shoal_cqe_f_more() == 0 { removingPolls.remove(index) }  // its last word
+        if cqe.result == -ECANCELED, let removed = removedPolls.firstIndex(of: index) {
+            removedPolls.remove(at: removed)  // our own removal below: the loop was told already
             return
         }
         guard cqe.result >= 0 else {
@@ -315,10 +306,10 @@ public final class URingBackend: LoopBackend {
             if error == EINTR || error == ECONNABORTED || error == EPROTO { continue }
             // EMFILE, ENFILE, ENOBUFS...: stop polling; the loop re-arms after a pause.
             if pollArmed {
-                removingPolls.insert(index)
+                removedPolls.append(index)
                 let sqe = nextSubmission()
                 io_uring_prep_poll_remove(sqe, cqe.userData)
-                io_uring_sqe_set_data64(sqe, cqe.userData | Self.pollRemovalFlag)
+                io_uring_sqe_set_data64(sqe, Self.acceptPollTag | 0xFFFF_FFFF)
             }
             body(Completion(userData: userData, result: -error, hasMore: false, bufferID: nil))
             return
