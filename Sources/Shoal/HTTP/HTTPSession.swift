@@ -25,15 +25,15 @@ final class HTTPSession: SocketDelegate, HeldInput {
     private var connectionAddress: String?
     /// TLS between the socket and this session (`WebServerConfiguration.tls`), once started.
     private var tls: TLSStreamTransform?
-    /// The TCP peer as accept reported it, kept as bits (the text is made when needed, once per
-    /// upgrade: no getpeername, no getnameinfo and parse back).
+    /// The TCP peer as accept reported it, kept as bits (no getpeername, no getnameinfo and parse back).
     private let peer: PeerAddress
-    /// The TCP peer's address in canonical form.
-    private var peerAddress: String {
+    /// The TCP peer's address in canonical form, made when first needed (the upgrade, a log line,
+    /// the trusted-proxy check each ask for it).
+    private lazy var peerAddress: String = {
         if peer != .unknown { return IPAddress(high: peer.high, low: peer.low).description }
         let raw = web.peerAddress(fd)
         return IPAddress(raw)?.description ?? raw
-    }
+    }()
     /// When the current request must be complete (handshake deadline / keep-alive idle time);
     /// kept by the worker's `RequestDeadlines`.
     var deadline: UInt64 = 0

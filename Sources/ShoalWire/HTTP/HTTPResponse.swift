@@ -4,32 +4,16 @@
 /// HTTP/1.1 response heads.
 public enum HTTPResponse {
     /// "HTTP/1.1 <status> <reason phrase>\r\n" + headers + "\r\n"; adds Content-Length when bodyLength != nil.
-    /// Appended to one array sized up front: no interpolation and no string grown piece by piece
-    /// (every handshake's 101 is made here).
     public static func head(status: Int, headers: [(String, String)], bodyLength: Int?) -> [UInt8] {
-        let reason = reasonPhrase(status)
-        var size = 9 + 4 + reason.utf8.count + 2 + 2 + (bodyLength == nil ? 0 : 16 + 20 + 2)
-        for (name, value) in headers { size += name.utf8.count + 2 + value.utf8.count + 2 }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(size)
-        bytes += "HTTP/1.1 ".utf8
-        bytes += String(status).utf8
-        bytes.append(UInt8(ascii: " "))
-        bytes += reason.utf8
-        bytes += "\r\n".utf8
+        var text = "HTTP/1.1 \(status) \(reasonPhrase(status))\r\n"
         for (name, value) in headers {
-            bytes += name.utf8
-            bytes += ": ".utf8
-            bytes += value.utf8
-            bytes += "\r\n".utf8
+            text += "\(name): \(value)\r\n"
         }
         if let bodyLength {
-            bytes += "Content-Length: ".utf8
-            bytes += String(bodyLength).utf8
-            bytes += "\r\n".utf8
+            text += "Content-Length: \(bodyLength)\r\n"
         }
-        bytes += "\r\n".utf8
-        return bytes
+        text += "\r\n"
+        return Array(text.utf8)
     }
 
     /// The standard reason phrase (RFC 9110 §15) for `status`; "Unknown" for codes without one here.
