@@ -20,6 +20,9 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     /// The link to the other instances through Redis (`--redis`), nil when this host is alone.
     private(set) var redis: RedisBridge?
     private var publishedRedis = RedisBridge.Counters()
+    private var descriptorCounts = DescriptorCountSchedule()
+    /// The last count of this process's open descriptors (`sampleProcess`).
+    private var openDescriptors: UInt64 = 0
     /// What the bus channels hold weakly instead of this object, retained on every send to another
     /// worker's connection (no side table here: see TimerTarget).
     private lazy var busTarget = TimerTarget(self)
@@ -70,9 +73,16 @@ final class ClusterLink: ConnectionIDSource, BusReceiver {
     }
 
     /// Stores this worker's CPU, memory, descriptor and send-queue figures for /metrics, now and
-    /// then once a second: a scrape reads the segment and never waits for the worker.
+    /// then once a second: a scrape reads the segment and never waits for the worker. The
+    /// descriptors are counted again only as often as their count's cost allows
+    /// (`DescriptorCountSchedule`).
     private func sampleProcess() {
-        web.metrics.store(ProcessSample.current(), queuedSendBytes: web.loop.queuedBytes)
+        let start = EventLoop.monotonicNanoseconds()
+        if descriptorCounts.isDue(at: start) {
+            openDescriptors = ProcessSample.countOpenDescriptors()
+            descriptorCounts.counted(from: start, to: EventLoop.monotonicNanoseconds())
+        }
+        web.metrics.store(ProcessSample.current(openDescriptors: openDescriptors), queuedSendBytes: web.loop.queuedBytes)
         web.loop.schedule(after: 1_000_000_000) { [unowned self] in self.sampleProcess() }
     }
 
