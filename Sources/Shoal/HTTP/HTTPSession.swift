@@ -242,7 +242,7 @@ final class HTTPSession: SocketDelegate, HeldInput {
             web.inputHold.wait(self)
             return true
         }
-        let key: String
+        let key: WebSocketKey
         do {
             key = try WebSocketUpgrade.validate(head)
         } catch {
@@ -306,7 +306,7 @@ final class HTTPSession: SocketDelegate, HeldInput {
         return true
     }
 
-    private func writeSwitchingProtocols(key: String, extensions: String? = nil, subprotocol: String? = nil,
+    private func writeSwitchingProtocols(key: WebSocketKey, extensions: String? = nil, subprotocol: String? = nil,
                                          on socket: SocketHandle) {
         let answer = SwitchingProtocols(key: key, extensions: extensions, subprotocol: subprotocol)
         web.loop.write(socket, reserving: answer.byteCount) { answer.write(into: $0) }
