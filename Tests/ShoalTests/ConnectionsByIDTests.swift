@@ -37,6 +37,32 @@ import Testing
         }
     }
 
+    /// Growth moves the references: every member is still there after it, and the table holds each
+    /// one exactly once (released with the table, none kept alive, none released early).
+    @Test func growthNeitherLeaksNorReleasesAMember() throws {
+        let fixture = try Fixture()
+        var weakMembers: [Weak] = []
+        do {
+            var table = ConnectionsByID()
+            for id in 1...1_000 {  // 16 buckets grown to 2,048: seven growths
+                let connection = fixture.connection(id)
+                weakMembers.append(Weak(connection))
+                table.insert(connection)
+            }
+            #expect(weakMembers.allSatisfy { $0.object != nil })
+            for id in 1...1_000 { #expect(table.connection(id: id)?.id == id) }
+            table.remove(id: 500)
+            #expect(weakMembers[499].object == nil)
+            #expect(weakMembers.enumerated().allSatisfy { $0.offset == 499 || $0.element.object != nil })
+        }
+        #expect(weakMembers.allSatisfy { $0.object == nil })
+    }
+
+    private final class Weak {
+        weak var object: WebSocketConnection?
+        init(_ object: WebSocketConnection) { self.object = object }
+    }
+
     @Test func removingAnAbsentIdChangesNothing() throws {
         let fixture = try Fixture()
         var table = ConnectionsByID()

@@ -149,6 +149,7 @@ final class HTTPSession: SocketDelegate, HeldInput {
 
     /// Answers one request. Returns true when the connection became a WebSocket, or waits to (held).
     private func answer(_ head: HTTPRequestHead, leftover: UnsafeMutableRawBufferPointer) -> Bool {
+        let web = self.web  // one strong reference, not one per use (see `upgrade`)
         // RFC 9112 §3.2: an HTTP/1.1 request without exactly one Host field gets 400.
         if head.versionMajor == 1 && head.versionMinor >= 1 && head.headers.count(of: "host") != 1 {
             countRefusal(.badRequest)
@@ -235,6 +236,9 @@ final class HTTPSession: SocketDelegate, HeldInput {
     private func upgrade(_ head: HTTPRequestHead, target: RequestTarget, server: WebSocketServer,
                          leftover: UnsafeMutableRawBufferPointer) -> Bool {
         guard let socket else { return false }
+        // One strong reference for the whole upgrade: each read of the unowned property checks and
+        // takes one of its own (an atomic retain and release), about fifteen times here.
+        let web = self.web
         if web.inputHold.isHolding {
             heldUpgrade = (head, Array(leftover))
             web.requestDeadlines.remove(self)

@@ -58,11 +58,25 @@ struct ConnectionsByID {
         }
     }
 
+    /// Moves every member into a table of `capacity` buckets. The references are moved, not copied:
+    /// a storm of clients grows the table about a dozen times, and copying each member meant a
+    /// retain and a release (atomic) per member per growth.
     private mutating func rehash(capacity: Int) {
-        let old = buckets
-        buckets = ContiguousArray(repeating: nil, count: capacity)
-        count = 0
-        for case let connection? in old { insert(connection) }
+        var old = ContiguousArray<WebSocketConnection?>(repeating: nil, count: capacity)
+        swap(&old, &buckets)
+        let mask = capacity - 1
+        buckets.withUnsafeMutableBufferPointer { new in
+            old.withUnsafeMutableBufferPointer { old in
+                for index in old.indices {
+                    guard let id = old[index]?.id else { continue }
+                    var i = Self.home(id, mask)
+                    while new[i] != nil { i = (i + 1) & mask }
+                    // The new bucket holds nil (nothing to release); the old one is left holding nil.
+                    (new.baseAddress! + i).moveUpdate(from: old.baseAddress! + index, count: 1)
+                    (old.baseAddress! + index).initialize(to: nil)
+                }
+            }
+        }
     }
 
     /// Ids are consecutive integers handed out across workers; a multiplicative hash spreads them.
