@@ -90,28 +90,36 @@ public struct HTTPHeadParser {
     /// One pass over the lines (the head starts with the request line: `feed` drops blank lines
     /// before it). The fields stay in `head`, found by their positions: no String per field.
     private static func parse(_ head: [UInt8], lineCount: Int) throws(HTTPError) -> HTTPRequestHead {
-        var request: HTTPRequestHead?
         var fields: [HTTPHeaders.Field] = []
         fields.reserveCapacity(lineCount - 1)
-        var start = 0
-        for index in head.indices where head[index] == UInt8(ascii: "\n") {
-            var end = index
-            if end > start && head[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-            let line = head[start..<end]
-            start = index + 1
-            guard request != nil else {
-                request = try parseRequestLine(line)
-                continue
+        // Lines are slices of the buffer, not of the array: every slice of an array (line, name,
+        // value, each trim) retains and releases its storage, a dozen atomic pairs per field.
+        let request = try head.withUnsafeBufferPointer { head throws(HTTPError) -> HTTPRequestHead? in
+            var request: HTTPRequestHead?
+            var start = 0
+            for index in head.indices where head[index] == UInt8(ascii: "\n") {
+                var end = index
+                if end > start && head[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+                let line = head[start..<end]
+                start = index + 1
+                guard request != nil else {
+                    request = try parseRequestLine(line)
+                    continue
+                }
+                if line.isEmpty { continue }
+                fields.append(try parseHeaderLine(line))
             }
-            if line.isEmpty { continue }
-            fields.append(try parseHeaderLine(line))
+            return request
         }
         guard var request else { throw .badRequest("Malformed request line") }
         request.headers = HTTPHeaders(bytes: head, fields: fields)
         return request
     }
 
-    private static func parseRequestLine(_ line: ArraySlice<UInt8>) throws(HTTPError) -> HTTPRequestHead {
+    /// A line of the head, in the parser's buffer.
+    private typealias Line = Slice<UnsafeBufferPointer<UInt8>>
+
+    private static func parseRequestLine(_ line: Line) throws(HTTPError) -> HTTPRequestHead {
         let space = UInt8(ascii: " ")
         guard let firstSpace = line.firstIndex(of: space) else {
             throw .badRequest("Malformed request line")
@@ -146,7 +154,7 @@ public struct HTTPHeadParser {
     }
 
     /// The positions of the line's name and (trimmed) value in the head.
-    private static func parseHeaderLine(_ line: ArraySlice<UInt8>) throws(HTTPError) -> HTTPHeaders.Field {
+    private static func parseHeaderLine(_ line: Line) throws(HTTPError) -> HTTPHeaders.Field {
         if line.first == UInt8(ascii: " ") || line.first == UInt8(ascii: "\t") {
             // RFC 9112 §5.2: a server that does not unfold must reject obs-fold with 400.
             throw .badRequest("Obsolete line folding in header")

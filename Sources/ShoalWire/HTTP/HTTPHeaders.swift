@@ -124,7 +124,11 @@ public struct HTTPHeaders: Sendable, Sequence {
         var name = name
         return name.withUTF8 { wanted in
             bytes.withUnsafeBufferPointer { all in
-                body(FieldValues(bytes: all, fields: fields, wanted: wanted))
+                // The field list as a buffer too: a copy of the array in FieldValues, and each
+                // iterator's copy of that, would retain and release it.
+                fields.withUnsafeBufferPointer { fields in
+                    body(FieldValues(bytes: all, fields: fields, wanted: wanted))
+                }
             }
         }
     }
@@ -132,7 +136,7 @@ public struct HTTPHeaders: Sendable, Sequence {
     /// The values of the fields with one name, found as they are iterated.
     struct FieldValues: Sequence {
         let bytes: UnsafeBufferPointer<UInt8>
-        let fields: [Field]
+        let fields: UnsafeBufferPointer<Field>
         let wanted: UnsafeBufferPointer<UInt8>
 
         var isEmpty: Bool {
