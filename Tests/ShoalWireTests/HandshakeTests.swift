@@ -158,6 +158,25 @@ import Testing
         #expect(Self.candidates().count - valid >= 64 * 10)
     }
 
+    /// Every byte value at every position of a valid key, as bytes (the path the parsed head takes).
+    @Test func agreesWithTheStringPathOnEveryByteAtEveryPosition() {
+        let key = Array("dGhlIHNhbXBsZSBub25jZQ==".utf8)
+        var valid = 0
+        for position in key.indices {
+            for byte in UInt8.min...UInt8.max {
+                var bytes = key
+                bytes[position] = byte
+                // Text that is not ASCII is not Base64 either way; String(decoding:) would replace it.
+                let expected = byte < 0x80 ? Self.keyByTheStringPath(String(decoding: bytes, as: UTF8.self)) : nil
+                #expect(WebSocketKey(bytes)?.description == expected, "byte \(byte) at \(position)")
+                if expected != nil { valid += 1 }
+            }
+        }
+        // 21 positions take any of 64 characters, the last before the padding 4 of them, and each
+        // padding position only its "=".
+        #expect(valid == 21 * 64 + 4 + 1 + 1)
+    }
+
     /// The same through a parsed head, where the key is a slice at some offset in the parser's buffer.
     @Test func validatesAParsedHeadsKeyAsTheStringPathDid() throws {
         // DEL is refused by the parser before any upgrade check.

@@ -75,7 +75,9 @@ public struct HTTPHeadParser {
     /// doubling as the lines arrive.
     private mutating func append(_ part: Slice<UnsafeRawBufferPointer>, readLength: Int) {
         if head.isEmpty { head.reserveCapacity(min(readLength, maxHeadSize)) }
-        head.append(contentsOf: part)
+        // As typed bytes: an array appends a buffer of its own element type with one copy, a slice of
+        // raw memory byte by byte through an iterator.
+        head.append(contentsOf: UnsafeRawBufferPointer(rebasing: part).assumingMemoryBound(to: UInt8.self))
     }
 
     private mutating func count(_ byteCount: Int) throws(HTTPError) {

@@ -41,53 +41,46 @@ public enum Base64 {
     /// How many bytes `s` decodes to under `decode(_:)`'s rules, or nil when it does not decode: the
     /// check without the bytes (every handshake's key must be worth 16 bytes, and nothing more).
     public static func decodedCount(_ s: String) -> Int? {
-        var s = s
-        return s.withUTF8 { decodedCount($0) }
-    }
-
-    /// `decodedCount(_:)` over text already in memory (a header's bytes), with no String made of it.
-    public static func decodedCount(_ input: UnsafeBufferPointer<UInt8>) -> Int? {
         var count = 0
-        return decode(input, { _ in count += 1 }) ? count : nil
+        return decode(s, { _ in count += 1 }) ? count : nil
     }
 
     /// Decodes the text's bytes in place, handing each byte to `emit`; false when it does not decode.
     private static func decode(_ s: String, _ emit: (UInt8) -> Void) -> Bool {
         var s = s
-        return s.withUTF8 { decode($0, emit) }
-    }
-
-    private static func decode(_ input: UnsafeBufferPointer<UInt8>, _ emit: (UInt8) -> Void) -> Bool {
-        guard input.count % 4 == 0 else { return false }
-        var index = 0
-        while index < input.count {
-            let isLast = index + 4 == input.count
-            let c2 = input[index + 2]
-            let c3 = input[index + 3]
-            let padding = isLast ? (c3 == UInt8(ascii: "=") ? (c2 == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
-            guard let v0 = value(input[index]), let v1 = value(input[index + 1]) else { return false }
-            let v2 = padding >= 2 ? 0 : value(c2)
-            let v3 = padding >= 1 ? 0 : value(c3)
-            guard let v2, let v3 else { return false }
-            switch padding {
-            case 2:
-                guard v1 & 0x0F == 0 else { return false }
-                emit(v0 << 2 | v1 >> 4)
-            case 1:
-                guard v2 & 0x03 == 0 else { return false }
-                emit(v0 << 2 | v1 >> 4)
-                emit(v1 << 4 | v2 >> 2)
-            default:
-                emit(v0 << 2 | v1 >> 4)
-                emit(v1 << 4 | v2 >> 2)
-                emit(v2 << 6 | v3)
+        return s.withUTF8 { input in
+            guard input.count % 4 == 0 else { return false }
+            var index = 0
+            while index < input.count {
+                let isLast = index + 4 == input.count
+                let c2 = input[index + 2]
+                let c3 = input[index + 3]
+                let padding = isLast ? (c3 == UInt8(ascii: "=") ? (c2 == UInt8(ascii: "=") ? 2 : 1) : 0) : 0
+                guard let v0 = value(input[index]), let v1 = value(input[index + 1]) else { return false }
+                let v2 = padding >= 2 ? 0 : value(c2)
+                let v3 = padding >= 1 ? 0 : value(c3)
+                guard let v2, let v3 else { return false }
+                switch padding {
+                case 2:
+                    guard v1 & 0x0F == 0 else { return false }
+                    emit(v0 << 2 | v1 >> 4)
+                case 1:
+                    guard v2 & 0x03 == 0 else { return false }
+                    emit(v0 << 2 | v1 >> 4)
+                    emit(v1 << 4 | v2 >> 2)
+                default:
+                    emit(v0 << 2 | v1 >> 4)
+                    emit(v1 << 4 | v2 >> 2)
+                    emit(v2 << 6 | v3)
+                }
+                index += 4
             }
-            index += 4
+            return true
         }
-        return true
     }
 
-    private static func value(_ character: UInt8) -> UInt8? {
+    /// The 6 bits `character` stands for, or nil outside the alphabet.
+    static func value(_ character: UInt8) -> UInt8? {
         switch character {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"): character - UInt8(ascii: "A")
         case UInt8(ascii: "a")...UInt8(ascii: "z"): character - UInt8(ascii: "a") + 26
