@@ -222,3 +222,13 @@ import Testing
             ).keepAlive)
     }
 }
+
+@Suite struct HTTPTokenTests {
+    /// Every byte value against RFC 9110's tchar list, written out.
+    @Test func knowsEveryTokenCharacterAndNoOther() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for byte in UInt8.min...UInt8.max {
+            #expect(HTTPToken.isTokenCharacter(byte) == tchar.contains(byte), "byte \(byte)")
+        }
+    }
+}

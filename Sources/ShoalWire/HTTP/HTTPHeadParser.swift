@@ -97,19 +97,22 @@ public struct HTTPHeadParser {
         // Lines are slices of the buffer, not of the array: every slice of an array (line, name,
         // value, each trim) retains and releases its storage, a dozen atomic pairs per field.
         let request = try head.withUnsafeBufferPointer { head throws(HTTPError) -> HTTPRequestHead? in
-            var request: HTTPRequestHead?
-            var start = 0
-            for index in head.indices where head[index] == UInt8(ascii: "\n") {
-                var end = index
+            let lineFeed = UInt8(ascii: "\n")
+            func line(_ start: Int, _ lineFeedIndex: Int) -> Line {
+                var end = lineFeedIndex
                 if end > start && head[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-                let line = head[start..<end]
-                start = index + 1
-                guard request != nil else {
-                    request = try parseRequestLine(line)
-                    continue
-                }
-                if line.isEmpty { continue }
-                fields.append(try parseHeaderLine(line))
+                return head[start..<end]
+            }
+            // The request line first, then the fields: a loop that carried the request from line to
+            // line copied it to the stack at every byte of the scan.
+            guard let requestLineEnd = head.firstIndex(of: lineFeed) else { return nil }
+            let request = try parseRequestLine(line(0, requestLineEnd))
+            var start = requestLineEnd + 1
+            while let end = head[start...].firstIndex(of: lineFeed) {
+                let field = line(start, end)
+                start = end + 1
+                if field.isEmpty { continue }
+                fields.append(try parseHeaderLine(field))
             }
             return request
         }

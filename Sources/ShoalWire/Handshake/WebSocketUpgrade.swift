@@ -37,7 +37,11 @@ public enum WebSocketUpgrade {
         // Version and key are read in the head's bytes: the key made into a String (24 bytes, past the
         // small-string limit) was an allocation on every handshake.
         let isVersion13 = head.headers.withFields(named: "Sec-WebSocket-Version") { values in
-            values.onlyValue.map { trimmingOWS($0).elementsEqual("13".utf8) } ?? false
+            // Two bytes compared as such: elementsEqual with "13".utf8 walked a String iterator.
+            values.onlyValue.map { value in
+                let version = trimmingOWS(value)
+                return version.count == 2 && version.first == UInt8(ascii: "1") && version.last == UInt8(ascii: "3")
+            } ?? false
         }
         guard isVersion13 else {
             throw HTTPError(
