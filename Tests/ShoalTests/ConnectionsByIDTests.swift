@@ -44,13 +44,16 @@ import Testing
         var weakMembers: [Weak] = []
         do {
             var table = ConnectionsByID()
-            for id in 1...1_000 {  // 16 buckets grown to 2,048: seven growths
+            // 16 buckets grown fourfold to 65,536, then twofold to 131,072 (past the fourfold limit).
+            for id in 1...60_000 {
                 let connection = fixture.connection(id)
                 weakMembers.append(Weak(connection))
                 table.insert(connection)
             }
             #expect(weakMembers.allSatisfy { $0.object != nil })
-            for id in 1...1_000 { #expect(table.connection(id: id)?.id == id) }
+            #expect(table.count == 60_000)
+            #expect((1...60_000).allSatisfy { table.connection(id: $0)?.id == $0 })
+            #expect(table.connection(id: 60_001) == nil)
             table.remove(id: 500)
             #expect(weakMembers[499].object == nil)
             #expect(weakMembers.enumerated().allSatisfy { $0.offset == 499 || $0.element.object != nil })

@@ -157,12 +157,9 @@ final class HTTPSession: SocketDelegate, HeldInput {
             return false
         }
         let target = RequestTarget(head.target)
-        // We never read request bodies; a request that has one cannot be followed on this connection.
-        let hasBody = (head.headers["content-length"].map { $0 != "0" } ?? false) || head.headers.contains("transfer-encoding")
-        let keepAlive = head.keepAlive && !hasBody
-        if operatorOnly { return answerOperator(head, target: target, keepAlive: keepAlive) }
-
-        if WebSocketUpgrade.isUpgradeRequest(head) {
+        // An upgrade first: it never keeps the connection as HTTP, so it needs neither the body nor
+        // the keep-alive lookups below (three scans of the fields per handshake).
+        if !operatorOnly && WebSocketUpgrade.isUpgradeRequest(head) {
             if web.stopping, web.server(forPath: target.path) == nil, web.stoppedServer(forPath: target.path) != nil {
                 return goAway(head)
             }
@@ -174,6 +171,10 @@ final class HTTPSession: SocketDelegate, HeldInput {
             }
             return upgrade(head, target: target, server: server, leftover: leftover)
         }
+        // We never read request bodies; a request that has one cannot be followed on this connection.
+        let hasBody = (head.headers["content-length"].map { $0 != "0" } ?? false) || head.headers.contains("transfer-encoding")
+        let keepAlive = head.keepAlive && !hasBody
+        if operatorOnly { return answerOperator(head, target: target, keepAlive: keepAlive) }
         if web.hasWebSocketServer(exactly: target.path) {
             respond(status: 426, extraHeaders: [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")],
                     body: "This path speaks WebSocket: send an Upgrade request\n", keepAlive: keepAlive)
