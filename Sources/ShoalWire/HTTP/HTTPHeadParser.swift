@@ -96,7 +96,7 @@ public struct HTTPHeadParser {
         fields.reserveCapacity(lineCount - 1)
         // Lines are slices of the buffer, not of the array: every slice of an array (line, name,
         // value, each trim) retains and releases its storage, a dozen atomic pairs per field.
-        let request = try head.withUnsafeBufferPointer { head throws(HTTPError) -> HTTPRequestHead? in
+        let requestLine = try head.withUnsafeBufferPointer { head throws(HTTPError) -> RequestLine in
             let lineFeed = UInt8(ascii: "\n")
             func line(_ start: Int, _ lineFeedIndex: Int) -> Line {
                 var end = lineFeedIndex
@@ -105,8 +105,8 @@ public struct HTTPHeadParser {
             }
             // The request line first, then the fields: a loop that carried the request from line to
             // line copied it to the stack at every byte of the scan.
-            guard let requestLineEnd = head.firstIndex(of: lineFeed) else { return nil }
-            let request = try parseRequestLine(line(0, requestLineEnd))
+            guard let requestLineEnd = head.firstIndex(of: lineFeed) else { throw .badRequest("Malformed request line") }
+            let requestLine = try parseRequestLine(line(0, requestLineEnd))
             var start = requestLineEnd + 1
             while let end = head[start...].firstIndex(of: lineFeed) {
                 let field = line(start, end)
@@ -114,17 +114,26 @@ public struct HTTPHeadParser {
                 if field.isEmpty { continue }
                 fields.append(try parseHeaderLine(field))
             }
-            return request
+            return requestLine
         }
-        guard var request else { throw .badRequest("Malformed request line") }
-        request.headers = HTTPHeaders(bytes: head, fields: fields)
-        return request
+        // The head made once, with its fields: a head made for the request line and then given its
+        // fields was copied, a retain and a release of each of its parts.
+        return HTTPRequestHead(
+            method: requestLine.method, target: requestLine.target, versionMajor: 1, versionMinor: requestLine.versionMinor,
+            headers: HTTPHeaders(bytes: head, fields: fields))
+    }
+
+    /// What the request line says (the parser accepts HTTP/1.x only).
+    private struct RequestLine {
+        var method: String
+        var target: String
+        var versionMinor: Int
     }
 
     /// A line of the head, in the parser's buffer.
     private typealias Line = Slice<UnsafeBufferPointer<UInt8>>
 
-    private static func parseRequestLine(_ line: Line) throws(HTTPError) -> HTTPRequestHead {
+    private static func parseRequestLine(_ line: Line) throws(HTTPError) -> RequestLine {
         let space = UInt8(ascii: " ")
         guard let firstSpace = line.firstIndex(of: space) else {
             throw .badRequest("Malformed request line")
@@ -151,10 +160,9 @@ public struct HTTPHeadParser {
         guard v[s + 5] == UInt8(ascii: "1") else {
             throw HTTPError(status: 505, reason: "Only HTTP/1.x is supported")
         }
-        return HTTPRequestHead(
+        return RequestLine(
             method: String(decoding: method, as: UTF8.self),
             target: String(decoding: target, as: UTF8.self),
-            versionMajor: 1,
             versionMinor: Int(v[s + 7] - UInt8(ascii: "0")))
     }
 
