@@ -13,7 +13,6 @@ Needs perf and the right to attach it (root, or kernel.perf_event_paranoid <= 1)
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -57,27 +56,14 @@ def storm(command: str, args) -> dict:
     proc, port, _ = connect_storm.start_server(command, 1)
     children = []
     try:
-        for _ in range(args.warmup):
-            connect_storm.handshake(port)
-        time.sleep(0.5)
-        per = [args.clients // args.processes + (i < args.clients % args.processes) for i in range(args.processes)]
-        sources = [f"127.0.{1 + i // 250}.{2 + i % 250}" for i in range(max(args.processes, args.clients // 2000))]
-        for i, count in enumerate(per):
-            children.append(subprocess.Popen(
-                [sys.executable, connect_storm.__file__, "--child", str(port), ",".join(sources[i::args.processes]),
-                 str(count), "60"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1))
-        for c in children:
-            assert c.stdout.readline().strip() == "ready"
+        connect_storm.ready_clients(port, args, children)
         with tempfile.TemporaryDirectory() as folder:
             data = os.path.join(folder, "perf.data")
             perf = subprocess.Popen(["perf", "record", "-q", "-F", str(args.frequency), "-o", data,
                                      "-p", ",".join(map(str, process_tree(proc.pid)))], stderr=subprocess.DEVNULL)
             time.sleep(0.5)  # perf attached before the signal
             cpu0 = connect_storm.tree_cpu_seconds(proc.pid)
-            for c in children:
-                c.stdin.write("go\n")
-                c.stdin.flush()
-            reports = [json.loads(c.stdout.readline()) for c in children]
+            reports = connect_storm.release_clients(children)
             cpu = connect_storm.tree_cpu_seconds(proc.pid) - cpu0
             perf.send_signal(signal.SIGINT)
             perf.wait()
@@ -86,24 +72,13 @@ def storm(command: str, args) -> dict:
         micros = cpu * 1e6 / handshakes
         return {"in": handshakes, "cpu_us": micros, "user_us": micros * (1 - kernel), "kernel_us": micros * kernel}
     finally:
-        for c in children:
-            try:
-                c.stdin.close()
-            except OSError:
-                pass
-        for c in children:
-            c.wait()
+        connect_storm.end_clients(children)
         connect_storm.stop_server(proc)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clients", type=int, default=10_000)
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--processes", type=int, default=4, help="client processes sharing the clients")
-    ap.add_argument("--warmup", type=int, default=200, help="handshakes one at a time before each storm")
+    ap = connect_storm.storm_arguments(__doc__, rounds=5)
     ap.add_argument("--frequency", type=int, default=4000, help="perf samples per second")
-    ap.add_argument("--server", action="append", required=True, help="NAME=CMD with {port} and {workers}")
     args = ap.parse_args()
     servers = [tuple(s.split("=", 1)) for s in args.server]
     rows: dict[str, list[dict]] = {name: [] for name, _ in servers}
