@@ -37,8 +37,8 @@ import Testing
         }
     }
 
-    /// Growth moves the references: every member is still there after it, and the table holds each
-    /// one exactly once (released with the table, none kept alive, none released early).
+    /// Through every growth, fourfold and twofold, every member is still there, and the table holds
+    /// each one exactly once (released with the table, none kept alive, none released early).
     @Test func growthNeitherLeaksNorReleasesAMember() throws {
         let fixture = try Fixture()
         var weakMembers: [Weak] = []

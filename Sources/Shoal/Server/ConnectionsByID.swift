@@ -26,9 +26,9 @@ struct ConnectionsByID {
     /// Adds `connection` (its id must not be in the table).
     mutating func insert(_ connection: WebSocketConnection) {
         // Grow at 3/4 full, as Swift's Dictionary does: probe runs stay short. Growth reads every
-        // member's id from its object; a storm of clients arriving on a fresh worker grew the table a
-        // dozen times, so up to 64Ki buckets (512 KiB) it grows fourfold (half the growths, a third
-        // of the members moved), beyond that twofold.
+        // member's id from its object; 10,000 clients arriving on a fresh worker grew the table ten
+        // times, so up to 64Ki buckets (512 KiB) it grows fourfold (half the growths, a third of the
+        // members moved), beyond that twofold.
         if (count + 1) * 4 > buckets.count * 3 {
             rehash(capacity: max(16, buckets.count * (buckets.count < Self.fourfoldGrowthLimit ? 4 : 2)))
         }
@@ -66,25 +66,11 @@ struct ConnectionsByID {
         }
     }
 
-    /// Moves every member into a table of `capacity` buckets. The references are moved, not copied:
-    /// a storm of clients grows the table about a dozen times, and copying each member meant a
-    /// retain and a release (atomic) per member per growth.
     private mutating func rehash(capacity: Int) {
-        var old = ContiguousArray<WebSocketConnection?>(repeating: nil, count: capacity)
-        swap(&old, &buckets)
-        let mask = capacity - 1
-        buckets.withUnsafeMutableBufferPointer { new in
-            old.withUnsafeMutableBufferPointer { old in
-                for index in old.indices {
-                    guard let id = old[index]?.id else { continue }
-                    var i = Self.home(id, mask)
-                    while new[i] != nil { i = (i + 1) & mask }
-                    // The new bucket holds nil (nothing to release); the old one is left holding nil.
-                    (new.baseAddress! + i).moveUpdate(from: old.baseAddress! + index, count: 1)
-                    (old.baseAddress! + index).initialize(to: nil)
-                }
-            }
-        }
+        let old = buckets
+        buckets = ContiguousArray(repeating: nil, count: capacity)
+        count = 0
+        for case let connection? in old { insert(connection) }
     }
 
     /// Ids are consecutive integers handed out across workers; a multiplicative hash spreads them.
