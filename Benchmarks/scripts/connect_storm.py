@@ -183,27 +183,53 @@ def stop_server(proc) -> None:
         pass
 
 
+def ready_clients(port: int, args, children: list) -> None:
+    """After --warmup handshakes one at a time, starts the client processes (appended to `children`,
+    which the caller ends with `end_clients`) and waits until each has bound its sockets."""
+    for _ in range(args.warmup):
+        handshake(port)
+    time.sleep(0.5)
+    per = [args.clients // args.processes + (i < args.clients % args.processes) for i in range(args.processes)]
+    sources = [f"127.0.{1 + i // 250}.{2 + i % 250}" for i in range(max(args.processes, args.clients // 2000))]
+    for i, count in enumerate(per):
+        mine = sources[i::args.processes]
+        children.append(subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--child", str(port), ",".join(mine), str(count),
+             str(args.limit)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1))
+    for c in children:
+        assert c.stdout.readline().strip() == "ready"
+
+
+def release_clients(children: list) -> list[dict]:
+    """Signals every client at once; returns their reports when all answers are in."""
+    for c in children:
+        c.stdin.write("go\n")
+        c.stdin.flush()
+    return [json.loads(c.stdout.readline()) for c in children]
+
+
+def end_clients(children: list) -> None:
+    """Lets the clients close their connections and exit (killed after 30 s)."""
+    for c in children:
+        try:
+            c.stdin.close()
+        except OSError:
+            pass
+    for c in children:
+        try:
+            c.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            c.kill()
+            c.wait()
+
+
 def storm(command: str, workers: int, args) -> dict:
     proc, port, log = start_server(command, workers)
     children = []
     try:
-        for _ in range(args.warmup):
-            handshake(port)
-        time.sleep(0.5)
-        per = [args.clients // args.processes + (i < args.clients % args.processes) for i in range(args.processes)]
-        sources = [f"127.0.{1 + i // 250}.{2 + i % 250}" for i in range(max(args.processes, args.clients // 2000))]
-        for i, count in enumerate(per):
-            mine = sources[i::args.processes]
-            children.append(subprocess.Popen(
-                [sys.executable, os.path.abspath(__file__), "--child", str(port), ",".join(mine), str(count),
-                 str(args.limit)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1))
-        for c in children:
-            assert c.stdout.readline().strip() == "ready"
+        ready_clients(port, args, children)
         cpu0 = tree_cpu_seconds(proc.pid)
-        for c in children:
-            c.stdin.write("go\n")
-            c.stdin.flush()
-        reports = [json.loads(c.stdout.readline()) for c in children]
+        reports = release_clients(children)
         cpu = tree_cpu_seconds(proc.pid) - cpu0
         go = min(r["go"] for r in reports)
         done = sorted(t - go for r in reports for t in r["done_at"])
@@ -216,29 +242,25 @@ def storm(command: str, workers: int, args) -> dict:
                 "clients": sum(r["cpu"] for r in reports), "refused": dict(statuses - collections.Counter({"101": n_in})),
                 "errors": dict(errors), "log": log}
     finally:
-        for c in children:
-            try:
-                c.stdin.close()
-            except OSError:
-                pass
-        for c in children:
-            try:
-                c.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                c.kill()
-                c.wait()
+        end_clients(children)
         stop_server(proc)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def storm_arguments(description: str, rounds: int) -> argparse.ArgumentParser:
+    """The options of a storm, its clients and the servers compared (shared with storm_cpu_split.py)."""
+    ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=10_000)
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=rounds)
     ap.add_argument("--processes", type=int, default=4, help="client processes sharing the clients")
     ap.add_argument("--warmup", type=int, default=200, help="handshakes one at a time before each storm")
     ap.add_argument("--limit", type=float, default=60, help="seconds a client waits for its answer")
     ap.add_argument("--server", action="append", required=True, help="NAME=CMD with {port} and {workers}")
+    return ap
+
+
+def main() -> int:
+    ap = storm_arguments(__doc__, rounds=3)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args()
     servers = [tuple(s.split("=", 1)) for s in args.server]
     rows: dict[tuple, list[dict]] = collections.defaultdict(list)

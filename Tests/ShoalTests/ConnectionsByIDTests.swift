@@ -37,6 +37,35 @@ import Testing
         }
     }
 
+    /// Through every growth, fourfold and twofold, every member is still there, and the table holds
+    /// each one exactly once (released with the table, none kept alive, none released early).
+    @Test func growthNeitherLeaksNorReleasesAMember() throws {
+        let fixture = try Fixture()
+        var weakMembers: [Weak] = []
+        do {
+            var table = ConnectionsByID()
+            // 16 buckets grown fourfold to 65,536, then twofold to 131,072 (past the fourfold limit).
+            for id in 1...60_000 {
+                let connection = fixture.connection(id)
+                weakMembers.append(Weak(connection))
+                table.insert(connection)
+            }
+            #expect(weakMembers.allSatisfy { $0.object != nil })
+            #expect(table.count == 60_000)
+            #expect((1...60_000).allSatisfy { table.connection(id: $0)?.id == $0 })
+            #expect(table.connection(id: 60_001) == nil)
+            table.remove(id: 500)
+            #expect(weakMembers[499].object == nil)
+            #expect(weakMembers.enumerated().allSatisfy { $0.offset == 499 || $0.element.object != nil })
+        }
+        #expect(weakMembers.allSatisfy { $0.object == nil })
+    }
+
+    private final class Weak {
+        weak var object: WebSocketConnection?
+        init(_ object: WebSocketConnection) { self.object = object }
+    }
+
     @Test func removingAnAbsentIdChangesNothing() throws {
         let fixture = try Fixture()
         var table = ConnectionsByID()

@@ -183,12 +183,7 @@ import Testing
     @Test func looksUpTheFieldsOfAParsedHeadInPlace() throws {
         let text = "GET /x HTTP/1.1\r\nhost:h.example\r\nSEC-WEBSOCKET-KEY: \t dGhlIHNhbXBsZSBub25jZQ== \r\n"
             + "Connection: keep-alive\r\nconnection: Upgrade\nEmpty:\r\nX: a:b: c\r\n\r\nGET"
-        var parser = HTTPHeadParser()
-        let result = try Array(text.utf8).withUnsafeBytes { raw throws(HTTPError) in try parser.feed(raw) }
-        guard case .complete(var head, _) = result else {
-            Issue.record("expected a complete head")
-            return
-        }
+        guard var head = try parseFirstHead(text) else { return }
         #expect(head.headers["Sec-WebSocket-Key"] == "dGhlIHNhbXBsZSBub25jZQ==")
         #expect(head.headers["HOST"] == "h.example" && head.headers.contains("empty") && head.headers["Empty"] == "")
         #expect(head.headers["x"] == "a:b: c")
@@ -220,5 +215,15 @@ import Testing
             HTTPRequestHead(
                 method: "GET", target: "/", versionMinor: 0, headers: HTTPHeaders([("Connection", "keep-alive")])
             ).keepAlive)
+    }
+}
+
+@Suite struct HTTPTokenTests {
+    /// Every byte value against RFC 9110's tchar list, written out.
+    @Test func knowsEveryTokenCharacterAndNoOther() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for byte in UInt8.min...UInt8.max {
+            #expect(HTTPToken.isTokenCharacter(byte) == tchar.contains(byte), "byte \(byte)")
+        }
     }
 }

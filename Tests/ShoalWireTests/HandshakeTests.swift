@@ -1,5 +1,6 @@
 // The opening handshake: accept key, Base64, every validation failure, targets and response heads.
 
+import ShoalTestSupport
 import ShoalWire
 import Testing
 
@@ -20,8 +21,8 @@ import Testing
     /// writer makes, with every combination of optional headers.
     @Test(arguments: [(nil, nil), ("permessage-deflate; server_no_context_takeover", nil), (nil, "chat"),
                       ("permessage-deflate", "v2.stomp")] as [(String?, String?)])
-    func writesTheSwitchingProtocolsHeadInPlace(extensions: String?, subprotocol: String?) {
-        let key = "dGhlIHNhbXBsZSBub25jZQ=="
+    func writesTheSwitchingProtocolsHeadInPlace(extensions: String?, subprotocol: String?) throws {
+        let key = try #require(WebSocketKey("dGhlIHNhbXBsZSBub25jZQ=="))
         var headers = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")]
         if let extensions { headers.append(("Sec-WebSocket-Extensions", extensions)) }
         if let subprotocol { headers.append(("Sec-WebSocket-Protocol", subprotocol)) }
@@ -43,15 +44,15 @@ import Testing
     }
 
     @Test func acceptsAValidUpgradeAndReturnsTheKey() throws {
-        #expect(try WebSocketUpgrade.validate(request()) == "dGhlIHNhbXBsZSBub25jZQ==")
+        #expect(try WebSocketUpgrade.validate(request()).description == "dGhlIHNhbXBsZSBub25jZQ==")
         #expect(WebSocketUpgrade.isUpgradeRequest(request()))
         #expect(!WebSocketUpgrade.isUpgradeRequest(request(dropping: ["Upgrade"])))
         // Tokens are case-insensitive.
         let shouty = request(replacing: ["Upgrade": "WebSocket", "Connection": "UPGRADE"])
-        #expect(try WebSocketUpgrade.validate(shouty) == "dGhlIHNhbXBsZSBub25jZQ==")
+        #expect(try WebSocketUpgrade.validate(shouty).description == "dGhlIHNhbXBsZSBub25jZQ==")
         // Whitespace around the key or the version (headers built by hand, not by the parser) is not theirs.
         let padded = request(replacing: ["Sec-WebSocket-Key": " dGhlIHNhbXBsZSBub25jZQ==\t", "Sec-WebSocket-Version": " 13 "])
-        #expect(try WebSocketUpgrade.validate(padded) == "dGhlIHNhbXBsZSBub25jZQ==")
+        #expect(try WebSocketUpgrade.validate(padded).description == "dGhlIHNhbXBsZSBub25jZQ==")
     }
 
     private func failure(_ head: HTTPRequestHead) -> HTTPError? {
@@ -114,6 +115,97 @@ import Testing
             #expect(failure(head).map { !$0.reason.isEmpty } == true)
         }
     }
+}
+
+/// The key is checked and hashed in the head's bytes (`WebSocketKey`); these hold it to the String
+/// path it replaced (trim, `Base64.decodedCount(String) == 16`, `acceptValue(forKey: String)`).
+@Suite struct WebSocketKeyTests {
+    /// Valid keys, and keys a character away from valid: every position replaced by a character from
+    /// inside and outside the alphabet, padding moved or dropped, a character added or removed,
+    /// whitespace around.
+    private static func candidates() -> [String] {
+        var random = SplitMix64(seed: 0x6455)
+        let replacements = Array("AQgw+/=-_ .:\t\u{7F}".utf8)
+        var texts: [String] = []
+        for _ in 0..<64 {
+            let key = Base64.encode((0..<16).map { _ in UInt8.random(in: 0...255, using: &random) })
+            texts += [key, " \(key)", "\(key)\t", " \(key) ", String(key.dropLast()), key + "=", "A" + key,
+                      String(key.dropFirst()), key.replacingPadding("A=")]
+            for position in 0..<24 {
+                var bytes = Array(key.utf8)
+                bytes[position] = replacements[Int.random(in: 0..<replacements.count, using: &random)]
+                texts.append(String(decoding: bytes, as: UTF8.self))
+            }
+        }
+        return texts + ["", "dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZR==", "dGhlIHNhbXBsZSBub25jZQ=A"]
+    }
+
+    /// What the String path decided: the trimmed key, when it is the Base64 of 16 bytes.
+    private static func keyByTheStringPath(_ text: String) -> String? {
+        let trimmed = String(text.drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" }.reversed())
+        return Base64.decodedCount(trimmed) == 16 ? trimmed : nil
+    }
+
+    @Test func acceptsExactlyTheKeysTheStringPathAccepted() {
+        var valid = 0
+        for text in Self.candidates() {
+            let expected = Self.keyByTheStringPath(text)
+            #expect(WebSocketKey(text)?.description == expected, "\(text.debugDescription)")
+            if expected != nil { valid += 1 }
+        }
+        // Both kinds were tried (every fourth replaced character happens to be valid, and so on).
+        #expect(valid >= 64 * 4)
+        #expect(Self.candidates().count - valid >= 64 * 10)
+    }
+
+    /// Every byte value at every position of a valid key, as bytes (the path the parsed head takes).
+    @Test func agreesWithTheStringPathOnEveryByteAtEveryPosition() {
+        let key = Array("dGhlIHNhbXBsZSBub25jZQ==".utf8)
+        var valid = 0
+        for position in key.indices {
+            for byte in UInt8.min...UInt8.max {
+                var bytes = key
+                bytes[position] = byte
+                // Text that is not ASCII is not Base64 either way; String(decoding:) would replace it.
+                let expected = byte < 0x80 ? Self.keyByTheStringPath(String(decoding: bytes, as: UTF8.self)) : nil
+                #expect(WebSocketKey(bytes)?.description == expected, "byte \(byte) at \(position)")
+                if expected != nil { valid += 1 }
+            }
+        }
+        // 21 positions take any of 64 characters, the last before the padding 4 of them, and each
+        // padding position only its "=".
+        #expect(valid == 21 * 64 + 4 + 1 + 1)
+    }
+
+    /// The same through a parsed head, where the key is a slice at some offset in the parser's buffer.
+    @Test func validatesAParsedHeadsKeyAsTheStringPathDid() throws {
+        // DEL is refused by the parser before any upgrade check.
+        for (index, text) in Self.candidates().filter({ !$0.utf8.contains(0x7F) }).enumerated() {
+            let padding = String(repeating: "x", count: index % 7)
+            let request = "GET /chat HTTP/1.1\r\nHost: h\(padding)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                + "Sec-WebSocket-Key:\(text)\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            guard let head = try parseFirstHead(request) else { continue }
+            let key = try? WebSocketUpgrade.validate(head)
+            #expect(key?.description == Self.keyByTheStringPath(text), "\(text.debugDescription)")
+        }
+    }
+
+    /// The accept value hashed from the key's inline bytes is the one hashed from its String.
+    @Test func writesTheAcceptValueTheStringPathComputes() throws {
+        for text in Self.candidates() {
+            guard let key = WebSocketKey(text) else { continue }
+            let answer = SwitchingProtocols(key: key)
+            var written = [UInt8](repeating: 0, count: answer.byteCount)
+            written.withUnsafeMutableBytes { answer.write(into: $0) }
+            let accept = "Sec-WebSocket-Accept: \(WebSocketUpgrade.acceptValue(forKey: key.description))\r\n"
+            #expect(String(decoding: written, as: UTF8.self).contains(accept))
+        }
+    }
+}
+
+private extension String {
+    /// The key with its two padding characters replaced by `ending` (a valid length, invalid padding).
+    func replacingPadding(_ ending: String) -> String { String(dropLast(2)) + ending }
 }
 
 @Suite struct Base64Tests {

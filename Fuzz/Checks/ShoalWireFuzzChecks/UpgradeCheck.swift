@@ -118,8 +118,9 @@ public enum UpgradeCheck {
         try require(!target.path.isEmpty, "empty path from target \(head.target)")
         _ = head.keepAlive
         let validation: String
-        switch Result(catching: { () throws(HTTPError) -> String in try WebSocketUpgrade.validate(head) }) {
-        case .success(let key):
+        switch Result(catching: { () throws(HTTPError) -> WebSocketKey in try WebSocketUpgrade.validate(head) }) {
+        case .success(let checkedKey):
+            let key = checkedKey.description
             try require(Base64.decode(key)?.count == 16, "accepted key \(key) is not 16 bytes of base64")
             let accept = WebSocketUpgrade.acceptValue(forKey: key)
             try require(accept.utf8.count == 28 && Base64.decode(accept)?.count == 20, "accept value \(accept)")

@@ -75,7 +75,9 @@ public struct HTTPHeadParser {
     /// doubling as the lines arrive.
     private mutating func append(_ part: Slice<UnsafeRawBufferPointer>, readLength: Int) {
         if head.isEmpty { head.reserveCapacity(min(readLength, maxHeadSize)) }
-        head.append(contentsOf: part)
+        // As typed bytes: an array appends a buffer of its own element type with one copy, a slice of
+        // raw memory byte by byte through an iterator.
+        head.append(contentsOf: UnsafeRawBufferPointer(rebasing: part).assumingMemoryBound(to: UInt8.self))
     }
 
     private mutating func count(_ byteCount: Int) throws(HTTPError) {
@@ -90,28 +92,48 @@ public struct HTTPHeadParser {
     /// One pass over the lines (the head starts with the request line: `feed` drops blank lines
     /// before it). The fields stay in `head`, found by their positions: no String per field.
     private static func parse(_ head: [UInt8], lineCount: Int) throws(HTTPError) -> HTTPRequestHead {
-        var request: HTTPRequestHead?
         var fields: [HTTPHeaders.Field] = []
         fields.reserveCapacity(lineCount - 1)
-        var start = 0
-        for index in head.indices where head[index] == UInt8(ascii: "\n") {
-            var end = index
-            if end > start && head[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-            let line = head[start..<end]
-            start = index + 1
-            guard request != nil else {
-                request = try parseRequestLine(line)
-                continue
+        // Lines are slices of the buffer, not of the array: every slice of an array (line, name,
+        // value, each trim) retains and releases its storage, a dozen atomic pairs per field.
+        let requestLine = try head.withUnsafeBufferPointer { head throws(HTTPError) -> RequestLine in
+            let lineFeed = UInt8(ascii: "\n")
+            func line(_ start: Int, _ lineFeedIndex: Int) -> Line {
+                var end = lineFeedIndex
+                if end > start && head[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+                return head[start..<end]
             }
-            if line.isEmpty { continue }
-            fields.append(try parseHeaderLine(line))
+            // The request line first, then the fields: a loop that carried the request from line to
+            // line copied it to the stack at every byte of the scan.
+            guard let requestLineEnd = head.firstIndex(of: lineFeed) else { throw .badRequest("Malformed request line") }
+            let requestLine = try parseRequestLine(line(0, requestLineEnd))
+            var start = requestLineEnd + 1
+            while let end = head[start...].firstIndex(of: lineFeed) {
+                let field = line(start, end)
+                start = end + 1
+                if field.isEmpty { continue }
+                fields.append(try parseHeaderLine(field))
+            }
+            return requestLine
         }
-        guard var request else { throw .badRequest("Malformed request line") }
-        request.headers = HTTPHeaders(bytes: head, fields: fields)
-        return request
+        // The head made once, with its fields: a head made for the request line and then given its
+        // fields was copied, a retain and a release of each of its parts.
+        return HTTPRequestHead(
+            method: requestLine.method, target: requestLine.target, versionMajor: 1, versionMinor: requestLine.versionMinor,
+            headers: HTTPHeaders(bytes: head, fields: fields))
     }
 
-    private static func parseRequestLine(_ line: ArraySlice<UInt8>) throws(HTTPError) -> HTTPRequestHead {
+    /// What the request line says (the parser accepts HTTP/1.x only).
+    private struct RequestLine {
+        var method: String
+        var target: String
+        var versionMinor: Int
+    }
+
+    /// A line of the head, in the parser's buffer.
+    private typealias Line = Slice<UnsafeBufferPointer<UInt8>>
+
+    private static func parseRequestLine(_ line: Line) throws(HTTPError) -> RequestLine {
         let space = UInt8(ascii: " ")
         guard let firstSpace = line.firstIndex(of: space) else {
             throw .badRequest("Malformed request line")
@@ -138,15 +160,14 @@ public struct HTTPHeadParser {
         guard v[s + 5] == UInt8(ascii: "1") else {
             throw HTTPError(status: 505, reason: "Only HTTP/1.x is supported")
         }
-        return HTTPRequestHead(
+        return RequestLine(
             method: String(decoding: method, as: UTF8.self),
             target: String(decoding: target, as: UTF8.self),
-            versionMajor: 1,
             versionMinor: Int(v[s + 7] - UInt8(ascii: "0")))
     }
 
     /// The positions of the line's name and (trimmed) value in the head.
-    private static func parseHeaderLine(_ line: ArraySlice<UInt8>) throws(HTTPError) -> HTTPHeaders.Field {
+    private static func parseHeaderLine(_ line: Line) throws(HTTPError) -> HTTPHeaders.Field {
         if line.first == UInt8(ascii: " ") || line.first == UInt8(ascii: "\t") {
             // RFC 9112 §5.2: a server that does not unfold must reject obs-fold with 400.
             throw .badRequest("Obsolete line folding in header")

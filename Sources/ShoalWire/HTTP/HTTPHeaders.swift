@@ -120,19 +120,23 @@ public struct HTTPHeaders: Sendable, Sequence {
 
     /// Calls `body` with the values of every field named `name` (case-insensitively), in order, as
     /// slices of the buffer: no String is made unless `body` makes one.
-    private func withFields<Result>(named name: String, _ body: (FieldValues) -> Result) -> Result {
+    func withFields<Result>(named name: String, _ body: (FieldValues) -> Result) -> Result {
         var name = name
         return name.withUTF8 { wanted in
             bytes.withUnsafeBufferPointer { all in
-                body(FieldValues(bytes: all, fields: fields, wanted: wanted))
+                // The field list as a buffer too: a copy of the array in FieldValues, and each
+                // iterator's copy of that, would retain and release it.
+                fields.withUnsafeBufferPointer { fields in
+                    body(FieldValues(bytes: all, fields: fields, wanted: wanted))
+                }
             }
         }
     }
 
     /// The values of the fields with one name, found as they are iterated.
-    private struct FieldValues: Sequence {
+    struct FieldValues: Sequence {
         let bytes: UnsafeBufferPointer<UInt8>
-        let fields: [Field]
+        let fields: UnsafeBufferPointer<Field>
         let wanted: UnsafeBufferPointer<UInt8>
 
         var isEmpty: Bool {
@@ -149,6 +153,13 @@ public struct HTTPHeaders: Sendable, Sequence {
         var first: Slice<UnsafeBufferPointer<UInt8>>? {
             var iterator = makeIterator()
             return iterator.next()
+        }
+
+        /// The value when the field appears exactly once; nil when it is missing or repeated.
+        var onlyValue: Slice<UnsafeBufferPointer<UInt8>>? {
+            var iterator = makeIterator()
+            guard let value = iterator.next(), iterator.next() == nil else { return nil }
+            return value
         }
 
         func makeIterator() -> Iterator { Iterator(values: self) }

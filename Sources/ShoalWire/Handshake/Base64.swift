@@ -79,7 +79,8 @@ public enum Base64 {
         }
     }
 
-    private static func value(_ character: UInt8) -> UInt8? {
+    /// The 6 bits `character` stands for, or nil outside the alphabet.
+    static func value(_ character: UInt8) -> UInt8? {
         switch character {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"): character - UInt8(ascii: "A")
         case UInt8(ascii: "a")...UInt8(ascii: "z"): character - UInt8(ascii: "a") + 26

@@ -4,15 +4,15 @@
 
 /// The head of a 101 Switching Protocols answer.
 public struct SwitchingProtocols {
-    /// The client's Sec-WebSocket-Key (validated).
-    public var key: String
+    /// The client's Sec-WebSocket-Key.
+    public var key: WebSocketKey
     /// The Sec-WebSocket-Extensions answer, if an extension was agreed.
     public var extensions: String?
     /// The Sec-WebSocket-Protocol answer, if the server chose one.
     public var subprotocol: String?
 
     /// Creates the answer to the request that sent `key`.
-    public init(key: String, extensions: String? = nil, subprotocol: String? = nil) {
+    public init(key: WebSocketKey, extensions: String? = nil, subprotocol: String? = nil) {
         self.key = key
         self.extensions = extensions
         self.subprotocol = subprotocol

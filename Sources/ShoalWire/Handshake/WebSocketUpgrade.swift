@@ -18,7 +18,7 @@ public enum WebSocketUpgrade {
     /// (else 426 with header ("Sec-WebSocket-Version","13")), Sec-WebSocket-Key present exactly once and
     /// base64 of 16 bytes (else 400).
     /// Every error carries a human reason. Returns the key.
-    public static func validate(_ head: HTTPRequestHead) throws(HTTPError) -> String {
+    public static func validate(_ head: HTTPRequestHead) throws(HTTPError) -> WebSocketKey {
         guard head.method == "GET" else {
             throw HTTPError(status: 405, reason: "WebSocket upgrade requires GET", headers: [("Allow", "GET")])
         }
@@ -34,20 +34,27 @@ public enum WebSocketUpgrade {
         guard head.headers.containsToken("upgrade", in: "Connection") else {
             throw .badRequest("Connection header must contain \"Upgrade\"")
         }
-        // Counted and looked up in place: collecting the values into arrays cost an allocation each,
-        // on every handshake.
-        guard head.headers.count(of: "Sec-WebSocket-Version") == 1, let version = head.headers["Sec-WebSocket-Version"],
-              trimmed(version) == "13" else {
+        // Version and key are read in the head's bytes: the key made into a String (24 bytes, past the
+        // small-string limit) was an allocation on every handshake.
+        let isVersion13 = head.headers.withFields(named: "Sec-WebSocket-Version") { values in
+            // Two bytes compared as such: elementsEqual with "13".utf8 walked a String iterator.
+            values.onlyValue.map { value in
+                let version = trimmingOWS(value)
+                return version.count == 2 && version.first == UInt8(ascii: "1") && version.last == UInt8(ascii: "3")
+            } ?? false
+        }
+        guard isVersion13 else {
             throw HTTPError(
                 status: 426, reason: "Unsupported WebSocket version; only 13 is supported",
                 headers: [("Sec-WebSocket-Version", "13")])
         }
-        let keyCount = head.headers.count(of: "Sec-WebSocket-Key")
-        guard keyCount == 1, let untrimmedKey = head.headers["Sec-WebSocket-Key"] else {
+        let (keyCount, key) = head.headers.withFields(named: "Sec-WebSocket-Key") { values in
+            (values.count, values.onlyValue.flatMap(WebSocketKey.init))
+        }
+        guard keyCount == 1 else {
             throw .badRequest(keyCount == 0 ? "Missing Sec-WebSocket-Key header" : "Repeated Sec-WebSocket-Key header")
         }
-        let key = trimmed(untrimmedKey)
-        guard Base64.decodedCount(key) == 16 else {
+        guard let key else {
             throw .badRequest("Sec-WebSocket-Key must be the base64 encoding of 16 bytes")
         }
         return key
@@ -55,7 +62,8 @@ public enum WebSocketUpgrade {
 
     /// base64(SHA1(key + guid)), the value of Sec-WebSocket-Accept (RFC 6455 §4.2.2).
     public static func acceptValue(forKey key: String) -> String {
-        withAcceptDigest(forKey: key) { Base64.encode($0) }
+        var key = key
+        return key.withUTF8 { keyBytes in withAcceptDigest(forKey: keyBytes) { Base64.encode($0) } }
     }
 
     /// Length of every Sec-WebSocket-Accept value: the Base64 of a 20-byte SHA-1 digest.
@@ -63,36 +71,26 @@ public enum WebSocketUpgrade {
 
     /// Writes `acceptValue(forKey:)` at the start of `output` (at least `acceptValueCount` long), with
     /// no String made for it; returns its length.
-    static func writeAcceptValue(forKey key: String, into output: UnsafeMutableBufferPointer<UInt8>) -> Int {
-        withAcceptDigest(forKey: key) { Base64.encode($0, into: output) }
+    static func writeAcceptValue(forKey key: WebSocketKey, into output: UnsafeMutableBufferPointer<UInt8>) -> Int {
+        key.withBytes { keyBytes in withAcceptDigest(forKey: keyBytes) { Base64.encode($0, into: output) } }
     }
 
     /// Calls `body` with SHA1(key + guid).
-    private static func withAcceptDigest<Result>(forKey key: String, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+    private static func withAcceptDigest<Result>(forKey keyBytes: UnsafeBufferPointer<UInt8>,
+                                                 _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
         // SHA-1 is what the RFC mandates here; it proves the server understood the handshake, it is not
         // used for security.
         // Key, GUID and digest in one scratch buffer on the stack: no string joined, no array.
-        var key = key
-        return key.withUTF8 { keyBytes in
-            let length = keyBytes.count + guid.utf8.count
-            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length + 20) { scratch in
-                _ = UnsafeMutableBufferPointer(rebasing: scratch[..<keyBytes.count]).initialize(from: keyBytes)
-                _ = UnsafeMutableBufferPointer(rebasing: scratch[keyBytes.count..<length]).initialize(from: guid.utf8)
-                let digest = UnsafeMutableBufferPointer(rebasing: scratch[length...])
-                // SHA-1 over memory cannot fail; a failure would leave whatever the scratch held, and
-                // the client would then refuse the handshake (a wrong accept value), not misread it.
-                digest.initialize(repeating: 0)
-                _ = shoal_sha1(scratch.baseAddress, length, digest.baseAddress)
-                return body(UnsafeBufferPointer(digest))
-            }
+        let length = keyBytes.count + guid.utf8.count
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: length + 20) { scratch in
+            _ = UnsafeMutableBufferPointer(rebasing: scratch[..<keyBytes.count]).initialize(from: keyBytes)
+            _ = UnsafeMutableBufferPointer(rebasing: scratch[keyBytes.count..<length]).initialize(from: guid.utf8)
+            let digest = UnsafeMutableBufferPointer(rebasing: scratch[length...])
+            // SHA-1 over memory cannot fail; a failure would leave whatever the scratch held, and
+            // the client would then refuse the handshake (a wrong accept value), not misread it.
+            digest.initialize(repeating: 0)
+            _ = shoal_sha1(scratch.baseAddress, length, digest.baseAddress)
+            return body(UnsafeBufferPointer(digest))
         }
-    }
-
-    /// `value` without surrounding whitespace; the same string when it has none (the parser trims
-    /// field values already), without a copy.
-    private static func trimmed(_ value: String) -> String {
-        let isOWS = { (byte: UInt8) in byte == 0x20 || byte == 0x09 }
-        guard let first = value.utf8.first, let last = value.utf8.last, isOWS(first) || isOWS(last) else { return value }
-        return String(Substring(trimmingOWS(value.utf8[...])))
     }
 }

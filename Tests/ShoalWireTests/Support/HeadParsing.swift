@@ -78,3 +78,15 @@ func onlyHead(_ outcome: HeadOutcome, sourceLocation: SourceLocation = #_sourceL
     }
     return outcome.heads[0]
 }
+
+/// The head at the start of `text`, fed in one piece, or nil (recording an issue) when it is not
+/// complete; throws the parser's error.
+func parseFirstHead(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> HTTPRequestHead? {
+    var parser = HTTPHeadParser()
+    let result = try Array(text.utf8).withUnsafeBytes { raw throws(HTTPError) in try parser.feed(raw) }
+    guard case .complete(let head, _) = result else {
+        Issue.record("expected a complete head in \(text.debugDescription)", sourceLocation: sourceLocation)
+        return nil
+    }
+    return head
+}
