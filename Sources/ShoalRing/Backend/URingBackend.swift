@@ -34,6 +34,9 @@ public struct URingConfiguration: Sendable {
     /// Let one receive completion fill several receive buffers (IORING_RECVSEND_BUNDLE) when the
     /// kernel offers it (Linux 6.10): a burst larger than one buffer costs one completion.
     public var receiveBundles = true
+    /// After a busy turn, wait for a batch of completions with io_uring's minimum wait, when the
+    /// kernel offers it (Linux 6.12); nil always waits for one (see BatchedWait).
+    public var batchedWait: BatchedWait? = nil
 
     public init() {}
 }
@@ -79,6 +82,7 @@ public final class URingBackend: LoopBackend {
         }
         setupFlags = flags
         receiveBundles = configuration.receiveBundles && params.features & shoal_feat_recvsend_bundle() != 0
+        batchedWait = params.features & shoal_feat_min_timeout() != 0 ? configuration.batchedWait : nil
         awaitingIssuer = flags.contains(.startDisabled)
         bufferRelease = ReceiveBufferRelease(kernelWritesOnlyWhenEntered: flags.contains(.deferTaskRun))
         do {
@@ -130,10 +134,11 @@ public final class URingBackend: LoopBackend {
     }
 
     /// What the log line and `shoal --version` name: the set-up flags, then RECV_BUNDLE when
-    /// receives are bundled and FIXED_FILES when sockets are named by table index
-    /// ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|FIXED_FILES").
+    /// receives are bundled, FIXED_FILES when sockets are named by table index and BATCH_WAIT
+    /// when busy turns wait for a batch ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|FIXED_FILES").
     public var features: String {
         let extras = (receiveBundles ? ["RECV_BUNDLE"] : []) + (usesDirectDescriptors ? ["FIXED_FILES"] : [])
+            + (batchedWait != nil ? ["BATCH_WAIT"] : [])
         guard !extras.isEmpty else { return setupFlags.description }
         let flags = setupFlags.description == SetupFlags([]).description ? [] : [setupFlags.description]
         return (flags + extras).joined(separator: "|")
@@ -237,6 +242,7 @@ public final class URingBackend: LoopBackend {
     @discardableResult
     private func reapReady() -> Int {
         let n = Int(io_uring_peek_batch_cqe(ring, completionBatch, completionBatchSize))
+        reapedSinceWait += n
         for i in 0..<n {
             let cqe = completionBatch[i]!
             reaped.append(ReapedCompletion(userData: cqe.pointee.user_data, result: cqe.pointee.res, flags: cqe.pointee.flags))
@@ -412,22 +418,39 @@ public final class URingBackend: LoopBackend {
                                     || io_uring_cq_has_overflow(ring)) {
             buffers.releasePages()
         }
+        let wait = batchedWait?.wait(afterTurnReaping: reapedSinceWait, timeoutNanoseconds: timeoutNanoseconds)
+            ?? .plain(timeoutNanoseconds: timeoutNanoseconds)
+        reapedSinceWait = 0
         var cqe: UnsafeMutablePointer<io_uring_cqe>?
         let rc: Int32
         if completionsWaiting {
             // Completions taken off the ring are ready now: submit, but do not sleep.
             rc = io_uring_submit(ring)
-        } else if let timeout = timeoutNanoseconds {
-            var ts = __kernel_timespec(tv_sec: timeout / 1_000_000_000, tv_nsec: timeout % 1_000_000_000)
-            rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
         } else {
-            rc = io_uring_submit_and_wait(ring, 1)
+            switch wait {
+            case let .batched(count, minimumWait, timeout):
+                batchedWaits += 1
+                rc = shoal_submit_and_wait_min(ring, count, minimumWait, timeout, ringDescriptorRegistered)
+            case let .plain(timeout?):
+                var ts = __kernel_timespec(tv_sec: timeout / 1_000_000_000, tv_nsec: timeout % 1_000_000_000)
+                rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+            case .plain(nil):
+                rc = io_uring_submit_and_wait(ring, 1)
+            }
         }
         // ETIME: the timeout passed; EINTR: a signal arrived (its handler rang the eventfd).
         if rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY {
             throw SystemError("io_uring_submit_and_wait", errno: -rc)
         }
     }
+
+    /// How the loop waits after a busy turn; nil when not asked for or the kernel lacks the
+    /// minimum wait (IORING_FEAT_MIN_TIMEOUT), and then every wait is for one completion.
+    public let batchedWait: BatchedWait?
+    /// Completions taken off the ring since the loop last waited: how busy the last turn was.
+    private var reapedSinceWait = 0
+    /// Waits made for a batch (tests and measurements read it).
+    public private(set) var batchedWaits = 0
 
     public func drainCompletions(limit: Int, _ body: (Completion) -> Void) {
         var lentMore = false
