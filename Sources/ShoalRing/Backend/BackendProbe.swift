@@ -23,8 +23,8 @@ public enum BackendProbe {
     public static let directDescriptorsVariable = "SHOAL_URING_DIRECT"
     /// `off` keeps each receive completion to one buffer (no IORING_RECVSEND_BUNDLE), to compare.
     public static let receiveBundlesVariable = "SHOAL_URING_BUNDLE"
-    /// `on` waits for a batch of completions after a busy turn (io_uring's minimum wait, Linux
-    /// 6.12), `off` always for one; `BUSY,BATCH,MICROSECONDS` sets its figures (see BatchedWait).
+    /// `on` waits for a batch of completions after busy turns (io_uring's minimum wait, Linux
+    /// 6.12), `off` always for one; `BUSY,LIMIT,MICROSECONDS` sets its figures (see BatchedWait).
     public static let batchedWaitVariable = "SHOAL_URING_BATCH_WAIT"
 
     /// Creates the backend: io_uring unless `preferred` (say, a command-line option) or else the
@@ -55,7 +55,7 @@ public enum BackendProbe {
             switch BatchedWait.parse(batched) {
             case .off?: uring.batchedWait = nil
             case .on(let wait)?: uring.batchedWait = wait
-            case nil: log("ignoring \(batchedWaitVariable)=\(batched): expected on, off or BUSY,BATCH,MICROSECONDS")
+            case nil: log("ignoring \(batchedWaitVariable)=\(batched): expected on, off or BUSY,LIMIT,MICROSECONDS")
             }
         }
         return try makeBackend(

@@ -242,9 +242,11 @@ public final class URingBackend: LoopBackend {
     @discardableResult
     private func reapReady() -> Int {
         let n = Int(io_uring_peek_batch_cqe(ring, completionBatch, completionBatchSize))
-        reapedSinceWait += n
         for i in 0..<n {
             let cqe = completionBatch[i]!
+            if cqe.pointee.flags & shoal_cqe_f_buffer() != 0 || cqe.pointee.user_data >> 56 == Self.acceptPollTag >> 56 {
+                arrivalsSinceWait += 1
+            }
             reaped.append(ReapedCompletion(userData: cqe.pointee.user_data, result: cqe.pointee.res, flags: cqe.pointee.flags))
         }
         if n > 0 { io_uring_cq_advance(ring, UInt32(n)) }
@@ -418,15 +420,17 @@ public final class URingBackend: LoopBackend {
                                     || io_uring_cq_has_overflow(ring)) {
             buffers.releasePages()
         }
-        let wait = batchedWait?.wait(afterTurnReaping: reapedSinceWait, timeoutNanoseconds: timeoutNanoseconds)
-            ?? .plain(timeoutNanoseconds: timeoutNanoseconds)
-        reapedSinceWait = 0
         var cqe: UnsafeMutablePointer<io_uring_cqe>?
         let rc: Int32
         if completionsWaiting {
-            // Completions taken off the ring are ready now: submit, but do not sleep.
+            // Completions taken off the ring are ready now: submit, but do not sleep (and the
+            // arrivals counted so far still describe the turns since the loop last waited).
             rc = io_uring_submit(ring)
         } else {
+            let wait = batchedWait?.wait(afterArrivals: arrivalsSinceWait, submitting: Int(io_uring_sq_ready(ring)),
+                                         timeoutNanoseconds: timeoutNanoseconds)
+                ?? .plain(timeoutNanoseconds: timeoutNanoseconds)
+            arrivalsSinceWait = 0
             switch wait {
             case let .batched(count, minimumWait, timeout):
                 batchedWaits += 1
@@ -447,8 +451,11 @@ public final class URingBackend: LoopBackend {
     /// How the loop waits after a busy turn; nil when not asked for or the kernel lacks the
     /// minimum wait (IORING_FEAT_MIN_TIMEOUT), and then every wait is for one completion.
     public let batchedWait: BatchedWait?
-    /// Completions taken off the ring since the loop last waited: how busy the last turn was.
-    private var reapedSinceWait = 0
+    /// Completions of peers' doing (bytes received, connections to accept) taken off the ring since
+    /// the loop last waited in the kernel: how busy the turns since were. The loop's own sends are not counted: each
+    /// completes within the submit that follows the receive it answers, so a lone client's turns
+    /// would look twice as busy (see BatchedWait).
+    private var arrivalsSinceWait = 0
     /// Waits made for a batch (tests and measurements read it).
     public private(set) var batchedWaits = 0
 
