@@ -74,3 +74,13 @@ def test_version_names_receive_bundles_and_the_switch_that_turns_them_off():
         pytest.skip("this host's kernel or backend offers no receive bundles")
     off = version({"SHOAL_URING_BUNDLE": "off"})[3]
     assert off == default.replace("|RECV_BUNDLE", ""), (default, off)
+
+
+def test_version_names_the_batched_wait_and_the_switch_that_turns_it_off():
+    # BATCH_WAIT: after busy turns the loop waits for a batch of completions with io_uring's
+    # minimum wait (Linux 6.12). SHOAL_URING_BATCH_WAIT=off waits for one (docs/io_uring.md).
+    default = version()[3]
+    if "BATCH_WAIT" not in default:
+        pytest.skip("this host's kernel or backend offers no minimum wait")
+    off = version({"SHOAL_URING_BATCH_WAIT": "off"})[3]
+    assert off == default.replace("|BATCH_WAIT", ""), (default, off)

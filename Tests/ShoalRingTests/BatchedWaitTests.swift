@@ -105,10 +105,14 @@ import Testing
         #expect(backend.batchedWaits == 0)
     }
 
-    @Test func withoutTheSettingEveryWaitIsPlain() throws {
-        let backend = try URingBackend()
+    @Test func theDefaultBatchesAndSwitchedOffEveryWaitIsPlain() throws {
+        #expect(URingConfiguration().batchedWait == BatchedWait())
+        var configuration = URingConfiguration()
+        configuration.batchedWait = nil
+        let backend = try URingBackend(configuration: configuration)
         defer { backend.shutdown() }
         #expect(backend.batchedWait == nil)
+        #expect(!backend.features.contains("BATCH_WAIT"))
         let pairs = try receivingPairs(10, on: backend)
         defer { pairs.forEach { Glibc.close($0.0); Glibc.close($0.1) } }
         #expect(try arrive(at: pairs[...], on: backend).count == 10)

@@ -34,9 +34,11 @@ public struct URingConfiguration: Sendable {
     /// Let one receive completion fill several receive buffers (IORING_RECVSEND_BUNDLE) when the
     /// kernel offers it (Linux 6.10): a burst larger than one buffer costs one completion.
     public var receiveBundles = true
-    /// After a busy turn, wait for a batch of completions with io_uring's minimum wait, when the
-    /// kernel offers it (Linux 6.12); nil always waits for one (see BatchedWait).
-    public var batchedWait: BatchedWait? = nil
+    /// After busy turns, wait for a batch of completions with io_uring's minimum wait, when the
+    /// kernel offers it (Linux 6.12); nil always waits for one (see BatchedWait). On: 1.04-1.17×
+    /// handshakes per server CPU-second in a connect storm, echo and a lone client's latency
+    /// unchanged (docs/benchmarks.md).
+    public var batchedWait: BatchedWait? = BatchedWait()
 
     public init() {}
 }
@@ -134,11 +136,11 @@ public final class URingBackend: LoopBackend {
     }
 
     /// What the log line and `shoal --version` name: the set-up flags, then RECV_BUNDLE when
-    /// receives are bundled, FIXED_FILES when sockets are named by table index and BATCH_WAIT
-    /// when busy turns wait for a batch ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|FIXED_FILES").
+    /// receives are bundled, BATCH_WAIT when busy turns wait for a batch and FIXED_FILES when
+    /// sockets are named by table index ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|BATCH_WAIT").
     public var features: String {
-        let extras = (receiveBundles ? ["RECV_BUNDLE"] : []) + (usesDirectDescriptors ? ["FIXED_FILES"] : [])
-            + (batchedWait != nil ? ["BATCH_WAIT"] : [])
+        let extras = (receiveBundles ? ["RECV_BUNDLE"] : []) + (batchedWait != nil ? ["BATCH_WAIT"] : [])
+            + (usesDirectDescriptors ? ["FIXED_FILES"] : [])
         guard !extras.isEmpty else { return setupFlags.description }
         let flags = setupFlags.description == SetupFlags([]).description ? [] : [setupFlags.description]
         return (flags + extras).joined(separator: "|")
