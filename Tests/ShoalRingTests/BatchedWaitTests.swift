@@ -105,11 +105,8 @@ import Testing
         #expect(backend.batchedWaits == 0)
     }
 
-    @Test func theDefaultBatchesAndSwitchedOffEveryWaitIsPlain() throws {
-        #expect(URingConfiguration().batchedWait == BatchedWait())
-        var configuration = URingConfiguration()
-        configuration.batchedWait = nil
-        let backend = try URingBackend(configuration: configuration)
+    @Test func byDefaultEveryWaitIsPlain() throws {
+        let backend = try URingBackend()
         defer { backend.shutdown() }
         #expect(backend.batchedWait == nil)
         #expect(!backend.features.contains("BATCH_WAIT"))

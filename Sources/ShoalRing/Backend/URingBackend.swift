@@ -35,10 +35,10 @@ public struct URingConfiguration: Sendable {
     /// kernel offers it (Linux 6.10): a burst larger than one buffer costs one completion.
     public var receiveBundles = true
     /// After busy turns, wait for a batch of completions with io_uring's minimum wait, when the
-    /// kernel offers it (Linux 6.12); nil always waits for one (see BatchedWait). On: 1.04-1.17×
-    /// handshakes per server CPU-second in a connect storm, echo and a lone client's latency
-    /// unchanged (docs/benchmarks.md).
-    public var batchedWait: BatchedWait? = BatchedWait()
+    /// kernel offers it (Linux 6.12); nil always waits for one (see BatchedWait). Off unless
+    /// asked for: 1.04-1.19× handshakes per server CPU-second in a connect storm, but echo at 10
+    /// connections lost 40 % of its messages per server CPU-second (docs/benchmarks.md).
+    public var batchedWait: BatchedWait? = nil
 
     public init() {}
 }
