@@ -120,4 +120,57 @@ static inline int shoal_enable_rings(struct io_uring *ring) {
     return rc < 0 ? -errno : rc;
 }
 
+/// IORING_FEAT_MIN_TIMEOUT (Linux 6.12): io_uring_enter takes a minimum wait (`min_wait_usec` in
+/// the getevents argument, a field liburing 2.3's header still calls `pad`).
+static inline unsigned shoal_feat_min_timeout(void) {
+#ifdef IORING_FEAT_MIN_TIMEOUT
+    return IORING_FEAT_MIN_TIMEOUT;
+#else
+    return 1U << 15;
 #endif
+}
+
+/// The kernel's `struct io_uring_getevents_arg` since 6.12 (liburing 2.3 names `min_wait_usec`
+/// `pad`, and has no call that sets it).
+struct shoal_getevents_arg {
+    __u64 sigmask;
+    __u32 sigmask_sz;
+    __u32 min_wait_usec;
+    __u64 ts;
+};
+
+/// Submits the prepared entries and waits, in one io_uring_enter, for `wait_nr` completions; once
+/// `min_wait_usec` has passed, for at least one (the kernel returns as soon as any is there, and
+/// otherwise wakes on the first that arrives); and no longer than `timeout_ns` in all (relative;
+/// -ETIME then). The kernel honours `min_wait_usec` only with a general timeout (without one it
+/// returns at the minimum wait, completions or not), so one is always passed. Needs
+/// IORING_FEAT_MIN_TIMEOUT; under SINGLE_ISSUER it must run on the ring's issuer thread, as every
+/// submit does. `registered_ring`: the ring's descriptor was registered with
+/// io_uring_register_ring_fd (its index is then in `enter_ring_fd`). Publishes the submission tail
+/// as liburing's own submit does (without SQPOLL, which Shoal does not use). Returns the entries
+/// submitted or a negated errno.
+static inline int shoal_submit_and_wait_min(struct io_uring *ring, unsigned wait_nr, unsigned min_wait_usec,
+                                            long long timeout_ns, bool registered_ring) {
+    struct io_uring_sq *sq = &ring->sq;
+    unsigned tail = sq->sqe_tail;
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        __atomic_store_n(sq->ktail, tail, __ATOMIC_RELEASE);
+    }
+    unsigned to_submit = tail - __atomic_load_n(sq->khead, __ATOMIC_ACQUIRE);
+    struct __kernel_timespec ts = { .tv_sec = timeout_ns / 1000000000LL, .tv_nsec = timeout_ns % 1000000000LL };
+    struct shoal_getevents_arg arg = {
+        .sigmask = 0, .sigmask_sz = _NSIG / 8, .min_wait_usec = min_wait_usec, .ts = (__u64)(uintptr_t)&ts,
+    };
+    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    int fd = ring->ring_fd;
+    if (registered_ring) {
+        flags |= IORING_ENTER_REGISTERED_RING;
+        fd = ring->enter_ring_fd;
+    }
+    int rc = (int)syscall(__NR_io_uring_enter, fd, to_submit, wait_nr, flags, &arg, sizeof arg);
+    return rc < 0 ? -errno : rc;
+}
+
+#endif
+

@@ -23,6 +23,9 @@ public enum BackendProbe {
     public static let directDescriptorsVariable = "SHOAL_URING_DIRECT"
     /// `off` keeps each receive completion to one buffer (no IORING_RECVSEND_BUNDLE), to compare.
     public static let receiveBundlesVariable = "SHOAL_URING_BUNDLE"
+    /// `on` waits for a batch of completions after busy turns (io_uring's minimum wait, Linux 6.12;
+    /// off by default), `off` always for one; `BUSY,LIMIT,MICROSECONDS` sets its figures (BatchedWait).
+    public static let batchedWaitVariable = "SHOAL_URING_BATCH_WAIT"
 
     /// Creates the backend: io_uring unless `preferred` (say, a command-line option) or else the
     /// environment variable `SHOAL_BACKEND` says `epoll`; epoll when io_uring cannot be set up.
@@ -47,6 +50,13 @@ public enum BackendProbe {
         }
         if let bundle = getenv(receiveBundlesVariable), String(cString: bundle).lowercased() == "off" {
             uring.receiveBundles = false
+        }
+        if let batched = getenv(batchedWaitVariable).map({ String(cString: $0) }) {
+            switch BatchedWait.parse(batched) {
+            case .off?: uring.batchedWait = nil
+            case .on(let wait)?: uring.batchedWait = wait
+            case nil: log("ignoring \(batchedWaitVariable)=\(batched): expected on, off or BUSY,LIMIT,MICROSECONDS")
+            }
         }
         return try makeBackend(
             preferred: preferred,

@@ -34,6 +34,11 @@ public struct URingConfiguration: Sendable {
     /// Let one receive completion fill several receive buffers (IORING_RECVSEND_BUNDLE) when the
     /// kernel offers it (Linux 6.10): a burst larger than one buffer costs one completion.
     public var receiveBundles = true
+    /// After busy turns, wait for a batch of completions with io_uring's minimum wait, when the
+    /// kernel offers it (Linux 6.12); nil always waits for one (see BatchedWait). Off unless
+    /// asked for: 1.04-1.19× handshakes per server CPU-second in a connect storm, but echo at 10
+    /// connections lost 40 % of its messages per server CPU-second (docs/benchmarks.md).
+    public var batchedWait: BatchedWait? = nil
 
     public init() {}
 }
@@ -79,6 +84,7 @@ public final class URingBackend: LoopBackend {
         }
         setupFlags = flags
         receiveBundles = configuration.receiveBundles && params.features & shoal_feat_recvsend_bundle() != 0
+        batchedWait = params.features & shoal_feat_min_timeout() != 0 ? configuration.batchedWait : nil
         awaitingIssuer = flags.contains(.startDisabled)
         bufferRelease = ReceiveBufferRelease(kernelWritesOnlyWhenEntered: flags.contains(.deferTaskRun))
         do {
@@ -130,10 +136,11 @@ public final class URingBackend: LoopBackend {
     }
 
     /// What the log line and `shoal --version` name: the set-up flags, then RECV_BUNDLE when
-    /// receives are bundled and FIXED_FILES when sockets are named by table index
-    /// ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|FIXED_FILES").
+    /// receives are bundled, BATCH_WAIT when busy turns wait for a batch and FIXED_FILES when
+    /// sockets are named by table index ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|BATCH_WAIT").
     public var features: String {
-        let extras = (receiveBundles ? ["RECV_BUNDLE"] : []) + (usesDirectDescriptors ? ["FIXED_FILES"] : [])
+        let extras = (receiveBundles ? ["RECV_BUNDLE"] : []) + (batchedWait != nil ? ["BATCH_WAIT"] : [])
+            + (usesDirectDescriptors ? ["FIXED_FILES"] : [])
         guard !extras.isEmpty else { return setupFlags.description }
         let flags = setupFlags.description == SetupFlags([]).description ? [] : [setupFlags.description]
         return (flags + extras).joined(separator: "|")
@@ -239,6 +246,9 @@ public final class URingBackend: LoopBackend {
         let n = Int(io_uring_peek_batch_cqe(ring, completionBatch, completionBatchSize))
         for i in 0..<n {
             let cqe = completionBatch[i]!
+            if cqe.pointee.flags & shoal_cqe_f_buffer() != 0 || cqe.pointee.user_data >> 56 == Self.acceptPollTag >> 56 {
+                arrivalsSinceWait += 1
+            }
             reaped.append(ReapedCompletion(userData: cqe.pointee.user_data, result: cqe.pointee.res, flags: cqe.pointee.flags))
         }
         if n > 0 { io_uring_cq_advance(ring, UInt32(n)) }
@@ -415,19 +425,41 @@ public final class URingBackend: LoopBackend {
         var cqe: UnsafeMutablePointer<io_uring_cqe>?
         let rc: Int32
         if completionsWaiting {
-            // Completions taken off the ring are ready now: submit, but do not sleep.
+            // Completions taken off the ring are ready now: submit, but do not sleep (and the
+            // arrivals counted so far still describe the turns since the loop last waited).
             rc = io_uring_submit(ring)
-        } else if let timeout = timeoutNanoseconds {
-            var ts = __kernel_timespec(tv_sec: timeout / 1_000_000_000, tv_nsec: timeout % 1_000_000_000)
-            rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
         } else {
-            rc = io_uring_submit_and_wait(ring, 1)
+            let wait = batchedWait?.wait(afterArrivals: arrivalsSinceWait, submitting: Int(io_uring_sq_ready(ring)),
+                                         timeoutNanoseconds: timeoutNanoseconds)
+                ?? .plain(timeoutNanoseconds: timeoutNanoseconds)
+            arrivalsSinceWait = 0
+            switch wait {
+            case let .batched(count, minimumWait, timeout):
+                batchedWaits += 1
+                rc = shoal_submit_and_wait_min(ring, count, minimumWait, timeout, ringDescriptorRegistered)
+            case let .plain(timeout?):
+                var ts = __kernel_timespec(tv_sec: timeout / 1_000_000_000, tv_nsec: timeout % 1_000_000_000)
+                rc = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, nil)
+            case .plain(nil):
+                rc = io_uring_submit_and_wait(ring, 1)
+            }
         }
         // ETIME: the timeout passed; EINTR: a signal arrived (its handler rang the eventfd).
         if rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY {
             throw SystemError("io_uring_submit_and_wait", errno: -rc)
         }
     }
+
+    /// How the loop waits after a busy turn; nil when not asked for or the kernel lacks the
+    /// minimum wait (IORING_FEAT_MIN_TIMEOUT), and then every wait is for one completion.
+    public let batchedWait: BatchedWait?
+    /// Completions of peers' doing (bytes received, connections to accept) taken off the ring since
+    /// the loop last waited in the kernel: how busy the turns since were. The loop's own sends are not counted: each
+    /// completes within the submit that follows the receive it answers, so a lone client's turns
+    /// would look twice as busy (see BatchedWait).
+    private var arrivalsSinceWait = 0
+    /// Waits made for a batch (tests and measurements read it).
+    public private(set) var batchedWaits = 0
 
     public func drainCompletions(limit: Int, _ body: (Completion) -> Void) {
         var lentMore = false

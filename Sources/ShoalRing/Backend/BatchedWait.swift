@@ -1,0 +1,89 @@
+// How the io_uring loop waits for its next turn: for one completion (a plain wait, as always), or,
+// right after a busy turn, for a batch of them with io_uring's minimum wait (Linux 6.12,
+// IORING_FEAT_MIN_TIMEOUT). With DEFER_TASKRUN the kernel then wakes the worker once per batch
+// instead of once per completion, and a batch that does not fill in `minimumWaitMicroseconds`
+// comes back with what arrived. A quiet turn goes back to the plain wait, so an idle worker wakes
+// no more often than before and a lone request after a quiet period is not held back.
+//
+// Busy is counted in arrivals (receives and accept readiness: what peers did), not in all
+// completions: a lone client's turn has its one request, and the send answering it completes in
+// the next submit; counted, that send would make one client look like two, and its next request
+// would wait out the minimum.
+
+/// The choice of the next wait, from the arrivals since the loop last waited.
+public struct BatchedWait: Sendable, Equatable {
+    /// Arrivals since the last wait that make the loop busy: at least two, so that one client
+    /// waiting for each answer before it asks again never is.
+    public var busyArrivals: Int = 2
+    /// The most completions a batched wait asks the kernel for.
+    public var batchLimit: UInt32 = 32
+    /// How long a batched wait holds the completions that did arrive before it returns with fewer
+    /// than it asked for; with none, it goes on waiting for the first.
+    public var minimumWaitMicroseconds: UInt32 = 200
+    /// The general timeout of a batched wait when the loop has no timer due: the kernel's minimum
+    /// wait only holds completions back when a general timeout is set (without one it returns at
+    /// the minimum wait, completions or not, which would wake an idle worker). Passing it costs
+    /// one extra turn at most, at the end of a burst.
+    public static let idleTimeoutNanoseconds: Int64 = 1_000_000_000
+
+    public init() {}
+
+    public init(busyArrivals: Int, batchLimit: UInt32, minimumWaitMicroseconds: UInt32) {
+        self.busyArrivals = busyArrivals
+        self.batchLimit = batchLimit
+        self.minimumWaitMicroseconds = minimumWaitMicroseconds
+    }
+
+    /// One wait of the loop.
+    public enum Wait: Sendable, Equatable {
+        /// For one completion, or until `timeoutNanoseconds` (nil: no timeout).
+        case plain(timeoutNanoseconds: Int64?)
+        /// For `count` completions; after `minimumWaitMicroseconds` for at least one; until
+        /// `timeoutNanoseconds` for none.
+        case batched(count: UInt32, minimumWaitMicroseconds: UInt32, timeoutNanoseconds: Int64)
+    }
+
+    /// The wait after turns that took `arrivals` off the ring since the last wait, when it submits
+    /// `submitting` operations, with the loop's own timeout (its earliest timer; nil when none).
+    ///
+    /// The batch asked for is the submissions plus as many arrivals again: the kernel counts every
+    /// completion, and the sends answering the last arrivals mostly complete within the submit
+    /// itself, before the wait. So a batch fills once about as many peers came back as last time
+    /// (fewer peers, a smaller batch, which a closed loop of a few clients can still fill), and
+    /// grows while they come faster, up to `batchLimit`.
+    public func wait(afterArrivals arrivals: Int, submitting: Int, timeoutNanoseconds: Int64?) -> Wait {
+        guard arrivals >= busyArrivals, minimumWaitMicroseconds > 0 else {
+            return .plain(timeoutNanoseconds: timeoutNanoseconds)
+        }
+        let count = UInt32(clamping: min(Int(batchLimit), submitting + arrivals))
+        let minimum = Int64(minimumWaitMicroseconds) * 1_000
+        if let timeout = timeoutNanoseconds {
+            // A timer due before the minimum wait ends: the kernel would hold the completions past
+            // it (it ends a minimum wait only at its own end), so wait plainly for the timer.
+            guard timeout > minimum else { return .plain(timeoutNanoseconds: timeout) }
+            return .batched(count: count, minimumWaitMicroseconds: minimumWaitMicroseconds, timeoutNanoseconds: timeout)
+        }
+        return .batched(count: count, minimumWaitMicroseconds: minimumWaitMicroseconds,
+                        timeoutNanoseconds: Self.idleTimeoutNanoseconds)
+    }
+
+    /// The setting of `SHOAL_URING_BATCH_WAIT`: `off`, `on` (the defaults above), or
+    /// `BUSY,LIMIT,MICROSECONDS` ("2,32,200"); nil for anything else (the caller says so).
+    public static func parse(_ text: String) -> Setting? {
+        switch text.lowercased() {
+        case "off", "0", "no": return .off
+        case "on", "1", "yes": return .on(BatchedWait())
+        default:
+            let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+            guard parts.count == 3, let busy = Int(parts[0]), let batch = UInt32(parts[1]),
+                  let micros = UInt32(parts[2]), busy > 1, batch > 1, micros > 0 else { return nil }
+            return .on(BatchedWait(busyArrivals: busy, batchLimit: batch, minimumWaitMicroseconds: micros))
+        }
+    }
+
+    /// What the environment asked for.
+    public enum Setting: Sendable, Equatable {
+        case off
+        case on(BatchedWait)
+    }
+}
