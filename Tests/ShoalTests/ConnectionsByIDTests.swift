@@ -37,14 +37,14 @@ import Testing
         }
     }
 
-    /// Through every growth, fourfold and twofold, every member is still there, and the table holds
+    /// Through every growth every member is still there, and the table holds
     /// each one exactly once (released with the table, none kept alive, none released early).
     @Test func growthNeitherLeaksNorReleasesAMember() throws {
         let fixture = try Fixture()
         var weakMembers: [Weak] = []
         do {
             var table = ConnectionsByID()
-            // 16 buckets grown fourfold to 65,536, then twofold to 131,072 (past the fourfold limit).
+            // 16 buckets grown twofold, thirteen times, to 131,072.
             for id in 1...60_000 {
                 let connection = fixture.connection(id)
                 weakMembers.append(Weak(connection))
