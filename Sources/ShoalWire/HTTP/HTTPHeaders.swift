@@ -139,10 +139,7 @@ public struct HTTPHeaders: Sendable, Sequence {
         let fields: UnsafeBufferPointer<Field>
         let wanted: UnsafeBufferPointer<UInt8>
 
-        var isEmpty: Bool {
-            var iterator = makeIterator()
-            return iterator.next() == nil
-        }
+        var isEmpty: Bool { first == nil }
 
         var count: Int {
             var count = 0

@@ -38,13 +38,6 @@ public enum Base64 {
         return decode(s, { output.append($0) }) ? output : nil
     }
 
-    /// How many bytes `s` decodes to under `decode(_:)`'s rules, or nil when it does not decode: the
-    /// check without the bytes (every handshake's key must be worth 16 bytes, and nothing more).
-    public static func decodedCount(_ s: String) -> Int? {
-        var count = 0
-        return decode(s, { _ in count += 1 }) ? count : nil
-    }
-
     /// Decodes the text's bytes in place, handing each byte to `emit`; false when it does not decode.
     private static func decode(_ s: String, _ emit: (UInt8) -> Void) -> Bool {
         var s = s

@@ -40,7 +40,7 @@ public struct WebSocketKey: Sendable, Equatable, CustomStringConvertible {
         return key
     }
 
-    /// `Base64.decodedCount(bytes) == 16`, spelled out for the one shape that satisfies it (the
+    /// Whether `Base64.decode` takes `bytes` to 16 bytes, spelled out for the one shape that does (the
     /// general decoder, with a call per decoded byte, cost more than the rest of the validation): 22
     /// characters of the alphabet, then "==", and the last character's 4 unused bits zero.
     static func isBase64Of16Bytes(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
@@ -52,7 +52,7 @@ public struct WebSocketKey: Sendable, Equatable, CustomStringConvertible {
 
     /// Calls `body` with the key's characters.
     func withBytes<Result>(_ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
-        withUnsafeBytes(of: characters) { body($0.bindMemory(to: UInt8.self)) }
+        withUnsafeBytes(of: characters) { $0.withMemoryRebound(to: UInt8.self, body) }
     }
 
     public static func == (a: WebSocketKey, b: WebSocketKey) -> Bool {
