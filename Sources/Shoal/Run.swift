@@ -59,6 +59,7 @@ public enum Shoal {
                 }
             }
             supervision.operatorAddress = configuration.metricsListen.map { ($0.host, $0.port) }
+            supervision.deferAcceptSeconds = Int32(clamping: (configuration.deferAccept.clampedNanoseconds + 999_999_999) / 1_000_000_000)
             let supervisor = try Supervisor(configuration: supervision, logger: logger)
             _ = try supervisor.run()
         }

@@ -8,7 +8,13 @@ import Glibc
 public enum Socket {
     /// Creates a non-blocking TCP listener bound to `host:port` with SO_REUSEADDR and, when asked,
     /// SO_REUSEPORT (so several workers can each own a listener on the same port).
-    public static func listen(host: String, port: Int, reusePort: Bool, backlog: Int32 = 4096) throws(SystemError) -> Int32 {
+    ///
+    /// `deferAcceptSeconds` > 0 sets TCP_DEFER_ACCEPT: the kernel hands a connection over only once
+    /// its first bytes arrived (or, silent, at the first SYN-ACK retransmission after that many
+    /// seconds: 1, 3, 7... s). For client-first protocols (HTTP, TLS, the PROXY header) the accept and
+    /// the request then come in one wake-up, and the receive after accept finds its bytes waiting.
+    public static func listen(host: String, port: Int, reusePort: Bool, backlog: Int32 = 4096,
+                              deferAcceptSeconds: Int32 = 0) throws(SystemError) -> Int32 {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -25,6 +31,9 @@ public enum Socket {
         do throws(SystemError) {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "setsockopt(SO_REUSEADDR)")
             if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt(SO_REUSEPORT)") }
+            if deferAcceptSeconds > 0 {
+                try setOption(fd, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, deferAcceptSeconds, "setsockopt(TCP_DEFER_ACCEPT)")
+            }
             guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else { throw SystemError.last("bind(\(host):\(port))") }
             guard Glibc.listen(fd, backlog) == 0 else { throw SystemError.last("listen") }
         } catch {

@@ -14,7 +14,7 @@ DURATIONS = ["idle-timeout", "pong-timeout", "request-timeout", "close-timeout",
 INTEGERS = ["port", "workers", "registry-capacity", "receive-buffers", "max-message-size", "max-fragments",
             "max-connections", "cluster-connections", "max-connections-per-address", "max-backpressure", "compression-window-bits",
             "compression-memory-level", "compression-threshold", "compression-level", "max-topics-per-connection",
-            "tls-ticket-rotation"]
+            "tls-ticket-rotation", "defer-accept"]
 BAD = ["nan", "inf", "-inf", "-1", "1e300", "99999999999999999999", "9223372036854775807"]
 
 

@@ -136,6 +136,50 @@ def test_half_open_beyond_the_open_files_limit(shoal):
         g.good.wait_more()
 
 
+def open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_silent_connections_wait_in_the_kernel_with_defer_accept(shoal):
+    """--defer-accept 5: 300 connections that say nothing are not handed to the worker (its open
+    descriptors do not grow) while a client that speaks is answered at once; once the kernel
+    hands them over (its third SYN-ACK retransmission, 7 s) each is closed after the request
+    timeout like any silent connection."""
+    srv = echo_server(shoal, "--request-timeout", REQUEST_TIMEOUT, "--defer-accept", "5")
+    with Guard(srv) as g:
+        (worker,) = g.pids.values()
+        before = open_descriptors(worker)
+        silent = HalfOpen(srv.port, 300, None)
+        try:
+            ws = eventually_accepted(srv.port, "127.0.0.1")
+            ws.send_text("while 300 are silent")
+            assert ws.recv_frame().payload == b"while 300 are silent"
+            held = open_descriptors(worker) - before
+            assert held < 10, f"the worker holds {held} descriptors more with 300 silent connections deferred"
+            close_all([ws])
+            silent.wait_all_ended(7 + float(REQUEST_TIMEOUT) + 6 * T)
+            assert len(silent.ended) == 300, f"{300 - len(silent.ended)} silent connections were never closed"
+            wrong = {i: d[:80] for i, d in silent.data.items() if d and not d.startswith(b"HTTP/1.1 408 ")}
+            assert not wrong, f"{len(wrong)} silent connections got something else than 408: {list(wrong.items())[:3]}"
+        finally:
+            silent.close_all()
+        g.good.wait_more()
+
+
+def test_silent_connections_reach_the_worker_without_defer_accept(shoal):
+    """--defer-accept 0: the worker accepts 300 silent connections at once (one descriptor each)."""
+    srv = echo_server(shoal, "--request-timeout", "30", "--defer-accept", "0")
+    with Guard(srv) as g:
+        (worker,) = g.pids.values()
+        before = open_descriptors(worker)
+        silent = HalfOpen(srv.port, 300, None)
+        try:
+            wait_until(lambda: open_descriptors(worker) - before >= 300, timeout=5 * T)
+        finally:
+            silent.close_all()
+        g.good.wait_more()
+
+
 # ---------------------------------------------------------------- Origin
 
 

@@ -66,6 +66,12 @@ public struct WebServerConfiguration: Sendable {
     /// Every connection starts with a PROXY protocol header (v1 or v2) naming the client; one
     /// without it is closed. Off by default: only a listener that proxies alone can reach may expect it.
     public var proxyProtocol: Bool
+    /// How long the kernel keeps a new connection that has sent nothing from the workers
+    /// (TCP_DEFER_ACCEPT, nginx's `listen ... deferred`); zero hands every connection over at once.
+    /// 1 s by default: every client of this server speaks first (HTTP, TLS, PROXY), so a worker
+    /// wakes once per connection, with its request, instead of once to accept and again to read;
+    /// a silent connection holds no descriptor until then. Whole seconds (the kernel's unit).
+    public var deferAccept: Duration = .seconds(1)
     /// Asked by the supervisor on SIGHUP before it starts a new generation: nil lets the reload
     /// go on, a message refuses it (logged; the running workers stay). New workers read their
     /// configuration again (`shoal serve --config`), so one that would refuse to start is caught here.

@@ -32,6 +32,10 @@ public final class Supervisor {
         public var reloadCheck: (@Sendable () -> String?)?
         /// Where workers also answer /metrics and /healthz alone (`--metrics-listen`); nil: nowhere.
         public var operatorAddress: (host: String, port: Int)? = nil
+        /// TCP_DEFER_ACCEPT of the public listeners in seconds (`Socket.listen`); 0: off. The
+        /// operator listeners keep it off: scrapes are few, and a probe that only connects should
+        /// reach a worker at once.
+        public var deferAcceptSeconds: Int32 = 0
 
         public init(workers: Int, host: String, port: Int, registryCapacity: Int = 262_144,
                     drainTimeoutSeconds: Double = 5, watchdogTimeoutSeconds: Double = 10,
@@ -155,7 +159,8 @@ public final class Supervisor {
         segment = try SharedSegment.create(workerSlots: slotCount, registryCapacity: perSlot)
         segmentDescriptor = try Spawn.moveAbove(segment.descriptor, minimum: parkingFloor)
         for _ in 0..<configuration.workers {
-            let fd = try Socket.listen(host: configuration.host, port: configuration.port, reusePort: true)
+            let fd = try Socket.listen(host: configuration.host, port: configuration.port, reusePort: true,
+                                       deferAcceptSeconds: configuration.deferAcceptSeconds)
             listeners.append(try Spawn.moveAbove(fd, minimum: parkingFloor))
             if let address = configuration.operatorAddress {
                 let fd = try Socket.listen(host: address.host, port: address.port, reusePort: true)

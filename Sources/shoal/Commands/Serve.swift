@@ -45,6 +45,8 @@ struct Serve: ParsableCommand {
     @Option(help: "Seconds of client silence before a ping (0: never).") var idleTimeout = 120.0
     @Option(help: "Seconds a pinged client has to answer before close 1001.") var pongTimeout = 30.0
     @Option(help: "Seconds for a request head to arrive (then 408).") var requestTimeout = 10.0
+    @Option(help: "Seconds the kernel holds a connection that has sent nothing before a worker takes it (TCP_DEFER_ACCEPT; 0: at once).")
+    var deferAccept = 1
     @Option(help: "Seconds a close handshake may take before TCP is dropped.") var closeTimeout = 2.0
     @Option(help: "Origin allowed to connect from a browser (https://app.example.com or *.example.com); repeatable. None: every origin.")
     var allowOrigin: [String] = []
@@ -97,7 +99,7 @@ struct Serve: ParsableCommand {
          ("max-backpressure", maxBackpressure, 1024...Self.maxBytes),
          ("compression-window-bits", compressionWindowBits, 8...15), ("compression-memory-level", compressionMemoryLevel, 1...9),
          ("compression-threshold", compressionThreshold, 0...Self.maxBytes), ("compression-level", compressionLevel, 0...9),
-         ("max-topics-per-connection", maxTopicsPerConnection, 1...Self.maxCount),
+         ("max-topics-per-connection", maxTopicsPerConnection, 1...Self.maxCount), ("defer-accept", deferAccept, 0...600),
          ("tls-ticket-rotation", tlsTicketRotation, 60...604_800)]
     }
 
@@ -209,6 +211,7 @@ struct Serve: ParsableCommand {
             receiveBuffers: receiveBuffers, maxConnections: maxConnections, maxConnectionsPerAddress: maxConnectionsPerAddress,
             trustedProxies: TrustedProxies(try trustedProxy.map(AddressRange.init)), proxyProtocol: proxyProtocol)
         configuration.clusterConnections = clusterConnections
+        configuration.deferAccept = .seconds(deferAccept)
         configuration.redis = try redisOptions()
         configuration.reloadCheck = ServeConfiguration.reloadCheck(for: self)
         configuration.tls = try tlsSettings
