@@ -158,6 +158,30 @@ import Testing
         #expect(now() - start < 40_000_000)  // not held for the 50 ms minimum wait
     }
 
+    @Test func theArrivalsOfABusyTurnStillCountAfterTheWaitThatSubmitsTheAnswers() throws {
+        // A storm's rhythm: a turn takes arrivals, the next wait submits the answers and returns
+        // with their completions at once, and the wait after that is the one that sleeps.
+        var configuration = URingConfiguration()
+        configuration.batchedWait = BatchedWait(busyArrivals: 2, batchLimit: 64, minimumWaitMicroseconds: 50)
+        let backend = try URingBackend(configuration: configuration)
+        defer { backend.shutdown() }
+        try #require(backend.batchedWait != nil, "kernel without IORING_FEAT_MIN_TIMEOUT")
+        let pairs = try receivingPairs(4, on: backend)
+        defer { pairs.forEach { Glibc.close($0.0); Glibc.close($0.1) } }
+        #expect(try arrive(at: pairs[...], on: backend) == [1, 1, 1, 1])
+        let answer: [UInt8] = [7]
+        try answer.withUnsafeBytes { raw in
+            for (i, pair) in pairs.enumerated() { backend.prepareSend(socket: pair.0, bytes: raw, userData: UInt64(100 + i)) }
+            try backend.submitAndWait(timeoutNanoseconds: nil)
+        }
+        var sends = 0
+        backend.drainCompletions(limit: .max) { if $0.userData >= 100 { sends += 1 } }
+        #expect(sends == 4)
+        #expect(backend.batchedWaits == 0)
+        #expect(try arriveWhileWaiting(at: pairs[0..<1], on: backend) == [1])
+        #expect(backend.batchedWaits == 1)
+    }
+
     @Test func theKernelFlagsQueuedCompletionWorkUntilTheLoopWaits() throws {
         // IORING_SQ_TASKRUN (TASKRUN_FLAG): set when a receive's data arrives under DEFER_TASKRUN,
         // cleared once the loop's wait has run the work.

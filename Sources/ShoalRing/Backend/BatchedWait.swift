@@ -16,11 +16,15 @@
 // Busy is counted in arrivals (receives and accept readiness: what peers did), not in all
 // completions: a lone client's turn has its one request, and the send answering it completes in
 // the next submit; counted, that send would make one client look like two, and its next request
-// would wait out the minimum.
+// would wait out the minimum. They are counted since the loop last went to a wait certain to
+// sleep, not since its last wait: after a busy turn the next wait submits the answers and returns
+// with their completions at once, and the wait after that, the one that sleeps, must still see
+// the arrivals that made the turn busy (in a connect storm, counting from the last wait left
+// almost every sleeping wait plain).
 
-/// The choice of the next wait, from the arrivals since the loop last waited.
+/// The choice of the next wait, from the arrivals since the loop last slept and what the kernel has for it.
 public struct BatchedWait: Sendable, Equatable {
-    /// Arrivals since the last wait that make the loop busy: at least two, so that one client
+    /// Arrivals since the loop last slept that make it busy: at least two, so that one client
     /// waiting for each answer before it asks again never is.
     public var busyArrivals: Int = 2
     /// The most completions a batched wait asks the kernel for.
@@ -71,7 +75,7 @@ public struct BatchedWait: Sendable, Equatable {
         public var certainToSleep: Bool { submitting == 0 && !completionsReady && !workPending }
     }
 
-    /// The wait after turns that took `arrivals` off the ring since the last wait, given what the
+    /// The wait after turns that took `arrivals` off the ring since the loop last slept, given what the
     /// kernel has for the loop (`outlook`), with the loop's own timeout (its earliest timer; nil
     /// when none).
     ///

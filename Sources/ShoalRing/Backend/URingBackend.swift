@@ -253,7 +253,7 @@ public final class URingBackend: LoopBackend {
         for i in 0..<n {
             let cqe = completionBatch[i]!
             if cqe.pointee.flags & shoal_cqe_f_buffer() != 0 || cqe.pointee.user_data >> 56 == Self.acceptPollTag >> 56 {
-                arrivalsSinceWait += 1
+                arrivalsSinceSleep += 1
             }
             reaped.append(ReapedCompletion(userData: cqe.pointee.user_data, result: cqe.pointee.res, flags: cqe.pointee.flags))
         }
@@ -432,19 +432,22 @@ public final class URingBackend: LoopBackend {
         let rc: Int32
         if completionsWaiting {
             // Completions taken off the ring are ready now: submit, but do not sleep (and the
-            // arrivals counted so far still describe the turns since the loop last waited). With
+            // arrivals counted so far still describe the turns since the loop last slept). With
             // nothing to submit liburing would still enter the kernel whenever IORING_SQ_TASKRUN is
             // set; the pending work runs at the next wait instead, as without the flag.
             rc = io_uring_sq_ready(ring) == 0 && !io_uring_cq_has_overflow(ring) ? 0 : io_uring_submit(ring)
         } else {
-            let wait = batchedWait.map { policy in
+            var wait = BatchedWait.Wait.plain(timeoutNanoseconds: timeoutNanoseconds)
+            if let policy = batchedWait {
                 let outlook = BatchedWait.Outlook(
                     submitting: Int(io_uring_sq_ready(ring)),
                     completionsReady: io_uring_cq_ready(ring) > 0 || io_uring_cq_has_overflow(ring),
                     workPending: shoal_taskrun_pending(ring))
-                return policy.wait(afterArrivals: arrivalsSinceWait, outlook: outlook, timeoutNanoseconds: timeoutNanoseconds)
-            } ?? .plain(timeoutNanoseconds: timeoutNanoseconds)
-            arrivalsSinceWait = 0
+                wait = policy.wait(afterArrivals: arrivalsSinceSleep, outlook: outlook, timeoutNanoseconds: timeoutNanoseconds)
+                // A wait that may return at once (its sends complete inline, say) leaves the count
+                // running: the arrivals that led to those sends still say how busy the loop is.
+                if outlook.certainToSleep { arrivalsSinceSleep = 0 }
+            }
             switch wait {
             case let .batched(count, minimumWait, timeout):
                 batchedWaits += 1
@@ -467,10 +470,10 @@ public final class URingBackend: LoopBackend {
     /// (no TASKRUN_FLAG: the cooperative set-up), and then every wait is for one completion.
     public let batchedWait: BatchedWait?
     /// Completions of peers' doing (bytes received, connections to accept) taken off the ring since
-    /// the loop last waited in the kernel: how busy the turns since were. The loop's own sends are not counted: each
-    /// completes within the submit that follows the receive it answers, so a lone client's turns
-    /// would look twice as busy (see BatchedWait).
-    private var arrivalsSinceWait = 0
+    /// the loop last went to a wait certain to sleep: how busy the turns since were. The loop's own
+    /// sends are not counted: each completes within the submit that follows the receive it
+    /// answers, so a lone client's turns would look twice as busy (see BatchedWait).
+    private var arrivalsSinceSleep = 0
     /// Waits made for a batch (tests and measurements read it).
     public private(set) var batchedWaits = 0
     /// The kernel holds completion work for the loop, to run at its next wait (IORING_SQ_TASKRUN;
