@@ -76,19 +76,19 @@ def test_version_names_receive_bundles_and_the_switch_that_turns_them_off():
     assert off == default.replace("|RECV_BUNDLE", ""), (default, off)
 
 
-def test_version_names_the_batched_wait_and_the_switch_that_turns_it_off():
+def test_version_names_the_batched_wait_only_when_the_switch_turns_it_on():
     # BATCH_WAIT: after busy turns, a wait that would sleep anyway waits for a batch of completions
-    # with io_uring's minimum wait (Linux 6.12); on by default where the kernel offers it and the
-    # ring flags pending completion work (DEFER_TASKRUN), SHOAL_URING_BATCH_WAIT=off turns it off
-    # (docs/io_uring.md).
+    # with io_uring's minimum wait (Linux 6.12); off by default, SHOAL_URING_BATCH_WAIT=on asks for
+    # it (docs/io_uring.md).
     default = version()[3]
     if not default.startswith("event loop backend: io_uring"):
         pytest.skip("this host runs the epoll backend")
-    if "BATCH_WAIT" not in default:
+    assert "BATCH_WAIT" not in default, default
+    on = version({"SHOAL_URING_BATCH_WAIT": "on"})[3]
+    if on == default:
         pytest.skip("this host's kernel offers no minimum wait (IORING_FEAT_MIN_TIMEOUT)")
-    off = version({"SHOAL_URING_BATCH_WAIT": "off"})[3]
-    assert off == default.replace("|BATCH_WAIT", ""), (default, off)
-    assert version({"SHOAL_URING_BATCH_WAIT": "on"})[3] == default
-    assert version({"SHOAL_URING_BATCH_WAIT": "4,64,100"})[3] == default
+    assert on == default.replace(")", "|BATCH_WAIT)"), (default, on)
+    assert version({"SHOAL_URING_BATCH_WAIT": "4,64,100"})[3] == on
+    assert version({"SHOAL_URING_BATCH_WAIT": "off"})[3] == default
     # The cooperative set-up has no flag for pending completion work: a wait cannot be known to sleep.
-    assert "BATCH_WAIT" not in version({"SHOAL_URING_TASKRUN": "coop"})[3]
+    assert "BATCH_WAIT" not in version({"SHOAL_URING_BATCH_WAIT": "on", "SHOAL_URING_TASKRUN": "coop"})[3]

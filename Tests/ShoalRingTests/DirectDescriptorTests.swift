@@ -136,7 +136,7 @@ import Testing
         defer { backend.shutdown() }
         #expect(backend.usesDirectDescriptors)
         #expect(backend.directDescriptorRefusal == nil)
-        #expect(backend.features == "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|BATCH_WAIT|FIXED_FILES")
+        #expect(backend.features == "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|FIXED_FILES")
     }
 }
 

@@ -98,8 +98,7 @@ public struct BatchedWait: Sendable, Equatable {
                         timeoutNanoseconds: Self.idleTimeoutNanoseconds)
     }
 
-    /// The setting of `SHOAL_URING_BATCH_WAIT`: `off`, `on` (the defaults above, also what no
-    /// setting means), or
+    /// The setting of `SHOAL_URING_BATCH_WAIT`: `off`, `on` (the defaults above), or
     /// `BUSY,LIMIT,MICROSECONDS` ("2,32,200"); nil for anything else (the caller says so).
     public static func parse(_ text: String) -> Setting? {
         switch text.lowercased() {
