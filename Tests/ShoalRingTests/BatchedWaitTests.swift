@@ -66,6 +66,29 @@ import Testing
         return pairs
     }
 
+    /// A backend that batches with `policy`; the test needs the kernel's minimum wait.
+    private func batchingBackend(_ policy: BatchedWait) throws -> URingBackend {
+        var configuration = URingConfiguration()
+        configuration.batchedWait = policy
+        let backend = try URingBackend(configuration: configuration)
+        if backend.batchedWait == nil { backend.shutdown() }
+        try #require(backend.batchedWait != nil, "kernel without IORING_FEAT_MIN_TIMEOUT")
+        return backend
+    }
+
+    /// Sends a byte on each of `sockets` (the loop's answers), submits and waits, and returns how
+    /// many send completions were drained.
+    private func answer(on sockets: [Int32], with backend: URingBackend) throws -> Int {
+        let bytes: [UInt8] = [7]
+        try bytes.withUnsafeBytes { raw in
+            for (i, socket) in sockets.enumerated() { backend.prepareSend(socket: socket, bytes: raw, userData: UInt64(100 + i)) }
+            try backend.submitAndWait(timeoutNanoseconds: nil)
+        }
+        var sends = 0
+        backend.drainCompletions(limit: .max) { if $0.userData >= 100 { sends += 1 } }
+        return sends
+    }
+
     /// Writes one byte to the peer of each of `receivers`, waits, and returns the receive results
     /// drained (their buffers recycled).
     private func arrive(at receivers: ArraySlice<(Int32, Int32)>, on backend: URingBackend) throws -> [Int32] {
@@ -103,11 +126,8 @@ import Testing
     }
 
     @Test func afterABusyTurnABatchThatDoesNotFillComesBackAtTheMinimumWait() throws {
-        var configuration = URingConfiguration()
-        configuration.batchedWait = BatchedWait(busyArrivals: 8, batchLimit: 64, minimumWaitMicroseconds: 50)
-        let backend = try URingBackend(configuration: configuration)
+        let backend = try batchingBackend(BatchedWait(busyArrivals: 8, batchLimit: 64, minimumWaitMicroseconds: 50))
         defer { backend.shutdown() }
-        try #require(backend.batchedWait != nil, "kernel without IORING_FEAT_MIN_TIMEOUT")
         #expect(backend.features.hasSuffix("BATCH_WAIT"))
         let pairs = try receivingPairs(10, on: backend)
         defer { pairs.forEach { Glibc.close($0.0); Glibc.close($0.1) } }
@@ -129,20 +149,11 @@ import Testing
 
     @Test func sendCompletionsDoNotMakeATurnBusy() throws {
         // A lone client's turn: its request's receive, and the sends answering earlier ones.
-        var configuration = URingConfiguration()
-        configuration.batchedWait = BatchedWait(busyArrivals: 2, batchLimit: 64, minimumWaitMicroseconds: 50)
-        let backend = try URingBackend(configuration: configuration)
+        let backend = try batchingBackend(BatchedWait(busyArrivals: 2, batchLimit: 64, minimumWaitMicroseconds: 50))
         defer { backend.shutdown() }
         let pairs = try receivingPairs(1, on: backend)
         defer { pairs.forEach { Glibc.close($0.0); Glibc.close($0.1) } }
-        let bytes: [UInt8] = [1, 2, 3]
-        try bytes.withUnsafeBytes { raw in
-            for i in 0..<5 { backend.prepareSend(socket: pairs[0].0, bytes: raw, userData: UInt64(100 + i)) }
-            try backend.submitAndWait(timeoutNanoseconds: nil)
-        }
-        var sends = 0
-        backend.drainCompletions(limit: .max) { if $0.userData >= 100 { sends += 1 } }
-        #expect(sends == 5)
+        #expect(try answer(on: Array(repeating: pairs[0].0, count: 5), with: backend) == 5)
         #expect(try arrive(at: pairs[...], on: backend) == [1])
         #expect(backend.batchedWaits == 0)
     }
@@ -150,11 +161,8 @@ import Testing
     @Test func aBusyTurnWithReceivesAlreadyQueuedWaitsPlainly() throws {
         // Echo with a few clients: their next messages are in by the time the loop waits, queued
         // as completion work; a plain wait returns with them at once, so no batch is asked for.
-        var configuration = URingConfiguration()
-        configuration.batchedWait = BatchedWait(busyArrivals: 2, batchLimit: 64, minimumWaitMicroseconds: 50_000)
-        let backend = try URingBackend(configuration: configuration)
+        let backend = try batchingBackend(BatchedWait(busyArrivals: 2, batchLimit: 64, minimumWaitMicroseconds: 50_000))
         defer { backend.shutdown() }
-        try #require(backend.batchedWait != nil, "kernel without IORING_FEAT_MIN_TIMEOUT")
         let pairs = try receivingPairs(4, on: backend)
         defer { pairs.forEach { Glibc.close($0.0); Glibc.close($0.1) } }
         #expect(try arrive(at: pairs[...], on: backend) == [1, 1, 1, 1])  // busy now
@@ -167,22 +175,12 @@ import Testing
     @Test func theArrivalsOfABusyTurnStillCountAfterTheWaitThatSubmitsTheAnswers() throws {
         // A storm's rhythm: a turn takes arrivals, the next wait submits the answers and returns
         // with their completions at once, and the wait after that is the one that sleeps.
-        var configuration = URingConfiguration()
-        configuration.batchedWait = BatchedWait(busyArrivals: 2, batchLimit: 64, minimumWaitMicroseconds: 50)
-        let backend = try URingBackend(configuration: configuration)
+        let backend = try batchingBackend(BatchedWait(busyArrivals: 2, batchLimit: 64, minimumWaitMicroseconds: 50))
         defer { backend.shutdown() }
-        try #require(backend.batchedWait != nil, "kernel without IORING_FEAT_MIN_TIMEOUT")
         let pairs = try receivingPairs(4, on: backend)
         defer { pairs.forEach { Glibc.close($0.0); Glibc.close($0.1) } }
         #expect(try arrive(at: pairs[...], on: backend) == [1, 1, 1, 1])
-        let answer: [UInt8] = [7]
-        try answer.withUnsafeBytes { raw in
-            for (i, pair) in pairs.enumerated() { backend.prepareSend(socket: pair.0, bytes: raw, userData: UInt64(100 + i)) }
-            try backend.submitAndWait(timeoutNanoseconds: nil)
-        }
-        var sends = 0
-        backend.drainCompletions(limit: .max) { if $0.userData >= 100 { sends += 1 } }
-        #expect(sends == 4)
+        #expect(try answer(on: pairs.map(\.0), with: backend) == 4)
         #expect(backend.batchedWaits == 0)
         #expect(try arriveWhileWaiting(at: pairs[0..<1], on: backend) == [1])
         #expect(backend.batchedWaits == 1)
