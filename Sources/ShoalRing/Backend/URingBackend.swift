@@ -38,9 +38,9 @@ public struct URingConfiguration: Sendable {
     /// io_uring's minimum wait; nil always waits for one (see BatchedWait). Used only when the
     /// kernel offers the minimum wait (Linux 6.12) and the ring tells pending completion work
     /// (DEFER_TASKRUN with TASKRUN_FLAG): without that, a wait cannot be known to sleep. Off
-    /// unless asked for: 1.13× handshakes per server CPU-second in a connect storm and even at
-    /// echo with 10 connections, but echo with 2 or 4 connections lost a quarter of its messages
-    /// per server CPU-second (docs/benchmarks.md).
+    /// unless asked for: 1.13-1.16× handshakes per server CPU-second in a connect storm and no
+    /// loss at echo with 10 connections, but echo with 2 or 4 connections got 0.65-0.93× of its
+    /// messages per server CPU-second (docs/benchmarks.md).
     public var batchedWait: BatchedWait? = nil
 
     public init() {}
