@@ -107,6 +107,29 @@ static inline unsigned shoal_setup_defer_taskrun(void) {
 #endif
 }
 
+/// IORING_SETUP_TASKRUN_FLAG (Linux 5.19; with COOP_TASKRUN or DEFER_TASKRUN): the kernel sets
+/// IORING_SQ_TASKRUN in the SQ ring's flags when it queues completion work for the ring (under
+/// DEFER_TASKRUN: io_req_local_work_add, on an empty list) and clears it when that work runs
+/// (__io_run_local_work), so the loop can tell whether entering the kernel would find work to do.
+static inline unsigned shoal_setup_taskrun_flag(void) {
+#ifdef IORING_SETUP_TASKRUN_FLAG
+    return IORING_SETUP_TASKRUN_FLAG;
+#else
+    return 0;
+#endif
+}
+
+/// Whether the kernel holds completion work for the ring that runs when the loop next enters it
+/// with GETEVENTS (IORING_SQ_TASKRUN; meaningful only on a ring set up with
+/// IORING_SETUP_TASKRUN_FLAG, always false otherwise).
+static inline bool shoal_taskrun_pending(const struct io_uring *ring) {
+#ifdef IORING_SQ_TASKRUN
+    return (IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_TASKRUN) != 0;
+#else
+    return false;
+#endif
+}
+
 /// IORING_SETUP_R_DISABLED: the ring is created disabled, so the thread that enables it (with
 /// shoal_enable_rings) becomes its single issuer, not the thread that created it.
 static inline unsigned shoal_setup_r_disabled(void) { return IORING_SETUP_R_DISABLED; }

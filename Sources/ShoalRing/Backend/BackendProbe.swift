@@ -23,8 +23,9 @@ public enum BackendProbe {
     public static let directDescriptorsVariable = "SHOAL_URING_DIRECT"
     /// `off` keeps each receive completion to one buffer (no IORING_RECVSEND_BUNDLE), to compare.
     public static let receiveBundlesVariable = "SHOAL_URING_BUNDLE"
-    /// `on` waits for a batch of completions after busy turns (io_uring's minimum wait, Linux 6.12;
-    /// off by default), `off` always for one; `BUSY,LIMIT,MICROSECONDS` sets its figures (BatchedWait).
+    /// `on` waits for a batch of completions after busy turns when the wait would sleep anyway
+    /// (io_uring's minimum wait, Linux 6.12; off by default), `off` always for one;
+    /// `BUSY,LIMIT,MICROSECONDS` sets its figures (BatchedWait).
     public static let batchedWaitVariable = "SHOAL_URING_BATCH_WAIT"
 
     /// Creates the backend: io_uring unless `preferred` (say, a command-line option) or else the

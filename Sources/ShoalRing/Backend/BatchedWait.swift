@@ -5,14 +5,26 @@
 // comes back with what arrived. A quiet turn goes back to the plain wait, so an idle worker wakes
 // no more often than before and a lone request after a quiet period is not held back.
 //
+// Only a wait certain to sleep anyway is batched: one that submits nothing (a send it submits
+// mostly completes within the submit), with no completion on the ring and no completion work the
+// kernel holds for the loop (IORING_SQ_TASKRUN: receives that arrived while the loop ran). A plain
+// wait with any of those returns at once without sleeping; batched, it would sleep out the
+// minimum wait for the rest of its batch (echo at 10 connections, one message in flight each,
+// lost 40 % of its messages per server CPU-second that way). So a batched wait never adds a
+// sleep: it only turns one wake-up per completion into one per batch.
+//
 // Busy is counted in arrivals (receives and accept readiness: what peers did), not in all
 // completions: a lone client's turn has its one request, and the send answering it completes in
 // the next submit; counted, that send would make one client look like two, and its next request
-// would wait out the minimum.
+// would wait out the minimum. They are counted since the loop last went to a wait certain to
+// sleep, not since its last wait: after a busy turn the next wait submits the answers and returns
+// with their completions at once, and the wait after that, the one that sleeps, must still see
+// the arrivals that made the turn busy (in a connect storm, counting from the last wait left
+// almost every sleeping wait plain).
 
-/// The choice of the next wait, from the arrivals since the loop last waited.
+/// The choice of the next wait, from the arrivals since the loop last slept and what the kernel has for it.
 public struct BatchedWait: Sendable, Equatable {
-    /// Arrivals since the last wait that make the loop busy: at least two, so that one client
+    /// Arrivals since the loop last slept that make it busy: at least two, so that one client
     /// waiting for each answer before it asks again never is.
     public var busyArrivals: Int = 2
     /// The most completions a batched wait asks the kernel for.
@@ -43,19 +55,38 @@ public struct BatchedWait: Sendable, Equatable {
         case batched(count: UInt32, minimumWaitMicroseconds: UInt32, timeoutNanoseconds: Int64)
     }
 
-    /// The wait after turns that took `arrivals` off the ring since the last wait, when it submits
-    /// `submitting` operations, with the loop's own timeout (its earliest timer; nil when none).
+    /// What the loop hands the kernel and what the kernel already has for it, as it is about to wait.
+    public struct Outlook: Sendable, Equatable {
+        /// Operations the wait submits.
+        public var submitting: Int
+        /// Completions on the ring (or held back for want of room in it).
+        public var completionsReady: Bool
+        /// Completion work the kernel queued for the loop (it runs when the loop enters to wait).
+        public var workPending: Bool
+
+        public init(submitting: Int, completionsReady: Bool, workPending: Bool) {
+            self.submitting = submitting
+            self.completionsReady = completionsReady
+            self.workPending = workPending
+        }
+
+        /// A plain wait would sleep: nothing to submit (whose completion could end it at once),
+        /// nothing ready, nothing for the kernel to run first.
+        public var certainToSleep: Bool { submitting == 0 && !completionsReady && !workPending }
+    }
+
+    /// The wait after turns that took `arrivals` off the ring since the loop last slept, given what the
+    /// kernel has for the loop (`outlook`), with the loop's own timeout (its earliest timer; nil
+    /// when none).
     ///
-    /// The batch asked for is the submissions plus as many arrivals again: the kernel counts every
-    /// completion, and the sends answering the last arrivals mostly complete within the submit
-    /// itself, before the wait. So a batch fills once about as many peers came back as last time
-    /// (fewer peers, a smaller batch, which a closed loop of a few clients can still fill), and
-    /// grows while they come faster, up to `batchLimit`.
-    public func wait(afterArrivals arrivals: Int, submitting: Int, timeoutNanoseconds: Int64?) -> Wait {
-        guard arrivals >= busyArrivals, minimumWaitMicroseconds > 0 else {
+    /// The batch asked for is as many completions as arrivals: a batch fills once about as many
+    /// peers came back as last time (fewer peers, a smaller batch, which a closed loop of a few
+    /// clients can still fill), and grows while they come faster, up to `batchLimit`.
+    public func wait(afterArrivals arrivals: Int, outlook: Outlook, timeoutNanoseconds: Int64?) -> Wait {
+        guard arrivals >= busyArrivals, minimumWaitMicroseconds > 0, outlook.certainToSleep else {
             return .plain(timeoutNanoseconds: timeoutNanoseconds)
         }
-        let count = UInt32(clamping: min(Int(batchLimit), submitting + arrivals))
+        let count = UInt32(clamping: min(Int(batchLimit), arrivals))
         let minimum = Int64(minimumWaitMicroseconds) * 1_000
         if let timeout = timeoutNanoseconds {
             // A timer due before the minimum wait ends: the kernel would hold the completions past

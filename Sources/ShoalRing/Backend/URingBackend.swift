@@ -34,10 +34,13 @@ public struct URingConfiguration: Sendable {
     /// Let one receive completion fill several receive buffers (IORING_RECVSEND_BUNDLE) when the
     /// kernel offers it (Linux 6.10): a burst larger than one buffer costs one completion.
     public var receiveBundles = true
-    /// After busy turns, wait for a batch of completions with io_uring's minimum wait, when the
-    /// kernel offers it (Linux 6.12); nil always waits for one (see BatchedWait). Off unless
-    /// asked for: 1.04-1.19× handshakes per server CPU-second in a connect storm, but echo at 10
-    /// connections lost 40 % of its messages per server CPU-second (docs/benchmarks.md).
+    /// After busy turns, when the wait would sleep anyway, wait for a batch of completions with
+    /// io_uring's minimum wait; nil always waits for one (see BatchedWait). Used only when the
+    /// kernel offers the minimum wait (Linux 6.12) and the ring tells pending completion work
+    /// (DEFER_TASKRUN with TASKRUN_FLAG): without that, a wait cannot be known to sleep. Off
+    /// unless asked for: 1.13-1.16× handshakes per server CPU-second in a connect storm and no
+    /// loss at echo with 10 connections, but echo with 2 or 4 connections got 0.65-0.93× of its
+    /// messages per server CPU-second (docs/benchmarks.md).
     public var batchedWait: BatchedWait? = nil
 
     public init() {}
@@ -84,7 +87,9 @@ public final class URingBackend: LoopBackend {
         }
         setupFlags = flags
         receiveBundles = configuration.receiveBundles && params.features & shoal_feat_recvsend_bundle() != 0
-        batchedWait = params.features & shoal_feat_min_timeout() != 0 ? configuration.batchedWait : nil
+        let knowsSleep = params.features & shoal_feat_min_timeout() != 0 && flags.contains(.taskRunFlag)
+            && SetupFlags.taskRunFlag.rawValue != 0
+        batchedWait = knowsSleep ? configuration.batchedWait : nil
         awaitingIssuer = flags.contains(.startDisabled)
         bufferRelease = ReceiveBufferRelease(kernelWritesOnlyWhenEntered: flags.contains(.deferTaskRun))
         do {
@@ -243,11 +248,15 @@ public final class URingBackend: LoopBackend {
     /// Moves the completions ready in the ring to `reaped` and frees their ring entries. Returns how many.
     @discardableResult
     private func reapReady() -> Int {
+        // liburing's peek enters the kernel to run pending completion work when the ring is empty
+        // and IORING_SQ_TASKRUN is set (TASKRUN_FLAG): the loop leaves that to its wait, as without
+        // the flag (an overflow is still flushed there, as before).
+        guard io_uring_cq_ready(ring) > 0 || io_uring_cq_has_overflow(ring) else { return 0 }
         let n = Int(io_uring_peek_batch_cqe(ring, completionBatch, completionBatchSize))
         for i in 0..<n {
             let cqe = completionBatch[i]!
             if cqe.pointee.flags & shoal_cqe_f_buffer() != 0 || cqe.pointee.user_data >> 56 == Self.acceptPollTag >> 56 {
-                arrivalsSinceWait += 1
+                arrivalsSinceSleep += 1
             }
             reaped.append(ReapedCompletion(userData: cqe.pointee.user_data, result: cqe.pointee.res, flags: cqe.pointee.flags))
         }
@@ -426,13 +435,22 @@ public final class URingBackend: LoopBackend {
         let rc: Int32
         if completionsWaiting {
             // Completions taken off the ring are ready now: submit, but do not sleep (and the
-            // arrivals counted so far still describe the turns since the loop last waited).
-            rc = io_uring_submit(ring)
+            // arrivals counted so far still describe the turns since the loop last slept). With
+            // nothing to submit liburing would still enter the kernel whenever IORING_SQ_TASKRUN is
+            // set; the pending work runs at the next wait instead, as without the flag.
+            rc = io_uring_sq_ready(ring) == 0 && !io_uring_cq_has_overflow(ring) ? 0 : io_uring_submit(ring)
         } else {
-            let wait = batchedWait?.wait(afterArrivals: arrivalsSinceWait, submitting: Int(io_uring_sq_ready(ring)),
-                                         timeoutNanoseconds: timeoutNanoseconds)
-                ?? .plain(timeoutNanoseconds: timeoutNanoseconds)
-            arrivalsSinceWait = 0
+            var wait = BatchedWait.Wait.plain(timeoutNanoseconds: timeoutNanoseconds)
+            if let policy = batchedWait {
+                let outlook = BatchedWait.Outlook(
+                    submitting: Int(io_uring_sq_ready(ring)),
+                    completionsReady: io_uring_cq_ready(ring) > 0 || io_uring_cq_has_overflow(ring),
+                    workPending: shoal_taskrun_pending(ring))
+                wait = policy.wait(afterArrivals: arrivalsSinceSleep, outlook: outlook, timeoutNanoseconds: timeoutNanoseconds)
+                // A wait that may return at once (its sends complete inline, say) leaves the count
+                // running: the arrivals that led to those sends still say how busy the loop is.
+                if outlook.certainToSleep { arrivalsSinceSleep = 0 }
+            }
             switch wait {
             case let .batched(count, minimumWait, timeout):
                 batchedWaits += 1
@@ -450,16 +468,20 @@ public final class URingBackend: LoopBackend {
         }
     }
 
-    /// How the loop waits after a busy turn; nil when not asked for or the kernel lacks the
-    /// minimum wait (IORING_FEAT_MIN_TIMEOUT), and then every wait is for one completion.
+    /// How the loop waits after a busy turn; nil when turned off, when the kernel lacks the
+    /// minimum wait (IORING_FEAT_MIN_TIMEOUT) or when the ring cannot tell pending completion work
+    /// (no TASKRUN_FLAG: the cooperative set-up), and then every wait is for one completion.
     public let batchedWait: BatchedWait?
     /// Completions of peers' doing (bytes received, connections to accept) taken off the ring since
-    /// the loop last waited in the kernel: how busy the turns since were. The loop's own sends are not counted: each
-    /// completes within the submit that follows the receive it answers, so a lone client's turns
-    /// would look twice as busy (see BatchedWait).
-    private var arrivalsSinceWait = 0
+    /// the loop last went to a wait certain to sleep: how busy the turns since were. The loop's own
+    /// sends are not counted: each completes within the submit that follows the receive it
+    /// answers, so a lone client's turns would look twice as busy (see BatchedWait).
+    private var arrivalsSinceSleep = 0
     /// Waits made for a batch (tests and measurements read it).
     public private(set) var batchedWaits = 0
+    /// The kernel holds completion work for the loop, to run at its next wait (IORING_SQ_TASKRUN;
+    /// false on a ring set up without TASKRUN_FLAG).
+    var completionWorkPending: Bool { shoal_taskrun_pending(ring) }
 
     public func drainCompletions(limit: Int, _ body: (Completion) -> Void) {
         var lentMore = false
@@ -581,12 +603,16 @@ extension URingBackend {
         static let deferTaskRun = SetupFlags(rawValue: shoal_setup_defer_taskrun())
         /// Created disabled: the thread that enables it becomes the single issuer.
         static let startDisabled = SetupFlags(rawValue: shoal_setup_r_disabled())
+        /// The kernel flags the SQ ring while it holds completion work for the loop (IORING_SQ_TASKRUN).
+        static let taskRunFlag = SetupFlags(rawValue: shoal_setup_taskrun_flag())
 
-        /// The sets tried in turn until the kernel accepts one: deferred task work on one issuer
-        /// (Linux 6.1), cooperative task work (5.19), then only the CQ size.
+        /// The sets tried in turn until the kernel accepts one: deferred task work on one issuer,
+        /// flagged in the SQ ring while pending (Linux 6.1), cooperative task work (5.19), then
+        /// only the CQ size.
         static func tiers(deferTaskRun: Bool) -> [SetupFlags] {
             let cooperative: SetupFlags = [.completionQueueSize, .submitAll, .cooperativeTaskRun]
-            let deferred: SetupFlags = [.completionQueueSize, .submitAll, .singleIssuer, .deferTaskRun, .startDisabled]
+            let deferred: SetupFlags = [.completionQueueSize, .submitAll, .singleIssuer, .deferTaskRun, .startDisabled,
+                                        .taskRunFlag]
             // A flag the headers Shoal was built with do not know reads as 0.
             let known = singleIssuer.rawValue != 0 && Self.deferTaskRun.rawValue != 0
             return (deferTaskRun && known ? [deferred] : []) + [cooperative, .completionQueueSize]
