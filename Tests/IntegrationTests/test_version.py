@@ -76,19 +76,23 @@ def test_version_names_receive_bundles_and_the_switch_that_turns_them_off():
     assert off == default.replace("|RECV_BUNDLE", ""), (default, off)
 
 
-def test_version_names_the_batched_wait_only_when_the_switch_turns_it_on():
-    # BATCH_WAIT: after busy turns, a wait that would sleep anyway waits for a batch of completions
-    # with io_uring's minimum wait (Linux 6.12); off by default, SHOAL_URING_BATCH_WAIT=on asks for
-    # it (docs/io_uring.md).
+def test_version_names_the_batched_wait_and_what_makes_it_batch():
+    # After busy turns, a wait that would sleep anyway waits for a batch of completions with
+    # io_uring's minimum wait (Linux 6.12). By default only connect storms make the loop busy
+    # (ACCEPT_BATCH_WAIT); SHOAL_URING_BATCH_WAIT=on counts every arrival (BATCH_WAIT), off turns
+    # it off (docs/io_uring.md).
     default = version()[3]
     if not default.startswith("event loop backend: io_uring"):
         pytest.skip("this host runs the epoll backend")
-    assert "BATCH_WAIT" not in default, default
-    on = version({"SHOAL_URING_BATCH_WAIT": "on"})[3]
-    if on == default:
+    off = version({"SHOAL_URING_BATCH_WAIT": "off"})[3]
+    assert "BATCH_WAIT" not in off, off
+    if default == off:
         pytest.skip("this host's kernel offers no minimum wait (IORING_FEAT_MIN_TIMEOUT)")
-    assert on == default.replace(")", "|BATCH_WAIT)"), (default, on)
+    assert default == off.replace(")", "|ACCEPT_BATCH_WAIT)"), (default, off)
+    assert version({"SHOAL_URING_BATCH_WAIT": "accepts"})[3] == default
+    on = version({"SHOAL_URING_BATCH_WAIT": "on"})[3]
+    assert on == off.replace(")", "|BATCH_WAIT)"), (off, on)
     assert version({"SHOAL_URING_BATCH_WAIT": "4,64,100"})[3] == on
-    assert version({"SHOAL_URING_BATCH_WAIT": "off"})[3] == default
     # The cooperative set-up has no flag for pending completion work: a wait cannot be known to sleep.
+    assert "BATCH_WAIT" not in version({"SHOAL_URING_TASKRUN": "coop"})[3]
     assert "BATCH_WAIT" not in version({"SHOAL_URING_BATCH_WAIT": "on", "SHOAL_URING_TASKRUN": "coop"})[3]

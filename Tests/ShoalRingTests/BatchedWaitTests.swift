@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import Glibc
 import ShoalPosix
+import ShoalTestSupport
 import Testing
 
 @testable import ShoalRing
@@ -15,16 +16,16 @@ import Testing
 
     @Test func aBusyTurnIsFollowedByABatchedWait() {
         // The batch: as many completions as arrivals, up to the limit.
-        #expect(policy.wait(afterArrivals: 5, outlook: sleeping, timeoutNanoseconds: nil)
+        #expect(policy.wait(afterArrivals: 5, accepted: 0, outlook: sleeping, timeoutNanoseconds: nil)
                 == .batched(count: 5, minimumWaitMicroseconds: 200, timeoutNanoseconds: BatchedWait.idleTimeoutNanoseconds))
-        #expect(policy.wait(afterArrivals: 500, outlook: sleeping, timeoutNanoseconds: 2_000_000)
+        #expect(policy.wait(afterArrivals: 500, accepted: 0, outlook: sleeping, timeoutNanoseconds: 2_000_000)
                 == .batched(count: 32, minimumWaitMicroseconds: 200, timeoutNanoseconds: 2_000_000))
     }
 
     @Test func aQuietTurnIsFollowedByThePlainWait() {
-        #expect(policy.wait(afterArrivals: 0, outlook: sleeping, timeoutNanoseconds: nil) == .plain(timeoutNanoseconds: nil))
+        #expect(policy.wait(afterArrivals: 0, accepted: 0, outlook: sleeping, timeoutNanoseconds: nil) == .plain(timeoutNanoseconds: nil))
         // One client that asks again only once answered: one arrival per turn.
-        #expect(policy.wait(afterArrivals: 1, outlook: sleeping, timeoutNanoseconds: 3_000) == .plain(timeoutNanoseconds: 3_000))
+        #expect(policy.wait(afterArrivals: 1, accepted: 0, outlook: sleeping, timeoutNanoseconds: 3_000) == .plain(timeoutNanoseconds: 3_000))
     }
 
     @Test func aWaitThatWouldNotSleepStaysPlainHoweverBusy() {
@@ -36,20 +37,37 @@ import Testing
         ]
         for outlook in awake {
             #expect(!outlook.certainToSleep)
-            #expect(policy.wait(afterArrivals: 100, outlook: outlook, timeoutNanoseconds: nil) == .plain(timeoutNanoseconds: nil))
-            #expect(policy.wait(afterArrivals: 100, outlook: outlook, timeoutNanoseconds: 5_000_000) == .plain(timeoutNanoseconds: 5_000_000))
+            #expect(policy.wait(afterArrivals: 100, accepted: 0, outlook: outlook, timeoutNanoseconds: nil) == .plain(timeoutNanoseconds: nil))
+            #expect(policy.wait(afterArrivals: 100, accepted: 0, outlook: outlook, timeoutNanoseconds: 5_000_000) == .plain(timeoutNanoseconds: 5_000_000))
         }
         #expect(sleeping.certainToSleep)
     }
 
     @Test func aTimerDueWithinTheMinimumWaitKeepsThePlainWait() {
         // The kernel ends a minimum wait at its own end only: the timer would fire late.
-        #expect(policy.wait(afterArrivals: 100, outlook: sleeping, timeoutNanoseconds: 0) == .plain(timeoutNanoseconds: 0))
-        #expect(policy.wait(afterArrivals: 100, outlook: sleeping, timeoutNanoseconds: 200_000) == .plain(timeoutNanoseconds: 200_000))
+        #expect(policy.wait(afterArrivals: 100, accepted: 0, outlook: sleeping, timeoutNanoseconds: 0) == .plain(timeoutNanoseconds: 0))
+        #expect(policy.wait(afterArrivals: 100, accepted: 0, outlook: sleeping, timeoutNanoseconds: 200_000) == .plain(timeoutNanoseconds: 200_000))
+    }
+
+    @Test func byDefaultOnlyAcceptedConnectionsMakeTheLoopBusy() {
+        let storms = BatchedWait.acceptBursts
+        // Connected clients' traffic, however much of it: the plain wait.
+        #expect(storms.wait(afterArrivals: 500, accepted: 0, outlook: sleeping, timeoutNanoseconds: nil) == .plain(timeoutNanoseconds: nil))
+        #expect(storms.wait(afterArrivals: 500, accepted: 1, outlook: sleeping, timeoutNanoseconds: nil) == .plain(timeoutNanoseconds: nil))
+        // Clients arriving: a batch of their requests. A listener's readiness is one arrival for
+        // every connection it brought, so the batch follows the connections when they are more.
+        #expect(storms.wait(afterArrivals: 1, accepted: 12, outlook: sleeping, timeoutNanoseconds: nil)
+                == .batched(count: 12, minimumWaitMicroseconds: 200, timeoutNanoseconds: BatchedWait.idleTimeoutNanoseconds))
+        #expect(storms.wait(afterArrivals: 20, accepted: 12, outlook: sleeping, timeoutNanoseconds: nil)
+                == .batched(count: 20, minimumWaitMicroseconds: 200, timeoutNanoseconds: BatchedWait.idleTimeoutNanoseconds))
+        // And never a wait that would not sleep.
+        #expect(storms.wait(afterArrivals: 20, accepted: 12, outlook: .init(submitting: 12, completionsReady: false, workPending: false),
+                            timeoutNanoseconds: nil) == .plain(timeoutNanoseconds: nil))
     }
 
     @Test func theEnvironmentSettingIsOnOffOrThreeFigures() {
         #expect(BatchedWait.parse("off") == .off)
+        #expect(BatchedWait.parse("accepts") == .on(.acceptBursts))
         #expect(BatchedWait.parse("ON") == .on(BatchedWait()))
         #expect(BatchedWait.parse("4,64,100") == .on(BatchedWait(busyArrivals: 4, batchLimit: 64, minimumWaitMicroseconds: 100)))
         for bad in ["", "fast", "4,32", "1,32,100", "4,1,100", "4,32,0", "-1,8,50", "4,32,100,7"] {
@@ -209,11 +227,56 @@ import Testing
         #expect(results == [1])
     }
 
-    @Test func byDefaultOrOnTheCooperativeSetUpEveryWaitIsPlain() throws {
+    @Test func byDefaultConnectedClientsNeverGetABatchedWait() throws {
+        let backend = try batchingBackend(URingConfiguration().batchedWait ?? BatchedWait())
+        defer { backend.shutdown() }
+        #expect(backend.batchedWait == .acceptBursts)
+        #expect(backend.features.hasSuffix("|ACCEPT_BATCH_WAIT"))
+        let pairs = try receivingPairs(10, on: backend)
+        defer { pairs.forEach { Glibc.close($0.0); Glibc.close($0.1) } }
+        #expect(try arrive(at: pairs[...], on: backend).count == 10)
+        #expect(try arriveWhileWaiting(at: pairs[0..<1], on: backend) == [1])
+        #expect(backend.batchedWaits == 0)
+    }
+
+    @Test func byDefaultABurstOfAcceptedConnectionsIsFollowedByABatchedWait() throws {
+        let backend = try batchingBackend(URingConfiguration().batchedWait ?? BatchedWait())
+        defer { backend.shutdown() }
+        let listener = try Socket.listen(host: "127.0.0.1", port: 0, reusePort: false)
+        defer { Glibc.close(listener) }
+        backend.prepareAccept(listener: listener, userData: 1)
+        try backend.submitAndWait(timeoutNanoseconds: 0)  // arms the listener's poll
+        backend.drainCompletions(limit: .max) { _ in }
+        let clients = try (0..<5).map { _ in try connectedClient(to: listener) }
+        defer { clients.forEach { Glibc.close($0) } }
+        // The turn that accepts them.
+        try backend.submitAndWait(timeoutNanoseconds: nil)
+        var accepted: [Int32] = []
+        backend.drainCompletions(limit: .max) { if $0.result >= 0 { accepted.append($0.result) } }
+        defer { accepted.forEach { Glibc.close($0) } }
+        #expect(accepted.count == 5)
+        #expect(backend.batchedWaits == 0)
+        // Nothing more comes: the next wait, certain to sleep, asks for a batch and returns at
+        // its timeout.
+        try backend.submitAndWait(timeoutNanoseconds: 20_000_000)
+        #expect(backend.batchedWaits == 1)
+    }
+
+    /// A client socket connected to `listener`'s port on 127.0.0.1.
+    private func connectedClient(to listener: Int32) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        try #require(fd >= 0)
+        try #require(connectToLoopback(fd, port: Socket.localPort(listener)) == 0)
+        return fd
+    }
+
+    @Test func whenTurnedOffOrOnTheCooperativeSetUpEveryWaitIsPlain() throws {
+        var off = URingConfiguration()
+        off.batchedWait = nil
         var cooperative = URingConfiguration()
         cooperative.batchedWait = BatchedWait()
         cooperative.deferTaskRun = false  // no TASKRUN_FLAG: a wait cannot be known to sleep
-        for configuration in [URingConfiguration(), cooperative] {
+        for configuration in [off, cooperative] {
             let backend = try URingBackend(configuration: configuration)
             defer { backend.shutdown() }
             #expect(backend.batchedWait == nil)

@@ -23,9 +23,10 @@ public enum BackendProbe {
     public static let directDescriptorsVariable = "SHOAL_URING_DIRECT"
     /// `off` keeps each receive completion to one buffer (no IORING_RECVSEND_BUNDLE), to compare.
     public static let receiveBundlesVariable = "SHOAL_URING_BUNDLE"
-    /// `on` waits for a batch of completions after busy turns when the wait would sleep anyway
-    /// (io_uring's minimum wait, Linux 6.12; off by default), `off` always for one;
-    /// `BUSY,LIMIT,MICROSECONDS` sets its figures (BatchedWait).
+    /// How the loop waits after busy turns when the wait would sleep anyway (io_uring's minimum
+    /// wait, Linux 6.12; BatchedWait): `accepts` (the default) for a batch after connect storms,
+    /// `on` after any busy turn, `BUSY,LIMIT,MICROSECONDS` likewise with its figures, `off` always
+    /// for one completion.
     public static let batchedWaitVariable = "SHOAL_URING_BATCH_WAIT"
 
     /// Creates the backend: io_uring unless `preferred` (say, a command-line option) or else the
@@ -56,7 +57,7 @@ public enum BackendProbe {
             switch BatchedWait.parse(batched) {
             case .off?: uring.batchedWait = nil
             case .on(let wait)?: uring.batchedWait = wait
-            case nil: log("ignoring \(batchedWaitVariable)=\(batched): expected on, off or BUSY,LIMIT,MICROSECONDS")
+            case nil: log("ignoring \(batchedWaitVariable)=\(batched): expected accepts, on, off or BUSY,LIMIT,MICROSECONDS")
             }
         }
         return try makeBackend(

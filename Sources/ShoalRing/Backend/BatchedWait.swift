@@ -21,11 +21,29 @@
 // with their completions at once, and the wait after that, the one that sleeps, must still see
 // the arrivals that made the turn busy (in a connect storm, counting from the last wait left
 // almost every sleeping wait plain).
+//
+// What makes the loop busy is a choice (`Busy`). Every arrival counting helps connect storms but
+// costs echo with a few connections (2 or 4 clients, one message in flight each: 0.65-0.93x of
+// the messages per server CPU-second): there a batch of two or four only holds one client's
+// message until the next client's comes, and wakes the worker about as often. Counting only the
+// connections accepted batches exactly the storms (thousands of clients arriving at once, each
+// one accept and one request) and never a steady load of connected clients, whatever their
+// number: the default.
 
 /// The choice of the next wait, from the arrivals since the loop last slept and what the kernel has for it.
 public struct BatchedWait: Sendable, Equatable {
-    /// Arrivals since the loop last slept that make it busy: at least two, so that one client
-    /// waiting for each answer before it asks again never is.
+    /// What counts toward `busyArrivals`.
+    public enum Busy: Sendable, Equatable {
+        /// Every arrival: bytes received, a listener's readiness.
+        case arrivals
+        /// Connections accepted: a storm of clients arriving, not the traffic of connected ones.
+        case acceptedConnections
+    }
+
+    /// What makes the loop busy.
+    public var busy: Busy = .arrivals
+    /// Arrivals (or accepted connections, by `busy`) since the loop last slept that make it busy:
+    /// at least two, so that one client waiting for each answer before it asks again never is.
     public var busyArrivals: Int = 2
     /// The most completions a batched wait asks the kernel for.
     public var batchLimit: UInt32 = 32
@@ -40,7 +58,11 @@ public struct BatchedWait: Sendable, Equatable {
 
     public init() {}
 
-    public init(busyArrivals: Int, batchLimit: UInt32, minimumWaitMicroseconds: UInt32) {
+    /// Batches only the wake-ups of connect storms (see `Busy.acceptedConnections`): the default.
+    public static let acceptBursts = BatchedWait(busy: .acceptedConnections)
+
+    public init(busy: Busy = .arrivals, busyArrivals: Int = 2, batchLimit: UInt32 = 32, minimumWaitMicroseconds: UInt32 = 200) {
+        self.busy = busy
         self.busyArrivals = busyArrivals
         self.batchLimit = batchLimit
         self.minimumWaitMicroseconds = minimumWaitMicroseconds
@@ -75,18 +97,21 @@ public struct BatchedWait: Sendable, Equatable {
         public var certainToSleep: Bool { submitting == 0 && !completionsReady && !workPending }
     }
 
-    /// The wait after turns that took `arrivals` off the ring since the loop last slept, given what the
-    /// kernel has for the loop (`outlook`), with the loop's own timeout (its earliest timer; nil
-    /// when none).
+    /// The wait after turns that took `arrivals` off the ring and accepted `accepted` connections
+    /// since the loop last slept, given what the kernel has for the loop (`outlook`), with the
+    /// loop's own timeout (its earliest timer; nil when none).
     ///
-    /// The batch asked for is as many completions as arrivals: a batch fills once about as many
+    /// The batch asked for is as many completions as arrivals (or accepted connections, when
+    /// more): a batch fills once about as many
     /// peers came back as last time (fewer peers, a smaller batch, which a closed loop of a few
     /// clients can still fill), and grows while they come faster, up to `batchLimit`.
-    public func wait(afterArrivals arrivals: Int, outlook: Outlook, timeoutNanoseconds: Int64?) -> Wait {
-        guard arrivals >= busyArrivals, minimumWaitMicroseconds > 0, outlook.certainToSleep else {
+    public func wait(afterArrivals arrivals: Int, accepted: Int, outlook: Outlook, timeoutNanoseconds: Int64?) -> Wait {
+        let busyCount = busy == .arrivals ? arrivals : accepted
+        guard busyCount >= busyArrivals, minimumWaitMicroseconds > 0, outlook.certainToSleep else {
             return .plain(timeoutNanoseconds: timeoutNanoseconds)
         }
-        let count = UInt32(clamping: min(Int(batchLimit), arrivals))
+        // A listener's readiness is one arrival for all the connections it brought.
+        let count = UInt32(clamping: min(Int(batchLimit), max(arrivals, accepted)))
         let minimum = Int64(minimumWaitMicroseconds) * 1_000
         if let timeout = timeoutNanoseconds {
             // A timer due before the minimum wait ends: the kernel would hold the completions past
@@ -98,11 +123,13 @@ public struct BatchedWait: Sendable, Equatable {
                         timeoutNanoseconds: Self.idleTimeoutNanoseconds)
     }
 
-    /// The setting of `SHOAL_URING_BATCH_WAIT`: `off`, `on` (the defaults above), or
-    /// `BUSY,LIMIT,MICROSECONDS` ("2,32,200"); nil for anything else (the caller says so).
+    /// The setting of `SHOAL_URING_BATCH_WAIT`: `off`, `accepts` (`acceptBursts`, the default),
+    /// `on` (every arrival counts, the figures above), or `BUSY,LIMIT,MICROSECONDS` ("2,32,200",
+    /// every arrival counts); nil for anything else (the caller says so).
     public static func parse(_ text: String) -> Setting? {
         switch text.lowercased() {
         case "off", "0", "no": return .off
+        case "accepts": return .on(.acceptBursts)
         case "on", "1", "yes": return .on(BatchedWait())
         default:
             let parts = text.split(separator: ",", omittingEmptySubsequences: false)

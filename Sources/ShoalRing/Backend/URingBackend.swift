@@ -37,11 +37,11 @@ public struct URingConfiguration: Sendable {
     /// After busy turns, when the wait would sleep anyway, wait for a batch of completions with
     /// io_uring's minimum wait; nil always waits for one (see BatchedWait). Used only when the
     /// kernel offers the minimum wait (Linux 6.12) and the ring tells pending completion work
-    /// (DEFER_TASKRUN with TASKRUN_FLAG): without that, a wait cannot be known to sleep. Off
-    /// unless asked for: 1.13-1.16× handshakes per server CPU-second in a connect storm and no
-    /// loss at echo with 10 connections, but echo with 2 or 4 connections got 0.65-0.93× of its
-    /// messages per server CPU-second (docs/benchmarks.md).
-    public var batchedWait: BatchedWait? = nil
+    /// (DEFER_TASKRUN with TASKRUN_FLAG): without that, a wait cannot be known to sleep. By
+    /// default only connect storms make the loop busy (`BatchedWait.acceptBursts`): counting
+    /// every arrival gave 1.13-1.16× handshakes per server CPU-second in a storm but cost echo
+    /// with 2 or 4 connections 0.65-0.93× of its messages per server CPU-second (docs/benchmarks.md).
+    public var batchedWait: BatchedWait? = .acceptBursts
 
     public init() {}
 }
@@ -144,7 +144,8 @@ public final class URingBackend: LoopBackend {
     /// receives are bundled, BATCH_WAIT when busy turns wait for a batch and FIXED_FILES when
     /// sockets are named by table index ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|BATCH_WAIT").
     public var features: String {
-        let extras = (receiveBundles ? ["RECV_BUNDLE"] : []) + (batchedWait != nil ? ["BATCH_WAIT"] : [])
+        let batching = batchedWait.map { $0.busy == .arrivals ? ["BATCH_WAIT"] : ["ACCEPT_BATCH_WAIT"] } ?? []
+        let extras = (receiveBundles ? ["RECV_BUNDLE"] : []) + batching
             + (usesDirectDescriptors ? ["FIXED_FILES"] : [])
         guard !extras.isEmpty else { return setupFlags.description }
         let flags = setupFlags.description == SetupFlags([]).description ? [] : [setupFlags.description]
@@ -314,6 +315,7 @@ public final class URingBackend: LoopBackend {
         for _ in 0..<Self.acceptsPerWakeup {
             let fd = Socket.accept(listener, peer: &peer)
             if fd >= 0 {
+                acceptedSinceSleep += 1
                 body(Completion(userData: userData, result: fd, hasMore: true, bufferID: nil, peer: peer))
                 continue
             }
@@ -446,10 +448,14 @@ public final class URingBackend: LoopBackend {
                     submitting: Int(io_uring_sq_ready(ring)),
                     completionsReady: io_uring_cq_ready(ring) > 0 || io_uring_cq_has_overflow(ring),
                     workPending: shoal_taskrun_pending(ring))
-                wait = policy.wait(afterArrivals: arrivalsSinceSleep, outlook: outlook, timeoutNanoseconds: timeoutNanoseconds)
-                // A wait that may return at once (its sends complete inline, say) leaves the count
+                wait = policy.wait(afterArrivals: arrivalsSinceSleep, accepted: acceptedSinceSleep, outlook: outlook,
+                                   timeoutNanoseconds: timeoutNanoseconds)
+                // A wait that may return at once (its sends complete inline, say) leaves the counts
                 // running: the arrivals that led to those sends still say how busy the loop is.
-                if outlook.certainToSleep { arrivalsSinceSleep = 0 }
+                if outlook.certainToSleep {
+                    arrivalsSinceSleep = 0
+                    acceptedSinceSleep = 0
+                }
             }
             switch wait {
             case let .batched(count, minimumWait, timeout):
@@ -477,6 +483,8 @@ public final class URingBackend: LoopBackend {
     /// sends are not counted: each completes within the submit that follows the receive it
     /// answers, so a lone client's turns would look twice as busy (see BatchedWait).
     private var arrivalsSinceSleep = 0
+    /// Connections accepted over the same turns (what `BatchedWait.acceptBursts` counts).
+    private var acceptedSinceSleep = 0
     /// Waits made for a batch (tests and measurements read it).
     public private(set) var batchedWaits = 0
     /// The kernel holds completion work for the loop, to run at its next wait (IORING_SQ_TASKRUN;
