@@ -17,7 +17,6 @@ import argparse
 import base64
 import os
 import socket
-import statistics
 import sys
 import threading
 import time
@@ -88,8 +87,7 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for name, results in rows.items():
         def cell(key):
-            values = [x[key] for x in results]
-            return f"{statistics.median(values):,.0f} (" + ", ".join(f"{v:,.0f}" for v in values) + ")"
+            return connect_storm.median_cell([x[key] for x in results])
         print(f"| {name} | {cell('per_s')} | {cell('per_cpu_s')} | {cell('p50_us')} | {cell('p99_us')} |")
     return 0
 

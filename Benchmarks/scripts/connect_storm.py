@@ -246,6 +246,11 @@ def storm(command: str, workers: int, args) -> dict:
         stop_server(proc)
 
 
+def median_cell(values: list[float], fmt: str = "{:,.0f}") -> str:
+    """A table cell: the median of the rounds, then every round in brackets."""
+    return fmt.format(statistics.median(values)) + " (" + ", ".join(fmt.format(v) for v in values) + ")"
+
+
 def storm_arguments(description: str, rounds: int) -> argparse.ArgumentParser:
     """The options of a storm, its clients and the servers compared (shared with storm_cpu_split.py)."""
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -278,8 +283,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for (w, name), rs in rows.items():
         def cell(f, fmt="{:,.0f}"):
-            values = [f(x) for x in rs]
-            return fmt.format(statistics.median(values)) + " (" + ", ".join(fmt.format(v) for v in values) + ")"
+            return median_cell([f(x) for x in rs], fmt)
         bad = collections.Counter()
         for x in rs:
             bad.update(x["refused"])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,8 +92,7 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for name, results in rows.items():
         def cell(key):
-            values = [x[key] for x in results]
-            return f"{statistics.median(values):.2f} (" + ", ".join(f"{v:.2f}" for v in values) + ")"
+            return connect_storm.median_cell([x[key] for x in results], "{:.2f}")
         print(f"| {name} | {min(x['in'] for x in results):,} | {cell('cpu_us')} | {cell('user_us')} | {cell('kernel_us')} |")
     return 0
 
