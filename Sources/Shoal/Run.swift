@@ -59,7 +59,10 @@ public enum Shoal {
                 }
             }
             supervision.operatorAddress = configuration.metricsListen.map { ($0.host, $0.port) }
-            supervision.deferAcceptSeconds = Int32(clamping: (configuration.deferAccept.clampedNanoseconds + 999_999_999) / 1_000_000_000)
+            // The kernel counts whole seconds: a fraction rounds up, so a deferral asked for is never off.
+            let (seconds, attoseconds) = configuration.deferAccept.components
+            let whole = max(0, Int32(clamping: seconds))
+            supervision.deferAcceptSeconds = attoseconds > 0 && whole < .max ? whole + 1 : whole
             let supervisor = try Supervisor(configuration: supervision, logger: logger)
             _ = try supervisor.run()
         }

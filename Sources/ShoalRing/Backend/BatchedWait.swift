@@ -105,9 +105,9 @@ public struct BatchedWait: Sendable, Equatable {
     /// loop's own timeout (its earliest timer; nil when none).
     ///
     /// The batch asked for is as many completions as arrivals (or accepted connections, when
-    /// more): a batch fills once about as many
-    /// peers came back as last time (fewer peers, a smaller batch, which a closed loop of a few
-    /// clients can still fill), and grows while they come faster, up to `batchLimit`.
+    /// more): a batch fills once about as many peers came back as last time (fewer peers, a
+    /// smaller batch, which a closed loop of a few clients can still fill), and grows while they
+    /// come faster, up to `batchLimit`.
     public func wait(afterArrivals arrivals: Int, accepted: Int, outlook: Outlook, timeoutNanoseconds: Int64?) -> Wait {
         let busyCount = busy == .arrivals ? arrivals : accepted
         guard busyCount >= busyArrivals, minimumWaitMicroseconds > 0, outlook.certainToSleep else {
