@@ -28,8 +28,16 @@ UPGRADE = ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnectio
            "Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
 
 
-def churn(port: int, seconds: float, times: list[float]) -> None:
-    """Handshakes one after another until `seconds` have passed; appends each one's time."""
+def churn(port: int, seconds: float, times: list[float], failures: list[str]) -> None:
+    """Handshakes one after another until `seconds` have passed; appends each one's time, or
+    the failure that ended this client (a round with any is not a measurement)."""
+    try:
+        handshakes(port, seconds, times)
+    except (OSError, RuntimeError) as error:
+        failures.append(repr(error))
+
+
+def handshakes(port: int, seconds: float, times: list[float]) -> None:
     request = UPGRADE.format(key=base64.b64encode(os.urandom(16)).decode()).encode()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -51,7 +59,8 @@ def round_of(command: str, args) -> dict:
     proc, port, _ = connect_storm.start_server(command, 1)
     try:
         times: list[float] = []
-        threads = [threading.Thread(target=churn, args=(port, args.seconds, times)) for _ in range(args.clients)]
+        failures: list[str] = []
+        threads = [threading.Thread(target=churn, args=(port, args.seconds, times, failures)) for _ in range(args.clients)]
         cpu0 = connect_storm.tree_cpu_seconds(proc.pid)
         started = time.monotonic()
         for t in threads:
@@ -60,6 +69,8 @@ def round_of(command: str, args) -> dict:
             t.join()
         wall = time.monotonic() - started
         cpu = connect_storm.tree_cpu_seconds(proc.pid) - cpu0
+        if failures:
+            raise RuntimeError(f"{len(failures)} of {args.clients} clients failed, e.g. {failures[0]}")
         times.sort()
         return {"handshakes": len(times), "per_s": len(times) / wall, "per_cpu_s": len(times) / cpu,
                 "p50_us": times[len(times) // 2] * 1e6, "p99_us": times[int(len(times) * 0.99)] * 1e6}

@@ -141,8 +141,9 @@ public final class URingBackend: LoopBackend {
     }
 
     /// What the log line and `shoal --version` name: the set-up flags, then RECV_BUNDLE when
-    /// receives are bundled, BATCH_WAIT when busy turns wait for a batch and FIXED_FILES when
-    /// sockets are named by table index ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|BATCH_WAIT").
+    /// receives are bundled, ACCEPT_BATCH_WAIT when accept bursts wait for a batch (BATCH_WAIT when
+    /// any busy turn does) and FIXED_FILES when sockets are named by table index
+    /// ("SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL|RECV_BUNDLE|ACCEPT_BATCH_WAIT").
     public var features: String {
         let batching = batchedWait.map { $0.busy == .arrivals ? ["BATCH_WAIT"] : ["ACCEPT_BATCH_WAIT"] } ?? []
         let extras = (receiveBundles ? ["RECV_BUNDLE"] : []) + batching
